@@ -1,0 +1,1049 @@
+"""The engine: feed it input, move its clock, get back alert transitions and dead letters.
+
+Pure and deterministic: no asyncio, no Kafka, no wall clock. Its output is a function of the
+sequence of calls (inputs with their arrivals, ticks), which is what lets a replay, a live
+worker and a restarted worker agree (CONTRACTS.md, Time).
+
+Time in one paragraph: the **clock** is the newest input time (``event`` mode) or arrival
+(``wall`` mode), or the newest tick; the **watermark** is clock − reorder window. Input waits
+in a heap until the watermark reaches its time and is then applied in (time, source,
+event_id) order; timers fire when the watermark reaches them, after the input of the same
+instant. **Progress** — the ``at`` of every transition — is the time of the item being
+applied, then the watermark. Input behind progress but within the allowed lateness of the
+clock is applied at once; older input is late and only counted.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import Counter, OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rules.alerts import (
+    ACTIVE,
+    LIFECYCLE,
+    UPDATE_SPACING_MS,
+    Alert,
+    alert_id,
+    raise_severity,
+    render,
+)
+from rules.citymap import CityMap, Grid
+from rules.evidence import Evidence, Item
+from rules.inputs import FeedbackIn, Input, Obs, Source
+from rules.ops.count import CountState
+from rules.ops.holds import HoldsState, satisfies
+from rules.ops.persist import PersistState
+from rules.ops.silent import SilentState
+from rules.pack import Count, Holds, Persist, Rule, RuleSet, Silent
+
+NEVER = -(1 << 62)
+DAY_MS = 86_400_000
+
+# Timer ranks: the contract's order for timers due at the same instant.
+END, FIRE, RESUME, LEVEL, OVERDUE, HELD, FB_EXPIRE, RETAIN, IDLE = range(9)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadOut:
+    """Input the engine must reject (feedback only); the shell renders the dead letter."""
+
+    reason_code: str
+    reason: str
+    input: Input
+
+
+@dataclass(slots=True)
+class Stats:
+    """Everything counted rather than applied, so nothing is dropped silently."""
+
+    ignored: Counter[tuple[str, str]] = field(default_factory=Counter)
+    late: Counter[str] = field(default_factory=Counter)
+    duplicates: Counter[str] = field(default_factory=Counter)
+    rejected: Counter[str] = field(default_factory=Counter)
+    evicted: int = 0
+    applied: int = 0
+    transitions: Counter[str] = field(default_factory=Counter)
+
+
+class Subj:
+    """State of one (rule, subject) in one grid."""
+
+    __slots__ = ("alert_id", "armed_end", "armed_fire", "armed_idle", "cooldown_until", "evidence",
+                 "key", "op", "rule", "touched")
+
+    def __init__(self, rule: Rule, key: str, op: Any, now: int) -> None:
+        self.rule = rule
+        self.key = key
+        self.op = op
+        self.evidence: Evidence | None = None
+        self.alert_id: str | None = None
+        self.cooldown_until = NEVER
+        self.touched = now
+        self.armed_end: int | None = None
+        self.armed_fire: int | None = None
+        self.armed_idle = False
+
+    def episode_start(self) -> int:
+        op = self.op
+        if isinstance(op, SilentState):
+            return op.silence_start
+        return op.start
+
+    def running(self) -> bool:
+        op = self.op
+        return op.silent if isinstance(op, SilentState) else op.running
+
+
+class GridState:
+    __slots__ = ("alerts", "cases", "grid", "hot", "lru", "subjects")
+
+    def __init__(self, grid: Grid) -> None:
+        self.grid = grid
+        self.subjects: dict[tuple[str, str], Subj] = {}
+        self.alerts: dict[str, Alert] = {}
+        self.cases: dict[tuple[str, str], str] = {}
+        self.hot: list[tuple[int, str, str]] = []
+        self.lru: OrderedDict[str, int] = OrderedDict()
+
+
+class Engine:
+    """Evaluate a rule set over a city map.
+
+    >>> engine = Engine(city, rules, clock="event")      # doctest: +SKIP
+    >>> out = engine.feed(part)                          # doctest: +SKIP
+    >>> out += engine.finish()                           # doctest: +SKIP
+    """
+
+    def __init__(self, city: CityMap, rules: RuleSet, *, clock: str = "event",
+                 alert_retention_ms: int = 30 * DAY_MS, subject_cap: int = 10_000) -> None:
+        if clock not in ("event", "wall"):
+            raise ValueError(f"clock must be 'event' or 'wall', not {clock!r}")
+        self.city = city
+        self.rules = rules
+        self.mode = clock
+        self.reorder = rules.reorder_window_ms
+        self.lateness = rules.allowed_lateness_ms
+        hot_within = max((r.policy.hotspot.within_ms for r in rules.rules if r.policy.hotspot),
+                         default=0)
+        self.retention = max(alert_retention_ms, hot_within)
+        self.subject_cap = subject_cap
+        self.cal = city.calendar
+        self.fmt = self.cal.format
+        self.clock: int | None = None
+        self.progress = NEVER
+        self.max_time = NEVER
+        self.pending: list[tuple[int, int, str, int, Input]] = []
+        self.timers: list[tuple[Any, ...]] = []
+        self.seq = 0
+        self.seen: dict[tuple[str, str, str], int] = {}
+        self.seen_heap: list[tuple[int, tuple[str, str, str]]] = []
+        self.fb_waiting: set[str] = set()
+        self.held: dict[str, list[Input]] = {}
+        self.grids: dict[str, GridState] = {}
+        self.stats = Stats()
+        self.out: list[dict[str, Any] | DeadOut] = []
+        self._batch: list[tuple[tuple[str, str], dict[str, Any]]] | None = None
+        self._touched: list[Alert] = []
+        self.dirty: set[tuple[str, ...]] = set()
+        self.known: set[tuple[str, ...]] = set()
+        self._index_rules()
+
+    # -- rule index -----------------------------------------------------------------------
+
+    def _index_rules(self) -> None:
+        self.by_kind: dict[tuple[int, str], list[Rule]] = {}
+        self.silent_rules: dict[int, list[Rule]] = {}
+        self.ttl: dict[str, int] = {}
+        for rule in self.rules.rules:
+            op = rule.operator
+            src = {"camera": Source.CAMERA, "sensor": Source.SENSOR, "report": Source.REPORT}[rule.source]
+            m = rule.match
+            self.ttl[rule.id] = max(
+                getattr(op, "duration_ms", 0), getattr(op, "gap_ms", 0),
+                getattr(op, "within_ms", 0), rule.cooldown_ms)
+            if isinstance(op, Silent):
+                self.silent_rules.setdefault(src, []).append(rule)
+                continue
+            kinds = {Source.CAMERA: m.labels, Source.SENSOR: m.kinds, Source.REPORT: m.categories}[src]
+            for kind in sorted(kinds or ()):
+                self.by_kind.setdefault((src, kind), []).append(rule)
+        self.camera_rule_ids = tuple(r.id for r in self.rules.rules if r.source == "camera")
+        self.scheduled_zones = frozenset(z.id for z in self.city.zones.values() if z.schedule)
+
+    # -- public API -----------------------------------------------------------------------
+
+    def feed(self, inp: Input) -> list[dict[str, Any] | DeadOut]:
+        """Accept one grid part of one input; return what became due."""
+        self.out = []
+        if self.mode == "wall":
+            if inp.arrival is None:
+                raise ValueError(f"{inp.topic} {inp.event_id}: wall clock mode needs an arrival time")
+            self._move_clock(inp.arrival)
+        else:
+            self._move_clock(inp.time)
+        self.max_time = max(self.max_time, inp.time)
+        if self._duplicate(inp):
+            self.stats.duplicates[inp.topic] += 1
+        elif inp.time < self.progress and inp.feedback is None and \
+                inp.time < (self.clock or NEVER) - self.lateness:
+            self.stats.late[inp.device_id or inp.topic] += 1
+        else:
+            heapq.heappush(self.pending, (inp.time, int(inp.source), inp.event_id, self._next(), inp))
+        self._run()
+        return self.out
+
+    def tick(self, t: int) -> list[dict[str, Any] | DeadOut]:
+        """A clock tick (from the wall clock in a worker, or a producer's end-of-input tick)."""
+        self.out = []
+        self._move_clock(t)
+        self._run()
+        return self.out
+
+    def finish(self, until: int | None = None) -> list[dict[str, Any] | DeadOut]:
+        """End of a replay: apply everything waiting, fire timers due by the last input's time
+        (or ``until``, never earlier) and reject feedback still held."""
+        self.out = []
+        end = max(self.max_time, until if until is not None else NEVER)
+        if end > NEVER:
+            self._move_clock(end + self.reorder)
+            self._run()
+        for aid in sorted(self.held):
+            for inp in self.held[aid]:
+                self._reject(inp, "unknown_alert", f"alert_id: no alert {aid} exists")
+        self.held.clear()
+        return self.out
+
+    @property
+    def watermark(self) -> int | None:
+        return None if self.clock is None else self.clock - self.reorder
+
+    # -- time -------------------------------------------------------------------------------
+
+    def _next(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    def _move_clock(self, t: int) -> None:
+        if self.clock is None or t > self.clock:
+            self.clock = t
+
+    def _duplicate(self, inp: Input) -> bool:
+        if inp.feedback is not None:
+            if inp.event_id in self.fb_waiting:
+                return True
+            self.fb_waiting.add(inp.event_id)
+            return False
+        key = (inp.topic, inp.event_id, inp.grid_id)
+        if key in self.seen:
+            return True
+        expiry = max(inp.time, self.progress) + self.lateness + self.reorder
+        self.seen[key] = expiry
+        heapq.heappush(self.seen_heap, (expiry, key))
+        return False
+
+    def _run(self) -> None:
+        """Apply waiting input and fire timers, in time order, up to the watermark."""
+        if self.clock is None:
+            return
+        wm = self.clock - self.reorder
+        pending, timers = self.pending, self.timers
+        while True:
+            ti = pending[0][0] if pending and pending[0][0] <= max(wm, self.progress) else None
+            td = timers[0][0] if timers and timers[0][0] <= max(wm, self.progress) else None
+            if ti is None and td is None:
+                break
+            if ti is not None and (td is None or ti <= td):
+                inp = heapq.heappop(pending)[4]
+                if ti > self.progress:
+                    self.progress = ti
+                self._apply(inp)
+            else:
+                entry = heapq.heappop(timers)
+                if entry[0] > self.progress:
+                    self.progress = entry[0]
+                self._fire(entry)
+        if wm > self.progress:
+            self.progress = wm
+        seen_heap = self.seen_heap
+        while seen_heap and seen_heap[0][0] < self.progress:
+            expiry, key = heapq.heappop(seen_heap)
+            if self.seen.get(key) == expiry:
+                del self.seen[key]
+
+    def _push(self, due: int, rank: int, level: int, rule_id: str, subject: str, grid_id: str,
+              ref: Any) -> None:
+        heapq.heappush(self.timers, (due, rank, level, rule_id, subject, grid_id, self._next(), ref))
+
+    def _grid(self, grid_id: str) -> GridState:
+        g = self.grids.get(grid_id)
+        if g is None:
+            g = self.grids[grid_id] = GridState(self.city.grids[grid_id])
+        return g
+
+    # -- applying input -----------------------------------------------------------------
+
+    def _apply(self, inp: Input) -> None:
+        self.stats.applied += 1
+        self._batch = []
+        g = self._grid(inp.grid_id)
+        if inp.feedback is not None:
+            self.fb_waiting.discard(inp.event_id)
+            self._feedback(g, inp)
+        else:
+            if inp.alive and inp.device_id is not None:
+                self._liveness(g, inp)
+            for obs in inp.obs:
+                self._observation(g, inp, obs)
+        self._flush_touched()
+        batch, self._batch = self._batch, None
+        batch.sort(key=lambda kv: kv[0])
+        self.out.extend(msg for _, msg in batch)
+
+    def _existing_zones(self, obs: Obs, t: int) -> tuple[str, ...]:
+        """Zones containing the observation that exist at t (a scheduled zone only while open)."""
+        ids = obs.zone_ids
+        if not ids or self.scheduled_zones.isdisjoint(ids):
+            return ids
+        zones, cal = self.city.zones, self.cal
+        return tuple(z for z in ids
+                     if (sch := zones[z].schedule) is None or sch.is_open(t, cal))
+
+    def _rule_zone(self, rule: Rule, zone_ids: tuple[str, ...]) -> str | None:
+        """Whether the rule's zone conditions hold; returns the required zone (or '-')."""
+        zones = self.city.zones
+        kinds = [zones[z].kind for z in zone_ids]
+        if rule.permitted and any(k in rule.permitted for k in kinds):
+            return None
+        if rule.outside and any(k in rule.outside for k in kinds):
+            return None
+        if rule.inside:
+            for z, k in zip(zone_ids, kinds, strict=True):
+                if k in rule.inside:
+                    return z  # zone_ids are sorted: the first is the smallest id
+            return None
+        return "-"
+
+    def _observation(self, g: GridState, inp: Input, obs: Obs) -> None:
+        rules = self.by_kind.get((inp.source, obs.kind))
+        if not rules:
+            return
+        t = inp.time
+        zone_ids = self._existing_zones(obs, t)
+        for rule in rules:
+            m = rule.match
+            if inp.source is Source.CAMERA:
+                if m.min_confidence is not None and (obs.confidence or 0.0) < m.min_confidence:
+                    continue
+            elif inp.source is Source.REPORT:
+                if m.sources is not None and obs.report_source not in m.sources:
+                    continue
+            op = rule.operator
+            if isinstance(op, Holds):
+                if self._rule_zone(rule, zone_ids) is not None:
+                    self._holds(g, rule, inp, obs, zone_ids)
+                continue
+            if inp.source is Source.SENSOR and not _sensor_matches(rule, obs):
+                continue
+            if rule.schedule is not None and not rule.schedule.is_open(t, self.cal):
+                continue
+            zone = self._rule_zone(rule, zone_ids)
+            if zone is None:
+                continue
+            subject = _subject(inp, obs, rule, zone)
+            item = Item(t, inp.event_id, inp.source, obs, inp.device_id, inp.snapshot_url)
+            if isinstance(op, Persist):
+                self._persist(g, rule, subject, item, zone_ids)
+            elif isinstance(op, Count):
+                bucket = "grid" if op.by == "grid" else f"zone:{zone}" if op.by == "zone" else subject
+                entry_key = subject if inp.source is Source.CAMERA else inp.event_id
+                self._count(g, rule, bucket, entry_key, item, zone_ids)
+
+    def _subj(self, g: GridState, rule: Rule, key: str, factory: Any, item: Item | None) -> Subj:
+        subj = g.subjects.get((rule.id, key))
+        now = self.progress
+        self.dirty.add(("subject", g.grid.id, rule.id, key))
+        self.dirty.add(("grid", g.grid.id))
+        if subj is None:
+            subj = g.subjects[(rule.id, key)] = Subj(rule, key, factory(), now)
+            if rule.merge_radius_m > 0 and item is not None and item.obs.located:
+                self._join_nearest(g, subj, item.obs)
+            if key.startswith("cam:"):
+                self._cap(g, key)
+        else:
+            subj.touched = now
+        if key.startswith("cam:"):
+            g.lru[key] = now
+            g.lru.move_to_end(key)
+        self._arm_idle(g, subj)
+        return subj
+
+    def _persist(self, g: GridState, rule: Rule, key: str, item: Item, zones: tuple[str, ...]) -> None:
+        op = rule.operator
+        assert isinstance(op, Persist)
+        subj = self._subj(g, rule, key, PersistState, item)
+        st: PersistState = subj.op
+        new, _ = st.observe(item.observed_at, op.duration_ms)
+        self._arm_end(g, subj, st.end_due(op.gap_ms))
+        self._matched(g, subj, item, zones, new, st.fired)
+
+    def _count(self, g: GridState, rule: Rule, bucket: str, entry_key: str, item: Item,
+               zones: tuple[str, ...]) -> None:
+        op = rule.operator
+        assert isinstance(op, Count)
+        subj = self._subj(g, rule, bucket, CountState, None)
+        st: CountState = subj.op
+        horizon = (self.clock or item.observed_at) - self.lateness - op.within_ms
+        if len(st.entries) > op.n:
+            st.expire(horizon)
+        running, fired = st.observe(entry_key, item.observed_at, item.event_id, (item, zones),
+                                    op.n, op.within_ms, self.subject_cap)
+        if fired:
+            ev = Evidence()
+            for _, _, (it, zs) in st.window(item.observed_at, op.within_ms):
+                ev.add(it, zs)
+            subj.evidence = ev
+        self._arm_end(g, subj, st.end_due(op.n, op.within_ms))
+        if fired:
+            self._matched(g, subj, None, zones, True, True)
+        else:
+            self._matched(g, subj, item, zones, False, running)
+
+    def _holds(self, g: GridState, rule: Rule, inp: Input, obs: Obs, zones: tuple[str, ...]) -> None:
+        op = rule.operator
+        assert isinstance(op, Holds)
+        if satisfies(op.trigger, obs.state, obs.value):
+            subj = self._subj(g, rule, f"dev:{inp.device_id}", HoldsState, None)
+            st: HoldsState = subj.op
+            item = Item(inp.time, inp.event_id, inp.source, obs, inp.device_id, inp.snapshot_url)
+            new = st.trigger(inp.time)
+            if new:
+                due = st.start + op.duration_ms
+                if rule.schedule is not None:
+                    due = rule.schedule.next_open(due, self.cal)
+                st.fire_at = due
+                self._arm_fire(g, subj, due)
+            self._matched(g, subj, item, zones, new, st.fired)
+        elif satisfies(op.clear, obs.state, obs.value):
+            subj = g.subjects.get((rule.id, f"dev:{inp.device_id}"))
+            if subj is not None and subj.op.clear():
+                self.dirty.add(("subject", g.grid.id, rule.id, subj.key))
+                subj.touched = self.progress
+                self._arm_idle(g, subj)
+                self._episode_ended(g, subj)
+
+    def _liveness(self, g: GridState, inp: Input) -> None:
+        rules = self.silent_rules.get(inp.source)
+        if not rules:
+            return
+        dev = (self.city.cameras if inp.source is Source.CAMERA else self.city.sensors).get(
+            inp.device_id or "")
+        if dev is None:
+            return
+        zone_ids: tuple[str, ...] | None = None
+        for rule in rules:
+            if inp.source is Source.SENSOR and rule.match.kinds is not None and \
+                    dev.kind not in rule.match.kinds:
+                continue
+            if zone_ids is None:
+                zone_ids = self._existing_zones(
+                    Obs(kind=dev.kind or "", lat=dev.lat, lon=dev.lon, zone_ids=dev.zone_ids), inp.time)
+            if self._rule_zone(rule, zone_ids) is None:
+                continue
+            op = rule.operator
+            assert isinstance(op, Silent)
+            subj = self._subj(g, rule, f"dev:{dev.id}", SilentState, None)
+            st: SilentState = subj.op
+            kind = inp.obs[0].kind if inp.obs else ("heartbeat" if inp.source is Source.CAMERA
+                                                      else dev.kind or "")
+            obs = inp.obs[0] if inp.obs else Obs(kind=kind, lat=dev.lat, lon=dev.lon,
+                                                 zone_ids=dev.zone_ids)
+            item = (Item(inp.time, inp.event_id, inp.source, obs, inp.device_id, inp.snapshot_url),
+                    zone_ids)
+            if inp.time < st.last:
+                continue  # an older message changes nothing: the device was alive later
+            ended = st.message(inp.time, item)
+            due = st.last + op.duration_ms
+            if rule.schedule is not None:
+                due = rule.schedule.next_open(due, self.cal)
+            st.fire_at = due
+            self._arm_fire(g, subj, due)
+            if ended:
+                self._episode_ended(g, subj)
+
+    # -- cases --------------------------------------------------------------------------------
+
+    def _linked_alert(self, g: GridState, subj: Subj) -> Alert | None:
+        if subj.alert_id is not None:
+            alert = g.alerts.get(subj.alert_id)
+            if alert is not None and alert.active:
+                return alert
+        aid = g.cases.get((subj.rule.id, subj.key))
+        return g.alerts.get(aid) if aid is not None else None
+
+    def _matched(self, g: GridState, subj: Subj, item: Item | None, zones: tuple[str, ...],
+                 new_episode: bool, qualifying: bool) -> None:
+        """A matching observation (item) or a firing (item None: evidence already set)."""
+        alert = self._linked_alert(g, subj)
+        if alert is not None and alert.active:
+            if subj.running():
+                alert.observed.add(subj.key)
+            if item is not None:
+                self._attribute(alert, item, zones)
+            elif subj.evidence is not None:
+                for it in reversed(subj.evidence.items()):
+                    self._attribute(alert, it, subj.evidence.zones)
+                subj.evidence = None
+            return
+        if alert is not None and alert.subject == subj.key and \
+                alert.episode_start == subj.episode_start() and subj.running() and not new_episode:
+            if alert.status == "resolved" and item is not None:
+                self._attribute(alert, item, zones)
+            return
+        if item is not None:
+            if new_episode or subj.evidence is None:
+                subj.evidence = Evidence()
+            subj.evidence.add(item, zones)
+        if qualifying and subj.running():
+            t = item.observed_at if item is not None else self.progress
+            if t >= subj.cooldown_until:
+                self._open(g, subj, zones)
+
+    def _join_nearest(self, g: GridState, subj: Subj, obs: Obs) -> None:
+        best: tuple[float, int, str] | None = None
+        for alert in g.alerts.values():
+            if alert.rule.id != subj.rule.id or not alert.active or alert.open_lat is None:
+                continue
+            d = _haversine(obs.lat, obs.lon, alert.open_lat, alert.open_lon)
+            if d <= subj.rule.merge_radius_m:
+                cand = (d, alert.opened_at, alert.id)
+                if best is None or cand < best:
+                    best = cand
+        if best is not None:
+            subj.alert_id = best[2]
+            g.alerts[best[2]].subjects.add(subj.key)
+
+    def _open(self, g: GridState, subj: Subj, zones: tuple[str, ...]) -> None:
+        rule = subj.rule
+        now = self.progress
+        aid = alert_id(g.grid.id, rule.id, subj.key, subj.episode_start())
+        if aid in g.alerts:
+            return  # this very episode already had its alert (it ended): one alert per episode
+        evidence = subj.evidence or Evidence()
+        subj.evidence = None
+        alert = Alert(aid, g.grid.id, rule, subj.key, subj.episode_start(), now, evidence)
+        key_zone = any(self.city.zones[z].key for z in evidence.zones or zones)
+        key_period = any(s.is_open(now, self.cal) for s in rule.key_periods)
+        if key_zone or key_period:
+            alert.severity = raise_severity(rule.severity)
+        hs = rule.policy.hotspot
+        if hs is not None:
+            recent = sum(1 for (t, cat, other) in g.hot
+                         if cat == rule.category and now - hs.within_ms < t <= now
+                         and (a := g.alerts.get(other)) is not None and a.status != "rejected")
+            if recent >= hs.count:
+                alert.hotspot = True
+                alert.level = 1 + hs.raise_by
+        g.hot.append((now, rule.category, aid))
+        self._trim_hot(g, now)
+        g.alerts[aid] = alert
+        self.dirty.add(("grid", g.grid.id))
+        g.cases[(rule.id, subj.key)] = aid
+        subj.alert_id = aid
+        if subj.running():
+            alert.observed.add(subj.key)
+        self._emit(alert, "opened")
+        self._arm_alert(alert)
+        for inp in sorted(self.held.pop(aid, ()), key=lambda i: i.order):
+            self._feedback(g, inp)
+
+    def _trim_hot(self, g: GridState, now: int) -> None:
+        horizon = now - self.retention
+        if g.hot and g.hot[0][0] <= horizon:
+            g.hot = [h for h in g.hot if h[0] > horizon]
+
+    def _attribute(self, alert: Alert, item: Item, zones: tuple[str, ...]) -> None:
+        if alert.status in ("closed", "rejected"):
+            return
+        alert.evidence.add(item, zones)
+        self.dirty.add(("alert", alert.grid_id, alert.id))
+        if not alert.dirty:
+            alert.dirty = True
+            self._touched.append(alert)
+
+    def _flush_touched(self) -> None:
+        """Emit ``updated`` for alerts changed by this input, or hold it for 60 s."""
+        touched, self._touched = self._touched, []
+        for alert in touched:
+            if not alert.dirty or alert.status in ("closed", "rejected"):
+                continue
+            if self.progress >= alert.last_msg_at + UPDATE_SPACING_MS:
+                self._emit(alert, "updated")
+            else:
+                self._arm(alert, HELD, 0, alert.last_msg_at + UPDATE_SPACING_MS)
+
+    def _episode_ended(self, g: GridState, subj: Subj) -> None:
+        alert = self._linked_alert(g, subj)
+        if alert is None or subj.key not in alert.observed:
+            return
+        alert.observed.discard(subj.key)
+        self.dirty.add(("alert", alert.grid_id, alert.id))
+        if not alert.observed and alert.active:
+            self._emit(alert, "cleared")
+
+    # -- output -----------------------------------------------------------------------------
+
+    def _emit(self, alert: Alert, transition: str, fb: FeedbackIn | None = None) -> None:
+        self.dirty.add(("alert", alert.grid_id, alert.id))
+        alert.version += 1
+        alert.last_msg_at = self.progress
+        alert.dirty = False
+        msg = render(alert, transition, self.progress, self.city.grids[alert.grid_id], self.fmt,
+                     fb.actor if fb else None, fb.note if fb else None, fb.photos if fb else None)
+        self.stats.transitions[transition] += 1
+        if self._batch is not None:
+            self._batch.append(((alert.rule.id, alert.subject), msg))
+        else:
+            self.out.append(msg)
+
+    def _reject(self, inp: Input, code: str, reason: str) -> None:
+        self.stats.rejected[code] += 1
+        self.out.append(DeadOut(code, reason, inp))
+
+    # -- timers -------------------------------------------------------------------------------
+
+    def _arm_end(self, g: GridState, subj: Subj, due: int | None) -> None:
+        if due is not None and (subj.armed_end is None or due < subj.armed_end):
+            subj.armed_end = due
+            self._push(due, END, 0, subj.rule.id, subj.key, g.grid.id, None)
+
+    def _arm_fire(self, g: GridState, subj: Subj, due: int | None) -> None:
+        if due is not None and (subj.armed_fire is None or due < subj.armed_fire):
+            subj.armed_fire = due
+            self._push(due, FIRE, 0, subj.rule.id, subj.key, g.grid.id, None)
+
+    def _arm_idle(self, g: GridState, subj: Subj) -> None:
+        if not subj.armed_idle:
+            subj.armed_idle = True
+            self._push(subj.touched + self.ttl[subj.rule.id], IDLE, 0, subj.rule.id, subj.key,
+                       g.grid.id, None)
+
+    def _arm(self, alert: Alert, rank: int, level: int, due: int | None) -> None:
+        key = (str(rank), level)
+        if due is None:
+            alert.armed.pop(key, None)
+            return
+        if alert.armed.get(key) != due:
+            alert.armed[key] = due
+            self._push(due, rank, level, alert.rule.id, alert.subject, alert.grid_id, alert.id)
+
+    def _arm_alert(self, alert: Alert) -> None:
+        for lv in alert.policy.levels[alert.level:]:
+            self._arm(alert, LEVEL, lv.level, alert.level_due(lv.level))
+        self._arm(alert, OVERDUE, 0, alert.overdue_due())
+
+    def _fire(self, entry: tuple[Any, ...]) -> None:
+        due, rank, level, rule_id, subject, grid_id, _, ref = entry
+        g = self.grids.get(grid_id)
+        if g is None:
+            return
+        self._batch = None
+        if rank == FB_EXPIRE:
+            self._expire_feedback(ref)
+        elif ref is not None:
+            alert = g.alerts.get(ref)
+            if alert is not None and alert.armed.get((str(rank), level)) == due:
+                del alert.armed[(str(rank), level)]
+                self._alert_timer(g, alert, rank, level, due)
+        else:
+            subj = g.subjects.get((rule_id, subject))
+            if subj is not None:
+                self._subject_timer(g, subj, rank, due)
+
+    def _subject_timer(self, g: GridState, subj: Subj, rank: int, due: int) -> None:
+        self.dirty.add(("subject", g.grid.id, subj.rule.id, subj.key))
+        op = subj.rule.operator
+        st = subj.op
+        if rank == END:
+            if subj.armed_end != due:
+                return
+            subj.armed_end = None
+            if isinstance(st, PersistState):
+                assert isinstance(op, Persist)
+                current = st.end_due(op.gap_ms)
+            else:
+                assert isinstance(op, Count)
+                current = st.end_due(op.n, op.within_ms)
+            if current is None:
+                return
+            if current > due:
+                self._arm_end(g, subj, current)
+                return
+            st.end()
+            subj.touched = self.progress
+            self._arm_idle(g, subj)
+            self._episode_ended(g, subj)
+        elif rank == FIRE:
+            if subj.armed_fire != due:
+                return
+            subj.armed_fire = None
+            if st.fire_at is None or st.fire_at > due:
+                self._arm_fire(g, subj, st.fire_at)
+                return
+            st.fire_at = None
+            subj.touched = self.progress
+            self._arm_idle(g, subj)
+            if isinstance(st, HoldsState):
+                if not st.running or st.fired:
+                    return
+                st.fired = True
+                self._matched(g, subj, None, (), False, True)
+            else:
+                assert isinstance(st, SilentState)
+                st.fire()
+                item, zones = st.last_item
+                subj.evidence = Evidence()
+                subj.evidence.add(item, zones)
+                self._matched(g, subj, None, zones, True, True)
+        elif rank == IDLE:
+            subj.armed_idle = False
+            expires = subj.touched + self.ttl[subj.rule.id]
+            if expires > self.progress:
+                self._arm_idle(g, subj)
+                return
+            if subj.running() or subj.armed_fire is not None:
+                return
+            alert = self._linked_alert(g, subj)
+            if alert is not None and alert.active:
+                return
+            self._drop_subject(g, subj)
+        self._flush_touched()
+
+    def _drop_subject(self, g: GridState, subj: Subj) -> None:
+        del g.subjects[(subj.rule.id, subj.key)]
+        if subj.key.startswith("cam:") and not any(
+                (rid, subj.key) in g.subjects for rid in self.camera_rule_ids):
+            g.lru.pop(subj.key, None)
+
+    def _cap(self, g: GridState, key: str) -> None:
+        """Evict the least recently seen unregistered subject without an active alert (ties:
+        the smallest id), so a flood of fake track ids cannot exhaust memory."""
+        if key in g.lru or len(g.lru) < self.subject_cap:
+            return
+        oldest: int | None = None
+        victim: str | None = None
+        for k, seen in g.lru.items():
+            if oldest is not None and seen != oldest:
+                break
+            if self._has_active_alert(g, k):
+                continue
+            if oldest is None or k < victim:  # type: ignore[operator]
+                oldest, victim = seen, k
+        if victim is None:
+            return
+        del g.lru[victim]
+        for rid in self.camera_rule_ids:
+            g.subjects.pop((rid, victim), None)
+        self.stats.evicted += 1
+
+    def _has_active_alert(self, g: GridState, key: str) -> bool:
+        for rid in self.camera_rule_ids:
+            subj = g.subjects.get((rid, key))
+            if subj is not None:
+                alert = self._linked_alert(g, subj)
+                if alert is not None and alert.active:
+                    return True
+        return False
+
+    def _alert_timer(self, g: GridState, alert: Alert, rank: int, level: int, due: int) -> None:
+        if rank == LEVEL:
+            current = alert.level_due(level)
+            if current is None:
+                return
+            if current > due:
+                self._arm(alert, LEVEL, level, current)
+                return
+            if not alert.level_blocked(level):
+                alert.level = level
+                self._emit(alert, "escalated")
+        elif rank == OVERDUE:
+            current = alert.overdue_due()
+            if current is None:
+                return
+            if current > due:
+                self._arm(alert, OVERDUE, 0, current)
+                return
+            alert.overdue_fired = True
+            self._emit(alert, "overdue")
+        elif rank == RESUME:
+            if alert.status != "deferred" or alert.deferred_until is None:
+                return
+            if alert.deferred_until > due:
+                self._arm(alert, RESUME, 0, alert.deferred_until)
+                return
+            alert.end_deferral(alert.deferred_until)
+            alert.status = alert.prev_status
+            self._emit(alert, "resumed")
+            self._arm_alert(alert)
+        elif rank == HELD:
+            if alert.dirty and alert.status not in ("closed", "rejected"):
+                if self.progress >= alert.last_msg_at + UPDATE_SPACING_MS:
+                    self._emit(alert, "updated")
+                else:
+                    self._arm(alert, HELD, 0, alert.last_msg_at + UPDATE_SPACING_MS)
+        elif rank == RETAIN:
+            if alert.ended_at is not None and alert.ended_at + self.retention <= due:
+                self._drop_alert(g, alert)
+
+    def _drop_alert(self, g: GridState, alert: Alert) -> None:
+        del g.alerts[alert.id]
+        case = (alert.rule.id, alert.subject)
+        if g.cases.get(case) == alert.id:
+            del g.cases[case]
+
+    # -- feedback -------------------------------------------------------------------------
+
+    def _feedback(self, g: GridState, inp: Input) -> None:
+        fb = inp.feedback
+        assert fb is not None
+        alert = g.alerts.get(fb.alert_id)
+        if alert is not None:
+            self.dirty.add(("alert", g.grid.id, alert.id))
+            self.dirty.add(("grid", g.grid.id))
+            for key in alert.subjects:
+                self.dirty.add(("subject", g.grid.id, alert.rule.id, key))
+        if alert is None:
+            self.held.setdefault(fb.alert_id, []).append(inp)
+            self.fb_waiting.add(inp.event_id)
+            self._push(inp.time + self.lateness, FB_EXPIRE, 0, "", inp.event_id, inp.grid_id,
+                       (fb.alert_id, inp.event_id))
+            return
+        if inp.event_id in alert.feedback_ids:
+            self.stats.duplicates[inp.topic] += 1
+            return
+        alert.feedback_ids.add(inp.event_id)
+        allowed, to_status, transition = LIFECYCLE[fb.action]
+        if alert.status not in allowed:
+            self._reject(inp, "illegal_transition",
+                         f"action: {fb.action} does not apply to an alert that is {alert.status} "
+                         f"(it applies to: {', '.join(sorted(allowed))})")
+            return
+        now = self.progress
+        if fb.action == "reopen":
+            other = g.cases.get((alert.rule.id, alert.subject))
+            other_alert = g.alerts.get(other) if other else None
+            if other_alert is not None and other_alert is not alert and other_alert.active:
+                self._reject(inp, "illegal_transition",
+                             f"action: reopen is not possible while alert {other_alert.id} of the "
+                             f"same rule and subject is {other_alert.status}")
+                return
+        if fb.action == "defer":
+            assert fb.until is not None
+            if alert.status != "deferred":
+                alert.prev_status = alert.status
+                alert.defer_start = now
+            alert.deferred_until = fb.until
+            alert.status = "deferred"
+            self._emit(alert, transition, fb)
+            self._arm(alert, RESUME, 0, fb.until)
+            self._arm_alert(alert)
+            return
+        if alert.status == "deferred":
+            alert.end_deferral(now)
+        alert.status = to_status
+        if fb.action == "dispatch" and fb.assignee is not None:
+            alert.assignee = fb.assignee
+        if to_status in ("resolved", "rejected"):
+            for key in alert.subjects:
+                subj = g.subjects.get((alert.rule.id, key))
+                if subj is not None:
+                    subj.cooldown_until = now + alert.rule.cooldown_ms
+                    subj.touched = now
+                    self._arm_idle(g, subj)
+        if to_status in ("resolved", "closed", "rejected"):
+            alert.ended_at = now
+            self._arm(alert, RETAIN, 0, now + self.retention)
+        if fb.action == "reopen":
+            alert.ended_at = None
+            alert.armed.pop((str(RETAIN), 0), None)
+            g.cases[(alert.rule.id, alert.subject)] = alert.id
+            for key in alert.subjects:
+                subj = g.subjects.get((alert.rule.id, key))
+                if subj is not None:
+                    subj.alert_id = alert.id
+                    if subj.running():
+                        alert.observed.add(key)
+            if alert.policy.on_reopen == "restart":
+                alert.restart_base = now - alert.shift
+                alert.overdue_fired = False
+        self._emit(alert, transition, fb)
+        self._arm_alert(alert)
+
+    def _expire_feedback(self, ref: tuple[str, str]) -> None:
+        aid, event_id = ref
+        waiting = self.held.get(aid)
+        if not waiting:
+            return
+        for inp in [i for i in waiting if i.event_id == event_id]:
+            waiting.remove(inp)
+            self.fb_waiting.discard(event_id)
+            self._reject(inp, "unknown_alert", f"alert_id: no alert {aid} exists")
+        if not waiting:
+            del self.held[aid]
+
+    # -- introspection (tests, metrics) -------------------------------------------------------
+
+    def alerts(self) -> Iterable[Alert]:
+        for g in self.grids.values():
+            yield from g.alerts.values()
+
+    def subject_count(self) -> int:
+        return sum(len(g.subjects) for g in self.grids.values())
+
+
+def _sensor_matches(rule: Rule, obs: Obs) -> bool:
+    m = rule.match
+    if m.states is not None and obs.state not in m.states:
+        return False
+    if m.value_above is not None and not (obs.value is not None and obs.value > m.value_above):
+        return False
+    return not (m.value_below is not None and not (obs.value is not None and obs.value < m.value_below))
+
+
+def _subject(inp: Input, obs: Obs, rule: Rule, zone: str) -> str:
+    """The subject encoding of CONTRACTS.md, Grids and subjects."""
+    if inp.source is Source.CAMERA:
+        if obs.track_id is not None:
+            return f"cam:{inp.device_id}/{obs.track_id}"
+        return f"label:{obs.kind}/{zone}"
+    if inp.source is Source.SENSOR:
+        return f"dev:{inp.device_id}"
+    return "grid"
+
+
+def _haversine(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    r = 6_371_008.8
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * r * math.asin(math.sqrt(a))
+
+
+# -- snapshots ------------------------------------------------------------------------------
+#
+# State is cut along the lines the runtime stores it: one record per (grid, subject), one per
+# (grid, alert), one per grid and one for the engine's clock and buffers. Rules are stored by
+# id and timers not at all: both are rebuilt on restore from the state itself, so a snapshot
+# never pins an old rule object and a restored engine fires exactly what the old one would.
+
+SnapshotKey = tuple[str, ...]
+
+
+def _subj_state(subj: Subj) -> tuple[Any, ...]:
+    return (subj.rule.id, subj.key, subj.op, subj.evidence, subj.alert_id, subj.cooldown_until,
+            subj.touched)
+
+
+def _alert_state(alert: Alert) -> dict[str, Any]:
+    state = {name: getattr(alert, name) for name in Alert.__slots__ if name not in ("armed", "rule")}
+    state["rule"] = alert.rule.id
+    return state
+
+
+def snapshot(engine: Engine, changed_only: bool = False) -> tuple[dict[SnapshotKey, bytes], list[SnapshotKey]]:
+    """Serialise the engine: (records to write, keys to delete).
+
+    With ``changed_only``, only what changed since the previous snapshot: the runtime writes
+    those records to its tables rather than rewriting a busy grid's state on every batch.
+    """
+    import pickle
+
+    dump = lambda obj: pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)  # noqa: E731
+    records: dict[SnapshotKey, bytes] = {}
+    records[("engine",)] = dump((engine.clock, engine.progress, engine.max_time, engine.pending,
+                                 engine.seen, engine.fb_waiting, engine.held, engine.seq,
+                                 engine.stats))
+    wanted = engine.dirty if changed_only else None
+    live: set[SnapshotKey] = set()
+    for gid, g in engine.grids.items():
+        gkey = ("grid", gid)
+        live.add(gkey)
+        if wanted is None or gkey in wanted:
+            records[gkey] = dump((g.hot, g.lru, g.cases))
+        for (rid, key), subj in g.subjects.items():
+            k = ("subject", gid, rid, key)
+            live.add(k)
+            if wanted is None or k in wanted:
+                records[k] = dump(_subj_state(subj))
+        for aid, alert in g.alerts.items():
+            k = ("alert", gid, aid)
+            live.add(k)
+            if wanted is None or k in wanted:
+                records[k] = dump(_alert_state(alert))
+    deleted = sorted(engine.known - live) if changed_only else []
+    engine.known = live
+    engine.dirty = set()
+    return records, deleted
+
+
+def restore(engine: Engine, records: dict[SnapshotKey, bytes]) -> None:
+    """Load a snapshot into a fresh engine (same map and rules) and rebuild its timers."""
+    import pickle
+
+    rules = {r.id: r for r in engine.rules.rules}
+    (engine.clock, engine.progress, engine.max_time, engine.pending, engine.seen,
+     engine.fb_waiting, engine.held, engine.seq, engine.stats) = pickle.loads(records[("engine",)])
+    engine.seen_heap = [(expiry, key) for key, expiry in engine.seen.items()]
+    heapq.heapify(engine.seen_heap)
+    engine.timers = []
+    engine.grids = {}
+    for key in sorted(records, key=lambda k: (k[0] != "grid", k)):
+        kind = key[0]
+        if kind == "engine":
+            continue
+        g = engine._grid(key[1])
+        data = pickle.loads(records[key])
+        if kind == "grid":
+            g.hot, g.lru, g.cases = data
+        elif kind == "subject":
+            rid, skey, op, evidence, aid, cooldown, touched = data
+            subj = Subj(rules[rid], skey, op, touched)
+            subj.evidence, subj.alert_id, subj.cooldown_until = evidence, aid, cooldown
+            g.subjects[(rid, skey)] = subj
+        elif kind == "alert":
+            rule = rules[data.pop("rule")]
+            alert = Alert.__new__(Alert)
+            alert.rule = rule
+            alert.armed = {}
+            for name, value in data.items():
+                setattr(alert, name, value)
+            g.alerts[alert.id] = alert
+    for g in engine.grids.values():
+        for subj in g.subjects.values():
+            op, st = subj.rule.operator, subj.op
+            if isinstance(st, PersistState):
+                assert isinstance(op, Persist)
+                engine._arm_end(g, subj, st.end_due(op.gap_ms))
+            elif isinstance(st, CountState):
+                assert isinstance(op, Count)
+                engine._arm_end(g, subj, st.end_due(op.n, op.within_ms))
+            elif st.fire_at is not None:
+                engine._arm_fire(g, subj, st.fire_at)
+            engine._arm_idle(g, subj)
+        for alert in g.alerts.values():
+            engine._arm_alert(alert)
+            if alert.status == "deferred":
+                engine._arm(alert, RESUME, 0, alert.deferred_until)
+            if alert.dirty:
+                engine._arm(alert, HELD, 0, alert.last_msg_at + UPDATE_SPACING_MS)
+            if alert.ended_at is not None:
+                engine._arm(alert, RETAIN, 0, alert.ended_at + engine.retention)
+    for waiting in engine.held.values():
+        for inp in waiting:
+            engine._push(inp.time + engine.lateness, FB_EXPIRE, 0, "", inp.event_id, inp.grid_id,
+                         (inp.feedback.alert_id, inp.event_id))  # type: ignore[union-attr]
+    engine.known = set(k for k in records if k[0] != "engine")
+    engine.dirty = set()

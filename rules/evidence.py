@@ -1,0 +1,113 @@
+"""What an alert shows of the events attributed to it: a count, the first event and the
+latest nine, newest first, and the location of the latest event that had one.
+
+Kept as a fixed-size summary rather than a list of events, so a vehicle watched for three
+days costs the same memory as one seen for a minute.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from typing import Any
+
+from rules.inputs import Obs, Source
+
+_KEEP = 10
+_NEWEST = 9
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One attributed event: its sort key first, so items compare by (observed_at, event_id)."""
+
+    observed_at: int
+    event_id: str
+    source: Source
+    obs: Obs
+    device_id: str | None
+    snapshot_url: str | None
+
+    def render(self, fmt: Any) -> dict[str, Any]:
+        o = self.obs
+        item: dict[str, Any] = {
+            "event_id": self.event_id,
+            "source": _SOURCE_NAMES[self.source],
+            "kind": o.kind,
+            "observed_at": fmt(self.observed_at),
+        }
+        if self.source is Source.CAMERA:
+            item["camera_id"] = self.device_id
+            item["track_id"] = o.track_id
+            item["confidence"] = o.confidence
+            item["snapshot_url"] = self.snapshot_url
+        elif self.source is Source.SENSOR:
+            item["sensor_id"] = self.device_id
+            item["state"] = o.state
+            item["value"] = o.value
+        else:
+            item["reporter_id"] = o.reporter_id
+            item["address"] = o.address
+            item["photos"] = list(o.photos) if o.photos is not None else None
+        return item
+
+
+_SOURCE_NAMES = {Source.CAMERA: "camera", Source.SENSOR: "sensor", Source.REPORT: "report"}
+
+
+class Evidence:
+    """Running summary of the distinct events attributed to one episode or one alert."""
+
+    __slots__ = ("address", "count", "first", "last_event", "loc_at", "location", "newest",
+                 "zones")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first: Item | None = None
+        self.newest: list[Item] = []
+        self.last_event: str | None = None
+        self.location: tuple[float, float] | None = None
+        self.zones: tuple[str, ...] = ()
+        self.loc_at = -1 << 62
+        self.address: tuple[int, str] | None = None
+
+    def add(self, item: Item, zones: tuple[str, ...]) -> None:
+        """Attribute one event; a second detection of the same message counts once."""
+        if item.event_id != self.last_event:
+            self.count += 1
+            self.last_event = item.event_id
+        key = (item.observed_at, item.event_id)
+        first = self.first
+        if first is None or key < (first.observed_at, first.event_id):
+            self.first = item
+        newest = self.newest
+        if len(newest) < _KEEP or key > (newest[0].observed_at, newest[0].event_id):
+            bisect.insort(newest, item, key=_sort_key)
+            if len(newest) > _KEEP:
+                del newest[0]
+        o = item.obs
+        if o.located and item.observed_at >= self.loc_at:
+            self.loc_at = item.observed_at
+            self.location = (o.lat, o.lon)
+            self.zones = zones
+        if o.address is not None and (self.address is None or item.observed_at >= self.address[0]):
+            self.address = (item.observed_at, o.address)
+
+    @property
+    def first_seen(self) -> int | None:
+        return self.first.observed_at if self.first else None
+
+    @property
+    def last_seen(self) -> int | None:
+        return self.newest[-1].observed_at if self.newest else None
+
+    def items(self) -> list[Item]:
+        """The first event and the latest nine, newest first."""
+        shown = self.newest[-_NEWEST:]
+        if self.first is not None and self.first not in shown:
+            shown = [self.first, *shown]
+        return shown[::-1]
+
+
+def _sort_key(item: Item) -> tuple[int, str]:
+    return (item.observed_at, item.event_id)

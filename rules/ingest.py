@@ -1,0 +1,168 @@
+"""From raw bytes on a topic to the engine's per-grid parts, or a dead-letter reason.
+
+Decoding and validation are the models' job; this adds what needs the city map and the
+rules: which grid and zones a location is in, whether a device is registered, whether a
+report's category is one anyone handles, and whether a timestamp is from the future.
+Everything that is not used is either a reason (dead letter) or counted by value
+(``ignored``): nothing disappears without a trace.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from models.decode import BadInput, CameraEvent, Feedback, ReportEvent, SensorEvent, Source, decode
+from models.vocabulary import CAMERA_LABELS, SENSOR_CATEGORIES
+from rules.citymap import CityMap
+from rules.inputs import FeedbackIn, Input, Obs
+from rules.pack import RuleSet
+
+FUTURE_LIMIT_MS = 5 * 60_000
+
+
+@dataclass(slots=True)
+class Ingest:
+    """Bound to one map and rule set; counts what it ignores in ``ignored``.
+
+    >>> ingest = Ingest(city, rules, clock="event")         # doctest: +SKIP
+    >>> result = ingest(Source.CAMERA, "city.events.camera", raw, key="cam-1", arrival=None)  # doctest: +SKIP
+    """
+
+    city: CityMap
+    rules: RuleSet
+    clock: str = "event"
+    ignored: Counter[tuple[str, str]] = field(default_factory=Counter)
+    categories: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.categories = CAMERA_LABELS | SENSOR_CATEGORIES | {"other"} | self.rules.categories
+
+    def __call__(self, source: Source, topic: str, raw: bytes, *, key: str | None = None,
+                 arrival: int | None = None, partition: int | None = None,
+                 offset: int | None = None) -> list[Input] | BadInput:
+        msg = decode(source, raw)
+        if isinstance(msg, BadInput):
+            return msg
+        if self.clock == "wall" and arrival is not None:
+            t = msg.at if isinstance(msg, Feedback) else msg.observed_at
+            if t > arrival + FUTURE_LIMIT_MS:
+                field_name = "at" if isinstance(msg, Feedback) else "observed_at"
+                return BadInput("future_timestamp",
+                                f"{field_name}: more than 5 minutes ahead of the message's arrival",
+                                msg.event_id)
+        base = {"topic": topic, "arrival": arrival, "key": key, "partition": partition,
+                "offset": offset}
+        if isinstance(msg, CameraEvent):
+            return self._camera(msg, base)
+        if isinstance(msg, SensorEvent):
+            return self._sensor(msg, base)
+        if isinstance(msg, ReportEvent):
+            return self._report(msg, base)
+        return self._feedback(msg, base, raw)
+
+    def _camera(self, msg: CameraEvent, base: dict) -> list[Input] | BadInput:
+        cam = self.city.cameras.get(msg.camera_id)
+        groups: dict[str, list[Obs]] = {}
+        if not msg.detections:
+            if cam is None:
+                return BadInput("unregistered_device",
+                                f"camera_id: camera {msg.camera_id} is not in the city map, so its "
+                                "heartbeats cannot be placed", msg.event_id)
+            self.ignored[("heartbeat", "camera")] += 1
+        for i, d in enumerate(msg.detections):
+            if d.location is not None:
+                lat, lon = d.location.lat, d.location.lon
+                place = self.city.locate(lat, lon)
+                if place is None:
+                    return BadInput("outside_map",
+                                    f"detections[{i}].location: ({lat}, {lon}) is in no grid of "
+                                    "the city map", msg.event_id)
+                grid_id, zone_ids = place.grid_id, place.zone_ids
+            elif cam is not None:
+                lat, lon, grid_id, zone_ids = cam.lat, cam.lon, cam.grid_id, cam.zone_ids
+            else:
+                return BadInput("unregistered_device",
+                                f"detections[{i}].location: camera {msg.camera_id} is not in the "
+                                "city map, so every detection needs a location", msg.event_id)
+            if d.label not in CAMERA_LABELS:
+                self.ignored[("label", d.label)] += 1
+                groups.setdefault(grid_id, [])
+                continue
+            groups.setdefault(grid_id, []).append(Obs(
+                kind=d.label, lat=lat, lon=lon, zone_ids=zone_ids, track_id=d.track_id,
+                confidence=d.confidence))
+        home = cam.grid_id if cam is not None else None
+        if home is not None:
+            groups.setdefault(home, [])
+        return [Input(source=Source.CAMERA, event_id=msg.event_id, time=msg.observed_at,
+                      grid_id=gid, device_id=msg.camera_id, alive=gid == home,
+                      snapshot_url=msg.snapshot_url, obs=tuple(obs), **base)
+                for gid, obs in sorted(groups.items())]
+
+    def _sensor(self, msg: SensorEvent, base: dict) -> list[Input] | BadInput:
+        sensor = self.city.sensors.get(msg.sensor_id)
+        if msg.location is not None:
+            lat, lon = msg.location.lat, msg.location.lon
+            place = self.city.locate(lat, lon)
+            if place is None:
+                return BadInput("outside_map",
+                                f"location: ({lat}, {lon}) is in no grid of the city map",
+                                msg.event_id)
+            grid_id, zone_ids = place.grid_id, place.zone_ids
+        elif sensor is not None:
+            lat, lon, grid_id, zone_ids = sensor.lat, sensor.lon, sensor.grid_id, sensor.zone_ids
+        else:
+            return BadInput("unregistered_device",
+                            f"location: sensor {msg.sensor_id} is not in the city map, so its "
+                            "readings need a location", msg.event_id)
+        ignored = msg.ignored_reason
+        groups: dict[str, tuple[Obs, ...]] = {}
+        if ignored is not None:
+            self.ignored[ignored] += 1
+        else:
+            groups[grid_id] = (Obs(kind=msg.kind, lat=lat, lon=lon, zone_ids=zone_ids,
+                                   state=msg.state, value=msg.value),)
+        home = sensor.grid_id if sensor is not None else None
+        if home is not None:
+            groups.setdefault(home, ())
+        return [Input(source=Source.SENSOR, event_id=msg.event_id, time=msg.observed_at,
+                      grid_id=gid, device_id=msg.sensor_id, alive=gid == home, obs=obs, **base)
+                for gid, obs in sorted(groups.items())]
+
+    def _report(self, msg: ReportEvent, base: dict) -> list[Input] | BadInput:
+        if msg.location is not None:
+            lat, lon = msg.location.lat, msg.location.lon
+            place = self.city.locate(lat, lon)
+            if place is None:
+                return BadInput("outside_map",
+                                f"location: ({lat}, {lon}) is in no grid of the city map",
+                                msg.event_id)
+            grid_id, zone_ids, located = place.grid_id, place.zone_ids, True
+        else:
+            grid = self.city.grids.get(msg.grid_id or "")
+            if grid is None:
+                return BadInput("outside_map", f"grid_id: no grid {msg.grid_id} in the city map",
+                                msg.event_id)
+            lat, lon, grid_id, zone_ids, located = grid.lat, grid.lon, grid.id, (), False
+        if msg.category not in self.categories:
+            self.ignored[("category", msg.category)] += 1
+            return []
+        obs = Obs(kind=msg.category, lat=lat, lon=lon, zone_ids=zone_ids, located=located,
+                  report_source=msg.source, reporter_id=msg.reporter_id, address=msg.address,
+                  photos=tuple(msg.photos) if msg.photos is not None else None)
+        return [Input(source=Source.REPORT, event_id=msg.event_id, time=msg.observed_at,
+                      grid_id=grid_id, obs=(obs,), **base)]
+
+    def _feedback(self, msg: Feedback, base: dict, raw: bytes) -> list[Input] | BadInput:
+        grid_id = msg.alert_id[2:-21]
+        if grid_id not in self.city.grids:
+            return BadInput("unknown_alert",
+                            f"alert_id: no alert {msg.alert_id} exists (grid {grid_id} is not in "
+                            "the city map)", msg.event_id)
+        fb = FeedbackIn(alert_id=msg.alert_id, action=msg.action, actor=msg.actor, note=msg.note,
+                        assignee=msg.assignee,
+                        photos=tuple(msg.photos) if msg.photos is not None else None,
+                        until=msg.until)
+        return [Input(source=Source.FEEDBACK, event_id=msg.event_id, time=msg.at, grid_id=grid_id,
+                      feedback=fb, raw=raw, **base)]

@@ -1,0 +1,79 @@
+"""What the engine consumes: validated, located input, one part per grid.
+
+Ingest turns a contract message into these parts (a camera message with detections in
+several grids is split), so the engine never parses, never looks up geometry and never
+sees a message that is not its grid's. The parts are plain frozen data: the streaming
+runtime writes them to its internal topic and a replay builds them in-process, and both
+feed the very same engine.
+"""
+
+from dataclasses import dataclass
+
+from models.decode import Source
+
+__all__ = ["FeedbackIn", "Input", "Obs", "Source"]
+
+
+@dataclass(frozen=True, slots=True)
+class Obs:
+    """One matchable observation: a detection, a sensor reading or a report.
+
+    ``located`` is False only for a report given by ``grid_id`` alone: it sits at the
+    grid's representative point, is inside no zone, and never becomes an alert's location.
+    """
+
+    kind: str
+    lat: float
+    lon: float
+    zone_ids: tuple[str, ...]
+    located: bool = True
+    track_id: str | None = None
+    confidence: float | None = None
+    state: str | None = None
+    value: float | None = None
+    report_source: str | None = None
+    reporter_id: str | None = None
+    address: str | None = None
+    photos: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackIn:
+    alert_id: str
+    action: str
+    actor: str
+    note: str | None = None
+    assignee: str | None = None
+    photos: tuple[str, ...] | None = None
+    until: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Input:
+    """One grid's share of one input message.
+
+    ``alive`` marks the part that proves ``device_id`` alive: the one in the grid of the
+    device's registered position (liveness belongs there, whatever grid the detections
+    fell in). ``origin`` and ``raw`` let the engine dead-letter feedback it must reject.
+    """
+
+    source: Source
+    topic: str
+    event_id: str
+    time: int
+    grid_id: str
+    device_id: str | None = None
+    alive: bool = False
+    snapshot_url: str | None = None
+    obs: tuple[Obs, ...] = ()
+    feedback: FeedbackIn | None = None
+    arrival: int | None = None
+    key: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+    raw: bytes | None = None
+
+    @property
+    def order(self) -> tuple[int, int, str]:
+        """The contract's order of application: (time, source, event_id)."""
+        return (self.time, int(self.source), self.event_id)
