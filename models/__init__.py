@@ -1,0 +1,81 @@
+"""The executable form of CONTRACTS.md: one pydantic model per topic, the decode entry point
+for input bytes, and the JSON Schema export. Imports nothing else of cityorder."""
+
+from models.common import ALERT_ID_PATTERN, GRID_ID_PATTERN, Location
+from models.decode import TOPIC_SOURCES, BadInput, Event, Source, decode
+from models.inputs import (
+    CameraEvent,
+    Detection,
+    Feedback,
+    FeedbackAction,
+    IgnoredReason,
+    ReportEvent,
+    ReportSource,
+    SensorEvent,
+)
+from models.outputs import (
+    DEADLETTER_PAYLOAD_BYTES,
+    Alert,
+    CameraEvidence,
+    DeadLetter,
+    Evidence,
+    ReasonCode,
+    ReportEvidence,
+    SensorEvidence,
+    Severity,
+    Status,
+    Transition,
+    deadletter_payload,
+)
+from models.timestamps import format_timestamp_ms, parse_timestamp_ms
+from models.vocabulary import (
+    CAMERA_LABELS,
+    FEEDBACK_ACTIONS,
+    MAX_MESSAGE_BYTES,
+    REASON_CODES,
+    REPORT_SOURCES,
+    SENSOR_CATEGORIES,
+    SENSOR_STATE_KINDS,
+    SENSOR_VALUE_KINDS,
+)
+
+__all__ = [
+    "ALERT_ID_PATTERN",
+    "CAMERA_LABELS",
+    "DEADLETTER_PAYLOAD_BYTES",
+    "FEEDBACK_ACTIONS",
+    "GRID_ID_PATTERN",
+    "MAX_MESSAGE_BYTES",
+    "REASON_CODES",
+    "REPORT_SOURCES",
+    "SENSOR_CATEGORIES",
+    "SENSOR_STATE_KINDS",
+    "SENSOR_VALUE_KINDS",
+    "TOPIC_SOURCES",
+    "Alert",
+    "BadInput",
+    "CameraEvent",
+    "CameraEvidence",
+    "DeadLetter",
+    "Detection",
+    "Event",
+    "Evidence",
+    "Feedback",
+    "FeedbackAction",
+    "IgnoredReason",
+    "Location",
+    "ReasonCode",
+    "ReportEvent",
+    "ReportEvidence",
+    "ReportSource",
+    "SensorEvent",
+    "SensorEvidence",
+    "Severity",
+    "Source",
+    "Status",
+    "Transition",
+    "deadletter_payload",
+    "decode",
+    "format_timestamp_ms",
+    "parse_timestamp_ms",
+]

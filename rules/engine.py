@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rules.alerts import (
-    ACTIVE,
     LIFECYCLE,
     UPDATE_SPACING_MS,
     Alert,
@@ -156,6 +155,7 @@ class Engine:
 
     def _index_rules(self) -> None:
         self.by_kind: dict[tuple[int, str], list[Rule]] = {}
+        self.any_kind: dict[int, list[Rule]] = {}
         self.silent_rules: dict[int, list[Rule]] = {}
         self.ttl: dict[str, int] = {}
         for rule in self.rules.rules:
@@ -169,8 +169,12 @@ class Engine:
                 self.silent_rules.setdefault(src, []).append(rule)
                 continue
             kinds = {Source.CAMERA: m.labels, Source.SENSOR: m.kinds, Source.REPORT: m.categories}[src]
+            if kinds is None:  # no list: every label / kind / category of its source
+                self.any_kind.setdefault(src, []).append(rule)
             for kind in sorted(kinds or ()):
                 self.by_kind.setdefault((src, kind), []).append(rule)
+        for (src, kind) in list(self.by_kind):
+            self._rules_for(Source(src), kind)
         self.camera_rule_ids = tuple(r.id for r in self.rules.rules if r.source == "camera")
         self.scheduled_zones = frozenset(z.id for z in self.city.zones.values() if z.schedule)
 
@@ -327,20 +331,29 @@ class Engine:
             return None
         return "-"
 
+    def _rules_for(self, source: Source, kind: str) -> list[Rule]:
+        """Rules naming this kind plus rules naming none, in id order (cached per kind)."""
+        named = [r for r in self.by_kind.get((source, kind), ()) if r not in self.any_kind.get(source, ())]
+        rules = sorted([*named, *self.any_kind.get(source, ())], key=lambda r: r.id)
+        self.by_kind[(source, kind)] = rules
+        return rules
+
     def _observation(self, g: GridState, inp: Input, obs: Obs) -> None:
         rules = self.by_kind.get((inp.source, obs.kind))
+        if rules is None:
+            rules = self._rules_for(inp.source, obs.kind)
         if not rules:
             return
         t = inp.time
         zone_ids = self._existing_zones(obs, t)
         for rule in rules:
             m = rule.match
-            if inp.source is Source.CAMERA:
-                if m.min_confidence is not None and (obs.confidence or 0.0) < m.min_confidence:
-                    continue
-            elif inp.source is Source.REPORT:
-                if m.sources is not None and obs.report_source not in m.sources:
-                    continue
+            if inp.source is Source.CAMERA and m.min_confidence is not None and \
+                    (obs.confidence or 0.0) < m.min_confidence:
+                continue
+            if inp.source is Source.REPORT and m.sources is not None and \
+                    obs.report_source not in m.sources:
+                continue
             op = rule.operator
             if isinstance(op, Holds):
                 if self._rule_zone(rule, zone_ids) is not None:
@@ -396,7 +409,9 @@ class Engine:
         assert isinstance(op, Count)
         subj = self._subj(g, rule, bucket, CountState, None)
         st: CountState = subj.op
-        horizon = (self.clock or item.observed_at) - self.lateness - op.within_ms
+        # Inputs still to come are applied at or after progress, or are at most the allowed
+        # lateness behind the clock: no window they are counted in reaches before this.
+        horizon = min(self.progress, (self.clock or item.observed_at) - self.lateness) - op.within_ms
         if len(st.entries) > op.n:
             st.expire(horizon)
         running, fired = st.observe(entry_key, item.observed_at, item.event_id, (item, zones),
@@ -794,9 +809,8 @@ class Engine:
                     self._emit(alert, "updated")
                 else:
                     self._arm(alert, HELD, 0, alert.last_msg_at + UPDATE_SPACING_MS)
-        elif rank == RETAIN:
-            if alert.ended_at is not None and alert.ended_at + self.retention <= due:
-                self._drop_alert(g, alert)
+        elif rank == RETAIN and alert.ended_at is not None and alert.ended_at + self.retention <= due:
+            self._drop_alert(g, alert)
 
     def _drop_alert(self, g: GridState, alert: Alert) -> None:
         del g.alerts[alert.id]
@@ -953,7 +967,8 @@ def _alert_state(alert: Alert) -> dict[str, Any]:
     return state
 
 
-def snapshot(engine: Engine, changed_only: bool = False) -> tuple[dict[SnapshotKey, bytes], list[SnapshotKey]]:
+def snapshot(engine: Engine, changed_only: bool = False
+             ) -> tuple[dict[SnapshotKey, bytes], list[SnapshotKey]]:
     """Serialise the engine: (records to write, keys to delete).
 
     With ``changed_only``, only what changed since the previous snapshot: the runtime writes

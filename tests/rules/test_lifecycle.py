@@ -123,7 +123,7 @@ def test_feedback_for_an_alert_that_never_opens_is_rejected_after_the_lateness(t
 
 
 def test_feedback_that_arrives_before_its_alert_is_applied_when_it_opens(tmp_path: Path) -> None:
-    h, aid = opened_vendor(tmp_path)
+    _, aid = opened_vendor(tmp_path)
     h2 = Harness(tmp_path)
     h2.focus = "vend.main"
     frames(h2, "10:00:00", "10:09:00")

@@ -1,0 +1,77 @@
+"""The closed word lists of CONTRACTS.md in one place.
+
+Rules, metrics and the models all check membership against these sets, so a label added to the
+contract is added here once. They are frozensets because the hot path only ever asks ``in``.
+"""
+
+from typing import Final
+
+CAMERA_LABELS: Final = frozenset(
+    {
+        "street_vendor",
+        "vendor_stall",
+        "outdoor_business",
+        "parked_car",
+        "parked_ebike",
+        "heavy_truck",
+        "abandoned_vehicle",
+        "garbage_pile",
+        "debris",
+        "illegal_poster",
+        "outdoor_bbq",
+        "stray_dog",
+        "hanging_laundry",
+    }
+)
+
+SENSOR_STATE_KINDS: Final[dict[str, frozenset[str]]] = {
+    "parking_occupancy": frozenset({"occupied", "free"}),
+    "manhole_cover": frozenset({"ok", "tilted", "open"}),
+    "streetlight": frozenset({"on", "off", "fault"}),
+}
+
+# Inclusive (low, high) bounds of each value kind; None is unbounded.
+SENSOR_VALUE_KINDS: Final[dict[str, tuple[float, float | None]]] = {
+    "noise": (0, None),
+    "bin_fill": (0, 1),
+    "water_level": (0, None),
+}
+
+SENSOR_CATEGORIES: Final = frozenset(
+    {
+        "streetlight_out",
+        "manhole_open",
+        "camera_offline",
+        "sensor_offline",
+        "noise_nuisance",
+        "bin_overflow",
+        "waterlogging",
+        "parking_overstay",
+    }
+)
+
+REPORT_SOURCES: Final = frozenset({"inspector", "hotline", "app", "supervisor"})
+
+FEEDBACK_ACTIONS: Final = frozenset(
+    {"acknowledge", "dispatch", "resolve", "verify", "reject", "reopen", "defer"}
+)
+
+REASON_CODES: Final = frozenset(
+    {
+        "bad_encoding",
+        "bad_json",
+        "too_large",
+        "invalid_field",
+        "naive_timestamp",
+        "bad_coordinate",
+        "unregistered_device",
+        "outside_map",
+        "future_timestamp",
+        "unknown_alert",
+        "unknown_action",
+        "illegal_transition",
+    }
+)
+
+MAX_MESSAGE_BYTES: Final = 1_048_576
+"""Input larger than 1 MiB is bad input (``too_large``) before any parsing is spent on it."""

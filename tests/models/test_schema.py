@@ -1,0 +1,107 @@
+"""The committed JSON Schemas are what the models generate; the check can tell when they are not."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from models.schema import DEFAULT_DIR, TOPIC_MODELS, main, render, stale_files, write_all
+
+TOPICS = [
+    "city.events.camera",
+    "city.events.sensor",
+    "city.events.report",
+    "city.alerts.feedback",
+    "city.alerts",
+    "city.alerts.deadletter",
+]
+
+
+def test_committed_schemas_are_up_to_date() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "models.schema", "--check"],
+        capture_output=True,
+        text=True,
+        cwd=DEFAULT_DIR.parent,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_there_is_a_schema_for_every_topic() -> None:
+    assert list(TOPIC_MODELS) == TOPICS
+    assert sorted(p.name for p in DEFAULT_DIR.glob("*.schema.json")) == sorted(
+        f"{topic}.schema.json" for topic in TOPICS
+    )
+
+
+def test_check_names_missing_and_changed_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert stale_files(tmp_path) == [tmp_path / f"{topic}.schema.json" for topic in TOPICS]
+    assert main(["--check", "--dir", str(tmp_path)]) == 1
+    write_all(tmp_path)
+    assert main(["--check", "--dir", str(tmp_path)]) == 0
+    changed = tmp_path / "city.alerts.schema.json"
+    changed.write_text(changed.read_text(encoding="utf-8").replace('"version"', '"revision"'))
+    capsys.readouterr()
+    assert main(["--check", "--dir", str(tmp_path)]) == 1
+    assert capsys.readouterr().err == (f"stale: {changed} (run: python -m models.schema)\n")
+
+
+def test_rendering_is_stable_with_a_trailing_newline() -> None:
+    for topic in TOPICS:
+        text = render(topic)
+        assert text == render(topic)
+        assert text.endswith("}\n")
+        assert json.loads(text)["title"] == topic
+
+
+def _schema(topic: str) -> dict:
+    return json.loads(render(topic))
+
+
+def test_input_timestamps_are_date_time_strings() -> None:
+    for topic, field in [
+        ("city.events.camera", "observed_at"),
+        ("city.events.sensor", "observed_at"),
+        ("city.events.report", "observed_at"),
+        ("city.alerts.feedback", "at"),
+    ]:
+        prop = _schema(topic)["properties"][field]
+        assert (prop["type"], prop["format"]) == ("string", "date-time")
+    until = _schema("city.alerts.feedback")["properties"]["until"]["anyOf"][0]
+    assert until == {"type": "string", "format": "date-time"}
+
+
+def test_output_times_carry_milliseconds_pattern() -> None:
+    prop = _schema("city.alerts")["properties"]["emitted_at"]
+    assert prop["format"] == "date-time"
+    assert prop["pattern"].startswith("^[0-9]{4}-")
+
+
+def test_schema_states_the_bounds() -> None:
+    camera = _schema("city.events.camera")
+    assert camera["properties"]["detections"]["maxItems"] == 256
+    assert camera["$defs"]["Detection"]["properties"]["confidence"] == {
+        "maximum": 1,
+        "minimum": 0,
+        "title": "Confidence",
+        "type": "number",
+    }
+    assert camera["$defs"]["Location"]["properties"]["lat"]["maximum"] == 90
+    feedback = _schema("city.alerts.feedback")
+    assert feedback["then"]["required"] == ["until"]
+    assert feedback["properties"]["action"]["enum"] == [
+        "acknowledge",
+        "dispatch",
+        "resolve",
+        "verify",
+        "reject",
+        "reopen",
+        "defer",
+    ]
+    assert _schema("city.events.report")["anyOf"][1]["required"] == ["grid_id"]
+    assert "description" not in camera["$defs"]["Detection"]  # docstrings are for maintainers
