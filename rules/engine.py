@@ -40,6 +40,7 @@ from rules.ops.silent import SilentState
 from rules.pack import Count, Holds, Persist, Rule, RuleSet, Silent
 
 NEVER = -(1 << 62)
+STALE_LIMIT = 20_000
 DAY_MS = 86_400_000
 
 # Timer ranks: the contract's order for timers due at the same instant.
@@ -66,6 +67,13 @@ class Stats:
     evicted: int = 0
     applied: int = 0
     transitions: Counter[str] = field(default_factory=Counter)
+
+
+class _Untracked(set):  # type: ignore[type-arg]
+    """A set that stays empty: change tracking switched off."""
+
+    def add(self, _: object) -> None:
+        pass
 
 
 class Subj:
@@ -118,7 +126,8 @@ class Engine:
     """
 
     def __init__(self, city: CityMap, rules: RuleSet, *, clock: str = "event",
-                 alert_retention_ms: int = 30 * DAY_MS, subject_cap: int = 10_000) -> None:
+                 alert_retention_ms: int = 30 * DAY_MS, subject_cap: int = 10_000,
+                 track_changes: bool = False) -> None:
         if clock not in ("event", "wall"):
             raise ValueError(f"clock must be 'event' or 'wall', not {clock!r}")
         self.city = city
@@ -147,7 +156,11 @@ class Engine:
         self.out: list[dict[str, Any] | DeadOut] = []
         self._batch: list[tuple[tuple[str, str], dict[str, Any]]] | None = None
         self._touched: list[Alert] = []
-        self.dirty: set[tuple[str, ...]] = set()
+        self._stale = 0
+        # Keys changed since the last snapshot, for a runtime that writes only those; a replay
+        # never snapshots, so by default nothing is tracked (it would grow without bound).
+        self.track_changes = track_changes
+        self.dirty: set[tuple[str, ...]] = set() if track_changes else _Untracked()
         self.known: set[tuple[str, ...]] = set()
         self._index_rules()
 
@@ -739,6 +752,7 @@ class Engine:
 
     def _drop_subject(self, g: GridState, subj: Subj) -> None:
         del g.subjects[(subj.rule.id, subj.key)]
+        self.dirty.add(("grid", g.grid.id))
         if subj.key.startswith("cam:") and not any(
                 (rid, subj.key) in g.subjects for rid in self.camera_rule_ids):
             g.lru.pop(subj.key, None)
@@ -760,9 +774,26 @@ class Engine:
         if victim is None:
             return
         del g.lru[victim]
+        self.dirty.add(("grid", g.grid.id))
         for rid in self.camera_rule_ids:
-            g.subjects.pop((rid, victim), None)
+            if g.subjects.pop((rid, victim), None) is not None:
+                self._stale += 2   # its episode-end and idle timers stay in the heap
         self.stats.evicted += 1
+        if self._stale > STALE_LIMIT and self._stale * 2 > len(self.timers):
+            self._compact_timers()
+
+    def _compact_timers(self) -> None:
+        """Drop heap entries of subjects that no longer exist, so evictions free memory at
+        once rather than when their timers come due."""
+        def live(entry: tuple[Any, ...]) -> bool:
+            if entry[7] is not None:  # alert timers and held feedback: few, kept
+                return True
+            g = self.grids.get(entry[5])
+            return g is not None and (entry[3], entry[4]) in g.subjects
+
+        self.timers = [e for e in self.timers if live(e)]
+        heapq.heapify(self.timers)
+        self._stale = 0
 
     def _has_active_alert(self, g: GridState, key: str) -> bool:
         for rid in self.camera_rule_ids:
@@ -814,6 +845,7 @@ class Engine:
 
     def _drop_alert(self, g: GridState, alert: Alert) -> None:
         del g.alerts[alert.id]
+        self.dirty.add(("grid", g.grid.id))
         case = (alert.rule.id, alert.subject)
         if g.cases.get(case) == alert.id:
             del g.cases[case]
@@ -981,6 +1013,8 @@ def snapshot(engine: Engine, changed_only: bool = False
     records[("engine",)] = dump((engine.clock, engine.progress, engine.max_time, engine.pending,
                                  engine.seen, engine.fb_waiting, engine.held, engine.seq,
                                  engine.stats))
+    if changed_only and not engine.track_changes:
+        raise ValueError("snapshot(changed_only=True) needs an Engine(track_changes=True)")
     wanted = engine.dirty if changed_only else None
     live: set[SnapshotKey] = set()
     for gid, g in engine.grids.items():
@@ -999,8 +1033,9 @@ def snapshot(engine: Engine, changed_only: bool = False
             if wanted is None or k in wanted:
                 records[k] = dump(_alert_state(alert))
     deleted = sorted(engine.known - live) if changed_only else []
-    engine.known = live
-    engine.dirty = set()
+    engine.known = live if engine.track_changes else set()
+    if engine.track_changes:
+        engine.dirty = set()
     return records, deleted
 
 
@@ -1060,5 +1095,6 @@ def restore(engine: Engine, records: dict[SnapshotKey, bytes]) -> None:
         for inp in waiting:
             engine._push(inp.time + engine.lateness, FB_EXPIRE, 0, "", inp.event_id, inp.grid_id,
                          (inp.feedback.alert_id, inp.event_id))  # type: ignore[union-attr]
-    engine.known = set(k for k in records if k[0] != "engine")
-    engine.dirty = set()
+    if engine.track_changes:
+        engine.known = {k for k in records if k[0] != "engine"}
+        engine.dirty = set()

@@ -216,3 +216,26 @@ def test_stream_generator_exercises_the_lifecycle() -> None:
 
 def test_iso_helper_round_trips() -> None:
     assert _ms(iso(T("10:00:00.123"))) == T("10:00:00.123")
+
+
+@PROPS
+@given(st.integers(0, 10_000), st.lists(st.floats(0, 1), min_size=1, max_size=6))
+def test_changed_only_snapshots_keep_a_store_equal_to_a_full_snapshot(seed: int,
+                                                                      cuts: list[float]) -> None:
+    """What the runtime relies on: writing only what changed (and deleting what went) keeps
+    its tables equal to the engine's whole state."""
+    lines = [line for _, line in stream(seed)]
+    h = _harness(feed=False)
+    engine = Engine(h.city, h.rules, track_changes=True)
+    replay = Replay(h.city, h.rules, on_alert=lambda a: None, on_dead=lambda d: None, engine=engine)
+    points = sorted({1 + int(c * (len(lines) - 1)) for c in cuts} | {len(lines)})
+    store: dict[tuple[str, ...], bytes] = {}
+    for n, line in enumerate(lines, 1):
+        replay.line(line, n)
+        if n in points:
+            records, deleted = snapshot(engine, changed_only=True)
+            store.update(records)
+            for key in deleted:
+                del store[key]
+            full, _ = snapshot(engine)
+            assert store == full

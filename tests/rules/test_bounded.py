@@ -1,0 +1,87 @@
+"""Bounded state: a flood of fake track ids in one grid, idle subjects, alert retention."""
+
+from __future__ import annotations
+
+import resource
+from pathlib import Path
+
+from models.decode import Source
+from rules.engine import DAY_MS, Engine
+from rules.inputs import Input, Obs
+from tests.rules.harness import Harness, T
+from tests.rules.test_operators import frames
+
+CAP = 2_000
+
+
+def _flood_input(n: int, t: int) -> Input:
+    obs = Obs(kind="street_vendor", lat=30.005, lon=104.005, zone_ids=("main-road-1",),
+              track_id=f"fake-{n}", confidence=0.9)
+    return Input(source=Source.CAMERA, topic="city.events.camera", event_id=f"e-{n}", time=t,
+                 grid_id="G-1", device_id="cam-1", alive=True, obs=(obs,))
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def test_a_million_fake_track_ids_cannot_exhaust_memory(tmp_path: Path) -> None:
+    h = Harness(tmp_path, subject_cap=CAP)
+    engine: Engine = h.engine
+    t0 = T("10:00:00")
+    sizes = []
+    rss_after_warmup = 0.0
+    for n in range(1_000_000):
+        engine.feed(_flood_input(n, t0 + n))   # 1,000 fake tracks a second for 17 minutes
+        if n == 200_000:
+            rss_after_warmup = _rss_mb()
+        if n % 100_000 == 99_999:
+            g = engine.grids["G-1"]
+            sizes.append((len(g.subjects), len(g.lru), len(engine.timers), len(engine.seen)))
+    g = engine.grids["G-1"]
+    # Unregistered subjects are capped per grid (one vendor rule here; camera.offline's
+    # cam-1 liveness subject is registered and never evicted).
+    assert len(g.lru) <= CAP
+    assert len(g.subjects) <= CAP + 1
+    # every applied fake id beyond the cap evicted one (the last 5 s wait for the watermark)
+    assert engine.stats.evicted == engine.stats.applied - CAP
+    # Timers of evicted subjects are compacted away; duplicate ids are kept only for the
+    # reorder window plus the allowed lateness, and while waiting (70 s: 70,000 ids here).
+    assert max(s[2] for s in sizes) < 50_000
+    assert max(s[3] for s in sizes) <= 70_001
+    grown = _rss_mb() - rss_after_warmup
+    assert grown < 64, f"resident memory grew {grown:.0f} MB after warm-up"
+
+
+def test_idle_subjects_are_dropped(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    h.cam(T("10:00:00"), track="a")
+    h.cam(T("10:00:30"), track="b")
+    h.tick(T("10:05:00"))
+    assert ("vend.main", "cam:cam-1/a") in h.engine.grids["G-1"].subjects
+    h.tick(T("10:20:00"))   # idle for the rule's longest of D (10m) and G (2m): dropped
+    subjects = h.engine.grids["G-1"].subjects
+    assert ("vend.main", "cam:cam-1/a") not in subjects
+    assert ("vend.main", "cam:cam-1/b") not in subjects
+
+
+def test_subjects_with_an_active_alert_are_kept(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    frames(h, "10:00:00", "10:10:00")
+    h.tick(T("12:00:00"))
+    assert ("vend.main", "cam:cam-1/t1") in h.engine.grids["G-1"].subjects
+
+
+def test_ended_alerts_are_dropped_after_retention(tmp_path: Path) -> None:
+    h = Harness(tmp_path, alert_retention_ms=DAY_MS)
+    frames(h, "10:00:00", "10:10:00")
+    h.tick(T("10:10:05"))
+    aid = h.alerts[-1]["alert_id"]
+    h.fb(T("10:20:00"), aid, "reject")
+    h.tick(T("23:59:00"))
+    assert aid in h.engine.grids["G-1"].alerts
+    h.tick(T("10:20:06", "2026-11-19"))
+    assert aid not in h.engine.grids["G-1"].alerts
+    h.fb(T("10:21:00", "2026-11-19"), aid, "reopen", eid="late-reopen")
+    h.tick(T("10:23:00", "2026-11-19"))
+    assert [d["reason_code"] for d in h.dead] == ["unknown_alert"]
