@@ -486,8 +486,10 @@ def _validate(doc: _Doc) -> _PackFileModel:
     try:
         return _PackFileModel.model_validate(data)
     except ValidationError as exc:
-        errors = [_from_pydantic(doc, e) for e in exc.errors()]
-        raise min(errors, key=lambda e: e.line or 0) from None
+        # An unknown key first: a typo ("polcy") also causes the "missing policy" error, and
+        # naming the typo is what tells the analyst what to fix.
+        errors = [(e["type"] != "extra_forbidden", _from_pydantic(doc, e)) for e in exc.errors()]
+        raise min(errors, key=lambda fe: (fe[0], fe[1].line or 0))[1] from None
 
 
 def _from_pydantic(doc: _Doc, err: ErrorDetails) -> PackError:

@@ -141,6 +141,15 @@ def _diff(expected: Any, actual: Any, path: str = "") -> str | None:
             if d:
                 return d
         return None
+    if isinstance(expected, list) and isinstance(actual, list):
+        if len(expected) != len(actual):
+            return (f"{path.rstrip('.') or 'value'}: expected {len(expected)} items, got "
+                    f"{len(actual)}: {_show(actual)}")
+        for i, (e, a) in enumerate(zip(expected, actual, strict=True)):
+            d = _diff(e, a, f"{path.rstrip('.')}[{i}].")
+            if d:
+                return d
+        return None
     if isinstance(expected, str) and isinstance(actual, str) and expected != actual:
         try:  # the same instant written with another offset is the same time
             if parse_timestamp_ms(expected) == parse_timestamp_ms(actual):
