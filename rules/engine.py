@@ -20,6 +20,7 @@ import math
 from collections import Counter, OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from rules.alerts import (
@@ -80,7 +81,7 @@ class Subj:
     """State of one (rule, subject) in one grid."""
 
     __slots__ = ("alert_id", "armed_end", "armed_fire", "armed_idle", "cooldown_until", "evidence",
-                 "key", "op", "rule", "touched")
+                 "fed", "key", "op", "rule", "touched")
 
     def __init__(self, rule: Rule, key: str, op: Any, now: int) -> None:
         self.rule = rule
@@ -89,6 +90,8 @@ class Subj:
         self.evidence: Evidence | None = None
         self.alert_id: str | None = None
         self.cooldown_until = NEVER
+        # (alert id, episode start) of the alert this subject's episode fed, if any
+        self.fed: tuple[str, int] | None = None
         self.touched = now
         self.armed_end: int | None = None
         self.armed_fire: int | None = None
@@ -156,6 +159,7 @@ class Engine:
         self.out: list[dict[str, Any] | DeadOut] = []
         self._batch: list[tuple[tuple[str, str], dict[str, Any]]] | None = None
         self._touched: list[Alert] = []
+        self._matches: list[tuple[str, str, int, Any]] = []
         self._stale = 0
         # Keys changed since the last snapshot, for a runtime that writes only those; a replay
         # never snapshots, so by default nothing is tracked (it would grow without bound).
@@ -178,6 +182,8 @@ class Engine:
             self.ttl[rule.id] = max(
                 getattr(op, "duration_ms", 0), getattr(op, "gap_ms", 0),
                 getattr(op, "within_ms", 0), rule.cooldown_ms)
+            if isinstance(op, Count):  # input up to the allowed lateness may still count
+                self.ttl[rule.id] += self.lateness
             if isinstance(op, Silent):
                 self.silent_rules.setdefault(src, []).append(rule)
                 continue
@@ -293,12 +299,14 @@ class Engine:
 
     def _push(self, due: int, rank: int, level: int, rule_id: str, subject: str, grid_id: str,
               ref: Any) -> None:
+        """Callers pass ``due`` already clamped to progress (see ``_due``)."""
         heapq.heappush(self.timers, (due, rank, level, rule_id, subject, grid_id, self._next(), ref))
 
     def _grid(self, grid_id: str) -> GridState:
         g = self.grids.get(grid_id)
         if g is None:
             g = self.grids[grid_id] = GridState(self.city.grids[grid_id])
+            self.dirty.add(("grid", grid_id))
         return g
 
     # -- applying input -----------------------------------------------------------------
@@ -311,10 +319,17 @@ class Engine:
             self.fb_waiting.discard(inp.event_id)
             self._feedback(g, inp)
         else:
+            # Matches are applied in the order their transitions are emitted, (rule_id,
+            # subject): "opened before this one" (hotspots) then agrees with the output.
+            matches = self._matches = []
             if inp.alive and inp.device_id is not None:
                 self._liveness(g, inp)
             for obs in inp.obs:
                 self._observation(g, inp, obs)
+            if len(matches) > 1:
+                matches.sort(key=lambda m: m[:3])
+            for m in matches:
+                m[3]()
         self._flush_touched()
         batch, self._batch = self._batch, None
         batch.sort(key=lambda kv: kv[0])
@@ -370,7 +385,8 @@ class Engine:
             op = rule.operator
             if isinstance(op, Holds):
                 if self._rule_zone(rule, zone_ids) is not None:
-                    self._holds(g, rule, inp, obs, zone_ids)
+                    self._matches.append((rule.id, f"dev:{inp.device_id}", len(self._matches),
+                                          partial(self._holds, g, rule, inp, obs, zone_ids)))
                 continue
             if inp.source is Source.SENSOR and not _sensor_matches(rule, obs):
                 continue
@@ -382,11 +398,13 @@ class Engine:
             subject = _subject(inp, obs, rule, zone)
             item = Item(t, inp.event_id, inp.source, obs, inp.device_id, inp.snapshot_url)
             if isinstance(op, Persist):
-                self._persist(g, rule, subject, item, zone_ids)
+                self._matches.append((rule.id, subject, len(self._matches),
+                                      partial(self._persist, g, rule, subject, item, zone_ids)))
             elif isinstance(op, Count):
                 bucket = "grid" if op.by == "grid" else f"zone:{zone}" if op.by == "zone" else subject
                 entry_key = subject if inp.source is Source.CAMERA else inp.event_id
-                self._count(g, rule, bucket, entry_key, item, zone_ids)
+                self._matches.append((rule.id, bucket, len(self._matches),
+                                      partial(self._count, g, rule, bucket, entry_key, item, zone_ids)))
 
     def _subj(self, g: GridState, rule: Rule, key: str, factory: Any, item: Item | None) -> Subj:
         subj = g.subjects.get((rule.id, key))
@@ -412,7 +430,10 @@ class Engine:
         assert isinstance(op, Persist)
         subj = self._subj(g, rule, key, PersistState, item)
         st: PersistState = subj.op
-        new, _ = st.observe(item.observed_at, op.duration_ms)
+        step = st.observe(item.observed_at, op.duration_ms, op.gap_ms)
+        if step is None:
+            return
+        new = step[0]
         self._arm_end(g, subj, st.end_due(op.gap_ms))
         self._matched(g, subj, item, zones, new, st.fired)
 
@@ -420,7 +441,7 @@ class Engine:
                zones: tuple[str, ...]) -> None:
         op = rule.operator
         assert isinstance(op, Count)
-        subj = self._subj(g, rule, bucket, CountState, None)
+        subj = self._subj(g, rule, bucket, CountState, item)
         st: CountState = subj.op
         # Inputs still to come are applied at or after progress, or are at most the allowed
         # lateness behind the clock: no window they are counted in reaches before this.
@@ -429,24 +450,32 @@ class Engine:
             st.expire(horizon)
         running, fired = st.observe(entry_key, item.observed_at, item.event_id, (item, zones),
                                     op.n, op.within_ms, self.subject_cap)
-        if fired:
-            ev = Evidence()
-            for _, _, (it, zs) in st.window(item.observed_at, op.within_ms):
-                ev.add(it, zs)
-            subj.evidence = ev
         self._arm_end(g, subj, st.end_due(op.n, op.within_ms))
-        if fired:
-            self._matched(g, subj, None, zones, True, True)
-        else:
+        if not fired:
             self._matched(g, subj, item, zones, False, running)
+            return
+        alert = self._linked_alert(g, subj)
+        if alert is not None and alert.active:
+            # The window's other events were attributed when they came: only this one is new.
+            self._matched(g, subj, item, zones, True, True)
+            return
+        ev = Evidence()
+        for _, _, (it, zs) in st.window(item.observed_at, op.within_ms):
+            ev.add(it, zs)
+        subj.evidence = ev
+        self._matched(g, subj, None, zones, True, True)
 
     def _holds(self, g: GridState, rule: Rule, inp: Input, obs: Obs, zones: tuple[str, ...]) -> None:
         op = rule.operator
         assert isinstance(op, Holds)
         if satisfies(op.trigger, obs.state, obs.value):
-            subj = self._subj(g, rule, f"dev:{inp.device_id}", HoldsState, None)
-            st: HoldsState = subj.op
             item = Item(inp.time, inp.event_id, inp.source, obs, inp.device_id, inp.snapshot_url)
+            subj = self._subj(g, rule, f"dev:{inp.device_id}", HoldsState, item)
+            st: HoldsState = subj.op
+            if st.stale(inp.time):
+                if st.running:
+                    self._matched(g, subj, item, zones, False, st.fired)
+                return
             new = st.trigger(inp.time)
             if new:
                 due = st.start + op.duration_ms
@@ -457,8 +486,10 @@ class Engine:
             self._matched(g, subj, item, zones, new, st.fired)
         elif satisfies(op.clear, obs.state, obs.value):
             subj = g.subjects.get((rule.id, f"dev:{inp.device_id}"))
-            if subj is not None and subj.op.clear():
-                self.dirty.add(("subject", g.grid.id, rule.id, subj.key))
+            if subj is None:
+                return
+            self.dirty.add(("subject", g.grid.id, rule.id, subj.key))
+            if not subj.op.stale(inp.time) and subj.op.clear():
                 subj.touched = self.progress
                 self._arm_idle(g, subj)
                 self._episode_ended(g, subj)
@@ -481,26 +512,30 @@ class Engine:
                     Obs(kind=dev.kind or "", lat=dev.lat, lon=dev.lon, zone_ids=dev.zone_ids), inp.time)
             if self._rule_zone(rule, zone_ids) is None:
                 continue
-            op = rule.operator
-            assert isinstance(op, Silent)
-            subj = self._subj(g, rule, f"dev:{dev.id}", SilentState, None)
-            st: SilentState = subj.op
-            kind = inp.obs[0].kind if inp.obs else ("heartbeat" if inp.source is Source.CAMERA
-                                                      else dev.kind or "")
-            obs = inp.obs[0] if inp.obs else Obs(kind=kind, lat=dev.lat, lon=dev.lon,
-                                                 zone_ids=dev.zone_ids)
-            item = (Item(inp.time, inp.event_id, inp.source, obs, inp.device_id, inp.snapshot_url),
-                    zone_ids)
-            if inp.time < st.last:
-                continue  # an older message changes nothing: the device was alive later
-            ended = st.message(inp.time, item)
-            due = st.last + op.duration_ms
-            if rule.schedule is not None:
-                due = rule.schedule.next_open(due, self.cal)
-            st.fire_at = due
-            self._arm_fire(g, subj, due)
-            if ended:
-                self._episode_ended(g, subj)
+            self._matches.append((rule.id, f"dev:{dev.id}", len(self._matches),
+                                  partial(self._message, g, rule, dev, inp, zone_ids)))
+
+    def _message(self, g: GridState, rule: Rule, dev: Any, inp: Input,
+                 zone_ids: tuple[str, ...]) -> None:
+        """A registered device's message for one ``silent`` rule: it proves the device alive."""
+        op = rule.operator
+        assert isinstance(op, Silent)
+        obs = inp.obs[0] if inp.obs else Obs(
+            kind="heartbeat" if inp.source is Source.CAMERA else dev.kind or "",
+            lat=dev.lat, lon=dev.lon, zone_ids=dev.zone_ids)
+        item = Item(inp.time, inp.event_id, inp.source, obs, inp.device_id, inp.snapshot_url)
+        subj = self._subj(g, rule, f"dev:{dev.id}", SilentState, item)
+        st: SilentState = subj.op
+        if inp.time < st.last:
+            return  # an older message changes nothing: the device was alive later
+        ended = st.message(inp.time, (item, zone_ids))
+        due = st.last + op.duration_ms
+        if rule.schedule is not None:
+            due = rule.schedule.next_open(due, self.cal)
+        st.fire_at = due
+        self._arm_fire(g, subj, due)
+        if ended:
+            self._episode_ended(g, subj)
 
     # -- cases --------------------------------------------------------------------------------
 
@@ -519,6 +554,7 @@ class Engine:
         if alert is not None and alert.active:
             if subj.running():
                 alert.observed.add(subj.key)
+                subj.fed = (alert.id, subj.episode_start())
             if item is not None:
                 self._attribute(alert, item, zones)
             elif subj.evidence is not None:
@@ -526,10 +562,13 @@ class Engine:
                     self._attribute(alert, it, subj.evidence.zones)
                 subj.evidence = None
             return
-        if alert is not None and alert.subject == subj.key and \
-                alert.episode_start == subj.episode_start() and subj.running() and not new_episode:
-            if alert.status == "resolved" and item is not None:
-                self._attribute(alert, item, zones)
+        fed = subj.fed
+        if fed is not None and not new_episode and subj.running() and fed[1] == subj.episode_start():
+            # This episode already fed an alert (opened it, or joined it while it was active):
+            # it keeps updating it once resolved, and never opens another one.
+            fed_alert = g.alerts.get(fed[0])
+            if fed_alert is not None and fed_alert.status == "resolved" and item is not None:
+                self._attribute(fed_alert, item, zones)
             return
         if item is not None:
             if new_episode or subj.evidence is None:
@@ -581,11 +620,13 @@ class Engine:
         self.dirty.add(("grid", g.grid.id))
         g.cases[(rule.id, subj.key)] = aid
         subj.alert_id = aid
+        subj.fed = (aid, subj.episode_start())
         if subj.running():
             alert.observed.add(subj.key)
         self._emit(alert, "opened")
         self._arm_alert(alert)
         for inp in sorted(self.held.pop(aid, ()), key=lambda i: i.order):
+            self.fb_waiting.discard(inp.event_id)
             self._feedback(g, inp)
 
     def _trim_hot(self, g: GridState, now: int) -> None:
@@ -596,7 +637,8 @@ class Engine:
     def _attribute(self, alert: Alert, item: Item, zones: tuple[str, ...]) -> None:
         if alert.status in ("closed", "rejected"):
             return
-        alert.evidence.add(item, zones)
+        if not alert.evidence.add(item, zones):
+            return
         self.dirty.add(("alert", alert.grid_id, alert.id))
         if not alert.dirty:
             alert.dirty = True
@@ -643,12 +685,22 @@ class Engine:
 
     # -- timers -------------------------------------------------------------------------------
 
+    def _due(self, due: int) -> int:
+        """A timer already past fires at progress: at once, but after the input of this
+        instant and in the contract's timer order (levels ascending, then overdue, ...),
+        not in the order of the times it was originally due."""
+        return due if due > self.progress else self.progress
+
     def _arm_end(self, g: GridState, subj: Subj, due: int | None) -> None:
+        if due is not None:
+            due = self._due(due)
         if due is not None and (subj.armed_end is None or due < subj.armed_end):
             subj.armed_end = due
             self._push(due, END, 0, subj.rule.id, subj.key, g.grid.id, None)
 
     def _arm_fire(self, g: GridState, subj: Subj, due: int | None) -> None:
+        if due is not None:
+            due = self._due(due)
         if due is not None and (subj.armed_fire is None or due < subj.armed_fire):
             subj.armed_fire = due
             self._push(due, FIRE, 0, subj.rule.id, subj.key, g.grid.id, None)
@@ -664,6 +716,7 @@ class Engine:
         if due is None:
             alert.armed.pop(key, None)
             return
+        due = self._due(due)
         if alert.armed.get(key) != due:
             alert.armed[key] = due
             self._push(due, rank, level, alert.rule.id, alert.subject, alert.grid_id, alert.id)
@@ -864,8 +917,8 @@ class Engine:
         if alert is None:
             self.held.setdefault(fb.alert_id, []).append(inp)
             self.fb_waiting.add(inp.event_id)
-            self._push(inp.time + self.lateness, FB_EXPIRE, 0, "", inp.event_id, inp.grid_id,
-                       (fb.alert_id, inp.event_id))
+            self._push(self._due(inp.time + self.lateness), FB_EXPIRE, 0, "", inp.event_id,
+                       inp.grid_id, (fb.alert_id, inp.event_id))
             return
         if inp.event_id in alert.feedback_ids:
             self.stats.duplicates[inp.topic] += 1
@@ -990,7 +1043,7 @@ SnapshotKey = tuple[str, ...]
 
 def _subj_state(subj: Subj) -> tuple[Any, ...]:
     return (subj.rule.id, subj.key, subj.op, subj.evidence, subj.alert_id, subj.cooldown_until,
-            subj.touched)
+            subj.touched, subj.fed)
 
 
 def _alert_state(alert: Alert) -> dict[str, Any]:
@@ -1059,9 +1112,9 @@ def restore(engine: Engine, records: dict[SnapshotKey, bytes]) -> None:
         if kind == "grid":
             g.hot, g.lru, g.cases = data
         elif kind == "subject":
-            rid, skey, op, evidence, aid, cooldown, touched = data
+            rid, skey, op, evidence, aid, cooldown, touched, fed = data
             subj = Subj(rules[rid], skey, op, touched)
-            subj.evidence, subj.alert_id, subj.cooldown_until = evidence, aid, cooldown
+            subj.evidence, subj.alert_id, subj.cooldown_until, subj.fed = evidence, aid, cooldown, fed
             g.subjects[(rid, skey)] = subj
         elif kind == "alert":
             rule = rules[data.pop("rule")]

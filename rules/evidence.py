@@ -71,12 +71,14 @@ class Evidence:
         self.loc_at = -1 << 62
         self.address: tuple[int, str] | None = None
 
-    def add(self, item: Item, zones: tuple[str, ...]) -> None:
-        """Attribute one event; a second detection of the same message counts once."""
-        if item.event_id != self.last_event:
-            self.count += 1
-            self.last_event = item.event_id
+    def add(self, item: Item, zones: tuple[str, ...]) -> bool:
+        """Attribute one event; returns False when it was already attributed (a second
+        detection of the same message, or an event seen again), which changes nothing."""
         key = (item.observed_at, item.event_id)
+        if item.event_id == self.last_event or self._holds(key):
+            return False
+        self.count += 1
+        self.last_event = item.event_id
         first = self.first
         if first is None or key < (first.observed_at, first.event_id):
             self.first = item
@@ -92,6 +94,13 @@ class Evidence:
             self.zones = zones
         if o.address is not None and (self.address is None or item.observed_at >= self.address[0]):
             self.address = (item.observed_at, o.address)
+        return True
+
+    def _holds(self, key: tuple[int, str]) -> bool:
+        first = self.first
+        if first is not None and (first.observed_at, first.event_id) == key:
+            return True
+        return any((it.observed_at, it.event_id) == key for it in self.newest)
 
     @property
     def first_seen(self) -> int | None:

@@ -120,6 +120,7 @@ class Ingest:
         groups: dict[str, tuple[Obs, ...]] = {}
         if ignored is not None:
             self.ignored[ignored] += 1
+            groups[grid_id] = ()
         else:
             groups[grid_id] = (Obs(kind=msg.kind, lat=lat, lon=lon, zone_ids=zone_ids,
                                    state=msg.state, value=msg.value),)
@@ -146,8 +147,11 @@ class Ingest:
                                 msg.event_id)
             lat, lon, grid_id, zone_ids, located = grid.lat, grid.lon, grid.id, (), False
         if msg.category not in self.categories:
+            # Counted, and still passed on without observations: an accepted input moves the
+            # engine's clock in event mode (the end of a replay counts it too).
             self.ignored[("category", msg.category)] += 1
-            return []
+            return [Input(source=Source.REPORT, event_id=msg.event_id, time=msg.observed_at,
+                          grid_id=grid_id, **base)]
         obs = Obs(kind=msg.category, lat=lat, lon=lon, zone_ids=zone_ids, located=located,
                   report_source=msg.source, reporter_id=msg.reporter_id, address=msg.address,
                   photos=tuple(msg.photos) if msg.photos is not None else None)

@@ -23,6 +23,15 @@ class HoldsState:
     running: bool = False
     fired: bool = False
     fire_at: int | None = None
+    latest: int = -(1 << 62)
+
+    def stale(self, t: int) -> bool:
+        """Whether a reading is older than the newest one applied: it may add evidence to a
+        running episode, but never starts or ends one (late input revives nothing)."""
+        if t < self.latest:
+            return True
+        self.latest = t
+        return False
 
     def trigger(self, t: int) -> bool:
         """A trigger reading; returns True when it starts the timer (a new episode)."""

@@ -10,12 +10,18 @@ class PersistState:
     running: bool = False
     fired: bool = False
 
-    def observe(self, t: int, duration: int) -> tuple[bool, bool]:
-        """Apply one matching observation; return (a new episode started, it fired now).
+    ended: bool = False
+
+    def observe(self, t: int, duration: int, gap: int) -> tuple[bool, bool] | None:
+        """Apply one matching observation; return (a new episode started, it fired now), or
+        None when it changes nothing.
 
         A late observation (older than ``last``) may still complete D, but never moves the
-        episode's start: ``start`` is only set when an episode begins.
+        episode's start: ``start`` is only set when an episode begins. One that falls inside
+        an episode that has already ended (by ``last + gap``) does not revive it.
         """
+        if not self.running and self.ended and t <= self.last + gap:
+            return None
         new = not self.running
         if new:
             self.start = self.last = t
@@ -33,3 +39,4 @@ class PersistState:
 
     def end(self) -> None:
         self.running = False
+        self.ended = True

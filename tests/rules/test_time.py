@@ -128,3 +128,22 @@ def test_bad_input_goes_to_dead_letters_with_its_position(tmp_path: Path) -> Non
         ("unregistered_device", 2, "utf-8"), ("outside_map", 3, "utf-8")]
     assert h.dead[1]["payload"] == "//4A"
     assert h.replay.ingest.ignored[("category", "unicorns")] == 1
+
+
+def test_a_late_trigger_older_than_an_applied_clear_starts_nothing(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    h.sensor(T("10:00:00"), "mh-1", "manhole_cover", state="open")
+    h.sensor(T("10:00:20"), "mh-1", "manhole_cover", state="ok")
+    h.sensor(T("10:00:40"), "sl-1", "streetlight", state="on")      # progress 10:00:35
+    h.sensor(T("10:00:10"), "mh-1", "manhole_cover", state="tilted")  # late, before the clear
+    h.finish(T("10:30:00"))
+    assert h.kinds("manhole.open") == ["opened", "cleared", "escalated"]
+
+
+def test_a_late_observation_inside_an_ended_episode_does_not_revive_it(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    frames(h, "10:00:00", "10:10:00")          # opens at 10:10, episode ends 10:12
+    h.cam(T("10:12:30"), track="other")         # moves progress past the end
+    h.cam(T("10:11:30"))                        # 60 s behind the clock: applied, but too late
+    h.finish(T("10:13:00"))
+    assert h.kinds("vend.main") == ["opened", "cleared"]
