@@ -23,6 +23,7 @@ from models.common import (
     Text,
 )
 from models.timestamps import OutputTimestamp
+from models.vocabulary import ReasonCode
 
 Transition = Literal[
     "opened",
@@ -41,20 +42,6 @@ Transition = Literal[
 ]
 Status = Literal["open", "acknowledged", "dispatched", "deferred", "resolved", "closed", "rejected"]
 Severity = Literal["minor", "major", "critical"]
-ReasonCode = Literal[
-    "bad_encoding",
-    "bad_json",
-    "too_large",
-    "invalid_field",
-    "naive_timestamp",
-    "bad_coordinate",
-    "unregistered_device",
-    "outside_map",
-    "future_timestamp",
-    "unknown_alert",
-    "unknown_action",
-    "illegal_transition",
-]
 
 NonEmpty = Annotated[str, StringConstraints(min_length=1)]
 

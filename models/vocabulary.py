@@ -4,7 +4,7 @@ Rules, metrics and the models all check membership against these sets, so a labe
 contract is added here once. They are frozensets because the hot path only ever asks ``in``.
 """
 
-from typing import Final
+from typing import Final, Literal, get_args
 
 CAMERA_LABELS: Final = frozenset(
     {
@@ -56,22 +56,21 @@ FEEDBACK_ACTIONS: Final = frozenset(
     {"acknowledge", "dispatch", "resolve", "verify", "reject", "reopen", "defer"}
 )
 
-REASON_CODES: Final = frozenset(
-    {
-        "bad_encoding",
-        "bad_json",
-        "too_large",
-        "invalid_field",
-        "naive_timestamp",
-        "bad_coordinate",
-        "unregistered_device",
-        "outside_map",
-        "future_timestamp",
-        "unknown_alert",
-        "unknown_action",
-        "illegal_transition",
-    }
-)
+ReasonCode = Literal[
+    "bad_encoding",
+    "bad_json",
+    "too_large",
+    "invalid_field",
+    "naive_timestamp",
+    "bad_coordinate",
+    "unregistered_device",
+    "outside_map",
+    "future_timestamp",
+    "unknown_alert",
+    "unknown_action",
+    "illegal_transition",
+]
+REASON_CODES: Final = frozenset(get_args(ReasonCode))
 
 MAX_MESSAGE_BYTES: Final = 1_048_576
 """Input larger than 1 MiB is bad input (``too_large``) before any parsing is spent on it."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from models.decode import BadInput, CameraEvent, Feedback, ReportEvent, SensorEvent, Source, decode
 from models.vocabulary import CAMERA_LABELS, SENSOR_CATEGORIES
-from rules.citymap import CityMap
+from rules.citymap import CityMap, Place
 from rules.inputs import FeedbackIn, Input, Obs
 from rules.pack import RuleSet
 
@@ -61,6 +61,15 @@ class Ingest:
             return self._report(msg, base)
         return self._feedback(msg, base, raw)
 
+    def _place(self, where: str, lat: float, lon: float, event_id: str) -> Place | BadInput:
+        """A bad coordinate is never replaced by a device's registered position: a location
+        in no grid is bad input, named by the field that carried it."""
+        place = self.city.locate(lat, lon)
+        if place is None:
+            return BadInput("outside_map", f"{where}: ({lat}, {lon}) is in no grid of the city map",
+                            event_id)
+        return place
+
     def _camera(self, msg: CameraEvent, base: dict) -> list[Input] | BadInput:
         cam = self.city.cameras.get(msg.camera_id)
         groups: dict[str, list[Obs]] = {}
@@ -73,11 +82,9 @@ class Ingest:
         for i, d in enumerate(msg.detections):
             if d.location is not None:
                 lat, lon = d.location.lat, d.location.lon
-                place = self.city.locate(lat, lon)
-                if place is None:
-                    return BadInput("outside_map",
-                                    f"detections[{i}].location: ({lat}, {lon}) is in no grid of "
-                                    "the city map", msg.event_id)
+                place = self._place(f"detections[{i}].location", lat, lon, msg.event_id)
+                if isinstance(place, BadInput):
+                    return place
                 grid_id, zone_ids = place.grid_id, place.zone_ids
             elif cam is not None:
                 lat, lon, grid_id, zone_ids = cam.lat, cam.lon, cam.grid_id, cam.zone_ids
@@ -104,11 +111,9 @@ class Ingest:
         sensor = self.city.sensors.get(msg.sensor_id)
         if msg.location is not None:
             lat, lon = msg.location.lat, msg.location.lon
-            place = self.city.locate(lat, lon)
-            if place is None:
-                return BadInput("outside_map",
-                                f"location: ({lat}, {lon}) is in no grid of the city map",
-                                msg.event_id)
+            place = self._place("location", lat, lon, msg.event_id)
+            if isinstance(place, BadInput):
+                return place
             grid_id, zone_ids = place.grid_id, place.zone_ids
         elif sensor is not None:
             lat, lon, grid_id, zone_ids = sensor.lat, sensor.lon, sensor.grid_id, sensor.zone_ids
@@ -134,11 +139,9 @@ class Ingest:
     def _report(self, msg: ReportEvent, base: dict) -> list[Input] | BadInput:
         if msg.location is not None:
             lat, lon = msg.location.lat, msg.location.lon
-            place = self.city.locate(lat, lon)
-            if place is None:
-                return BadInput("outside_map",
-                                f"location: ({lat}, {lon}) is in no grid of the city map",
-                                msg.event_id)
+            place = self._place("location", lat, lon, msg.event_id)
+            if isinstance(place, BadInput):
+                return place
             grid_id, zone_ids, located = place.grid_id, place.zone_ids, True
         else:
             grid = self.city.grids.get(msg.grid_id or "")
