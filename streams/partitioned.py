@@ -1,0 +1,181 @@
+"""The runtime's two halves as plain objects, so Faust only moves bytes around them.
+
+``IngestBatcher``: source records in, one internal record per internal partition out (plus
+dead letters). ``PartitionEvaluator``: one internal partition's engine, with what makes a
+crash harmless under at-least-once delivery:
+
+- the last internal offset it applied travels with its state, so input redelivered after a
+  restart is skipped rather than applied twice;
+- the transitions of a batch are kept in state (the outbox) until the producer confirms
+  them, so a worker that died after its state reached the changelog but before its output
+  reached ``city.alerts`` resends them on recovery — consumers de-duplicate on
+  ``(alert_id, version)``, and the resent messages are identical but for ``emitted_at``.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from models.decode import TOPIC_SOURCES, BadInput, Source
+from rules.citymap import CityMap
+from rules.engine import DeadOut, Engine, restore, snapshot
+from rules.ingest import Ingest
+from rules.inputs import Input
+from rules.pack import RuleSet
+from rules.replay import dead_letter
+from streams.codec import Batch, encode_parts, encode_tick
+
+META = "meta"
+ALERTS, DEADLETTERS = "city.alerts", "city.alerts.deadletter"
+
+
+def grid_partition(grid_id: str, partitions: int) -> int:
+    """Our own stable partitioner (never the client's default: other systems' producers
+    partition differently, and co-partitioning must not depend on them)."""
+    return zlib.crc32(grid_id.encode("utf-8")) % partitions
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """One consumed record: where it came from and the arrival the broker recorded."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: int
+
+
+@dataclass(slots=True)
+class IngestResult:
+    records: dict[int, bytes] = field(default_factory=dict)
+    dead: list[dict[str, Any]] = field(default_factory=list)
+    parts: int = 0
+
+
+class IngestBatcher:
+    """Decode, validate and locate a batch of source records; group the parts by internal
+    partition, in arrival order, as one internal record each."""
+
+    def __init__(self, city: CityMap, rules: RuleSet, *, clock: str, partitions: int,
+                 topic_names: Mapping[str, str], now: Callable[[], int]) -> None:
+        """``topic_names`` maps each actual (prefixed) source topic to its contract name."""
+        self.ingest = Ingest(city, rules, clock=clock)
+        self.partitions = partitions
+        self.topic_names = dict(topic_names)
+        self.city = city
+        self.now = now
+
+    def __call__(self, records: Iterable[SourceRecord]) -> IngestResult:
+        result = IngestResult()
+        grouped: dict[int, list[Input]] = {}
+        for rec in records:
+            contract_topic = self.topic_names[rec.topic]
+            source: Source = TOPIC_SOURCES[contract_topic]
+            key = rec.key.decode("utf-8", "replace") if rec.key is not None else None
+            out = self.ingest(source, contract_topic, rec.value or b"", key=key,
+                              arrival=rec.timestamp, partition=rec.partition, offset=rec.offset)
+            if isinstance(out, BadInput):
+                result.dead.append(dead_letter(
+                    rec.topic, rec.partition, rec.offset, key, out.event_id, out.reason_code,
+                    out.reason, rec.value or b"", self.city.calendar.format(self.now())))
+                continue
+            for part in out:
+                grouped.setdefault(grid_partition(part.grid_id, self.partitions), []).append(part)
+                result.parts += 1
+        result.records = {p: encode_parts(parts) for p, parts in grouped.items()}
+        return result
+
+    @staticmethod
+    def tick(t: int) -> bytes:
+        return encode_tick(t)
+
+
+@dataclass(slots=True)
+class Step:
+    """What one internal record did: messages to produce, state to write and delete."""
+
+    alerts: list[dict[str, Any]]
+    dead: list[dict[str, Any]]
+    writes: dict[str, bytes]
+    deletes: list[str]
+
+
+class PartitionEvaluator:
+    """One internal partition's engine and its durable bookkeeping."""
+
+    def __init__(self, city: CityMap, rules: RuleSet, *, clock: str, partition: int,
+                 now: Callable[[], int], topic_of: Callable[[str], str]) -> None:
+        self.city = city
+        self.partition = partition
+        self.engine = Engine(city, rules, clock=clock, track_changes=True)
+        self.applied = -1
+        self.outbox: list[tuple[str, bytes]] = []   # (ALERTS or DEADLETTERS, message)
+        self.now = now
+        self.topic_of = topic_of
+
+    # -- state keys: the partition first, so a table shared by partitions can be filtered --
+
+    def key(self, record_key: tuple[str, ...]) -> str:
+        return "\x1f".join((str(self.partition), *record_key))
+
+    def owns(self, table_key: str) -> bool:
+        return table_key.split("\x1f", 1)[0] == str(self.partition)
+
+    def restore(self, table: Mapping[str, bytes]) -> list[tuple[str, bytes]]:
+        """Load this partition's records; return the outbox to resend (may be empty)."""
+        records: dict[tuple[str, ...], bytes] = {}
+        meta: bytes | None = None
+        for k, v in table.items():
+            if not self.owns(k):
+                continue
+            parts = tuple(k.split("\x1f")[1:])
+            if parts == (META,):
+                meta = v
+            else:
+                records[parts] = v
+        if ("engine",) in records:
+            restore(self.engine, records)
+        if meta is not None:
+            self.applied, self.outbox = pickle.loads(meta)
+        return list(self.outbox)
+
+    def process(self, offset: int, batch: Batch) -> Step | None:
+        """Apply one internal record; None when it was applied before (a redelivery)."""
+        if offset <= self.applied:
+            return None
+        out: list[Any] = []
+        if batch.tick is not None:
+            out += self.engine.tick(batch.tick)
+        for part in batch.parts:
+            out += self.engine.feed(part)
+        alerts: list[dict[str, Any]] = []
+        dead: list[dict[str, Any]] = []
+        fmt = self.city.calendar.format
+        for item in out:
+            if isinstance(item, DeadOut):
+                inp = item.input
+                dead.append(dead_letter(self.topic_of(inp.topic), inp.partition, inp.offset,
+                                        inp.key, inp.event_id, item.reason_code, item.reason,
+                                        inp.raw or b"", fmt(self.now())))
+            else:
+                alerts.append(item)
+        records, deleted = snapshot(self.engine, changed_only=True)
+        writes = {self.key(k): v for k, v in records.items()}
+        self.applied = offset
+        self.outbox = [(ALERTS, orjson.dumps(a)) for a in alerts] + \
+            [(DEADLETTERS, orjson.dumps(d)) for d in dead]
+        writes[self.key((META,))] = pickle.dumps((self.applied, self.outbox))
+        return Step(alerts, dead, writes, [self.key(k) for k in deleted])
+
+    def confirmed(self) -> dict[str, bytes]:
+        """The outbox reached the broker: clear it (one more state write)."""
+        self.outbox = []
+        return {self.key((META,)): pickle.dumps((self.applied, self.outbox))}
