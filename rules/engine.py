@@ -520,15 +520,13 @@ class Engine:
         """A registered device's message for one ``silent`` rule: it proves the device alive."""
         op = rule.operator
         assert isinstance(op, Silent)
-        obs = inp.obs[0] if inp.obs else Obs(
-            kind="heartbeat" if inp.source is Source.CAMERA else dev.kind or "",
-            lat=dev.lat, lon=dev.lon, zone_ids=dev.zone_ids)
-        item = Item(inp.time, inp.event_id, inp.source, obs, inp.device_id, inp.snapshot_url)
-        subj = self._subj(g, rule, f"dev:{dev.id}", SilentState, item)
+        subj = self._subj(g, rule, f"dev:{dev.id}", SilentState,
+                          _message_item(inp, dev) if rule.merge_radius_m > 0 else None)
         st: SilentState = subj.op
         if inp.time < st.last:
             return  # an older message changes nothing: the device was alive later
-        ended = st.message(inp.time, (item, zone_ids))
+        # The message becomes evidence only if a silence follows: build it then.
+        ended = st.message(inp.time, (inp, dev, zone_ids))
         due = st.last + op.duration_ms
         if rule.schedule is not None:
             due = rule.schedule.next_open(due, self.cal)
@@ -785,7 +783,8 @@ class Engine:
             else:
                 assert isinstance(st, SilentState)
                 st.fire()
-                item, zones = st.last_item
+                last_inp, dev, zones = st.last_item
+                item = _message_item(last_inp, dev)
                 subj.evidence = Evidence()
                 subj.evidence.add(item, zones)
                 self._matched(g, subj, None, zones, True, True)
@@ -1001,6 +1000,14 @@ class Engine:
 
     def subject_count(self) -> int:
         return sum(len(g.subjects) for g in self.grids.values())
+
+
+def _message_item(inp: Input, dev: Any) -> Item:
+    """A device's message as evidence of its liveness (its detection or reading, if any)."""
+    obs = inp.obs[0] if inp.obs else Obs(
+        kind="heartbeat" if inp.source is Source.CAMERA else dev.kind or "",
+        lat=dev.lat, lon=dev.lon, zone_ids=dev.zone_ids)
+    return Item(inp.time, inp.event_id, inp.source, obs, inp.device_id, inp.snapshot_url)
 
 
 def _sensor_matches(rule: Rule, obs: Obs) -> bool:

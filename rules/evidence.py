@@ -8,8 +8,7 @@ days costs the same memory as one seen for a minute.
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from rules.inputs import Obs, Source
 
@@ -17,8 +16,7 @@ _KEEP = 10
 _NEWEST = 9
 
 
-@dataclass(frozen=True, slots=True)
-class Item:
+class Item(NamedTuple):
     """One attributed event: its sort key first, so items compare by (observed_at, event_id)."""
 
     observed_at: int
@@ -75,15 +73,23 @@ class Evidence:
         """Attribute one event; returns False when it was already attributed (a second
         detection of the same message, or an event seen again), which changes nothing."""
         key = (item.observed_at, item.event_id)
-        if item.event_id == self.last_event or self._holds(key):
+        if item.event_id == self.last_event:
+            return False
+        newest = self.newest
+        # In-order input is newer than everything held: no scan for it, and an append.
+        in_order = not newest or key > (newest[-1].observed_at, newest[-1].event_id)
+        if not in_order and self._holds(key):
             return False
         self.count += 1
         self.last_event = item.event_id
         first = self.first
         if first is None or key < (first.observed_at, first.event_id):
             self.first = item
-        newest = self.newest
-        if len(newest) < _KEEP or key > (newest[0].observed_at, newest[0].event_id):
+        if in_order:
+            newest.append(item)
+            if len(newest) > _KEEP:
+                del newest[0]
+        elif len(newest) < _KEEP or key > (newest[0].observed_at, newest[0].event_id):
             bisect.insort(newest, item, key=_sort_key)
             if len(newest) > _KEEP:
                 del newest[0]

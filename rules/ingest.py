@@ -20,6 +20,15 @@ from rules.pack import RuleSet
 
 FUTURE_LIMIT_MS = 5 * 60_000
 
+# Where a message came from: topic, arrival, key, partition, offset.
+Base = tuple[str, int | None, str | None, int | None, int | None]
+
+
+def _fields(base: Base) -> dict[str, object]:
+    topic, arrival, key, partition, offset = base
+    return {"topic": topic, "arrival": arrival, "key": key, "partition": partition,
+            "offset": offset}
+
 
 @dataclass(slots=True)
 class Ingest:
@@ -51,8 +60,7 @@ class Ingest:
                 return BadInput("future_timestamp",
                                 f"{field_name}: more than 5 minutes ahead of the message's arrival",
                                 msg.event_id)
-        base = {"topic": topic, "arrival": arrival, "key": key, "partition": partition,
-                "offset": offset}
+        base = (topic, arrival, key, partition, offset)
         if isinstance(msg, CameraEvent):
             return self._camera(msg, base)
         if isinstance(msg, SensorEvent):
@@ -70,7 +78,7 @@ class Ingest:
                             event_id)
         return place
 
-    def _camera(self, msg: CameraEvent, base: dict) -> list[Input] | BadInput:
+    def _camera(self, msg: CameraEvent, base: Base) -> list[Input] | BadInput:
         cam = self.city.cameras.get(msg.camera_id)
         groups: dict[str, list[Obs]] = {}
         if not msg.detections:
@@ -102,12 +110,13 @@ class Ingest:
         home = cam.grid_id if cam is not None else None
         if home is not None:
             groups.setdefault(home, [])
-        return [Input(source=Source.CAMERA, event_id=msg.event_id, time=msg.observed_at,
-                      grid_id=gid, device_id=msg.camera_id, alive=gid == home,
-                      snapshot_url=msg.snapshot_url, obs=tuple(obs), **base)
-                for gid, obs in sorted(groups.items())]
+        topic, arrival, key, partition, offset = base
+        return [Input(Source.CAMERA, topic, msg.event_id, msg.observed_at, gid, msg.camera_id,
+                      gid == home, msg.snapshot_url, tuple(obs), None, arrival, key, partition,
+                      offset)
+                for gid, obs in (groups.items() if len(groups) == 1 else sorted(groups.items()))]
 
-    def _sensor(self, msg: SensorEvent, base: dict) -> list[Input] | BadInput:
+    def _sensor(self, msg: SensorEvent, base: Base) -> list[Input] | BadInput:
         sensor = self.city.sensors.get(msg.sensor_id)
         if msg.location is not None:
             lat, lon = msg.location.lat, msg.location.lon
@@ -133,10 +142,10 @@ class Ingest:
         if home is not None:
             groups.setdefault(home, ())
         return [Input(source=Source.SENSOR, event_id=msg.event_id, time=msg.observed_at,
-                      grid_id=gid, device_id=msg.sensor_id, alive=gid == home, obs=obs, **base)
+                      grid_id=gid, device_id=msg.sensor_id, alive=gid == home, obs=obs, **_fields(base))
                 for gid, obs in sorted(groups.items())]
 
-    def _report(self, msg: ReportEvent, base: dict) -> list[Input] | BadInput:
+    def _report(self, msg: ReportEvent, base: Base) -> list[Input] | BadInput:
         if msg.location is not None:
             lat, lon = msg.location.lat, msg.location.lon
             place = self._place("location", lat, lon, msg.event_id)
@@ -154,14 +163,14 @@ class Ingest:
             # engine's clock in event mode (the end of a replay counts it too).
             self.ignored[("category", msg.category)] += 1
             return [Input(source=Source.REPORT, event_id=msg.event_id, time=msg.observed_at,
-                          grid_id=grid_id, **base)]
+                          grid_id=grid_id, **_fields(base))]
         obs = Obs(kind=msg.category, lat=lat, lon=lon, zone_ids=zone_ids, located=located,
                   report_source=msg.source, reporter_id=msg.reporter_id, address=msg.address,
                   photos=tuple(msg.photos) if msg.photos is not None else None)
         return [Input(source=Source.REPORT, event_id=msg.event_id, time=msg.observed_at,
-                      grid_id=grid_id, obs=(obs,), **base)]
+                      grid_id=grid_id, obs=(obs,), **_fields(base))]
 
-    def _feedback(self, msg: Feedback, base: dict, raw: bytes) -> list[Input] | BadInput:
+    def _feedback(self, msg: Feedback, base: Base, raw: bytes) -> list[Input] | BadInput:
         grid_id = msg.alert_id[2:-21]
         if grid_id not in self.city.grids:
             return BadInput("unknown_alert",
@@ -172,4 +181,4 @@ class Ingest:
                         photos=tuple(msg.photos) if msg.photos is not None else None,
                         until=msg.until)
         return [Input(source=Source.FEEDBACK, event_id=msg.event_id, time=msg.at, grid_id=grid_id,
-                      feedback=fb, raw=raw, **base)]
+                      feedback=fb, raw=raw, **_fields(base))]

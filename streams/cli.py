@@ -52,6 +52,9 @@ def main() -> None:
     Camera, sensor, report and feedback events in; alerts that open, escalate and close out.
     Start with `cityorder demo` to replay a generated day of the demo city.
     """
+    from streams.tuning import tune_gc
+
+    tune_gc()
 
 
 @main.command()
