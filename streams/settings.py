@@ -1,0 +1,418 @@
+"""The worker's configuration: one frozen, typed object read from ``CITYORDER_*`` variables.
+
+Everything the runtime needs to know about its surroundings (brokers, security, topic names,
+partitions, state directory, rule packs, city map, clock mode) lives here, so that the Faust
+app, the admin client that creates topics and the tests all read the same values, and so a
+deployment is described by its environment alone (twelve-factor). Command-line flags override
+single fields through :meth:`Settings.from_env`.
+
+A bad value is reported before anything connects, naming the variable (or the flag) that
+carried it and what would be valid::
+
+    >>> Settings.from_env({"CITYORDER_PARTITIONS": "four"})
+    Traceback (most recent call last):
+    ...
+    streams.settings.SettingsError: CITYORDER_PARTITIONS: 'four' is not a whole number; ...
+
+Usage::
+
+    settings = Settings.from_env(partitions=8)          # environment + one CLI override
+    settings.topic("city.alerts")                       # 'staging.city.alerts' with a prefix
+    AIOKafkaProducer(**settings.aiokafka_kwargs())
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import ssl
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from rules.durations import format_duration, parse_duration
+
+if TYPE_CHECKING:
+    from faust.types.auth import CredentialsT
+
+ENV_PREFIX = "CITYORDER_"
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_RULES = PACKAGE_ROOT / "rules" / "packs" / "default"
+DEFAULT_CITY = PACKAGE_ROOT / "rules" / "demo" / "city.geojson"
+
+#: The input topics of CONTRACTS.md, in the contract's source order.
+INPUT_TOPICS = ("city.events.camera", "city.events.sensor", "city.events.report", "city.alerts.feedback")
+#: The output topics of CONTRACTS.md.
+OUTPUT_TOPICS = ("city.alerts", "city.alerts.deadletter")
+#: Input parts and ticks keyed by grid (DESIGN.md "Time is data"); not part of the contract.
+INTERNAL_TOPIC = "cityorder.internal"
+#: Every topic name :meth:`Settings.topic` knows, unprefixed.
+TOPICS = (*INPUT_TOPICS, *OUTPUT_TOPICS, INTERNAL_TOPIC)
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+SECURITY_PROTOCOLS: tuple[SecurityProtocol, ...] = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS: tuple[SaslMechanism, ...] = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+MAX_PARTITIONS = 1024
+MIN_TICK_MS, MAX_TICK_MS = 10, 3_600_000
+_TOPIC_CHARS = re.compile(r"^[A-Za-z0-9._-]*$")
+_DEFAULT_KAFKA_PORT = 9092
+
+#: Fields whose variable is not simply CITYORDER_<FIELD>: the field holds milliseconds, the
+#: variable a duration such as ``1s``.
+_ENV_NAMES = {"tick_interval_ms": "CITYORDER_TICK_INTERVAL"}
+#: Override keywords accepted besides the field names, as a CLI flag would spell them.
+_ALIASES = {"tick_interval": "tick_interval_ms"}
+
+
+class SettingsError(ValueError):
+    """The configuration is unusable; ``problems`` holds one line per bad variable or flag."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets ``field`` (``partitions`` -> ``CITYORDER_PARTITIONS``)."""
+    return _ENV_NAMES.get(field, ENV_PREFIX + field.upper())
+
+
+def flag_name(field: str) -> str:
+    """The command-line flag spelling of ``field``, used when an override was the bad value."""
+    return "--" + field.removesuffix("_ms").replace("_", "-")
+
+
+def _name(info: ValidationInfo, field: str) -> str:
+    """Name ``field`` as the user set it: the flag if it came from an override, else the variable."""
+    sources = (info.context or {}).get("sources", {})
+    return flag_name(field) if sources.get(field) == "flag" else env_name(field)
+
+
+def _items(value: object) -> list[object]:
+    """A comma-separated string (as a variable holds it) or a sequence (as a flag gives it)."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, list | tuple):
+        items = [v.strip() if isinstance(v, str) else v for v in value]
+        return [v for v in items if v != ""]
+    return [value]
+
+
+def _whole(value: object, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"{value!r} is not a whole number; use one from {low} to {high}")
+    try:
+        number = int(value.strip()) if isinstance(value, str) else value
+    except ValueError:
+        raise ValueError(f"{value!r} is not a whole number; use one from {low} to {high}") from None
+    if not low <= number <= high:
+        raise ValueError(f"{number} is out of range; use a whole number from {low} to {high}")
+    return number
+
+
+def _choice(value: object, choices: tuple[str, ...], *, upper: bool) -> str:
+    text = str(value).strip()
+    text = text.upper() if upper else text.lower()
+    if text not in choices:
+        raise ValueError(f"{value!r} is not one of {', '.join(choices)}")
+    return text
+
+
+def _normalise_broker(text: str) -> str:
+    """``host[:port]`` or ``kafka://host[:port]`` -> ``kafka://host:port``."""
+    raw = text if "://" in text else f"kafka://{text}"
+    parts = urlsplit(raw)
+    if parts.scheme != "kafka":
+        raise ValueError(f"{text!r} has scheme {parts.scheme!r}; write kafka://HOST:PORT or HOST:PORT")
+    try:
+        port = parts.port or _DEFAULT_KAFKA_PORT
+    except ValueError:
+        raise ValueError(f"{text!r} has an invalid port; write kafka://HOST:PORT with PORT 1-65535") from None
+    host = parts.hostname
+    if not host or parts.path not in ("", "/") or parts.query or parts.username:
+        raise ValueError(f"{text!r} is not a broker address; write kafka://HOST:PORT or HOST:PORT")
+    host = f"[{host}]" if ":" in host else host
+    return f"kafka://{host}:{port}"
+
+
+def _existing_file(value: object) -> Path:
+    path = Path(str(value)).expanduser()
+    if not path.is_file():
+        raise ValueError(f"{str(value)!r} is not a readable file; give the path of a PEM file")
+    return path
+
+
+class Settings(BaseModel):
+    """Everything the Kafka runtime is configured with; build it with :meth:`from_env`.
+
+    ``Settings.from_env()`` reads ``os.environ``; ``Settings.from_env(env, partitions=8)`` reads
+    ``env`` and lets keyword overrides (CLI flags) win. The object is frozen: a worker's
+    configuration never changes while it runs, so any component may hold a reference.
+
+    >>> s = Settings.from_env({"CITYORDER_TOPIC_PREFIX": "t1."}, partitions=2)
+    >>> s.topic("city.alerts"), s.partitions, s.bootstrap_servers
+    ('t1.city.alerts', 2, ['127.0.0.1:9092'])
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+    #: Bootstrap brokers, ``kafka://HOST:PORT`` each (CITYORDER_BROKERS, comma-separated).
+    brokers: tuple[str, ...] = ("kafka://127.0.0.1:9092",)
+    #: Put in front of every topic name and the consumer group; must end with ``.``, ``-`` or ``_``.
+    topic_prefix: str = ""
+    #: Partitions of every topic cityorder creates; also the unit of parallelism.
+    partitions: int = 4
+    #: Replicas of every topic cityorder creates (1 for a single broker; 3 is usual in production).
+    replication_factor: int = 1
+    #: Where RocksDB table files live (one sub-directory per app and table).
+    state_dir: Path = Path("state")
+    #: Rule packs (directories of *.yaml or single files), loaded together.
+    rules: tuple[Path, ...] = (DEFAULT_RULES,)
+    #: The city map (GeoJSON FeatureCollection, RULES.md).
+    city: Path = DEFAULT_CITY
+    #: ``wall``: arrivals and ticks drive the clock (live); ``event``: input times do.
+    clock: Literal["wall", "event"] = "wall"
+    #: How often ticks are written (CITYORDER_TICK_INTERVAL, e.g. ``1s``), in milliseconds.
+    tick_interval_ms: int = 1_000
+    #: Port of the worker's web server (/metrics, readiness).
+    web_port: int = 6066
+    #: Table store: ``rocksdb`` (rocksdict, survives restarts) or ``memory`` (tests).
+    store: Literal["rocksdb", "memory"] = "rocksdb"
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    #: None means PLAIN (Kafka's default) under SASL_*; must be unset for other protocols.
+    sasl_mechanism: SaslMechanism | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+
+    # -- construction ------------------------------------------------------------------------
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, /, **overrides: Any) -> Settings:
+        """Read ``CITYORDER_*`` from ``environ`` (default ``os.environ``), then apply ``overrides``.
+
+        An empty variable counts as unset. An override of ``None`` is ignored, so a CLI can pass
+        every flag through and only those the user gave take effect. Unknown override keywords
+        raise TypeError (a programming error); bad values raise :class:`SettingsError` naming
+        the variable or flag.
+        """
+        env = os.environ if environ is None else environ
+        data: dict[str, Any] = {}
+        sources: dict[str, str] = {}
+        for field in cls.model_fields:
+            value = env.get(env_name(field))
+            if value is not None and value.strip() != "":
+                data[field], sources[field] = value, "env"
+        for key, value in overrides.items():
+            field = _ALIASES.get(key, key)
+            if field not in cls.model_fields:
+                raise TypeError(f"Settings has no field {key!r}; known: {', '.join(cls.model_fields)}")
+            if value is not None:
+                data[field], sources[field] = value, "flag"
+        try:
+            return cls.model_validate(data, context={"sources": sources})
+        except ValidationError as e:
+            raise SettingsError([line for err in e.errors() for line in _problem(err, sources).splitlines()]
+                                ) from None
+
+    # -- field validation: each names the bad value and what is valid ------------------------
+
+    @field_validator("brokers", mode="before")
+    @classmethod
+    def _check_brokers(cls, value: object) -> tuple[str, ...]:
+        items = _items(value)
+        if not items:
+            raise ValueError("no broker given; write kafka://HOST:PORT[,kafka://HOST:PORT...]")
+        return tuple(_normalise_broker(str(item)) for item in items)
+
+    @field_validator("topic_prefix", mode="before")
+    @classmethod
+    def _check_prefix(cls, value: object) -> str:
+        text = str(value).strip()
+        if not _TOPIC_CHARS.match(text):
+            raise ValueError(f"{text!r} may only hold letters, digits, '.', '_' and '-' (Kafka topic names)")
+        if len(text) > 200:
+            raise ValueError("is longer than 200 characters; Kafka topic names end at 249")
+        if text and text[-1] not in "._-":
+            raise ValueError(f"{text!r} must end with '.', '-' or '_' so it stays apart from the topic "
+                             f"name (e.g. {text + '.'!r})")
+        return text
+
+    @field_validator("partitions", mode="before")
+    @classmethod
+    def _check_partitions(cls, value: object) -> int:
+        return _whole(value, 1, MAX_PARTITIONS)
+
+    @field_validator("replication_factor", mode="before")
+    @classmethod
+    def _check_replication(cls, value: object) -> int:
+        return _whole(value, 1, 16)
+
+    @field_validator("web_port", mode="before")
+    @classmethod
+    def _check_port(cls, value: object) -> int:
+        return _whole(value, 1, 65535)
+
+    @field_validator("tick_interval_ms", mode="before")
+    @classmethod
+    def _check_tick(cls, value: object) -> int:
+        ms = value if isinstance(value, int) and not isinstance(value, bool) else parse_duration(value)
+        if not MIN_TICK_MS <= ms <= MAX_TICK_MS:
+            raise ValueError(f"{format_duration(ms)} is out of range; use {format_duration(MIN_TICK_MS)} "
+                             f"to {format_duration(MAX_TICK_MS)}, e.g. 1s")
+        return ms
+
+    @field_validator("rules", mode="before")
+    @classmethod
+    def _check_rules(cls, value: object) -> tuple[Path, ...]:
+        items = _items(value)
+        if not items:
+            raise ValueError("no rule pack given; write one or more paths separated by commas")
+        return tuple(Path(str(item)).expanduser() for item in items)
+
+    @field_validator("state_dir", "city", mode="before")
+    @classmethod
+    def _check_path(cls, value: object) -> Path:
+        return Path(str(value).strip()).expanduser()
+
+    @field_validator("clock", "store", mode="before")
+    @classmethod
+    def _check_lower_choice(cls, value: object, info: ValidationInfo) -> str:
+        choices = {"clock": ("wall", "event"), "store": ("rocksdb", "memory")}[str(info.field_name)]
+        return _choice(value, choices, upper=False)
+
+    @field_validator("security_protocol", mode="before")
+    @classmethod
+    def _check_protocol(cls, value: object) -> str:
+        return _choice(value, SECURITY_PROTOCOLS, upper=True)
+
+    @field_validator("sasl_mechanism", mode="before")
+    @classmethod
+    def _check_mechanism(cls, value: object) -> str | None:
+        return None if value is None else _choice(value, SASL_MECHANISMS, upper=True)
+
+    @field_validator("ssl_cafile", "ssl_certfile", "ssl_keyfile", mode="before")
+    @classmethod
+    def _check_file(cls, value: object) -> Path | None:
+        return None if value is None else _existing_file(value)
+
+    @model_validator(mode="after")
+    def _check_security(self, info: ValidationInfo) -> Settings:
+        """Refuse settings that would be silently ignored: credentials without SASL, certificates
+        without TLS. A forgotten CITYORDER_SECURITY_PROTOCOL would otherwise connect in the clear."""
+        n = lambda field: _name(info, field)  # noqa: E731
+        protocol = self.security_protocol
+        problems = []
+        sasl = protocol.startswith("SASL_")
+        tls = protocol in ("SSL", "SASL_SSL")
+        for field in ("sasl_mechanism", "sasl_username", "sasl_password"):
+            if not sasl and getattr(self, field) is not None:
+                problems.append(f"{n(field)} is set but {n('security_protocol')} is {protocol}: set it to "
+                                f"SASL_PLAINTEXT or SASL_SSL, or unset {n(field)}")
+        if sasl:
+            problems += [f"{n(field)} is required when {n('security_protocol')} is {protocol}"
+                         for field in ("sasl_username", "sasl_password") if getattr(self, field) is None]
+        for field in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            if not tls and getattr(self, field) is not None:
+                problems.append(f"{n(field)} is set but {n('security_protocol')} is {protocol}: set it to "
+                                f"SSL or SASL_SSL, or unset {n(field)}")
+        if self.ssl_keyfile is not None and self.ssl_certfile is None:
+            problems.append(f"{n('ssl_keyfile')} needs {n('ssl_certfile')} (the client certificate "
+                            f"the key belongs to)")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def topic(self, name: str) -> str:
+        """The prefixed name of a contract topic or of ``cityorder.internal``.
+
+        Only known names are accepted, so a typo fails here instead of creating a stray topic.
+        """
+        if name not in TOPICS:
+            raise KeyError(f"{name!r} is not a cityorder topic; known: {', '.join(TOPICS)}")
+        return self.topic_prefix + name
+
+    @property
+    def app_id(self) -> str:
+        """Faust app id = consumer group id; prefixed so that two deployments (or two tests) on
+        one cluster never share a group, changelog topics or state directory."""
+        return self.topic_prefix + "cityorder"
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        """``HOST:PORT`` entries, as aiokafka wants them."""
+        return [b.removeprefix("kafka://") for b in self.brokers]
+
+    @property
+    def faust_store(self) -> str:
+        """The Faust ``store`` URL for the chosen table store (rocksdict is used when installed)."""
+        return {"rocksdb": "rocksdb://", "memory": "memory://"}[self.store]
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """A client TLS context for SSL/SASL_SSL (system CAs unless CITYORDER_SSL_CAFILE), else None."""
+        if self.security_protocol not in ("SSL", "SASL_SSL"):
+            return None
+        from aiokafka.helpers import create_ssl_context
+
+        try:
+            return create_ssl_context(cafile=self.ssl_cafile, certfile=self.ssl_certfile,
+                                      keyfile=self.ssl_keyfile)
+        except (ssl.SSLError, OSError) as e:
+            files = ", ".join(f"{env_name(f)}={getattr(self, f)}" for f in
+                              ("ssl_cafile", "ssl_certfile", "ssl_keyfile") if getattr(self, f))
+            raise SettingsError([f"cannot build a TLS context from {files or 'the system CAs'}: {e}"]) from e
+
+    def aiokafka_kwargs(self) -> dict[str, Any]:
+        """Connection keyword arguments for any aiokafka client (producer, consumer, admin)."""
+        kwargs: dict[str, Any] = {"bootstrap_servers": self.bootstrap_servers,
+                                  "security_protocol": self.security_protocol}
+        if self.security_protocol.startswith("SASL_"):
+            assert self.sasl_password is not None  # guaranteed by _check_security
+            kwargs.update(sasl_mechanism=self.sasl_mechanism or "PLAIN",
+                          sasl_plain_username=self.sasl_username,
+                          sasl_plain_password=self.sasl_password.get_secret_value())
+        context = self.ssl_context()
+        if context is not None:
+            kwargs["ssl_context"] = context
+        return kwargs
+
+    def faust_credentials(self) -> CredentialsT | None:
+        """The same security settings as Faust's ``broker_credentials`` (None for PLAINTEXT)."""
+        from faust.auth import SASLCredentials, SSLCredentials
+
+        if self.security_protocol.startswith("SASL_"):
+            assert self.sasl_password is not None
+            return SASLCredentials(username=self.sasl_username,
+                                   password=self.sasl_password.get_secret_value(),
+                                   mechanism=self.sasl_mechanism or "PLAIN", ssl_context=self.ssl_context())
+        if self.security_protocol == "SSL":
+            return SSLCredentials(self.ssl_context())
+        return None
+
+
+def _problem(err: Any, sources: Mapping[str, str]) -> str:
+    """One line for one pydantic error, led by the variable or flag that carried the value."""
+    ctx_error = (err.get("ctx") or {}).get("error")
+    message = str(ctx_error) if ctx_error is not None else err["msg"]
+    if not err["loc"]:  # a cross-field check: its message already names the variables
+        return message
+    field = str(err["loc"][0])
+    name = flag_name(field) if sources.get(field) == "flag" else env_name(field)
+    return f"{name}: {message}"

@@ -1,0 +1,198 @@
+"""Create cityorder's topics before anything else touches them, with the partition counts it needs.
+
+Why not let the broker or Faust do it: a broker with auto-creation (Tansu always; many Kafka
+clusters) creates a topic the first time any client asks for its metadata, with the *broker's*
+default partition count (4 on Tansu), and Faust then either refuses to start or, worse, runs
+with keys spread over the wrong number of partitions. Per-grid state depends on a grid always
+landing on the same partition, so a topic that exists with another count is a start-up error
+here, never something to "fix" by adding partitions (that would move keys).
+
+The existing topics are read with an all-topics Metadata request: asking for named topics
+(aiokafka's ``describe_topics(names)``) sets ``allow_auto_topic_creation`` and would create
+them on the spot with the broker's count.
+
+Also here: :func:`true_end_offsets`, because Tansu's ``end_offsets`` (ListOffsets latest) is the
+base offset of the partition's last record batch + 1, short of the real end whenever that batch
+holds several records. Anything that reads "up to the end" (table recovery, a caught-up check)
+must use it, or the high watermark a consumer's own fetches report (``consumer.highwater(tp)``).
+
+Usage::
+
+    await ensure_topics(settings, default_topics(settings))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, KafkaError, for_code
+
+from streams.settings import TOPICS, Settings, env_name
+
+_TOPIC_EXISTS = 36
+_UNKNOWN_TOPIC = 3
+_METADATA_WAIT_S = 10.0
+TP = TypeVar("TP", bound=tuple[str, int])
+
+
+class TopicsError(RuntimeError):
+    """Topics could not be checked or created (unreachable broker, refused creation)."""
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    topic: str
+    found: int
+    wanted: int
+
+
+class TopicMismatch(TopicsError):
+    """One or more topics exist with another partition count than cityorder is configured for."""
+
+    def __init__(self, mismatches: list[Mismatch], settings: Settings) -> None:
+        self.mismatches = mismatches
+        lines = []
+        for m in mismatches:
+            fix = f"delete and recreate {m.topic!r} with {m.wanted} partitions (its data is lost)"
+            if m.wanted == settings.partitions:
+                fix = (f"set {env_name('partitions')}={m.found} (or --partitions {m.found}) to use it as "
+                       f"it is, or {fix}")
+            lines.append(f"topic {m.topic!r} has {m.found} partitions but cityorder wants {m.wanted}: {fix}")
+        lines.append("Adding partitions to a topic is not a fix: it moves keys, and with them a grid's "
+                     "state, to other partitions.")
+        super().__init__("\n".join(lines))
+
+
+def default_topics(settings: Settings) -> dict[str, int]:
+    """Every contract topic and ``cityorder.internal``, prefixed, with ``settings.partitions`` each."""
+    return {settings.topic(name): settings.partitions for name in TOPICS}
+
+
+async def ensure_topics(settings: Settings, names: Mapping[str, int], *,
+                        configs: Mapping[str, Mapping[str, str]] | None = None,
+                        connect_timeout: float = 30.0) -> list[str]:
+    """Create the missing topics of ``names`` (full topic name -> partitions) and check the rest.
+
+    ``configs`` gives per-topic configuration for topics this call creates (existing topics are
+    left alone). Returns the names this call created. Raises :class:`TopicMismatch` listing every topic
+    that exists with another partition count, and :class:`TopicsError` if the brokers cannot be
+    reached within ``connect_timeout`` seconds (retrying with backoff meanwhile, so a worker
+    started together with its broker does not fail on the first refused connection) or refuse
+    to create a topic. Safe to run from several workers at once: a topic another worker created
+    first counts as found.
+    """
+    admin = await _connect(settings, connect_timeout)
+    try:
+        found = await _partition_counts(admin)
+        missing = [name for name in names if name not in found]
+        created = []
+        if missing:
+            created = await _create(admin, settings, {n: names[n] for n in missing}, configs or {})
+            found.update(await _wait_visible(admin, missing))
+    except KafkaError as e:
+        raise TopicsError(f"cannot check or create topics on {', '.join(settings.brokers)}: {e!r}") from e
+    finally:
+        await admin.close()
+    mismatches = [Mismatch(name, found[name], wanted) for name, wanted in names.items()
+                  if found[name] != wanted]
+    if mismatches:
+        raise TopicMismatch(mismatches, settings)
+    return created
+
+
+async def _connect(settings: Settings, timeout: float) -> AIOKafkaAdminClient:
+    deadline = time.monotonic() + timeout
+    delay = 0.1
+    while True:
+        admin = AIOKafkaAdminClient(**settings.aiokafka_kwargs(), client_id="cityorder-admin",
+                                    request_timeout_ms=int(min(timeout, 30.0) * 1000))
+        try:
+            await admin.start()
+            return admin
+        except KafkaConnectionError as e:
+            await admin.close()
+            if time.monotonic() + delay > deadline:
+                raise TopicsError(f"cannot reach the brokers {', '.join(settings.brokers)} within "
+                                  f"{timeout:g} s: {e}") from e
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+async def _partition_counts(admin: AIOKafkaAdminClient) -> dict[str, int]:
+    """Partition count of every existing topic (all-topics request: creates nothing)."""
+    topics: list[dict[str, Any]] = await admin.describe_topics()
+    return {t["topic"]: len(t["partitions"]) for t in topics
+            if t["error_code"] != _UNKNOWN_TOPIC and t["partitions"]}
+
+
+async def _create(admin: AIOKafkaAdminClient, settings: Settings, wanted: Mapping[str, int],
+                  configs: Mapping[str, Mapping[str, str]]) -> list[str]:
+    """Create ``wanted``; return the names this call created (not those another worker won)."""
+    response = await admin.create_topics([
+        NewTopic(name, partitions, settings.replication_factor, topic_configs=dict(configs.get(name, {})))
+        for name, partitions in wanted.items()])
+    created = []
+    for topic, code, message, *_ in response.topic_errors:
+        if code == 0:
+            created.append(topic)
+        elif code != _TOPIC_EXISTS:  # exists: another worker won the race; its count is checked
+            raise TopicsError(f"cannot create topic {topic!r} with {wanted[topic]} partitions: "
+                              f"{for_code(code).__name__}: {message}")
+    return [name for name in wanted if name in created]
+
+
+async def _wait_visible(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
+    """Read back the created topics; a multi-broker cluster may take a moment to show them."""
+    deadline = time.monotonic() + _METADATA_WAIT_S
+    while True:
+        counts = await _partition_counts(admin)
+        if all(n in counts for n in names) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    absent = [n for n in names if n not in counts]
+    if absent:
+        raise TopicsError(f"created topics {absent} do not appear in the cluster's metadata after "
+                          f"{_METADATA_WAIT_S:g} s")
+    return {n: counts[n] for n in names}
+
+
+async def true_end_offsets(settings: Settings, partitions: Iterable[TP], *,
+                           timeout: float = 10.0) -> dict[TP, int]:
+    """The offset after the last record of each partition, exact on Tansu too.
+
+    ``end_offsets`` gives a lower bound (exact on Kafka); one fetch from there returns the real
+    high watermark, which every fetch response carries. Costs one short-lived consumer and one
+    fetch per non-empty partition. ``partitions`` may be aiokafka TopicPartitions or Faust TPs
+    (any ``(topic, partition)`` named tuple); the result is keyed by the objects given.
+    """
+    given = list(partitions)
+    by_tp = {TopicPartition(tp[0], tp[1]): tp for tp in given}
+    probe = AIOKafkaConsumer(**settings.aiokafka_kwargs(), client_id="cityorder-end-offsets",
+                             enable_auto_commit=False, auto_offset_reset="latest", fetch_max_wait_ms=50)
+    await probe.start()
+    try:
+        listed: dict[TopicPartition, int] = await probe.end_offsets(list(by_tp))
+        pending = {tp for tp, end in listed.items() if end > 0}  # 0: empty (a batch makes it >= 1)
+        probe.assign(list(pending))
+        for tp in pending:
+            probe.seek(tp, listed[tp])
+        ends = dict(listed)
+        deadline = time.monotonic() + timeout
+        while pending:
+            if time.monotonic() > deadline:
+                raise TopicsError(f"no fetch answer for {sorted(pending)} within {timeout:g} s")
+            await probe.getmany(*pending, timeout_ms=200, max_records=1)
+            for tp in list(pending):
+                highwater = probe.highwater(tp)
+                if highwater is not None:
+                    ends[tp] = max(highwater, listed[tp])
+                    pending.discard(tp)
+    finally:
+        await probe.stop()
+    return {by_tp[tp]: end for tp, end in ends.items()}

@@ -1,0 +1,337 @@
+"""The embedded broker and topic creation, against a real Tansu process.
+
+Besides checking our code, these tests pin down three properties of Tansu 0.6.0 that the runtime
+is designed around, so that a broker upgrade that changes them fails here first:
+
+- ListOffsets(latest), i.e. ``end_offsets``, answers the *base offset of the last record batch
+  + 1*: with batching producers it falls short of what is consumable, so "read up to the end"
+  must use the high watermark of a fetch response (``consumer.highwater(tp)``) instead.
+- Records keep the producer's timestamp (CreateTime); ``message.timestamp.type=LogAppendTime``
+  is accepted, stored and reported, but not applied.
+- Metadata requests that name a missing topic create it with the broker's default count (4),
+  so topics must be created (with :func:`ensure_topics`) before any client asks for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.structs import ConsumerRecord
+from faust.types import TP
+
+import streams.broker as broker_module
+from streams.broker import BrokerError, EmbeddedBroker, free_port
+from streams.settings import Settings
+from streams.topics import (
+    Mismatch,
+    TopicMismatch,
+    TopicsError,
+    default_topics,
+    ensure_topics,
+    true_end_offsets,
+)
+
+CREATE_TIME = 0  # Kafka's timestamp type codes: 0 CreateTime, 1 LogAppendTime
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
+
+
+def consumer(settings: Settings) -> AIOKafkaConsumer:
+    """A group-less consumer: a short fetch wait, because Tansu holds a fetch for all of it."""
+    return AIOKafkaConsumer(**settings.aiokafka_kwargs(), enable_auto_commit=False,
+                            auto_offset_reset="earliest", fetch_max_wait_ms=100)
+
+
+async def read_all(c: AIOKafkaConsumer, expected: int, timeout: float = 30.0) -> list[ConsumerRecord]:
+    records: list[ConsumerRecord] = []
+    deadline = time.monotonic() + timeout
+    while len(records) < expected and time.monotonic() < deadline:
+        for batch in (await c.getmany(timeout_ms=500, max_records=5000)).values():
+            records.extend(batch)
+    return records
+
+
+def dead(pid: int) -> bool:
+    """True once ``pid`` has exited (a zombie waiting for a reaper counts as exited)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "\nState:\tZ" in status
+
+
+def wait_dead(pid: int, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not dead(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+# -- the broker process -------------------------------------------------------------------------
+
+def test_session_broker_answers_on_loopback(broker: EmbeddedBroker) -> None:
+    assert broker.running
+    assert broker.url == f"kafka://127.0.0.1:{broker.port}"
+    assert broker.bootstrap == f"127.0.0.1:{broker.port}"
+    assert broker.startup_seconds is not None
+    print(f"\nembedded broker ready in {broker.startup_seconds * 1000:.1f} ms (pid {broker.pid})")
+
+
+def test_stop_leaves_no_process_and_start_returns_on_the_same_port() -> None:
+    b = EmbeddedBroker()
+    try:
+        b.start()
+        pid, port = b.pid, b.port
+        assert pid is not None
+        b.stop()
+        assert dead(pid) and not b.running
+        b.stop()  # idempotent
+        b.start()  # a broker that "goes away and returns" keeps its address for its clients
+        assert b.port == port and b.pid != pid and b.running
+    finally:
+        b.cleanup()
+    assert not b.running
+
+
+async def test_async_context_manager_starts_and_stops() -> None:
+    async with EmbeddedBroker() as b:
+        pid = b.pid
+        settings = Settings.from_env({}, brokers=b.url)
+        assert await ensure_topics(settings, {"a": 1}) == ["a"]
+    assert pid is not None and dead(pid)
+
+
+def test_a_port_lost_to_another_broker_is_detected_and_another_is_used(
+        broker: EmbeddedBroker, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The session broker holds the first port offered: the new broker's probe reaches the
+    session broker, sees a foreign cluster id, and the new broker moves on once its own bind
+    fails, instead of declaring itself ready on someone else's port."""
+    offered = iter([broker.port])
+    monkeypatch.setattr(broker_module, "free_port",
+                        lambda host="127.0.0.1": next(offered, None) or free_port(host))
+    with EmbeddedBroker() as b:
+        assert b.port != broker.port and b.running
+
+
+def test_a_fixed_port_in_use_is_a_clear_error(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    b = EmbeddedBroker(port=broker.port, log_dir=tmp_path)
+    with pytest.raises(BrokerError, match=f"port {broker.port} is already in use"):
+        b.start()
+    assert not b.running
+
+
+def test_refuses_a_non_loopback_address() -> None:
+    with pytest.raises(ValueError, match="loopback"):
+        EmbeddedBroker(host="0.0.0.0")
+
+
+SPAWN_AND = """
+import pathlib, sys, time
+from streams.broker import EmbeddedBroker
+b = EmbeddedBroker(log_dir=pathlib.Path(sys.argv[2])).start()
+print(b.pid, flush=True)
+if sys.argv[1] == "hang":
+    time.sleep(60)
+"""
+
+
+def _spawn_parent(mode: str, log_dir: Path) -> tuple[subprocess.Popen[str], int]:
+    """A Python parent that starts a broker, then hangs (to be killed) or exits without stopping it."""
+    p = subprocess.Popen([sys.executable, "-c", SPAWN_AND, mode, str(log_dir)], stdout=subprocess.PIPE,
+                         text=True, cwd=Path(__file__).resolve().parents[2])
+    assert p.stdout is not None
+    return p, int(p.stdout.readline())
+
+
+@linux_only
+def test_broker_dies_with_a_sigkilled_parent(tmp_path: Path) -> None:
+    parent, pid = _spawn_parent("hang", tmp_path)
+    try:
+        parent.kill()
+        parent.wait()
+        assert wait_dead(pid), "the broker outlived its SIGKILLed parent"
+    finally:
+        if not dead(pid):
+            os.kill(pid, 9)
+
+
+@linux_only
+def test_broker_is_stopped_when_the_parent_exits_without_stopping_it(tmp_path: Path) -> None:
+    parent, pid = _spawn_parent("exit", tmp_path)
+    try:
+        assert parent.wait(10) == 0
+        assert wait_dead(pid), "atexit did not stop the broker"
+    finally:
+        if not dead(pid):
+            os.kill(pid, 9)
+
+
+# -- producing and consuming --------------------------------------------------------------------
+
+async def test_10000_messages_round_trip_with_the_producers_timestamps(settings: Settings) -> None:
+    topic, n = settings.topic("city.events.camera"), 10_000
+    await ensure_topics(settings, {topic: 4})
+    base_ms = int(time.time() * 1000) - 3_600_000  # an hour ago: clearly not the broker's clock
+    producer = AIOKafkaProducer(**settings.aiokafka_kwargs(), linger_ms=5)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, b"%d" % i, key=b"cam-%d" % (i % 100), timestamp_ms=base_ms + i)
+                   for i in range(n)]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+    c = consumer(settings)
+    await c.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(4)]
+        c.assign(tps)
+        records = await read_all(c, n)
+        end_offsets = await c.end_offsets(tps)
+        highwaters = {tp: c.highwater(tp) for tp in tps}
+    finally:
+        await c.stop()
+
+    assert len(records) == n
+    assert sorted(int(r.value) for r in records) == list(range(n))
+    assert all(r.timestamp == base_ms + int(r.value) and r.timestamp_type == CREATE_TIME for r in records)
+    by_partition: dict[int, list[ConsumerRecord]] = {}
+    for r in records:
+        by_partition.setdefault(r.partition, []).append(r)
+    assert sorted(by_partition) == [0, 1, 2, 3]
+    for part in by_partition.values():
+        assert [r.offset for r in part] == list(range(len(part)))
+    partitions_of_key: dict[bytes | None, set[int]] = {}
+    for r in records:
+        partitions_of_key.setdefault(r.key, set()).add(r.partition)
+    assert all(len(parts) == 1 for parts in partitions_of_key.values())  # a key stays on one partition
+    # The fetch responses' high watermarks are exact; ListOffsets is not (see the next test).
+    assert sum(highwaters.values()) == n
+    assert sum(end_offsets.values()) <= n
+    assert await true_end_offsets(settings, tps) == highwaters
+    print(f"\nend_offsets say {sum(end_offsets.values())} records, {n} consumable; "
+          f"per partition {[end_offsets[tp] for tp in tps]} vs {[highwaters[tp] for tp in tps]}")
+
+
+async def test_end_offsets_count_the_last_batch_as_one_record(settings: Settings) -> None:
+    """Tansu's ListOffsets(latest) is the last batch's base offset + 1, so a multi-record last
+    batch makes ``end_offsets`` short by (batch size - 1); the fetch high watermark is right."""
+    topic = settings.topic("city.alerts")
+    await ensure_topics(settings, {topic: 1})
+    tp = TopicPartition(topic, 0)
+    producer = AIOKafkaProducer(**settings.aiokafka_kwargs())
+    c = consumer(settings)
+    await producer.start()
+    await c.start()
+    try:
+        batch = producer.create_batch()
+        for i in range(5):
+            batch.append(key=None, value=b"%d" % i, timestamp=None)
+        await (await producer.send_batch(batch, topic, partition=0))
+        assert await c.end_offsets([tp]) == {tp: 1}  # five records readable, "end" says one
+        faust_tp = TP(topic, 0)
+        assert await true_end_offsets(settings, [faust_tp]) == {faust_tp: 5}
+
+        c.assign([tp])
+        assert len(await read_all(c, 5, timeout=5)) == 5
+        assert c.highwater(tp) == 5
+
+        await producer.send_and_wait(topic, b"single", partition=0)
+        assert await c.end_offsets([tp]) == {tp: 6}  # a one-record last batch: exact again
+    finally:
+        await producer.stop()
+        await c.stop()
+
+
+async def test_log_append_time_is_accepted_but_not_applied(settings: Settings) -> None:
+    topic = settings.topic("city.events.sensor")
+    configs = {"message.timestamp.type": "LogAppendTime", "cleanup.policy": "compact"}
+    await ensure_topics(settings, {topic: 1}, configs={topic: configs})
+    admin = AIOKafkaAdminClient(**settings.aiokafka_kwargs())
+    await admin.start()
+    try:
+        [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    finally:
+        await admin.close()
+    [(error, _, _, _, entries)] = response.resources
+    assert error == 0 and {e[0]: e[1] for e in entries} == configs
+
+    producer = AIOKafkaProducer(**settings.aiokafka_kwargs())
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, b"x", key=b"k", timestamp_ms=1_000)
+    finally:
+        await producer.stop()
+    c = consumer(settings)
+    await c.start()
+    try:
+        c.assign([TopicPartition(topic, 0)])
+        [record] = await read_all(c, 1, timeout=5)
+    finally:
+        await c.stop()
+    assert (record.timestamp, record.timestamp_type) == (1_000, CREATE_TIME)
+
+
+# -- ensure_topics ------------------------------------------------------------------------------
+
+async def topic_partitions(settings: Settings) -> dict[str, int]:
+    admin = AIOKafkaAdminClient(**settings.aiokafka_kwargs())
+    await admin.start()
+    try:
+        return {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics()
+                if t["topic"].startswith(settings.topic_prefix)}
+    finally:
+        await admin.close()
+
+
+async def test_ensure_topics_creates_every_topic_with_the_configured_partitions(settings: Settings) -> None:
+    wanted = default_topics(settings)
+    assert len(wanted) == 7 and set(wanted.values()) == {settings.partitions}
+    assert sorted(await ensure_topics(settings, wanted)) == sorted(wanted)
+    assert await topic_partitions(settings) == wanted
+    assert await ensure_topics(settings, wanted) == []  # idempotent: a restart creates nothing
+
+
+async def test_ensure_topics_names_a_topic_with_another_partition_count(settings: Settings) -> None:
+    alerts, internal = settings.topic("city.alerts"), settings.topic("cityorder.internal")
+    await ensure_topics(settings, {alerts: 2})
+    with pytest.raises(TopicMismatch) as e:
+        await ensure_topics(settings, {internal: 4, alerts: 4})
+    assert e.value.mismatches == [Mismatch(alerts, found=2, wanted=4)]
+    message = str(e.value)
+    assert f"topic {alerts!r} has 2 partitions but cityorder wants 4" in message
+    assert "CITYORDER_PARTITIONS=2" in message and "recreate" in message
+    # the missing topic of the same call was still created, with the wanted count
+    assert await topic_partitions(settings) == {alerts: 2, internal: 4}
+
+
+async def test_ensure_topics_creates_concurrently_without_conflict(settings: Settings) -> None:
+    wanted = default_topics(settings)
+    created = await asyncio.gather(*(ensure_topics(settings, wanted) for _ in range(3)))
+    assert sorted(name for names in created for name in names) == sorted(wanted)  # each created once
+    assert await topic_partitions(settings) == wanted
+
+
+async def test_true_end_offsets_of_empty_partitions_are_zero(settings: Settings) -> None:
+    topic = settings.topic("city.alerts.deadletter")
+    await ensure_topics(settings, {topic: 2})
+    tps = [TopicPartition(topic, 0), TopicPartition(topic, 1)]
+    assert await true_end_offsets(settings, tps) == dict.fromkeys(tps, 0)
+
+
+async def test_ensure_topics_gives_up_on_an_unreachable_broker() -> None:
+    settings = Settings.from_env({}, brokers=f"127.0.0.1:{free_port()}")
+    started = time.monotonic()
+    with pytest.raises(TopicsError, match="cannot reach the brokers"):
+        await ensure_topics(settings, {"a": 1}, connect_timeout=1.0)
+    assert time.monotonic() - started < 10
