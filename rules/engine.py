@@ -160,6 +160,7 @@ class Engine:
         self._batch: list[tuple[tuple[str, str], dict[str, Any]]] | None = None
         self._touched: list[Alert] = []
         self._matches: list[tuple[str, str, int, Any]] = []
+        self._watch: dict[tuple[int, str | None], tuple[Any, str, list[Rule], bool]] = {}
         self._stale = 0
         # Keys changed since the last snapshot, for a runtime that writes only those; a replay
         # never snapshots, so by default nothing is tracked (it would grow without bound).
@@ -495,25 +496,49 @@ class Engine:
                 self._episode_ended(g, subj)
 
     def _liveness(self, g: GridState, inp: Input) -> None:
-        rules = self.silent_rules.get(inp.source)
+        watch = self._watch.get((inp.source, inp.device_id))
+        if watch is None:
+            watch = self._watch[(inp.source, inp.device_id)] = self._watch_for(inp)
+        dev, key, rules, scheduled = watch
         if not rules:
             return
-        dev = (self.city.cameras if inp.source is Source.CAMERA else self.city.sensors).get(
-            inp.device_id or "")
-        if dev is None:
-            return
-        zone_ids: tuple[str, ...] | None = None
+        zone_ids = dev.zone_ids
+        if scheduled:
+            zone_ids = self._existing_zones(
+                Obs(kind=dev.kind or "", lat=dev.lat, lon=dev.lon, zone_ids=zone_ids), inp.time)
+        t = inp.time
         for rule in rules:
-            if inp.source is Source.SENSOR and rule.match.kinds is not None and \
-                    dev.kind not in rule.match.kinds:
+            if scheduled and self._rule_zone(rule, zone_ids) is None:
                 continue
-            if zone_ids is None:
-                zone_ids = self._existing_zones(
-                    Obs(kind=dev.kind or "", lat=dev.lat, lon=dev.lon, zone_ids=dev.zone_ids), inp.time)
-            if self._rule_zone(rule, zone_ids) is None:
+            subj = g.subjects.get((rule.id, key))
+            if subj is not None and rule.schedule is None and not subj.op.silent and \
+                    t >= subj.op.last:
+                # The common case: the device was alive and still is. Only its last-seen time
+                # moves (and with it the silence timer): no transition can come of it now.
+                st = subj.op
+                st.last, st.last_item = t, (inp, dev, zone_ids)
+                st.fire_at = t + rule.operator.duration_ms
+                subj.touched = self.progress
+                self.dirty.add(("subject", g.grid.id, rule.id, key))
+                self._arm_fire(g, subj, st.fire_at)
+                self._arm_idle(g, subj)
                 continue
-            self._matches.append((rule.id, f"dev:{dev.id}", len(self._matches),
+            self._matches.append((rule.id, key, len(self._matches),
                                   partial(self._message, g, rule, dev, inp, zone_ids)))
+
+    def _watch_for(self, inp: Input) -> tuple[Any, str, list[Rule], bool]:
+        """Which silent rules watch this device (cached per device): kinds and, unless one of
+        its zones has a schedule, zone conditions are decided once."""
+        devices = self.city.cameras if inp.source is Source.CAMERA else self.city.sensors
+        dev = devices.get(inp.device_id or "")
+        if dev is None:
+            return (None, "", [], False)
+        scheduled = not self.scheduled_zones.isdisjoint(dev.zone_ids)
+        rules = [r for r in self.silent_rules.get(inp.source, ())
+                 if not (inp.source is Source.SENSOR and r.match.kinds is not None
+                         and dev.kind not in r.match.kinds)
+                 and (scheduled or self._rule_zone(r, dev.zone_ids) is not None)]
+        return (dev, f"dev:{dev.id}", rules, scheduled)
 
     def _message(self, g: GridState, rule: Rule, dev: Any, inp: Input,
                  zone_ids: tuple[str, ...]) -> None:
