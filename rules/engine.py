@@ -581,8 +581,8 @@ class Engine:
             if item is not None:
                 self._attribute(alert, item, zones)
             elif subj.evidence is not None:
-                for it in reversed(subj.evidence.items()):
-                    self._attribute(alert, it, subj.evidence.zones)
+                if alert.status not in ("closed", "rejected") and alert.evidence.fold(subj.evidence):
+                    self._changed(alert)
                 subj.evidence = None
             return
         fed = subj.fed
@@ -660,8 +660,12 @@ class Engine:
     def _attribute(self, alert: Alert, item: Item, zones: tuple[str, ...]) -> None:
         if alert.status in ("closed", "rejected"):
             return
-        if not alert.evidence.add(item, zones):
-            return
+        if alert.evidence.add(item, zones):
+            self._changed(alert)
+
+    def _changed(self, alert: Alert) -> None:
+        """New evidence: an ``updated`` is due (now or held), unless another transition
+        carries it first."""
         self.dirty.add(("alert", alert.grid_id, alert.id))
         if not alert.dirty:
             alert.dirty = True

@@ -17,7 +17,7 @@ _NEWEST = 9
 
 
 class Item(NamedTuple):
-    """One attributed event: its sort key first, so items compare by (observed_at, event_id)."""
+    """One matching event as the engine sees it: its sort key first (observed_at, event_id)."""
 
     observed_at: int
     event_id: str
@@ -26,27 +26,50 @@ class Item(NamedTuple):
     device_id: str | None
     snapshot_url: str | None
 
+
+class Shown(NamedTuple):
+    """What evidence keeps of an event: only what the alert message shows of it. The
+    observation itself (location, zones, the rest) is not kept per event — only the latest
+    location is — which is most of a subject's memory."""
+
+    observed_at: int
+    event_id: str
+    source: Source
+    kind: str
+    device_id: str | None
+    detail: tuple[Any, ...]
+    snapshot_url: str | None
+
+    @classmethod
+    def of(cls, item: Item) -> Shown:
+        o = item.obs
+        if item.source is Source.CAMERA:
+            detail: tuple[Any, ...] = (o.track_id, o.confidence)
+        elif item.source is Source.SENSOR:
+            detail = (o.state, o.value)
+        else:
+            detail = (o.reporter_id, o.address, o.photos)
+        return cls(item.observed_at, item.event_id, item.source, o.kind, item.device_id, detail,
+                   item.snapshot_url)
+
     def render(self, fmt: Any) -> dict[str, Any]:
-        o = self.obs
         item: dict[str, Any] = {
             "event_id": self.event_id,
             "source": _SOURCE_NAMES[self.source],
-            "kind": o.kind,
+            "kind": self.kind,
             "observed_at": fmt(self.observed_at),
         }
+        d = self.detail
         if self.source is Source.CAMERA:
             item["camera_id"] = self.device_id
-            item["track_id"] = o.track_id
-            item["confidence"] = o.confidence
+            item["track_id"], item["confidence"] = d
             item["snapshot_url"] = self.snapshot_url
         elif self.source is Source.SENSOR:
             item["sensor_id"] = self.device_id
-            item["state"] = o.state
-            item["value"] = o.value
+            item["state"], item["value"] = d
         else:
-            item["reporter_id"] = o.reporter_id
-            item["address"] = o.address
-            item["photos"] = list(o.photos) if o.photos is not None else None
+            item["reporter_id"], item["address"] = d[0], d[1]
+            item["photos"] = list(d[2]) if d[2] is not None else None
         return item
 
 
@@ -61,8 +84,8 @@ class Evidence:
 
     def __init__(self) -> None:
         self.count = 0
-        self.first: Item | None = None
-        self.newest: list[Item] = []
+        self.first: Shown | None = None
+        self.newest: list[Shown] = []
         self.last_event: str | None = None
         self.location: tuple[float, float] | None = None
         self.zones: tuple[str, ...] = ()
@@ -72,27 +95,8 @@ class Evidence:
     def add(self, item: Item, zones: tuple[str, ...]) -> bool:
         """Attribute one event; returns False when it was already attributed (a second
         detection of the same message, or an event seen again), which changes nothing."""
-        key = (item.observed_at, item.event_id)
-        if item.event_id == self.last_event:
+        if item.event_id == self.last_event or not self.add_shown(Shown.of(item)):
             return False
-        newest = self.newest
-        # In-order input is newer than everything held: no scan for it, and an append.
-        in_order = not newest or key > (newest[-1].observed_at, newest[-1].event_id)
-        if not in_order and self._holds(key):
-            return False
-        self.count += 1
-        self.last_event = item.event_id
-        first = self.first
-        if first is None or key < (first.observed_at, first.event_id):
-            self.first = item
-        if in_order:
-            newest.append(item)
-            if len(newest) > _KEEP:
-                del newest[0]
-        elif len(newest) < _KEEP or key > (newest[0].observed_at, newest[0].event_id):
-            bisect.insort(newest, item, key=_sort_key)
-            if len(newest) > _KEEP:
-                del newest[0]
         o = item.obs
         if o.located and item.observed_at >= self.loc_at:
             self.loc_at = item.observed_at
@@ -101,6 +105,44 @@ class Evidence:
         if o.address is not None and (self.address is None or item.observed_at >= self.address[0]):
             self.address = (item.observed_at, o.address)
         return True
+
+    def add_shown(self, shown: Shown) -> bool:
+        """Keep one event in the count, the first and the newest nine (no location)."""
+        key = (shown.observed_at, shown.event_id)
+        if shown.event_id == self.last_event:
+            return False
+        newest = self.newest
+        # In-order input is newer than everything held: no scan for it, and an append.
+        in_order = not newest or key > (newest[-1].observed_at, newest[-1].event_id)
+        if not in_order and self._holds(key):
+            return False
+        self.count += 1
+        self.last_event = shown.event_id
+        first = self.first
+        if first is None or key < (first.observed_at, first.event_id):
+            self.first = shown
+        if in_order:
+            newest.append(shown)
+            if len(newest) > _KEEP:
+                del newest[0]
+        elif len(newest) < _KEEP or key > (newest[0].observed_at, newest[0].event_id):
+            bisect.insort(newest, shown, key=_sort_key)
+            if len(newest) > _KEEP:
+                del newest[0]
+        return True
+
+    def fold(self, other: Evidence) -> bool:
+        """Attribute another summary's events (an episode's, to the alert it now feeds)."""
+        shown = other.items()
+        changed = False
+        for s in reversed(shown):
+            changed |= self.add_shown(s)
+        self.count += max(0, other.count - len(shown))
+        if other.location is not None and other.loc_at >= self.loc_at:
+            self.location, self.zones, self.loc_at = other.location, other.zones, other.loc_at
+        if other.address is not None and (self.address is None or other.address[0] >= self.address[0]):
+            self.address = other.address
+        return changed
 
     def _holds(self, key: tuple[int, str]) -> bool:
         first = self.first
@@ -116,7 +158,7 @@ class Evidence:
     def last_seen(self) -> int | None:
         return self.newest[-1].observed_at if self.newest else None
 
-    def items(self) -> list[Item]:
+    def items(self) -> list[Shown]:
         """The first event and the latest nine, newest first."""
         shown = self.newest[-_NEWEST:]
         if self.first is not None and self.first not in shown:
@@ -124,5 +166,5 @@ class Evidence:
         return shown[::-1]
 
 
-def _sort_key(item: Item) -> tuple[int, str]:
+def _sort_key(item: Shown) -> tuple[int, str]:
     return (item.observed_at, item.event_id)

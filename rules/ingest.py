@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from sys import intern
 
 from models.decode import BadInput, CameraEvent, Feedback, ReportEvent, SensorEvent, Source, decode
 from models.vocabulary import CAMERA_LABELS, SENSOR_CATEGORIES
@@ -104,14 +105,16 @@ class Ingest:
                 self.ignored[("label", d.label)] += 1
                 groups.setdefault(grid_id, [])
                 continue
+            # Interned: a track's id and label repeat in every frame, and evidence keeps ten.
+            track = intern(d.track_id) if d.track_id is not None else None
             groups.setdefault(grid_id, []).append(Obs(
-                kind=d.label, lat=lat, lon=lon, zone_ids=zone_ids, track_id=d.track_id,
-                confidence=d.confidence))
+                intern(d.label), lat, lon, zone_ids, True, track, d.confidence))
         home = cam.grid_id if cam is not None else None
         if home is not None:
             groups.setdefault(home, [])
         topic, arrival, key, partition, offset = base
-        return [Input(Source.CAMERA, topic, msg.event_id, msg.observed_at, gid, msg.camera_id,
+        camera_id = intern(msg.camera_id)
+        return [Input(Source.CAMERA, topic, msg.event_id, msg.observed_at, gid, camera_id,
                       gid == home, msg.snapshot_url, tuple(obs), None, arrival, key, partition,
                       offset)
                 for gid, obs in (groups.items() if len(groups) == 1 else sorted(groups.items()))]
