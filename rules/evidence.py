@@ -30,27 +30,30 @@ class Item(NamedTuple):
 class Shown(NamedTuple):
     """What evidence keeps of an event: only what the alert message shows of it. The
     observation itself (location, zones, the rest) is not kept per event — only the latest
-    location is — which is most of a subject's memory."""
+    location is — which is most of a subject's memory. ``a``, ``b``, ``c`` are the
+    source's own fields: camera (track_id, confidence), sensor (state, value), report
+    (reporter_id, address, photos)."""
 
     observed_at: int
     event_id: str
     source: Source
     kind: str
     device_id: str | None
-    detail: tuple[Any, ...]
     snapshot_url: str | None
+    a: Any = None
+    b: Any = None
+    c: Any = None
 
     @classmethod
     def of(cls, item: Item) -> Shown:
         o = item.obs
+        head = (item.observed_at, item.event_id, item.source, o.kind, item.device_id,
+                item.snapshot_url)
         if item.source is Source.CAMERA:
-            detail: tuple[Any, ...] = (o.track_id, o.confidence)
-        elif item.source is Source.SENSOR:
-            detail = (o.state, o.value)
-        else:
-            detail = (o.reporter_id, o.address, o.photos)
-        return cls(item.observed_at, item.event_id, item.source, o.kind, item.device_id, detail,
-                   item.snapshot_url)
+            return cls(*head, o.track_id, o.confidence)
+        if item.source is Source.SENSOR:
+            return cls(*head, o.state, o.value)
+        return cls(*head, o.reporter_id, o.address, o.photos)
 
     def render(self, fmt: Any) -> dict[str, Any]:
         item: dict[str, Any] = {
@@ -59,17 +62,16 @@ class Shown(NamedTuple):
             "kind": self.kind,
             "observed_at": fmt(self.observed_at),
         }
-        d = self.detail
         if self.source is Source.CAMERA:
             item["camera_id"] = self.device_id
-            item["track_id"], item["confidence"] = d
+            item["track_id"], item["confidence"] = self.a, self.b
             item["snapshot_url"] = self.snapshot_url
         elif self.source is Source.SENSOR:
             item["sensor_id"] = self.device_id
-            item["state"], item["value"] = d
+            item["state"], item["value"] = self.a, self.b
         else:
-            item["reporter_id"], item["address"] = d[0], d[1]
-            item["photos"] = list(d[2]) if d[2] is not None else None
+            item["reporter_id"], item["address"] = self.a, self.b
+            item["photos"] = list(self.c) if self.c is not None else None
         return item
 
 
