@@ -161,6 +161,7 @@ class Engine:
         self._touched: list[Alert] = []
         self._matches: list[tuple[str, str, int, Any]] = []
         self._watch: dict[tuple[int, str | None], tuple[Any, str, list[Rule], bool]] = {}
+        self._zone_memo: dict[tuple[str, tuple[str, ...]], str | None] = {}
         self._stale = 0
         # Keys changed since the last snapshot, for a runtime that writes only those; a replay
         # never snapshots, so by default nothing is tracked (it would grow without bound).
@@ -333,8 +334,9 @@ class Engine:
                 m[3]()
         self._flush_touched()
         batch, self._batch = self._batch, None
-        batch.sort(key=lambda kv: kv[0])
-        self.out.extend(msg for _, msg in batch)
+        if batch:
+            batch.sort(key=lambda kv: kv[0])
+            self.out.extend(msg for _, msg in batch)
 
     def _existing_zones(self, obs: Obs, t: int) -> tuple[str, ...]:
         """Zones containing the observation that exist at t (a scheduled zone only while open)."""
@@ -346,7 +348,19 @@ class Engine:
                      if (sch := zones[z].schedule) is None or sch.is_open(t, cal))
 
     def _rule_zone(self, rule: Rule, zone_ids: tuple[str, ...]) -> str | None:
-        """Whether the rule's zone conditions hold; returns the required zone (or '-')."""
+        """Whether the rule's zone conditions hold; returns the required zone (or '-').
+        A pure function of the rule and the (existing) zones: memoised, bounded."""
+        key = (rule.id, zone_ids)
+        try:
+            return self._zone_memo[key]
+        except KeyError:
+            pass
+        if len(self._zone_memo) >= 65_536:
+            self._zone_memo.clear()
+        zone = self._zone_memo[key] = self._rule_zone_of(rule, zone_ids)
+        return zone
+
+    def _rule_zone_of(self, rule: Rule, zone_ids: tuple[str, ...]) -> str | None:
         zones = self.city.zones
         kinds = [zones[z].kind for z in zone_ids]
         if rule.permitted and any(k in rule.permitted for k in kinds):
@@ -410,8 +424,9 @@ class Engine:
     def _subj(self, g: GridState, rule: Rule, key: str, factory: Any, item: Item | None) -> Subj:
         subj = g.subjects.get((rule.id, key))
         now = self.progress
-        self.dirty.add(("subject", g.grid.id, rule.id, key))
-        self.dirty.add(("grid", g.grid.id))
+        if self.track_changes:
+            self.dirty.add(("subject", g.grid.id, rule.id, key))
+            self.dirty.add(("grid", g.grid.id))
         if subj is None:
             subj = g.subjects[(rule.id, key)] = Subj(rule, key, factory(), now)
             if rule.merge_radius_m > 0 and item is not None and item.obs.located:
@@ -519,7 +534,8 @@ class Engine:
                 st.last, st.last_item = t, (inp, dev, zone_ids)
                 st.fire_at = t + rule.operator.duration_ms
                 subj.touched = self.progress
-                self.dirty.add(("subject", g.grid.id, rule.id, key))
+                if self.track_changes:
+                    self.dirty.add(("subject", g.grid.id, rule.id, key))
                 self._arm_fire(g, subj, st.fire_at)
                 self._arm_idle(g, subj)
                 continue
@@ -666,7 +682,8 @@ class Engine:
     def _changed(self, alert: Alert) -> None:
         """New evidence: an ``updated`` is due (now or held), unless another transition
         carries it first."""
-        self.dirty.add(("alert", alert.grid_id, alert.id))
+        if self.track_changes:
+            self.dirty.add(("alert", alert.grid_id, alert.id))
         if not alert.dirty:
             alert.dirty = True
             self._touched.append(alert)
