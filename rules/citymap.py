@@ -166,7 +166,8 @@ class CityMap:
         return place
 
     def _locate(self, lat: float, lon: float) -> Place | None:
-        hits = self._tree.query(shapely.Point(lon, lat), predicate="intersects").tolist()
+        # shapely.points on a tuple skips Point()'s argument handling: ~2 µs of an ~8 µs miss.
+        hits = self._tree.query(shapely.points((lon, lat)), predicate="intersects").tolist()
         ids, count = self._ids, self._grid_count
         grid_ids = [ids[i] for i in hits if i < count]
         if not grid_ids:
