@@ -14,7 +14,6 @@ from rules.evidence import Evidence
 from rules.pack import Policy, Rule
 
 ACTIVE = frozenset({"open", "acknowledged", "dispatched", "deferred"})
-ENDED = frozenset({"resolved", "closed", "rejected"})
 RANK = {"open": 0, "acknowledged": 1, "dispatched": 2, "resolved": 3, "closed": 4}
 SEVERITIES = ("minor", "major", "critical")
 UPDATE_SPACING_MS = 60_000

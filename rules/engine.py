@@ -18,7 +18,6 @@ from __future__ import annotations
 import heapq
 import math
 from collections import Counter, OrderedDict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -61,7 +60,6 @@ class DeadOut:
 class Stats:
     """Everything counted rather than applied, so nothing is dropped silently."""
 
-    ignored: Counter[tuple[str, str]] = field(default_factory=Counter)
     late: Counter[str] = field(default_factory=Counter)
     duplicates: Counter[str] = field(default_factory=Counter)
     rejected: Counter[str] = field(default_factory=Counter)
@@ -1039,10 +1037,6 @@ class Engine:
             del self.held[aid]
 
     # -- introspection (tests, metrics) -------------------------------------------------------
-
-    def alerts(self) -> Iterable[Alert]:
-        for g in self.grids.values():
-            yield from g.alerts.values()
 
     def subject_count(self) -> int:
         return sum(len(g.subjects) for g in self.grids.values())

@@ -137,8 +137,7 @@ def _print_summary(rp: Any, summary: Any, elapsed: float) -> None:
     _table(echo, "alerts by status", Counter(a["status"] for a in final))
     _table(echo, "transitions", engine.stats.transitions)
     _table(echo, "dead letters by reason", summary.dead)
-    _table(echo, "ignored", Counter({f"{k}={v}": n for (k, v), n in
-                                     (ingest.ignored + engine.stats.ignored).items()}))
+    _table(echo, "ignored", Counter({f"{k}={v}": n for (k, v), n in ingest.ignored.items()}))
     _table(echo, "late (by device)", engine.stats.late)
     _table(echo, "duplicates", engine.stats.duplicates)
     if engine.stats.evicted:
