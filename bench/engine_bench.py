@@ -43,14 +43,15 @@ import orjson
 from models.decode import BadInput, Source, decode
 from models.timestamps import parse_timestamp_ms
 from rules.citymap import LOCATE_CACHE_LIMIT, CityMap, Device
+from rules.demo.city import GEOJSON_PATH
 from rules.engine import Engine
 from rules.ingest import Ingest
-from rules.pack import Rule, RuleSet, Silent, load_rules
+from rules.pack import DEFAULT_PACK, Rule, RuleSet, Silent, load_rules
 from streams.tuning import tune_gc
 
 ROOT = Path(__file__).resolve().parent.parent
-MAP = ROOT / "rules" / "demo" / "city.geojson"
-PACK = ROOT / "rules" / "packs" / "default"
+MAP = GEOJSON_PATH
+PACK = DEFAULT_PACK
 TOPIC = "city.events.camera"
 
 TARGET_EVENTS_PER_S = 150_000

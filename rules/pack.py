@@ -54,6 +54,10 @@ Path_ = tuple[str | int, ...]
 # -- errors -------------------------------------------------------------------------------
 
 
+
+DEFAULT_PACK = Path(__file__).resolve().parent / "packs" / "default"
+"""The default rule pack shipped with cityorder."""
+
 class PackError(ValueError):
     """A rule pack that cannot be loaded.
 

@@ -17,13 +17,12 @@ from typing import Any
 import orjson
 
 from models.decode import TOPIC_SOURCES, BadInput
+from models.outputs import deadletter_payload
 from models.timestamps import parse_timestamp_ms as parse_timestamp
 from rules.citymap import CityMap
 from rules.engine import DeadOut, Engine
 from rules.ingest import Ingest
 from rules.pack import RuleSet
-
-PAYLOAD_LIMIT = 64 * 1024
 
 
 class ReplayFileError(ValueError):
@@ -88,16 +87,7 @@ def dead_letter(topic: str, partition: int | None, offset: int | None, key: str 
                 event_id: str | None, reason_code: str, reason: str, payload: bytes,
                 received_at: str) -> dict[str, Any]:
     """The ``city.alerts.deadletter`` message, payload as text or base64, cut at 64 KiB."""
-    cut = payload[:PAYLOAD_LIMIT]
-    truncated = len(payload) > PAYLOAD_LIMIT
-    try:
-        text = payload.decode("utf-8")
-        encoding = "utf-8"
-        if truncated:
-            text = cut.decode("utf-8", "ignore")  # drops a character split at the boundary
-    except UnicodeDecodeError:
-        text = base64.b64encode(cut).decode("ascii")
-        encoding = "base64"
+    text, encoding, truncated = deadletter_payload(payload)
     return {"topic": topic, "partition": partition, "offset": offset, "key": key,
             "event_id": event_id, "reason_code": reason_code, "reason": reason, "payload": text,
             "payload_encoding": encoding, "truncated": truncated, "received_at": received_at}

@@ -29,11 +29,9 @@ import yaml
 
 from models.timestamps import parse_timestamp_ms
 from rules.citymap import CityMap, MapError
-from rules.pack import PackError, load_rules
+from rules.demo.city import GEOJSON_PATH as DEMO_CITY
+from rules.pack import DEFAULT_PACK, PackError, load_rules
 from rules.replay import Replay, ReplayFileError
-
-DEFAULT_PACK = Path(__file__).resolve().parent / "packs" / "default"
-DEMO_CITY = Path(__file__).resolve().parent / "demo" / "city.geojson"
 
 
 class RuleTestError(ValueError):

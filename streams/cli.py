@@ -17,8 +17,9 @@ from typing import Any
 import click
 import orjson
 
-DEMO_CITY = Path(__file__).resolve().parent.parent / "rules" / "demo" / "city.geojson"
-DEFAULT_PACK = Path(__file__).resolve().parent.parent / "rules" / "packs" / "default"
+from rules.demo.city import GEOJSON_PATH as DEMO_CITY
+from rules.pack import DEFAULT_PACK
+
 PROGRESS_BYTES = 4 * 1024 * 1024
 
 city_option = click.option(

@@ -41,15 +41,16 @@ from pydantic import (
     model_validator,
 )
 
+from rules.demo.city import GEOJSON_PATH
 from rules.durations import format_duration, parse_duration
+from rules.pack import DEFAULT_PACK
 
 if TYPE_CHECKING:
     from faust.types.auth import CredentialsT
 
 ENV_PREFIX = "CITYORDER_"
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_RULES = PACKAGE_ROOT / "rules" / "packs" / "default"
-DEFAULT_CITY = PACKAGE_ROOT / "rules" / "demo" / "city.geojson"
+DEFAULT_RULES = DEFAULT_PACK
+DEFAULT_CITY = GEOJSON_PATH
 
 #: The input topics of CONTRACTS.md, in the contract's source order.
 INPUT_TOPICS = ("city.events.camera", "city.events.sensor", "city.events.report", "city.alerts.feedback")
