@@ -336,9 +336,8 @@ class Engine:
             batch.sort(key=lambda kv: kv[0])
             self.out.extend(msg for _, msg in batch)
 
-    def _existing_zones(self, obs: Obs, t: int) -> tuple[str, ...]:
-        """Zones containing the observation that exist at t (a scheduled zone only while open)."""
-        ids = obs.zone_ids
+    def _existing_zones(self, ids: tuple[str, ...], t: int) -> tuple[str, ...]:
+        """Those of ``ids`` that exist at t (a scheduled zone only while it is open)."""
         if not ids or self.scheduled_zones.isdisjoint(ids):
             return ids
         zones, cal = self.city.zones, self.cal
@@ -386,7 +385,7 @@ class Engine:
         if not rules:
             return
         t = inp.time
-        zone_ids = self._existing_zones(obs, t)
+        zone_ids = self._existing_zones(obs.zone_ids, t)
         for rule in rules:
             m = rule.match
             if inp.source is Source.CAMERA and m.min_confidence is not None and \
@@ -517,8 +516,7 @@ class Engine:
             return
         zone_ids = dev.zone_ids
         if scheduled:
-            zone_ids = self._existing_zones(
-                Obs(kind=dev.kind or "", lat=dev.lat, lon=dev.lon, zone_ids=zone_ids), inp.time)
+            zone_ids = self._existing_zones(zone_ids, inp.time)
         t = inp.time
         for rule in rules:
             if scheduled and self._rule_zone(rule, zone_ids) is None:
