@@ -149,8 +149,6 @@ class Replay:
             if self.clock == "wall" and msg.arrival is not None:
                 self._emit(self.engine.tick(msg.arrival))
             return
-        if not result and self.clock == "wall" and msg.arrival is not None:
-            self._emit(self.engine.tick(msg.arrival))
         for part in result:
             self._emit(self.engine.feed(part))
 
