@@ -688,12 +688,16 @@ class Engine:
         """Emit ``updated`` for alerts changed by this input, or hold it for 60 s."""
         touched, self._touched = self._touched, []
         for alert in touched:
-            if not alert.dirty or alert.status in ("closed", "rejected"):
-                continue
-            if self.progress >= alert.last_msg_at + UPDATE_SPACING_MS:
-                self._emit(alert, "updated")
-            else:
-                self._arm(alert, HELD, 0, alert.last_msg_at + UPDATE_SPACING_MS)
+            self._update_or_hold(alert)
+
+    def _update_or_hold(self, alert: Alert) -> None:
+        """``updated`` never within 60 s of the alert's previous message: due then instead."""
+        if not alert.dirty or alert.status in ("closed", "rejected"):
+            return
+        if self.progress >= alert.last_msg_at + UPDATE_SPACING_MS:
+            self._emit(alert, "updated")
+        else:
+            self._arm(alert, HELD, 0, alert.last_msg_at + UPDATE_SPACING_MS)
 
     def _episode_ended(self, g: GridState, subj: Subj) -> None:
         alert = self._linked_alert(g, subj)
@@ -929,11 +933,7 @@ class Engine:
             self._emit(alert, "resumed")
             self._arm_alert(alert)
         elif rank == HELD:
-            if alert.dirty and alert.status not in ("closed", "rejected"):
-                if self.progress >= alert.last_msg_at + UPDATE_SPACING_MS:
-                    self._emit(alert, "updated")
-                else:
-                    self._arm(alert, HELD, 0, alert.last_msg_at + UPDATE_SPACING_MS)
+            self._update_or_hold(alert)
         elif rank == RETAIN and alert.ended_at is not None and alert.ended_at + self.retention <= due:
             self._drop_alert(g, alert)
 
