@@ -503,8 +503,7 @@ class Engine:
                 return
             self.dirty.add(("subject", g.grid.id, rule.id, subj.key))
             if not subj.op.stale(inp.time) and subj.op.clear():
-                subj.touched = self.progress
-                self._arm_idle(g, subj)
+                self._touch(g, subj)
                 self._episode_ended(g, subj)
 
     def _liveness(self, g: GridState, inp: Input) -> None:
@@ -749,6 +748,11 @@ class Engine:
             subj.armed_fire = due
             self._push(due, FIRE, 0, subj.rule.id, subj.key, g.grid.id, None)
 
+    def _touch(self, g: GridState, subj: Subj) -> None:
+        """A subject's input or transition: its idle time starts again from now."""
+        subj.touched = self.progress
+        self._arm_idle(g, subj)
+
     def _arm_idle(self, g: GridState, subj: Subj) -> None:
         if not subj.armed_idle:
             subj.armed_idle = True
@@ -808,8 +812,7 @@ class Engine:
                 self._arm_end(g, subj, current)
                 return
             st.end()
-            subj.touched = self.progress
-            self._arm_idle(g, subj)
+            self._touch(g, subj)
             self._episode_ended(g, subj)
         elif rank == FIRE:
             if subj.armed_fire != due:
@@ -819,8 +822,7 @@ class Engine:
                 self._arm_fire(g, subj, st.fire_at)
                 return
             st.fire_at = None
-            subj.touched = self.progress
-            self._arm_idle(g, subj)
+            self._touch(g, subj)
             if isinstance(st, HoldsState):
                 if not st.running or st.fired:
                     return
@@ -1001,8 +1003,7 @@ class Engine:
                 subj = g.subjects.get((alert.rule.id, key))
                 if subj is not None:
                     subj.cooldown_until = now + alert.rule.cooldown_ms
-                    subj.touched = now
-                    self._arm_idle(g, subj)
+                    self._touch(g, subj)
         if to_status in ("resolved", "closed", "rejected"):
             alert.ended_at = now
             self._arm(alert, RETAIN, 0, now + self.retention)
