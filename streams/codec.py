@@ -1,10 +1,13 @@
-"""The internal topic's records: a batch of engine parts for one partition, or a tick.
+"""The internal topic's records: a batch of engine parts for one partition, or ingest progress.
 
 Ingest writes one record per batch and internal partition (Faust costs ~140 µs a record, so
 one record per event could not serve a city); the evaluator of that partition reads it and
-feeds the parts to its engine. Parts travel as compact JSON arrays in field order — no field
-names, no pickles — so a record is small, language-neutral and safe to read back after an
-upgrade that adds optional fields at the end.
+feeds the parts to its engine. A progress record carries, per source partition an ingest owns,
+the time up to which it has written that partition's input here (``bounds``): the partition's
+clock ticks to the least of all source partitions' bounds (see ``PartitionEvaluator``), so a
+tick never overtakes input that some worker's ingest has not written yet. Parts travel as
+compact JSON arrays in field order — no field names, no pickles — so a record is small,
+language-neutral and safe to read back after an upgrade that adds optional fields at the end.
 """
 
 from __future__ import annotations
@@ -23,10 +26,10 @@ FORMAT = 1
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """A decoded internal record: parts in arrival order, or a tick (wall-clock time)."""
+    """A decoded internal record: parts in arrival order, or progress (source partition -> bound)."""
 
     parts: tuple[Input, ...] = ()
-    tick: int | None = None
+    bounds: dict[str, int] | None = None
 
 
 def _obs(o: Obs) -> list[Any]:
@@ -65,8 +68,9 @@ def encode_parts(parts: list[Input]) -> bytes:
     return orjson.dumps({"v": FORMAT, "parts": [_part(p) for p in parts]})
 
 
-def encode_tick(t: int) -> bytes:
-    return orjson.dumps({"v": FORMAT, "tick": t})
+def encode_bounds(bounds: dict[str, int]) -> bytes:
+    """``bounds``: ``"TOPIC/PARTITION"`` (contract topic name) -> epoch milliseconds."""
+    return orjson.dumps({"v": FORMAT, "bounds": bounds})
 
 
 def decode(record: bytes) -> Batch:
@@ -75,8 +79,8 @@ def decode(record: bytes) -> Batch:
         obj = orjson.loads(record)
         if obj.get("v") != FORMAT:
             raise ValueError(f"internal record format {obj.get('v')!r}, expected {FORMAT}")
-        if "tick" in obj:
-            return Batch(tick=int(obj["tick"]))
+        if "bounds" in obj:
+            return Batch(bounds={str(k): int(v) for k, v in obj["bounds"].items()})
         return Batch(parts=tuple(_part_back(a) for a in obj["parts"]))
-    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError) as e:
+    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError, ValueError) as e:
         raise ValueError(f"unreadable internal record: {e}") from None

@@ -10,6 +10,13 @@ crash harmless under at-least-once delivery:
   them, so a worker that died after its state reached the changelog but before its output
   reached ``city.alerts`` resends them on recovery — consumers de-duplicate on
   ``(alert_id, version)``, and the resent messages are identical but for ``emitted_at``.
+
+Ticks are data too: ingest writes progress records (per source partition, the time up to
+which it has written that partition's input) into every internal partition, and a partition's
+clock ticks to the least bound over *all* source partitions once each has reported. Several
+workers' ingests each report their own source partitions, so no worker's tick overtakes a
+backlog another worker has not written yet, and a dead worker's last report holds the clock
+until the partition's new owner reports further (CONTRACTS.md, Time).
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import pickle
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -29,10 +36,20 @@ from rules.ingest import Ingest
 from rules.inputs import Input
 from rules.pack import RuleSet
 from rules.replay import dead_letter
-from streams.codec import Batch, encode_parts, encode_tick
+from streams.codec import Batch, encode_parts
 
 META = "meta"
 ALERTS, DEADLETTERS = "city.alerts", "city.alerts.deadletter"
+#: Kafka record header by which a producer (``cityorder simulate``) marks an event-mode tick:
+#: an empty record whose header value is the tick time (RFC 3339), sent to every source partition.
+TICK_HEADER = "cityorder-tick"
+#: The most parts in one internal record: keeps a record well under Kafka's default 1 MB limit.
+MAX_PARTS_PER_RECORD = 1_000
+
+
+def source_key(topic: str, partition: int) -> str:
+    """A source partition's name in progress records: contract topic name, slash, partition."""
+    return f"{topic}/{partition}"
 
 
 def grid_partition(grid_id: str, partitions: int) -> int:
@@ -51,11 +68,12 @@ class SourceRecord:
     key: bytes | None
     value: bytes | None
     timestamp: int
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 @dataclass(slots=True)
 class IngestResult:
-    records: dict[int, bytes] = field(default_factory=dict)
+    records: dict[int, list[bytes]] = field(default_factory=dict)
     dead: list[dict[str, Any]] = field(default_factory=list)
     parts: int = 0
 
@@ -90,12 +108,19 @@ class IngestBatcher:
             for part in out:
                 grouped.setdefault(grid_partition(part.grid_id, self.partitions), []).append(part)
                 result.parts += 1
-        result.records = {p: encode_parts(parts) for p, parts in grouped.items()}
+        result.records = {p: [encode_parts(parts[i:i + MAX_PARTS_PER_RECORD])
+                              for i in range(0, len(parts), MAX_PARTS_PER_RECORD)]
+                          for p, parts in grouped.items()}
         return result
 
-    @staticmethod
-    def tick(t: int) -> bytes:
-        return encode_tick(t)
+
+class Outgoing(NamedTuple):
+    """A message to produce: contract topic, key, value (alerts still without ``emitted_at``,
+    which is stamped when it is sent, so a resent message differs only there)."""
+
+    topic: str
+    key: str | None
+    value: bytes
 
 
 @dataclass(slots=True)
@@ -112,12 +137,16 @@ class PartitionEvaluator:
     """One internal partition's engine and its durable bookkeeping."""
 
     def __init__(self, city: CityMap, rules: RuleSet, *, clock: str, partition: int,
-                 now: Callable[[], int], topic_of: Callable[[str], str]) -> None:
+                 now: Callable[[], int], topic_of: Callable[[str], str],
+                 sources: Iterable[str] = ()) -> None:
+        """``sources``: every source partition (:func:`source_key`) whose bound gates ticks."""
         self.city = city
         self.partition = partition
         self.engine = Engine(city, rules, clock=clock, track_changes=True)
         self.applied = -1
-        self.outbox: list[tuple[str, bytes]] = []   # (ALERTS or DEADLETTERS, message)
+        self.outbox: list[Outgoing] = []
+        self.bounds: dict[str, int] = {}
+        self.sources = frozenset(sources)
         self.now = now
         self.topic_of = topic_of
 
@@ -129,7 +158,7 @@ class PartitionEvaluator:
     def owns(self, table_key: str) -> bool:
         return table_key.split("\x1f", 1)[0] == str(self.partition)
 
-    def restore(self, table: Mapping[str, bytes]) -> list[tuple[str, bytes]]:
+    def restore(self, table: Mapping[str, bytes]) -> list[Outgoing]:
         """Load this partition's records; return the outbox to resend (may be empty)."""
         records: dict[tuple[str, ...], bytes] = {}
         meta: bytes | None = None
@@ -144,16 +173,26 @@ class PartitionEvaluator:
         if ("engine",) in records:
             restore(self.engine, records)
         if meta is not None:
-            self.applied, self.outbox = pickle.loads(meta)
+            self.applied, self.outbox, self.bounds = pickle.loads(meta)
         return list(self.outbox)
+
+    def tick_due(self) -> int | None:
+        """The least bound over all source partitions, once every one has reported."""
+        if not self.sources or any(s not in self.bounds for s in self.sources):
+            return None
+        return min(self.bounds[s] for s in self.sources)
 
     def process(self, offset: int, batch: Batch) -> Step | None:
         """Apply one internal record; None when it was applied before (a redelivery)."""
         if offset <= self.applied:
             return None
         out: list[Any] = []
-        if batch.tick is not None:
-            out += self.engine.tick(batch.tick)
+        if batch.bounds is not None:
+            for source, bound in batch.bounds.items():
+                self.bounds[source] = max(bound, self.bounds.get(source, bound))
+            t = self.tick_due()
+            if t is not None:
+                out += self.engine.tick(t)
         for part in batch.parts:
             out += self.engine.feed(part)
         alerts: list[dict[str, Any]] = []
@@ -170,12 +209,15 @@ class PartitionEvaluator:
         records, deleted = snapshot(self.engine, changed_only=True)
         writes = {self.key(k): v for k, v in records.items()}
         self.applied = offset
-        self.outbox = [(ALERTS, orjson.dumps(a)) for a in alerts] + \
-            [(DEADLETTERS, orjson.dumps(d)) for d in dead]
-        writes[self.key((META,))] = pickle.dumps((self.applied, self.outbox))
+        self.outbox = [Outgoing(ALERTS, a["alert_id"], orjson.dumps(a)) for a in alerts] + \
+            [Outgoing(DEADLETTERS, d["key"], orjson.dumps(d)) for d in dead]
+        writes[self.key((META,))] = self._meta()
         return Step(alerts, dead, writes, [self.key(k) for k in deleted])
 
     def confirmed(self) -> dict[str, bytes]:
         """The outbox reached the broker: clear it (one more state write)."""
         self.outbox = []
-        return {self.key((META,)): pickle.dumps((self.applied, self.outbox))}
+        return {self.key((META,)): self._meta()}
+
+    def _meta(self) -> bytes:
+        return pickle.dumps((self.applied, self.outbox, self.bounds))

@@ -68,14 +68,16 @@ SASL_MECHANISMS: tuple[SaslMechanism, ...] = ("PLAIN", "SCRAM-SHA-256", "SCRAM-S
 
 MAX_PARTITIONS = 1024
 MIN_TICK_MS, MAX_TICK_MS = 10, 3_600_000
+MIN_SESSION_MS, MAX_SESSION_MS = 1_000, 300_000
 _TOPIC_CHARS = re.compile(r"^[A-Za-z0-9._-]*$")
 _DEFAULT_KAFKA_PORT = 9092
 
 #: Fields whose variable is not simply CITYORDER_<FIELD>: the field holds milliseconds, the
 #: variable a duration such as ``1s``.
-_ENV_NAMES = {"tick_interval_ms": "CITYORDER_TICK_INTERVAL"}
+_ENV_NAMES = {"tick_interval_ms": "CITYORDER_TICK_INTERVAL",
+              "session_timeout_ms": "CITYORDER_SESSION_TIMEOUT"}
 #: Override keywords accepted besides the field names, as a CLI flag would spell them.
-_ALIASES = {"tick_interval": "tick_interval_ms"}
+_ALIASES = {"tick_interval": "tick_interval_ms", "session_timeout": "session_timeout_ms"}
 
 
 class SettingsError(ValueError):
@@ -188,6 +190,10 @@ class Settings(BaseModel):
     clock: Literal["wall", "event"] = "wall"
     #: How often ticks are written (CITYORDER_TICK_INTERVAL, e.g. ``1s``), in milliseconds.
     tick_interval_ms: int = 1_000
+    #: Consumer-group session timeout (CITYORDER_SESSION_TIMEOUT, e.g. ``10s``). It also bounds the
+    #: first join: a broker holds a join for up to half of it. Kafka refuses less than its
+    #: ``group.min.session.timeout.ms`` (6 s by default); ``cityorder dev`` uses 3 s on Tansu.
+    session_timeout_ms: int = 10_000
     #: Port of the worker's web server (/metrics, readiness).
     web_port: int = 6066
     #: Table store: ``rocksdb`` (rocksdict, survives restarts) or ``memory`` (tests).
@@ -276,6 +282,15 @@ class Settings(BaseModel):
         if not MIN_TICK_MS <= ms <= MAX_TICK_MS:
             raise ValueError(f"{format_duration(ms)} is out of range; use {format_duration(MIN_TICK_MS)} "
                              f"to {format_duration(MAX_TICK_MS)}, e.g. 1s")
+        return ms
+
+    @field_validator("session_timeout_ms", mode="before")
+    @classmethod
+    def _check_session(cls, value: object) -> int:
+        ms = value if isinstance(value, int) and not isinstance(value, bool) else parse_duration(value)
+        if not MIN_SESSION_MS <= ms <= MAX_SESSION_MS:
+            raise ValueError(f"{format_duration(ms)} is out of range; use {format_duration(MIN_SESSION_MS)} "
+                             f"to {format_duration(MAX_SESSION_MS)}, e.g. 10s")
         return ms
 
     @field_validator("rules", mode="before")

@@ -6,7 +6,7 @@ import pytest
 
 from models.decode import Source
 from rules.inputs import FeedbackIn, Input, Obs
-from streams.codec import Batch, decode, encode_parts, encode_tick
+from streams.codec import Batch, decode, encode_bounds, encode_parts
 
 PARTS = [
     Input(source=Source.CAMERA, topic="city.events.camera", event_id="c-1", time=1_700_000_000_123,
@@ -29,11 +29,13 @@ def test_parts_round_trip() -> None:
     assert decode(encode_parts(PARTS)) == Batch(parts=tuple(PARTS))
 
 
-def test_ticks_round_trip() -> None:
-    assert decode(encode_tick(1_700_000_000_000)) == Batch(tick=1_700_000_000_000)
+def test_progress_round_trips() -> None:
+    bounds = {"city.events.camera/0": 1_700_000_000_000, "city.alerts.feedback/3": 5}
+    assert decode(encode_bounds(bounds)) == Batch(bounds=bounds)
 
 
-@pytest.mark.parametrize("record", [b"not json", b'{"v": 2, "tick": 1}', b'{"v": 1}',
+@pytest.mark.parametrize("record", [b"not json", b'{"v": 2, "bounds": {}}', b'{"v": 1}',
+                                    b'{"v": 1, "bounds": {"a/0": "x"}}',
                                     b'{"v": 1, "parts": [[0]]}'])
 def test_unreadable_records_raise_value_error(record: bytes) -> None:
     with pytest.raises(ValueError):

@@ -11,7 +11,7 @@ import pytest
 from rules.citymap import CityMap
 from rules.pack import load_rules
 from rules.replay import parse_line
-from streams.codec import decode
+from streams.codec import Batch, decode, encode_bounds
 from streams.partitioned import IngestBatcher, PartitionEvaluator, SourceRecord, grid_partition
 from tests.rules.harness import T
 from tests.rules.test_properties import _harness, stream
@@ -38,8 +38,8 @@ def internal_log(seed: int) -> dict[int, list[bytes]]:
     recs = source_records(seed)
     log: dict[int, list[bytes]] = {p: [] for p in range(PARTITIONS)}
     for i in range(0, len(recs), 7):
-        for p, record in batcher(recs[i:i + 7]).records.items():
-            log[p].append(record)
+        for p, records in batcher(recs[i:i + 7]).records.items():
+            log[p] += records
     return log
 
 
@@ -55,7 +55,7 @@ def run_partition(p: int, records: list[bytes], crash_after: set[int] = frozense
     def fresh() -> PartitionEvaluator:
         ev = PartitionEvaluator(h.city, h.rules, clock="event", partition=p, now=lambda: 0,
                                 topic_of=lambda t: t)
-        for topic, msg in ev.restore(table):
+        for topic, _, msg in ev.restore(table):
             obj = orjson.loads(msg)
             produced.append((topic, obj.get("version", 0), orjson.dumps(obj)))
         return ev
@@ -120,3 +120,32 @@ def test_crashes_lose_nothing_and_double_nothing(seed: int, confirm_lost: bool) 
 
 def test_default_pack_loads_for_the_runtime() -> None:
     assert load_rules([Path(__file__).resolve().parents[2] / "rules" / "packs" / "default"]).rules
+
+
+def test_a_partition_ticks_to_the_least_bound_once_every_source_has_reported() -> None:
+    h = _harness(feed=False)
+    sources = ["city.events.camera/0", "city.events.camera/1", "city.alerts.feedback/0"]
+    ev = PartitionEvaluator(h.city, h.rules, clock="wall", partition=0, now=lambda: 0,
+                            topic_of=lambda t: t, sources=sources)
+    ev.process(0, decode(encode_bounds({sources[0]: T("10:00:00"), sources[1]: T("10:00:05")})))
+    assert ev.engine.clock is None          # the feedback partition has not reported yet
+    ev.process(1, decode(encode_bounds({sources[2]: T("10:00:09")})))
+    assert ev.engine.clock == T("10:00:00")
+    ev.process(2, decode(encode_bounds({sources[0]: T("09:00:00")})))   # stale report: ignored
+    assert ev.bounds[sources[0]] == T("10:00:00")
+    ev.process(3, decode(encode_bounds({sources[0]: T("10:00:07")})))
+    assert ev.engine.clock == T("10:00:05")
+
+
+def test_progress_survives_a_restart_with_the_state() -> None:
+    h = _harness(feed=False)
+    sources = ["city.events.camera/0", "city.events.sensor/0"]
+    ev = PartitionEvaluator(h.city, h.rules, clock="wall", partition=2, now=lambda: 0,
+                            topic_of=lambda t: t, sources=sources)
+    step = ev.process(0, Batch(bounds={sources[0]: T("10:00:00")}))
+    assert step is not None
+    again = PartitionEvaluator(h.city, h.rules, clock="wall", partition=2, now=lambda: 0,
+                               topic_of=lambda t: t, sources=sources)
+    again.restore(step.writes)
+    again.process(1, Batch(bounds={sources[1]: T("10:00:03")}))
+    assert again.engine.clock == T("10:00:00")

@@ -1,0 +1,292 @@
+"""Ingest: source topics in, batches of engine parts (and progress) out to ``cityorder.internal``.
+
+Why a plain aiokafka consumer and not a Faust agent: Faust spends ~140 µs on every message it
+hands an agent (``stream.take`` included), which caps a worker at ~7k messages/s, while a
+``getmany`` consumer decodes ~250k/s on the same machine. So ingest fetches batches itself
+(in its own consumer group, ``<app id>-ingest``, so more workers share the source partitions),
+and Faust handles one internal record per batch and grid partition in the evaluate agent.
+
+Delivery: offsets are committed only after the internal records of everything before them
+are acknowledged, so a crash re-ingests at most the last uncommitted stretch (the engine
+ignores the re-sent parts as duplicates; dead letters may repeat: the dead-letter topic is
+at-least-once). After each stretch it writes a progress record into every internal partition
+(see ``streams.partitioned``): per source partition it owns, the time up to which its input
+is now in the internal log — in ``wall`` mode the newest arrival, or the wall clock when the
+partition is caught up; in ``event`` mode the newest producer tick (a record with the
+``cityorder-tick`` header). A broker that goes away makes a produce fail: the loop reports
+not-ready, backs off and retries the same records, never skipping input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
+
+from models.timestamps import parse_timestamp_ms
+from rules.citymap import CityMap
+from rules.pack import RuleSet
+from streams.codec import encode_bounds
+from streams.merge import ArrivalMerge
+from streams.metrics import Metrics
+from streams.partitioned import DEADLETTERS, TICK_HEADER, IngestBatcher, SourceRecord, source_key
+from streams.settings import INPUT_TOPICS, INTERNAL_TOPIC, Settings
+
+log = logging.getLogger(__name__)
+
+FETCH_MAX_RECORDS = 5_000
+FETCH_WAIT_MS = 100
+#: Records held per partition before it is paused (it is ahead of the slowest partition).
+MAX_HELD = 20_000
+MAX_BACKOFF_S = 5.0
+
+
+def wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class _Revoke(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, loop: IngestLoop) -> None:
+        self.loop = loop
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self.loop.commit(set(revoked))
+        for tp in revoked:
+            self.loop.bounds.pop(tp, None)
+            self.loop.acked.pop(tp, None)
+            self.loop.committed.pop(tp, None)
+            self.loop.merge.drop(tp)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        log.info("ingest: assigned %s", sorted(f"{tp.topic}/{tp.partition}" for tp in assigned))
+
+
+class IngestLoop:
+    """One worker's ingest. ``run()`` until cancelled; ``healthy`` says whether the last
+    fetch-and-write went through (for ``/readyz``)."""
+
+    def __init__(self, settings: Settings, city: CityMap, rules: RuleSet, metrics: Metrics,
+                 now: Callable[[], int] = wall_ms) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.now = now
+        self.contract = {settings.topic(t): t for t in INPUT_TOPICS}
+        self.internal = settings.topic(INTERNAL_TOPIC)
+        self.batcher = IngestBatcher(city, rules, clock=settings.clock, partitions=settings.partitions,
+                                     topic_names=self.contract, now=now)
+        self.merge: ArrivalMerge[TopicPartition] = ArrivalMerge()
+        self.bounds: dict[TopicPartition, int] = {}
+        self.acked: dict[TopicPartition, int] = {}       # next offset whose input is not yet written
+        self.committed: dict[TopicPartition, int] = {}
+        self.healthy = False
+        self.consumer: AIOKafkaConsumer | None = None
+        self.producer: AIOKafkaProducer | None = None
+
+    @property
+    def ingest(self) -> Any:
+        return self.batcher.ingest
+
+    async def run(self) -> None:
+        s = self.settings
+        session = s.session_timeout_ms
+        self.consumer = AIOKafkaConsumer(
+            **s.aiokafka_kwargs(), group_id=f"{s.app_id}-ingest", client_id=f"{s.app_id}-ingest",
+            enable_auto_commit=False, auto_offset_reset="earliest", fetch_max_wait_ms=FETCH_WAIT_MS,
+            session_timeout_ms=session, heartbeat_interval_ms=max(session // 3, 100),
+            max_poll_interval_ms=300_000, max_partition_fetch_bytes=1024 * 1024)
+        self.consumer.subscribe(list(self.contract), listener=_Revoke(self))
+        self.producer = AIOKafkaProducer(**s.aiokafka_kwargs(), client_id=f"{s.app_id}-ingest",
+                                         acks="all", linger_ms=1, max_batch_size=1024 * 1024,
+                                         max_request_size=2 * 1024 * 1024)
+        await self._start(self.consumer.start, "consumer")
+        await self._start(self.producer.start, "producer")
+        self.healthy = True
+        last_progress = 0.0
+        try:
+            while True:
+                fetched = await self.consumer.getmany(timeout_ms=FETCH_WAIT_MS, max_records=FETCH_MAX_RECORDS)
+                for tp, recs in fetched.items():
+                    self.metrics.input_records.labels(self.contract[tp.topic]).inc(len(recs))
+                    self.merge.add(tp, [SourceRecord(tp.topic, tp.partition, r.offset, r.key, r.value,
+                                                     r.timestamp, tuple(r.headers or ())) for r in recs])
+                at_end = self._at_end()
+                released = self.merge.release(self.consumer.assignment(), at_end)
+                if released:
+                    await self._write(released)
+                self._bound_idle(at_end)
+                self._flow_control()
+                if time.monotonic() - last_progress >= s.tick_interval_ms / 1000:
+                    await self._write_progress()
+                    await self.commit(None)
+                    last_progress = time.monotonic()
+        finally:
+            await self.stop()
+
+    async def stop(self) -> None:
+        self.healthy = False
+        if self.consumer is not None:
+            try:
+                await self.commit(None)
+            except Exception:
+                log.warning("ingest: final commit failed; the last stretch will be ingested again")
+            await self.consumer.stop()
+            self.consumer = None
+        if self.producer is not None:
+            await self.producer.stop()
+            self.producer = None
+
+    async def _start(self, start: Callable[[], Any], what: str) -> None:
+        delay = 0.2
+        while True:
+            try:
+                await start()
+                return
+            except KafkaError as e:
+                log.warning("ingest: %s cannot reach the brokers (%s); retrying in %.1f s", what, e, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF_S)
+
+    async def _write(self, released: list[SourceRecord]) -> None:
+        """Ingest released records, write their parts and dead letters, then advance the
+        offsets and bounds of their partitions (only once everything is acknowledged)."""
+        started = time.perf_counter()
+        event_mode = self.settings.clock == "event"
+        records: list[SourceRecord] = []
+        bounds: dict[TopicPartition, int] = {}
+        nexts: dict[TopicPartition, int] = {}
+        for r in released:
+            tp = TopicPartition(r.topic, r.partition)
+            nexts[tp] = r.offset + 1
+            tick = _tick_header(r.headers)
+            if tick is not None:
+                if event_mode:
+                    bounds[tp] = max(tick, bounds.get(tp, tick))
+                else:
+                    self.ingest.ignored[("tick", "wall mode")] += 1
+                continue
+            records.append(r)
+            if not event_mode:
+                bounds[tp] = max(r.timestamp, bounds.get(tp, r.timestamp))
+        result = self.batcher(records)
+        sends = [(self.internal, None, value, p) for p, values in result.records.items() for value in values]
+        for dead in result.dead:
+            self.metrics.deadletters.labels(dead["reason_code"]).inc()
+        sends += [(self.settings.topic(DEADLETTERS), d["key"], orjson.dumps(d), None) for d in result.dead]
+        await self._produce(sends, "ingest")
+        for tp, nxt in nexts.items():
+            held = self.merge.first_offset(tp)
+            self.acked[tp] = held if held is not None else nxt
+        for tp, t in bounds.items():
+            self.bounds[tp] = max(t, self.bounds.get(tp, t))
+        self.metrics.ingest_batch.observe(time.perf_counter() - started)
+
+    def _at_end(self) -> set[TopicPartition]:
+        """Partitions whose every record has been fetched, by the last fetch's high watermark."""
+        assert self.consumer is not None
+        at_end = set()
+        for tp in self.consumer.assignment():
+            highwater = self.consumer.highwater(tp)
+            position = _known_position(self.consumer, tp)
+            if highwater is None or position is None:
+                continue
+            self.metrics.ingest_lag.labels(self.contract[tp.topic], str(tp.partition)).set(
+                max(highwater - position, 0) + self.merge.held(tp))
+            if position >= highwater:
+                at_end.add(tp)
+        return at_end
+
+    def _bound_idle(self, at_end: set[TopicPartition]) -> None:
+        """Wall mode: a partition read to its end, with nothing held, is complete up to the
+        time of that fetch (anything it brings later arrives later)."""
+        if self.settings.clock != "wall":
+            return
+        assert self.consumer is not None
+        for tp in at_end:
+            if self.merge.held(tp):
+                continue
+            polled = self.consumer.last_poll_timestamp(tp)
+            if polled:
+                t = min(polled, self.now())
+                self.bounds[tp] = max(t, self.bounds.get(tp, t))
+
+    def _flow_control(self) -> None:
+        """Pause partitions that run far ahead of the slowest, so held records stay bounded."""
+        assert self.consumer is not None
+        for tp in self.consumer.assignment():
+            if self.merge.held(tp) > MAX_HELD:
+                self.consumer.pause(tp)
+            elif tp in self.consumer.paused():
+                self.consumer.resume(tp)
+
+    async def _write_progress(self) -> None:
+        assert self.consumer is not None
+        owned = self.consumer.assignment()
+        bounds = {source_key(self.contract[tp.topic], tp.partition): t
+                  for tp, t in self.bounds.items() if tp in owned}
+        if not bounds:
+            return
+        record = encode_bounds(bounds)
+        await self._produce([(self.internal, None, record, p) for p in range(self.settings.partitions)],
+                            "progress")
+
+    async def commit(self, only: set[TopicPartition] | None) -> None:
+        if self.consumer is None:
+            return
+        offsets = {tp: off for tp, off in self.acked.items()
+                   if (only is None or tp in only) and self.committed.get(tp) != off
+                   and tp in self.consumer.assignment()}
+        if not offsets:
+            return
+        try:
+            await self.consumer.commit(offsets)
+            self.committed.update(offsets)
+        except KafkaError as e:
+            log.warning("ingest: commit failed (%s); those records may be ingested again", e)
+
+    async def _produce(self, sends: list[tuple[str, str | None, bytes, int | None]], stage: str) -> None:
+        """Send all, wait for every acknowledgement; on failure retry the whole list with backoff.
+
+        Retrying everything may duplicate records that did go through: internal duplicates are
+        ignored by the engine, duplicated dead letters are allowed (at-least-once)."""
+        assert self.producer is not None
+        delay = 0.2
+        while True:
+            try:
+                futures = [await self.producer.send(topic, value, key=key.encode() if key else None,
+                                                    partition=partition)
+                           for topic, key, value, partition in sends]
+                await asyncio.gather(*futures)
+                self.healthy = True
+                return
+            except KafkaError as e:
+                self.healthy = False
+                self.metrics.producer_errors.labels(stage).inc()
+                log.warning("ingest: cannot write to %s (%s); retrying in %.1f s",
+                            ", ".join(self.settings.brokers), e, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF_S)
+
+
+def _known_position(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | None:
+    state = consumer._subscription.subscription.assignment.state_value(tp) \
+        if consumer._subscription.subscription is not None else None
+    return None if state is None or not state.has_valid_position else state.position
+
+
+def _tick_header(headers: Any) -> int | None:
+    for name, value in headers or ():
+        if name == TICK_HEADER:
+            try:
+                return parse_timestamp_ms(bytes(value).decode("utf-8"))
+            except (ValueError, UnicodeDecodeError):
+                return None
+    return None
+
+

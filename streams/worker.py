@@ -1,0 +1,51 @@
+"""Start a worker: create the topics, build the runtime, hand it to ``faust.Worker``.
+
+The topics (contract topics, ``cityorder.internal`` and the state changelog) are created
+before Faust starts, because Faust's first metadata request would otherwise make the broker
+auto-create them with its own partition count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import faust
+
+from rules.citymap import CityMap
+from rules.pack import load_rules
+from streams.app import Runtime
+from streams.settings import Settings
+from streams.topics import default_topics, ensure_topics
+
+
+def load_runtime(settings: Settings, **kwargs: Any) -> Runtime:
+    """Raises MapError / PackError / OSError naming the bad file."""
+    city = CityMap.load(settings.city)
+    rules = load_rules(list(settings.rules))
+    return Runtime(settings, city, rules, **kwargs)
+
+
+async def create_topics(runtime: Runtime) -> list[str]:
+    settings = runtime.settings
+    topics = default_topics(settings)
+    topics[runtime.changelog_topic] = settings.partitions
+    configs = {runtime.changelog_topic: {"cleanup.policy": "compact"}}
+    return await ensure_topics(settings, topics, configs=configs)
+
+
+def run_worker(runtime: Runtime, *, loglevel: str = "info",
+               before_start: Callable[[asyncio.AbstractEventLoop], None] | None = None) -> None:
+    """Run until stopped (SIGINT/SIGTERM); exits the process like ``faust worker`` does."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    created = loop.run_until_complete(create_topics(runtime))
+    if created:
+        logging.getLogger(__name__).info("created topics: %s", ", ".join(created))
+    if before_start is not None:
+        before_start(loop)
+    worker = faust.Worker(runtime.app, loop=loop, loglevel=loglevel, quiet=True,
+                          redirect_stdouts=False, override_logging=True)
+    worker.execute_from_commandline()

@@ -1,0 +1,278 @@
+"""Static checks of deploy/: the Dockerfile, the compose file and Prometheus' scrape config.
+
+No Docker engine runs in CI or on the development machine, so nothing here builds an image or
+starts a container. What these tests catch is the drift that would otherwise show up only at
+``docker compose up``: a variable the worker silently ignores, a COPY of a file that moved, an
+entry point that is no longer a console script, two workers on one host port.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import shlex
+import tomllib
+import urllib.error
+from fnmatch import fnmatch
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from rules.durations import parse_duration
+from streams.cli import main as cli
+from streams.settings import ENV_PREFIX, Settings, env_name
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+STATE_DIR = "/var/lib/cityorder"
+WEB_PORT = 6066
+
+#: Variables compose sets before the setting exists: CITYORDER_SESSION_TIMEOUT is being added to
+#: streams/settings.py (field ``session_timeout_ms``). Once the field is there, it is checked like
+#: any other variable and its entry here is redundant.
+PENDING_VARIABLES = {"CITYORDER_SESSION_TIMEOUT"}
+#: Subcommands the image runs before they exist: ``cityorder worker`` is being added (issue 4).
+PENDING_COMMANDS = {"worker"}
+
+
+def known_variables() -> set[str]:
+    return {env_name(field) for field in Settings.model_fields}
+
+
+def dockerfile() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined and comments dropped."""
+    text = (DEPLOY / "Dockerfile").read_text(encoding="utf-8")
+    text = re.sub(r"\\\n", " ", "\n".join(line for line in text.splitlines()
+                                         if not line.lstrip().startswith("#")))
+    pairs = []
+    for line in text.splitlines():
+        if line.strip():
+            instruction, _, args = line.strip().partition(" ")
+            pairs.append((instruction.upper(), args.strip()))
+    return pairs
+
+
+def final_stage() -> list[tuple[str, str]]:
+    """The instructions of the last stage: only they shape the image that runs."""
+    pairs = dockerfile()
+    start = max(i for i, (instruction, _) in enumerate(pairs) if instruction == "FROM")
+    return pairs[start:]
+
+
+def exec_form(args: str) -> list[str]:
+    """A JSON-array argument (ENTRYPOINT, CMD); shell form would put ``sh -c`` in front of the
+    worker and keep SIGTERM from reaching it, so it is refused."""
+    value = json.loads(args)
+    assert isinstance(value, list) and all(isinstance(v, str) for v in value), args
+    return value
+
+
+def dockerfile_env() -> dict[str, str]:
+    env: dict[str, str] = {}
+    for instruction, args in final_stage():
+        if instruction == "ENV":
+            env.update(item.split("=", 1) for item in shlex.split(args))
+    return env
+
+
+def copy_sources() -> list[str]:
+    """Sources of every COPY/ADD from the build context (not ``--from`` another stage)."""
+    sources = []
+    for instruction, args in dockerfile():
+        if instruction in ("COPY", "ADD"):
+            words = exec_form(args) if args.startswith("[") else shlex.split(args)
+            if any(w.startswith("--from=") for w in words):
+                continue
+            paths = [w for w in words if not w.startswith("--")]
+            sources += paths[:-1]
+    return sources
+
+
+@functools.cache
+def compose() -> dict[str, Any]:
+    return yaml.safe_load((DEPLOY / "docker-compose.yml").read_text(encoding="utf-8"))
+
+
+def workers() -> dict[str, dict[str, Any]]:
+    return {name: svc for name, svc in compose()["services"].items() if name.startswith("worker-")}
+
+
+def worker_env(service: dict[str, Any]) -> dict[str, str]:
+    env = service["environment"]
+    if isinstance(env, list):  # the KEY=VALUE list form
+        env = dict(item.split("=", 1) for item in env)
+    return {key: str(value) for key, value in env.items()}
+
+
+def worker_settings(service: dict[str, Any]) -> Settings:
+    """The Settings a worker would start with; a pending variable is left out until Settings
+    has it, and from then on validated like the rest."""
+    still_pending = PENDING_VARIABLES - known_variables()
+    return Settings.from_env({k: v for k, v in worker_env(service).items() if k not in still_pending})
+
+
+# -- compose ----------------------------------------------------------------------------------
+
+
+def test_compose_runs_kafka_and_two_workers_built_from_the_dockerfile() -> None:
+    services = compose()["services"]
+    assert "kafka" in services
+    assert sorted(workers()) == ["worker-1", "worker-2"]
+    for name, svc in workers().items():
+        build = svc["build"]
+        assert (DEPLOY / build["context"]).resolve() == ROOT, name
+        assert (ROOT / build["dockerfile"]).resolve() == DEPLOY / "Dockerfile", name
+        assert svc["depends_on"]["kafka"]["condition"] == "service_healthy", name
+
+
+def test_every_cityorder_variable_in_compose_is_a_setting() -> None:
+    """Settings reads only the variables it knows, so a misspelt one is ignored without a word
+    and the worker runs on the default."""
+    allowed = known_variables() | PENDING_VARIABLES
+    for name, svc in workers().items():
+        used = {key for key in worker_env(svc) if key.startswith(ENV_PREFIX)}
+        assert used, name
+        assert used <= allowed, f"{name}: not a setting: {sorted(used - allowed)}"
+
+
+def test_every_worker_environment_validates() -> None:
+    """The worker would refuse these values at start-up; better to learn it here."""
+    for name, svc in workers().items():
+        settings = worker_settings(svc)
+        assert settings.web_port == WEB_PORT, name
+        assert str(settings.state_dir) == STATE_DIR, name
+
+
+def test_workers_agree_on_what_shapes_topics_and_group() -> None:
+    """Workers of one group that disagree on partitions or prefix would fight over the topics."""
+    shared = ("CITYORDER_BROKERS", "CITYORDER_TOPIC_PREFIX", "CITYORDER_PARTITIONS",
+              "CITYORDER_REPLICATION_FACTOR", "CITYORDER_RULES", "CITYORDER_CITY", "CITYORDER_CLOCK")
+    envs = [worker_env(svc) for svc in workers().values()]
+    for key in shared:
+        assert len({env.get(key) for env in envs}) == 1, key
+
+
+def test_workers_reach_kafka_on_its_advertised_listener_and_fit_its_limits() -> None:
+    """Bootstrap goes to CITYORDER_BROKERS but every later request to the advertised address, so
+    the two must match; one broker holds one replica; the broker refuses a session timeout
+    outside its group.min/max.session.timeout.ms."""
+    kafka = compose()["services"]["kafka"]["environment"]
+    advertised = {url.split("://", 1)[1] for url in kafka["KAFKA_ADVERTISED_LISTENERS"].split(",")}
+    assert str(kafka["KAFKA_AUTO_CREATE_TOPICS_ENABLE"]).lower() == "false"
+    low = int(kafka.get("KAFKA_GROUP_MIN_SESSION_TIMEOUT_MS", 6_000))
+    high = int(kafka.get("KAFKA_GROUP_MAX_SESSION_TIMEOUT_MS", 1_800_000))
+    for name, svc in workers().items():
+        settings = worker_settings(svc)
+        assert set(settings.bootstrap_servers) <= advertised, name
+        assert settings.replication_factor == 1, name
+        assert low <= parse_duration(worker_env(svc)["CITYORDER_SESSION_TIMEOUT"]) <= high, name
+
+
+def test_more_partitions_than_workers() -> None:
+    """A worker beyond the partition count gets no partition and sits idle."""
+    for svc in workers().values():
+        assert int(worker_env(svc)["CITYORDER_PARTITIONS"]) >= len(workers())
+
+
+def test_worker_ports_and_state_volumes_do_not_collide() -> None:
+    host_ports, volumes = [], []
+    for name, svc in workers().items():
+        (mapping,) = svc["ports"]
+        host, container = str(mapping).rsplit(":", 1)
+        assert int(container) == WEB_PORT, name
+        host_ports.append(int(host.rsplit(":", 1)[-1]))
+        (volume,) = svc["volumes"]
+        source, target = volume.split(":")[:2]
+        assert target == STATE_DIR, name
+        assert source in compose()["volumes"], f"{name}: {source} is not a named volume"
+        volumes.append(source)
+    assert sorted(host_ports) == [6066, 6067]
+    assert len(set(volumes)) == len(volumes), "two workers share one RocksDB directory"
+
+
+def test_prometheus_scrapes_every_worker() -> None:
+    services = compose()["services"]
+    if "prometheus" not in services:
+        pytest.skip("no prometheus service in compose")
+    config = yaml.safe_load((DEPLOY / "prometheus.yml").read_text(encoding="utf-8"))
+    targets = {target for job in config["scrape_configs"] if job.get("metrics_path", "/metrics") == "/metrics"
+               for static in job["static_configs"] for target in static["targets"]}
+    assert targets == {f"{name}:{WEB_PORT}" for name in workers()}
+    mounted = {v.split(":")[0] for v in services["prometheus"]["volumes"]}
+    assert "./prometheus.yml" in mounted
+
+
+# -- Dockerfile -------------------------------------------------------------------------------
+
+
+def test_copy_sources_exist_and_cover_what_the_wheel_is_built_from() -> None:
+    sources = copy_sources()
+    missing = [s for s in sources if not (ROOT / s).exists()]
+    assert not missing, f"COPY of paths not in the repository: {missing}"
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    needed = {"pyproject.toml", project["project"]["readme"]}
+    needed |= {p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]}
+    copied = {s.rstrip("/") for s in sources}
+    assert needed <= copied, f"the wheel build also needs {sorted(needed - copied)}"
+
+
+def test_dockerignore_keeps_what_the_build_copies() -> None:
+    ignore = ROOT / ".dockerignore"
+    patterns = [line.strip() for line in ignore.read_text(encoding="utf-8").splitlines()
+                if line.strip() and not line.startswith(("#", "!"))]
+    for source in copy_sources():
+        hits = [p for p in patterns if fnmatch(source.rstrip("/"), p.rstrip("/"))]
+        assert not hits, f".dockerignore pattern {hits} drops {source}, which the Dockerfile copies"
+    assert ".venv" in patterns and ".git" in patterns
+
+
+def test_entrypoint_is_the_console_script_and_cmd_a_subcommand() -> None:
+    stage = dict(final_stage())
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert exec_form(stage["ENTRYPOINT"]) == ["cityorder"]
+    assert "cityorder" in project["project"]["scripts"]
+    command = exec_form(stage["CMD"])
+    assert command[0] in set(cli.commands) | PENDING_COMMANDS
+
+
+def test_image_runs_as_a_user_and_keeps_state_in_the_volume() -> None:
+    stage = final_stage()
+    users = [args for instruction, args in stage if instruction == "USER"]
+    assert users and users[-1].split(":")[0] not in ("root", "0")
+    volumes = [args for instruction, args in stage if instruction == "VOLUME"]
+    assert volumes == [STATE_DIR]
+    env = dockerfile_env()
+    assert {k for k in env if k.startswith(ENV_PREFIX)} <= known_variables()
+    assert env["CITYORDER_STATE_DIR"] == STATE_DIR
+    assert int(env["CITYORDER_WEB_PORT"]) == WEB_PORT
+
+
+def test_healthcheck_asks_healthz_on_the_web_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs the probe itself with urlopen replaced: it must ask /healthz on the port the worker
+    listens on (the exposed one, or CITYORDER_WEB_PORT when a deployment moves it), and let a
+    failed request end it with an error, or Docker would call a dead worker healthy."""
+    stage = dict(final_stage())
+    assert stage["EXPOSE"].split() == [str(WEB_PORT)]
+    options, _, command = stage["HEALTHCHECK"].partition("CMD")
+    assert "--interval=" in options and "--start-period=" in options
+    argv = exec_form(command.strip())
+    assert argv[:2] == ["python", "-c"], "no curl in the slim image: probe with python"
+    probe = compile(argv[2], "HEALTHCHECK", "exec")
+
+    asked: list[str] = []
+    monkeypatch.setattr("urllib.request.urlopen", lambda url, **kw: asked.append(url))
+    monkeypatch.delenv("CITYORDER_WEB_PORT", raising=False)
+    exec(probe, {})
+    monkeypatch.setenv("CITYORDER_WEB_PORT", "7001")
+    exec(probe, {})
+    assert asked == [f"http://127.0.0.1:{WEB_PORT}/healthz", "http://127.0.0.1:7001/healthz"]
+
+    def refused(url: str, **kw: object) -> None:
+        raise urllib.error.URLError("connection refused")
+
+    monkeypatch.setattr("urllib.request.urlopen", refused)
+    with pytest.raises(urllib.error.URLError):
+        exec(probe, {})
