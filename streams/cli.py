@@ -6,6 +6,7 @@ replay line) ends in one line naming the file and line and what to fix, never a 
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections import Counter
@@ -244,6 +245,289 @@ def demo(ctx: click.Context, day: str, seed: int, scale: float, output: Path,
                    deadletters=output.parent / "deadletters.jsonl", quiet=False)
         click.echo(f"alerts in {output.parent / 'alerts.jsonl'}, dead letters in "
                    f"{output.parent / 'deadletters.jsonl'}", err=True)
+
+
+# -- the streaming runtime ------------------------------------------------------------------
+
+def _settings(**overrides: Any) -> Any:
+    """Settings from CITYORDER_* variables with the given flags on top; bad values end here."""
+    from streams.settings import Settings, SettingsError
+
+    try:
+        return Settings.from_env(**overrides)
+    except SettingsError as e:
+        raise click.ClickException("bad configuration:\n  " + "\n  ".join(e.problems)) from None
+
+
+def kafka_options(f: Any) -> Any:
+    """Where the brokers and topics are (each also settable as a CITYORDER_* variable)."""
+    f = click.option("--topic-prefix", default=None,
+                     help="Prefix of every topic name. [env: CITYORDER_TOPIC_PREFIX]")(f)
+    f = click.option("--brokers", default=None, metavar="HOST:PORT[,...]",
+                     help="Bootstrap brokers. [env: CITYORDER_BROKERS; default: 127.0.0.1:9092]")(f)
+    return f
+
+
+@main.command()
+@kafka_options
+@click.option("--partitions", type=int, default=None,
+              help="Partitions of every topic. [env: CITYORDER_PARTITIONS; default: 4]")
+@click.option("--clock", type=click.Choice(["wall", "event"]), default=None,
+              help="wall: arrivals and the wall clock drive time (live); event: input times do. "
+                   "[env: CITYORDER_CLOCK; default: wall]")
+@click.option("--state-dir", default=None,
+              help="RocksDB state directory. [env: CITYORDER_STATE_DIR; default: state]")
+@click.option("--store", type=click.Choice(["rocksdb", "memory"]), default=None,
+              help="Table store. [env: CITYORDER_STORE; default: rocksdb]")
+@click.option("--rules", "rules_", default=None, help="Rule packs, comma-separated. [env: CITYORDER_RULES]")
+@click.option("--city", default=None, help="City map. [env: CITYORDER_CITY; default: the demo city]")
+@click.option("--web-port", type=int, default=None,
+              help="/metrics, /readyz, /healthz. [env: CITYORDER_WEB_PORT; default: 6066]")
+@click.option("--tick-interval", default=None,
+              help="How often progress (ticks) is written. [env: CITYORDER_TICK_INTERVAL; default: 1s]")
+@click.option("--session-timeout", default=None,
+              help="Consumer-group session timeout. [env: CITYORDER_SESSION_TIMEOUT; default: 10s]")
+@click.option("--loglevel", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]))
+def worker(loglevel: str, rules_: str | None, **flags: Any) -> None:
+    """Run a production worker against any Kafka cluster (SASL/SSL via CITYORDER_* variables).
+
+    Creates the topics it needs (a topic with another partition count is an error), recovers
+    its state, then consumes the input topics and writes city.alerts until stopped (SIGTERM,
+    Ctrl-C). Start more workers with the same settings to share the partitions.
+    """
+    settings = _settings(rules=rules_, **flags)
+    _run(settings, loglevel)
+
+
+def _run(settings: Any, loglevel: str, before_start: Any = None, **runtime_kwargs: Any) -> None:
+    from rules.citymap import MapError
+    from rules.pack import PackError
+    from streams.topics import TopicsError
+    from streams.worker import load_runtime, run_worker
+
+    try:
+        runtime = load_runtime(settings, **runtime_kwargs)
+    except (MapError, PackError, OSError) as e:
+        raise click.ClickException(str(e)) from None
+    try:
+        run_worker(runtime, loglevel=loglevel, before_start=before_start)
+    except TopicsError as e:
+        raise click.ClickException(str(e)) from None
+
+
+@main.command()
+@kafka_options
+@click.option("--input", "input_path", default=None,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A replay file (RULES.md) to send. [default: generate the demo city's day]")
+@click.option("--day", default="2026-11-20", show_default=True, help="Demo: first local date.")
+@click.option("--days", default=1, show_default=True, help="Demo: consecutive days to generate.")
+@click.option("--seed", default=7, show_default=True, help="Demo: random seed.")
+@click.option("--scale", default=1.0, show_default=True,
+              help="Demo: multiply cameras' objects and frames (a bigger city).")
+@click.option("--rate", type=float, default=None,
+              help="Records per second (a load test). [default: as fast as possible]")
+@click.option("--speedup", type=float, default=None,
+              help="Event time runs this many times faster than the wall clock.")
+@click.option("--duration", default=None, help="Stop after this long, e.g. 60s.")
+@click.option("--keep-arrival", is_flag=True, help="Stamp records with the lines' recorded arrivals.")
+@click.option("--no-tick", is_flag=True, help="Do not end with a clock tick.")
+@click.option("--record", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write what is sent as a replay file.")
+def simulate(input_path: Path | None, day: str, days: int, seed: int, scale: float, rate: float | None,
+             speedup: float | None, duration: str | None, keep_arrival: bool, no_tick: bool,
+             record: Path | None, **flags: Any) -> None:
+    """Produce the demo city (or a recording) to the input topics: demo data and load generator.
+
+    Ends with a clock tick on every input partition, so an event-mode worker applies all it
+    got and fires the timers due by then.
+    """
+    import asyncio
+
+    from rules.durations import parse_duration
+    from streams.simulate import read_lines
+    from streams.simulate import simulate as run_simulation
+
+    settings = _settings(**flags)
+    try:
+        duration_s = parse_duration(duration) / 1000 if duration else None
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--duration") from None
+    lines = read_lines(input_path) if input_path else _demo_lines(day, days, seed, scale)
+    out = record.open("wb") if record else None
+    started = time.monotonic()
+
+    def progress(st: Any) -> None:
+        elapsed = max(time.monotonic() - started, 1e-9)
+        click.echo(f"sent {st.sent} records ({st.sent / elapsed:,.0f}/s), {st.ticks} ticks", err=True)
+
+    try:
+        stats = asyncio.run(run_simulation(
+            settings, lines, rate=rate, speedup=speedup, duration_s=duration_s,
+            keep_arrival=keep_arrival, strict_order=rate is None, end_tick=not no_tick, on_sent=progress,
+            record=(lambda obj: out.write(orjson.dumps(obj) + b"\n")) if out else None))
+    except KeyboardInterrupt:
+        raise click.Abort() from None
+    finally:
+        if out:
+            out.close()
+    click.echo(f"done: {stats.sent} records by topic {stats.by_topic}", err=True)
+
+
+def _demo_lines(day: str, days: int, seed: int, scale: float) -> Iterator[dict[str, Any]]:
+    from datetime import date, timedelta
+
+    from rules.demo.dispatch import generate_with_feedback
+
+    try:
+        first = date.fromisoformat(day)
+    except ValueError:
+        raise click.BadParameter("write a date as YYYY-MM-DD", param_hint="--day") from None
+    for n in range(days):
+        the_day = first + timedelta(days=n)
+        for line in generate_with_feedback(DEMO_CITY, DEFAULT_PACK, the_day, seed + n, scale):
+            if "tick" not in line or n == days - 1:
+                yield line
+
+
+@main.command()
+@kafka_options
+@click.option("--from-beginning", is_flag=True, help="Start at the oldest message, not the next one.")
+@click.option("--json", "as_json", is_flag=True, help="Print the messages as they are (one JSON per line).")
+@click.option("--all", "show_all", is_flag=True, help="Also show 'updated' (new evidence) transitions.")
+def tail(from_beginning: bool, as_json: bool, show_all: bool, **flags: Any) -> None:
+    """Follow city.alerts: one readable line per alert transition (Ctrl-C to stop)."""
+    import asyncio
+
+    from streams.tail import NOTEWORTHY, describe, follow
+
+    settings = _settings(**flags)
+
+    def show(alert: dict[str, Any]) -> None:
+        if as_json:
+            click.echo(orjson.dumps(alert).decode())
+        elif show_all or alert.get("transition") in NOTEWORTHY:
+            click.echo(describe(alert))
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(follow(settings, show, from_beginning=from_beginning))
+
+
+@main.command()
+@kafka_options
+@click.argument("alert_id")
+@click.argument("action", type=click.Choice(["acknowledge", "dispatch", "resolve", "verify", "reject",
+                                             "reopen", "defer"]))
+@click.option("--actor", default="cli", show_default=True, help="Who acts (duty officer id).")
+@click.option("--note", default=None, help="Free text, e.g. 已派单.")
+@click.option("--assignee", default=None, help="dispatch: the team or person assigned.")
+@click.option("--until", default=None, metavar="TIME", help="defer: until when (RFC 3339).")
+@click.option("--at", "at", default=None, metavar="TIME", help="When it was done (RFC 3339). [default: now]")
+def feedback(alert_id: str, action: str, actor: str, note: str | None, assignee: str | None,
+             until: str | None, at: str | None, **flags: Any) -> None:
+    """Send a lifecycle action for ALERT_ID to city.alerts.feedback.
+
+    An illegal action is not refused here: the worker rejects it to the dead-letter topic
+    with its reason (CONTRACTS.md), like any other system's feedback.
+    """
+    import asyncio
+    import uuid
+    from datetime import UTC, datetime
+
+    from pydantic import ValidationError
+
+    from models.inputs import Feedback
+
+    settings = _settings(**flags)
+    message: dict[str, Any] = {
+        "event_id": f"fb-cli-{uuid.uuid4().hex[:12]}", "alert_id": alert_id, "action": action,
+        "actor": actor,
+        "at": at or datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")}
+    for name, value in (("note", note), ("assignee", assignee), ("until", until)):
+        if value is not None:
+            message[name] = value
+    payload = orjson.dumps(message)
+    try:
+        Feedback.model_validate_json(payload)
+    except ValidationError as e:
+        raise click.ClickException(f"not a valid feedback message: {e.errors()[0]['msg']}") from None
+    asyncio.run(_send_one(settings, settings.topic("city.alerts.feedback"), alert_id, payload))
+    click.echo(f"sent {message['event_id']}: {action} {alert_id}")
+
+
+@main.command()
+@click.option("--speedup", default=600.0, show_default=True,
+              help="Event time runs this many times faster than the wall clock (600: a day in 2.4 min).")
+@click.option("--day", default="2026-11-20", show_default=True, help="Local date of the demo day.")
+@click.option("--seed", default=7, show_default=True, help="Random seed of the demo day.")
+@click.option("--scale", default=1.0, show_default=True, help="Multiply cameras' objects and frames.")
+@click.option("--partitions", default=4, show_default=True, help="Partitions of every topic.")
+@click.option("--web-port", default=6066, show_default=True,
+              help="Port for /metrics, /readyz, /healthz (a free one is taken if it is busy).")
+@click.option("--all", "show_all", is_flag=True, help="Also print 'updated' (new evidence) transitions.")
+def dev(speedup: float, day: str, seed: int, scale: float, partitions: int, web_port: int,
+        show_all: bool) -> None:
+    """Run everything on this machine: embedded broker, a worker, the demo city's day streaming in.
+
+    Starts the embedded Kafka-compatible broker (Tansu) on a free port, creates the topics,
+    starts a worker in event clock mode and streams the demo day through it at --speedup,
+    printing alerts as they open, escalate and close. Ctrl-C stops everything.
+    """
+    import asyncio
+
+    from streams.broker import EmbeddedBroker
+    from streams.dev import DevConsole, free_port
+    from streams.simulate import simulate as run_simulation
+
+    started = time.monotonic()
+    with EmbeddedBroker() as broker:
+        port = web_port if free_port(web_port) else free_port(0)
+        settings = _settings(brokers=broker.url, clock="event", store="memory", session_timeout="3s",
+                             partitions=partitions, web_port=port, tick_interval="500ms")
+        console = DevConsole(show_all=show_all, started=started)
+        from rules.citymap import MapError
+        from rules.pack import PackError
+        from streams.worker import load_runtime, run_worker
+
+        try:
+            runtime = load_runtime(settings, on_alert=console.alert)
+        except (MapError, PackError, OSError) as e:
+            raise click.ClickException(str(e)) from None
+        console.runtime = runtime
+        lines = _demo_lines(day, 1, seed, scale)
+
+        async def stream_demo() -> None:
+            stats = await run_simulation(settings, lines, speedup=speedup,
+                                         reorder_window_ms=runtime.rules.reorder_window_ms)
+            console.say(f"demo day sent: {stats.sent} records; the worker keeps running (Ctrl-C to stop)")
+
+        runtime.app.task(stream_demo)
+        runtime.app.timer(1.0)(console.status)
+        click.echo(f"cityorder dev: embedded broker at {broker.url} (pid {broker.pid})", err=True)
+        click.echo(f"  metrics    http://127.0.0.1:{port}/metrics", err=True)
+        click.echo(f"  readiness  http://127.0.0.1:{port}/readyz", err=True)
+        click.echo(f"  follow     CITYORDER_BROKERS={broker.url} cityorder tail", err=True)
+        click.echo(f"  streaming the demo day of {day} at {speedup:g}x; Ctrl-C stops everything", err=True)
+        asyncio.set_event_loop(asyncio.new_event_loop())
+        try:
+            run_worker(runtime, loglevel="warning", before_start=console.on_loop)
+        except SystemExit as e:
+            if e.code not in (0, None):
+                raise
+        finally:
+            click.echo("stopping the embedded broker", err=True)
+
+
+async def _send_one(settings: Any, topic: str, key: str, value: bytes) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(**settings.aiokafka_kwargs(), acks="all", client_id="cityorder-cli")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value, key=key.encode())
+    finally:
+        await producer.stop()
 
 
 if __name__ == "__main__":

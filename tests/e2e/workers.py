@@ -1,0 +1,146 @@
+"""Run real workers as child processes (``cityorder worker``) and talk to them over Kafka/HTTP.
+
+Workers are separate processes so that a test can SIGKILL one exactly as an operator's
+machine would lose it; everything they need comes through ``CITYORDER_*`` variables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer
+
+from rules.citymap import CityMap
+from rules.pack import load_rules
+from rules.replay import Replay
+from streams.dev import free_port
+from streams.settings import Settings, env_name
+
+READY_TIMEOUT_S = 40.0
+
+
+class Worker:
+    """One ``cityorder worker`` process; its log is kept in ``log_path`` for failures."""
+
+    def __init__(self, settings: Settings, log_path: Path, **overrides: Any) -> None:
+        self.port = free_port(0)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CITYORDER_")}
+        values = settings.model_dump() | overrides | {"web_port": self.port}
+        for field, value in values.items():
+            if value is None:
+                continue
+            if isinstance(value, tuple):
+                value = ",".join(str(v) for v in value)
+            elif field.endswith("_ms"):
+                value = f"{value}ms"
+            env[env_name(field)] = str(value)
+        self.log_path = log_path
+        self.log = log_path.open("ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker", "--loglevel", "info"],
+                                     env=env, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def readyz(self) -> dict[str, Any] | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2) as r:
+                return dict(json.loads(r.read()))
+        except urllib.error.HTTPError as e:
+            return dict(json.loads(e.read()))
+        except (OSError, ValueError):
+            return None
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
+            return r.read().decode()
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker exited with {self.proc.returncode}:\n{self.tail()}")
+            state = self.readyz()
+            if state and state.get("ready"):
+                return state
+            time.sleep(0.2)
+        raise AssertionError(f"worker not ready after {timeout} s (last: {self.readyz()}):\n{self.tail()}")
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log.close()
+
+    def tail(self, lines: int = 60) -> str:
+        self.log.flush()
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def read_topic(settings: Settings, name: str, *, done: Callable[[list[dict[str, Any]]], bool],
+               timeout: float = 60.0, quiet_s: float = 3.0) -> list[dict[str, Any]]:
+    """Every message of a topic from the start, once ``done(messages)`` holds and nothing new
+    came for ``quiet_s`` (or ``timeout`` ran out: the caller's assertions then show what is missing)."""
+
+    async def run() -> list[dict[str, Any]]:
+        consumer = AIOKafkaConsumer(settings.topic(name), **settings.aiokafka_kwargs(),
+                                    auto_offset_reset="earliest", enable_auto_commit=False,
+                                    fetch_max_wait_ms=100)
+        await consumer.start()
+        out: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        last = time.monotonic()
+        try:
+            while time.monotonic() < deadline:
+                batch = await consumer.getmany(timeout_ms=200)
+                for records in batch.values():
+                    out += [orjson.loads(r.value) for r in records]
+                    last = time.monotonic()
+                if time.monotonic() - last >= quiet_s and done(out):
+                    break
+        finally:
+            await consumer.stop()
+        return out
+
+    return asyncio.run(run())
+
+
+def replay_of(lines: Iterable[dict[str, Any]], city: Path, rules: Iterable[Path], *,
+              clock: str = "event") -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """What ``cityorder replay`` gives for ``lines``: (alerts, dead letters)."""
+    alerts: list[dict[str, Any]] = []
+    dead: list[dict[str, Any]] = []
+    rp = Replay(CityMap.load(city), load_rules(list(rules)), clock=clock, on_alert=alerts.append,
+                on_dead=dead.append)
+    for n, line in enumerate(lines, 1):
+        rp.line(orjson.dumps(line), n)
+    rp.finish()
+    return alerts, dead
+
+
+def without_emitted_at(messages: Iterable[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
+    """Alerts keyed by (alert_id, version); fails if one key came with two contents."""
+    out: dict[tuple[str, int], dict[str, Any]] = {}
+    for m in messages:
+        m = {k: v for k, v in m.items() if k != "emitted_at"}
+        key = (m["alert_id"], m["version"])
+        assert out.get(key, m) == m, f"{key} delivered with two different contents"
+        out[key] = m
+    return out
