@@ -1,18 +1,21 @@
 # Two commands do all the set-up on a fresh machine (Python 3.11 and make are all it needs):
-#   make demo   - install into .venv, generate the demo city's day and replay it
+#   make dev    - install into .venv, run `cityorder dev`: embedded broker, a worker, the demo day
 #   make test   - install into .venv, lint, check the JSON Schemas, run the whole test suite
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench schemas clean
+.PHONY: dev demo test bench bench-runtime schemas clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+dev: $(STAMP)
+	$(BIN)/cityorder dev
 
 demo: $(STAMP)
 	$(BIN)/cityorder demo
@@ -24,6 +27,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.engine_bench
+
+bench-runtime: $(STAMP)
+	$(BIN)/python -m bench.runtime_bench
 
 schemas: $(STAMP)
 	$(BIN)/python -m models.schema

@@ -11,6 +11,7 @@ excepted (whatever they bring next arrives later). Released records come out in
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from collections.abc import Iterable
 from typing import Generic, TypeVar
@@ -41,12 +42,14 @@ class ArrivalMerge(Generic[K]):
         if any(limit is None for limit in limits):
             return []                      # a partition not fetched yet may bring anything
         frontier = min((limit for limit in limits if limit is not None), default=None)
-        out: list[SourceRecord] = []
+        runs: list[list[SourceRecord]] = []
         for buf in self.buffers.values():
+            run = []
             while buf and (frontier is None or buf[0].timestamp <= frontier):
-                out.append(buf.popleft())
-        out.sort(key=lambda r: (r.timestamp, r.topic, r.partition, r.offset))
-        return out
+                run.append(buf.popleft())
+            runs.append(run)
+        # heapq.merge keeps each run's own order, even where a partition's stamps go back.
+        return list(heapq.merge(*runs, key=lambda r: (r.timestamp, r.topic, r.partition)))
 
     def first_offset(self, key: K) -> int | None:
         """The offset of the oldest record still held for ``key`` (None: nothing held)."""

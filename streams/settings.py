@@ -69,6 +69,8 @@ SASL_MECHANISMS: tuple[SaslMechanism, ...] = ("PLAIN", "SCRAM-SHA-256", "SCRAM-S
 MAX_PARTITIONS = 1024
 MIN_TICK_MS, MAX_TICK_MS = 10, 3_600_000
 MIN_SESSION_MS, MAX_SESSION_MS = 1_000, 300_000
+_DURATION_RANGES = {"tick_interval_ms": (MIN_TICK_MS, MAX_TICK_MS, "1s"),
+                    "session_timeout_ms": (MIN_SESSION_MS, MAX_SESSION_MS, "10s")}
 _TOPIC_CHARS = re.compile(r"^[A-Za-z0-9._-]*$")
 _DEFAULT_KAFKA_PORT = 9092
 
@@ -275,22 +277,14 @@ class Settings(BaseModel):
     def _check_port(cls, value: object) -> int:
         return _whole(value, 1, 65535)
 
-    @field_validator("tick_interval_ms", mode="before")
+    @field_validator("tick_interval_ms", "session_timeout_ms", mode="before")
     @classmethod
-    def _check_tick(cls, value: object) -> int:
+    def _check_duration(cls, value: object, info: ValidationInfo) -> int:
+        low, high, example = _DURATION_RANGES[str(info.field_name)]
         ms = value if isinstance(value, int) and not isinstance(value, bool) else parse_duration(value)
-        if not MIN_TICK_MS <= ms <= MAX_TICK_MS:
-            raise ValueError(f"{format_duration(ms)} is out of range; use {format_duration(MIN_TICK_MS)} "
-                             f"to {format_duration(MAX_TICK_MS)}, e.g. 1s")
-        return ms
-
-    @field_validator("session_timeout_ms", mode="before")
-    @classmethod
-    def _check_session(cls, value: object) -> int:
-        ms = value if isinstance(value, int) and not isinstance(value, bool) else parse_duration(value)
-        if not MIN_SESSION_MS <= ms <= MAX_SESSION_MS:
-            raise ValueError(f"{format_duration(ms)} is out of range; use {format_duration(MIN_SESSION_MS)} "
-                             f"to {format_duration(MAX_SESSION_MS)}, e.g. 10s")
+        if not low <= ms <= high:
+            raise ValueError(f"{format_duration(ms)} is out of range; use {format_duration(low)} "
+                             f"to {format_duration(high)}, e.g. {example}")
         return ms
 
     @field_validator("rules", mode="before")
