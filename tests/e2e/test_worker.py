@@ -176,22 +176,23 @@ def test_sigkill_loses_no_transition_and_changes_no_version(settings: Settings, 
     log = tmp_path / "workers.log"
     overrides: dict[str, Any] = {"clock": "event", "session_timeout_ms": 3000}
     produce(settings, demo_day[:half], end_tick=False)
-    first = Worker(settings, log, **overrides)
-    first.wait_ready()
-    time.sleep(1.5)
-    first.kill()
-    produce(settings, demo_day[half:])
-    second = Worker(settings, log, **overrides)
-    second.wait_ready()
-    time.sleep(1.5)
-    second.kill()
-    third = Worker(settings, log, **overrides)
+    workers = [Worker(settings, log, **overrides)]
     try:
-        third.wait_ready()
+        workers[0].wait_ready()
+        time.sleep(1.5)
+        workers[0].kill()
+        produce(settings, demo_day[half:])
+        workers.append(Worker(settings, log, **overrides))
+        workers[1].wait_ready()
+        time.sleep(1.5)
+        workers[1].kill()
+        workers.append(Worker(settings, log, **overrides))
+        workers[2].wait_ready()
         alerts = read_topic(settings, "city.alerts", done=all_versions(expected[0]), timeout=120)
-        metrics = third.metrics()
+        metrics = workers[2].metrics()
     finally:
-        third.stop()
+        for w in workers:       # a failed wait must not leave a worker running
+            w.stop()
     got = without_emitted_at(alerts)           # raises if a version came with two contents
     assert got == without_emitted_at(expected[0])
     for alert_id in {a for a, _ in got}:
