@@ -103,7 +103,7 @@ from rules.pack import Persist, Rule, load_rules
 from streams.broker import EmbeddedBroker
 from streams.dev import free_port
 from streams.partitioned import TICK_HEADER, grid_partition
-from streams.settings import INPUT_TOPICS, Settings, env_name
+from streams.settings import INPUT_TOPICS, Settings
 from streams.topics import default_topics, ensure_topics
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -181,14 +181,7 @@ class WorkerProc:
         self.name = name
         self.port = free_port(0)
         env = {k: v for k, v in os.environ.items() if not k.startswith("CITYORDER_")}
-        for fld, value in (settings.model_dump() | {"web_port": self.port}).items():
-            if value is None:
-                continue
-            if isinstance(value, tuple):
-                value = ",".join(str(v) for v in value)
-            elif fld.endswith("_ms"):
-                value = f"{value}ms"
-            env[env_name(fld)] = str(value)
+        env |= settings.model_copy(update={"web_port": self.port}).to_env()
         self.log_path = log_path
         self._log = log_path.open("ab")
         self.argv = argv or [sys.executable, "-m", "streams.cli", "worker", "--loglevel", WORKER_LOGLEVEL]

@@ -239,6 +239,23 @@ class Settings(BaseModel):
             raise SettingsError([line for err in e.errors() for line in _problem(err, sources).splitlines()]
                                 ) from None
 
+    def to_env(self) -> dict[str, str]:
+        """The ``CITYORDER_*`` variables that make :meth:`from_env` give these settings back, for
+        a child process (a worker started by a test, the benchmark or a supervisor)."""
+        env = {}
+        for field in type(self).model_fields:
+            value = getattr(self, field)
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            elif isinstance(value, tuple):
+                value = ",".join(str(v) for v in value)
+            elif field.endswith("_ms"):
+                value = f"{value}ms"
+            env[env_name(field)] = str(value)
+        return env
+
     # -- field validation: each names the bad value and what is valid ------------------------
 
     @field_validator("brokers", mode="before")

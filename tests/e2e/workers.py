@@ -26,7 +26,7 @@ from rules.citymap import CityMap
 from rules.pack import load_rules
 from rules.replay import Replay
 from streams.dev import free_port
-from streams.settings import Settings, env_name
+from streams.settings import Settings
 
 READY_TIMEOUT_S = 40.0
 
@@ -37,15 +37,7 @@ class Worker:
     def __init__(self, settings: Settings, log_path: Path, **overrides: Any) -> None:
         self.port = free_port(0)
         env = {k: v for k, v in os.environ.items() if not k.startswith("CITYORDER_")}
-        values = settings.model_dump() | overrides | {"web_port": self.port}
-        for field, value in values.items():
-            if value is None:
-                continue
-            if isinstance(value, tuple):
-                value = ",".join(str(v) for v in value)
-            elif field.endswith("_ms"):
-                value = f"{value}ms"
-            env[env_name(field)] = str(value)
+        env |= settings.model_copy(update=overrides | {"web_port": self.port}).to_env()
         self.log_path = log_path
         self.log = log_path.open("ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker", "--loglevel", "info"],

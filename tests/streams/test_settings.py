@@ -209,3 +209,12 @@ def test_ssl_with_a_client_certificate(tmp_path: Path) -> None:
     assert subjects == [((("commonName", "cityorder-test"),),)]
     credentials = s.faust_credentials()
     assert credentials is not None and credentials.protocol.value == "SASL_SSL"  # type: ignore[attr-defined]
+
+
+def test_to_env_gives_the_same_settings_back() -> None:
+    s = Settings.from_env({}, brokers="a:1,b:2", topic_prefix="t.", partitions=3, clock="event",
+                          tick_interval="250ms", session_timeout="3s", security_protocol="SASL_PLAINTEXT",
+                          sasl_username="u", sasl_password="p4ss", rules=[Path("x"), Path("y")])
+    env = s.to_env()
+    assert env["CITYORDER_SASL_PASSWORD"] == "p4ss" and "CITYORDER_SSL_CAFILE" not in env
+    assert Settings.from_env(env) == s
