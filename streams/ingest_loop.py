@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -32,6 +32,7 @@ from aiokafka.errors import KafkaError
 
 from models.timestamps import parse_timestamp_ms
 from rules.citymap import CityMap
+from rules.ingest import Ingest
 from rules.pack import RuleSet
 from streams.codec import encode_bounds
 from streams.merge import ArrivalMerge
@@ -90,7 +91,7 @@ class IngestLoop:
         self.producer: AIOKafkaProducer | None = None
 
     @property
-    def ingest(self) -> Any:
+    def ingest(self) -> Ingest:
         return self.batcher.ingest
 
     async def run(self) -> None:
@@ -105,8 +106,8 @@ class IngestLoop:
         self.producer = AIOKafkaProducer(**s.aiokafka_kwargs(), client_id=f"{s.app_id}-ingest",
                                          acks="all", linger_ms=1, max_batch_size=1024 * 1024,
                                          max_request_size=2 * 1024 * 1024)
-        await self._start(self.consumer.start, "consumer")
-        await self._start(self.producer.start, "producer")
+        await self._retry(self.consumer.start, "starting the consumer")
+        await self._retry(self.producer.start, "starting the producer")
         self.healthy = True
         last_progress = 0.0
         try:
@@ -142,14 +143,19 @@ class IngestLoop:
             await self.producer.stop()
             self.producer = None
 
-    async def _start(self, start: Callable[[], Any], what: str) -> None:
+    async def _retry(self, attempt: Callable[[], Awaitable[None]], what: str,
+                     on_failure: Callable[[], None] = lambda: None) -> None:
+        """Run ``attempt`` until it succeeds, backing off from 0.2 s to 5 s between failures:
+        a broker that goes away makes ingest wait, never skip or crash."""
         delay = 0.2
         while True:
             try:
-                await start()
+                await attempt()
                 return
             except KafkaError as e:
-                log.warning("ingest: %s cannot reach the brokers (%s); retrying in %.1f s", what, e, delay)
+                on_failure()
+                log.warning("ingest: %s failed on %s (%s); retrying in %.1f s",
+                            what, ", ".join(self.settings.brokers), e, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF_S)
 
@@ -255,23 +261,21 @@ class IngestLoop:
 
         Retrying everything may duplicate records that did go through: internal duplicates are
         ignored by the engine, duplicated dead letters are allowed (at-least-once)."""
-        assert self.producer is not None
-        delay = 0.2
-        while True:
-            try:
-                futures = [await self.producer.send(topic, value, key=key.encode() if key else None,
-                                                    partition=partition)
-                           for topic, key, value, partition in sends]
-                await asyncio.gather(*futures)
-                self.healthy = True
-                return
-            except KafkaError as e:
-                self.healthy = False
-                self.metrics.producer_errors.labels(stage).inc()
-                log.warning("ingest: cannot write to %s (%s); retrying in %.1f s",
-                            ", ".join(self.settings.brokers), e, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, MAX_BACKOFF_S)
+        producer = self.producer
+        assert producer is not None
+
+        async def attempt() -> None:
+            futures = [await producer.send(topic, value, partition=partition,
+                                           key=key.encode() if key else None)
+                       for topic, key, value, partition in sends]
+            await asyncio.gather(*futures)
+
+        def failed() -> None:
+            self.healthy = False
+            self.metrics.producer_errors.labels(stage).inc()
+
+        await self._retry(attempt, f"writing {stage} records", failed)
+        self.healthy = True
 
 
 def _known_position(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | None:
