@@ -296,20 +296,21 @@ def worker(loglevel: str, rules_: str | None, **flags: Any) -> None:
     its state, then consumes the input topics and writes city.alerts until stopped (SIGTERM,
     Ctrl-C). Start more workers with the same settings to share the partitions.
     """
-    settings = _settings(rules=rules_, **flags)
-    _run(settings, loglevel)
+    _run_worker(_runtime(_settings(rules=rules_, **flags)), loglevel)
 
 
-def _run(settings: Any, loglevel: str, before_start: Any = None, **runtime_kwargs: Any) -> None:
-    from rules.citymap import MapError
-    from rules.pack import PackError
+def _runtime(settings: Any, **kwargs: Any) -> Any:
+    """The worker's runtime from the settings' city map and rule packs (errors name the file)."""
+    from streams.app import Runtime
+
+    city, rules = _load(settings.city, settings.rules)
+    return Runtime(settings, city, rules, **kwargs)
+
+
+def _run_worker(runtime: Any, loglevel: str, before_start: Any = None) -> None:
     from streams.topics import TopicsError
-    from streams.worker import load_runtime, run_worker
+    from streams.worker import run_worker
 
-    try:
-        runtime = load_runtime(settings, **runtime_kwargs)
-    except (MapError, PackError, OSError) as e:
-        raise click.ClickException(str(e)) from None
     try:
         run_worker(runtime, loglevel=loglevel, before_start=before_start)
     except TopicsError as e:
@@ -474,7 +475,6 @@ def dev(speedup: float, day: str, seed: int, scale: float, partitions: int, web_
     starts a worker in event clock mode and streams the demo day through it at --speedup,
     printing alerts as they open, escalate and close. Ctrl-C stops everything.
     """
-    import asyncio
 
     from streams.broker import EmbeddedBroker
     from streams.dev import DevConsole, free_port
@@ -486,15 +486,7 @@ def dev(speedup: float, day: str, seed: int, scale: float, partitions: int, web_
         settings = _settings(brokers=broker.url, clock="event", store="memory", session_timeout="3s",
                              partitions=partitions, web_port=port, tick_interval="500ms")
         console = DevConsole(show_all=show_all, started=started)
-        from rules.citymap import MapError
-        from rules.pack import PackError
-        from streams.worker import load_runtime, run_worker
-
-        try:
-            runtime = load_runtime(settings, on_alert=console.alert)
-        except (MapError, PackError, OSError) as e:
-            raise click.ClickException(str(e)) from None
-        console.runtime = runtime
+        runtime = console.runtime = _runtime(settings, on_alert=console.alert)
         lines = _demo_lines(day, 1, seed, scale)
 
         async def stream_demo() -> None:
@@ -509,9 +501,8 @@ def dev(speedup: float, day: str, seed: int, scale: float, partitions: int, web_
         click.echo(f"  readiness  http://127.0.0.1:{port}/readyz", err=True)
         click.echo(f"  follow     CITYORDER_BROKERS={broker.url} cityorder tail", err=True)
         click.echo(f"  streaming the demo day of {day} at {speedup:g}x; Ctrl-C stops everything", err=True)
-        asyncio.set_event_loop(asyncio.new_event_loop())
         try:
-            run_worker(runtime, loglevel="warning", before_start=console.on_loop)
+            _run_worker(runtime, "warning", before_start=console.on_loop)
         except SystemExit as e:
             if e.code not in (0, None):
                 raise

@@ -1,4 +1,4 @@
-"""Start a worker: create the topics, build the runtime, hand it to ``faust.Worker``.
+"""Start a worker: create the topics, then hand the runtime to ``faust.Worker``.
 
 The topics (contract topics, ``cityorder.internal`` and the state changelog) are created
 before Faust starts, because Faust's first metadata request would otherwise make the broker
@@ -10,22 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
 
 import faust
 
-from rules.citymap import CityMap
-from rules.pack import load_rules
 from streams.app import Runtime
-from streams.settings import Settings
 from streams.topics import default_topics, ensure_topics
-
-
-def load_runtime(settings: Settings, **kwargs: Any) -> Runtime:
-    """Raises MapError / PackError / OSError naming the bad file."""
-    city = CityMap.load(settings.city)
-    rules = load_rules(list(settings.rules))
-    return Runtime(settings, city, rules, **kwargs)
 
 
 async def create_topics(runtime: Runtime) -> list[str]:
