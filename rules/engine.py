@@ -30,6 +30,7 @@ from rules.alerts import (
     raise_severity,
     render,
 )
+from rules.buckets import Buckets
 from rules.citymap import CityMap, Grid
 from rules.evidence import Evidence, Item
 from rules.inputs import FeedbackIn, Input, Obs, Source
@@ -166,6 +167,10 @@ class Engine:
         self.track_changes = track_changes
         self.dirty: set[tuple[str, ...]] = set() if track_changes else _Untracked()
         self.known: set[tuple[str, ...]] = set()
+        # The de-duplication memory and the reorder buffer, by the batch that added them
+        # (rules/buckets.py): only kept when tracking, a replay never needs them.
+        self.seen_buckets: Buckets[tuple[str, str, str], int] = Buckets()
+        self.pending_buckets: Buckets[int, tuple[int, int, str, int, Input]] = Buckets()
         self._index_rules()
 
     # -- rule index -----------------------------------------------------------------------
@@ -215,7 +220,10 @@ class Engine:
                 inp.time < (self.clock or NEVER) - self.lateness:
             self.stats.late[inp.device_id or inp.topic] += 1
         else:
-            heapq.heappush(self.pending, (inp.time, int(inp.source), inp.event_id, self._next(), inp))
+            entry = (inp.time, int(inp.source), inp.event_id, self._next(), inp)
+            heapq.heappush(self.pending, entry)
+            if self.track_changes:
+                self.pending_buckets.add(entry[3], entry)
         self._run()
         return self.out
 
@@ -266,6 +274,8 @@ class Engine:
         expiry = max(inp.time, self.progress) + self.lateness + self.reorder
         self.seen[key] = expiry
         heapq.heappush(self.seen_heap, (expiry, key))
+        if self.track_changes:
+            self.seen_buckets.add(key, expiry)
         return False
 
     def _run(self) -> None:
@@ -280,7 +290,9 @@ class Engine:
             if ti is None and td is None:
                 break
             if ti is not None and (td is None or ti <= td):
-                inp = heapq.heappop(pending)[4]
+                _, _, _, seq, inp = heapq.heappop(pending)
+                if self.track_changes:
+                    self.pending_buckets.discard(seq)
                 if ti > self.progress:
                     self.progress = ti
                 self._apply(inp)
@@ -296,6 +308,8 @@ class Engine:
             expiry, key = heapq.heappop(seen_heap)
             if self.seen.get(key) == expiry:
                 del self.seen[key]
+                if self.track_changes:
+                    self.seen_buckets.discard(key)
 
     def _push(self, due: int, rank: int, level: int, rule_id: str, subject: str, grid_id: str,
               ref: Any) -> None:
@@ -1080,7 +1094,8 @@ def _haversine(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 # -- snapshots ------------------------------------------------------------------------------
 #
 # State is cut along the lines the runtime stores it: one record per (grid, subject), one per
-# (grid, alert), one per grid and one for the engine's clock and buffers. Rules are stored by
+# (grid, alert), one per grid, one for the engine's clock, and the de-duplication memory and
+# reorder buffer in buckets by the batch that added them (rules/buckets.py). Rules are stored by
 # id and timers not at all: both are rebuilt on restore from the state itself, so a snapshot
 # never pins an old rule object and a restored engine fires exactly what the old one would.
 
@@ -1109,13 +1124,21 @@ def snapshot(engine: Engine, changed_only: bool = False
 
     dump = lambda obj: pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)  # noqa: E731
     records: dict[SnapshotKey, bytes] = {}
-    records[("engine",)] = dump((engine.clock, engine.progress, engine.max_time, engine.pending,
-                                 engine.seen, engine.fb_waiting, engine.held, engine.seq,
-                                 engine.stats))
+    records[("engine",)] = dump((engine.clock, engine.progress, engine.max_time,
+                                 engine.fb_waiting, engine.held, engine.seq, engine.stats))
     if changed_only and not engine.track_changes:
         raise ValueError("snapshot(changed_only=True) needs an Engine(track_changes=True)")
     wanted = engine.dirty if changed_only else None
     live: set[SnapshotKey] = set()
+    if engine.track_changes:
+        for name, buckets in (("seen", engine.seen_buckets), ("pending", engine.pending_buckets)):
+            changed = buckets.seal()
+            for b, entries in (changed if changed_only else buckets.buckets).items():
+                records[(name, str(b))] = dump(entries)
+            live.update((name, str(b)) for b in buckets.buckets)
+    else:
+        records[("seen", "0")] = dump(engine.seen)
+        records[("pending", "0")] = dump({entry[3]: entry for entry in engine.pending})
     for gid, g in engine.grids.items():
         gkey = ("grid", gid)
         live.add(gkey)
@@ -1143,18 +1166,34 @@ def restore(engine: Engine, records: dict[SnapshotKey, bytes]) -> None:
     import pickle
 
     rules = {r.id: r for r in engine.rules.rules}
-    (engine.clock, engine.progress, engine.max_time, engine.pending, engine.seen,
-     engine.fb_waiting, engine.held, engine.seq, engine.stats) = pickle.loads(records[("engine",)])
-    engine.seen_heap = [(expiry, key) for key, expiry in engine.seen.items()]
-    heapq.heapify(engine.seen_heap)
+    (engine.clock, engine.progress, engine.max_time, engine.fb_waiting, engine.held, engine.seq,
+     engine.stats) = pickle.loads(records[("engine",)])
+    engine.seen, engine.pending = {}, []
+    engine.seen_buckets, engine.pending_buckets = Buckets(), Buckets()
     engine.timers = []
     engine.grids = {}
     for key in sorted(records, key=lambda k: (k[0] != "grid", k)):
         kind = key[0]
         if kind == "engine":
             continue
-        g = engine._grid(key[1])
         data = pickle.loads(records[key])
+        # Buckets keep entries that left after they were written (rules/buckets.py). Right
+        # after a feed or tick, which is when snapshots are taken, the reorder buffer holds
+        # exactly the input newer than progress, and the de-duplication memory exactly what
+        # expires at progress or later: what is older had left.
+        if kind == "seen":
+            data = {k: expiry for k, expiry in data.items() if expiry >= engine.progress}
+            engine.seen.update(data)
+            if engine.track_changes:
+                engine.seen_buckets.load(int(key[1]), data)
+            continue
+        if kind == "pending":
+            data = {seq: entry for seq, entry in data.items() if entry[0] > engine.progress}
+            engine.pending.extend(data.values())
+            if engine.track_changes:
+                engine.pending_buckets.load(int(key[1]), data)
+            continue
+        g = engine._grid(key[1])
         if kind == "grid":
             g.hot, g.lru, g.cases = data
         elif kind == "subject":
@@ -1190,6 +1229,9 @@ def restore(engine: Engine, records: dict[SnapshotKey, bytes]) -> None:
                 engine._arm(alert, HELD, 0, alert.last_msg_at + UPDATE_SPACING_MS)
             if alert.ended_at is not None:
                 engine._arm(alert, RETAIN, 0, alert.ended_at + engine.retention)
+    heapq.heapify(engine.pending)
+    engine.seen_heap = [(expiry, key) for key, expiry in engine.seen.items()]
+    heapq.heapify(engine.seen_heap)
     for waiting in engine.held.values():
         for inp in waiting:
             engine._push(inp.time + engine.lateness, FB_EXPIRE, 0, "", inp.event_id, inp.grid_id,

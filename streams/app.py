@@ -21,6 +21,7 @@ classes below rather than by patching Faust:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -31,6 +32,7 @@ import orjson
 from aiokafka.errors import KafkaError
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
+from mode.supervisors import CrashingSupervisor
 
 from rules.citymap import CityMap
 from rules.pack import RuleSet
@@ -40,6 +42,7 @@ from streams.ingest_loop import IngestLoop, wall_ms
 from streams.metrics import CONTENT_TYPE, EngineCollector, Metrics
 from streams.partitioned import ALERTS, DEADLETTERS, Outgoing, PartitionEvaluator, source_key
 from streams.settings import INPUT_TOPICS, INTERNAL_TOPIC, Settings
+from streams.statelog import Record
 from streams.topics import true_end_offsets
 
 log = logging.getLogger(__name__)
@@ -88,6 +91,7 @@ class Runtime:
         self.on_alert = on_alert
         self.metrics = Metrics()
         self.evaluators: dict[int, PartitionEvaluator] = {}
+        self._unsettled: list[asyncio.Future[Any]] = []  # the last confirmation's writes
         self.sources = [source_key(t, p) for t in INPUT_TOPICS for p in range(settings.partitions)]
         self.ingest = IngestLoop(settings, city, rules, self.metrics)
         self.metrics.registry.register(EngineCollector(lambda: list(self.evaluators.values()),
@@ -109,7 +113,10 @@ class Runtime:
                                         partitions=settings.partitions)
         # bytes in, bytes out: Faust derives the "raw" codec from the types (not from a schema).
         self.table = app.Table(STATE_TABLE, partitions=settings.partitions, key_type=bytes, value_type=bytes)
-        app.agent(self.internal_topic, name="evaluate")(self._evaluate)
+        # A record that cannot be applied and written stops the worker (never skipped: the
+        # default supervisor would restart the agent past it, its state and alerts lost).
+        app.agent(self.internal_topic, name="evaluate",
+                  supervisor_strategy=CrashingSupervisor)(self._evaluate)
         app.task(self._run_ingest)
         app.on_partitions_revoked.connect(self._on_revoked)
         app.page("/healthz")(self._healthz)
@@ -138,20 +145,20 @@ class Runtime:
         except ValueError as e:
             await self._send([Outgoing(DEADLETTERS, None, orjson.dumps(dead_letter(
                 self.settings.topic(INTERNAL_TOPIC), partition, offset, None, None, "invalid_field",
-                str(e), value, self.city.calendar.format(wall_ms()))))])
+                str(e), value, self.city.calendar.format(wall_ms()))))], [])
             self.metrics.deadletters.labels("invalid_field").inc()
             return
         step = ev.process(offset, batch)
         if step is None:
             return
         self.metrics.internal_records.labels("progress" if batch.bounds is not None else "parts").inc()
-        await self._write(partition, step.writes, step.deletes)
+        written = await self._write(partition, step.records)
         for a in step.alerts:
             self.metrics.transitions.labels(a["transition"], a["severity"]).inc()
         for d in step.dead:
             self.metrics.deadletters.labels(d["reason_code"]).inc()
-        await self._send(ev.outbox)
-        await self._write(partition, ev.confirmed())
+        await self._send(ev.outbox, written)
+        self._unsettled = await self._write(partition, ev.confirmed())
 
     async def _load(self, partition: int) -> PartitionEvaluator:
         """Build a partition's engine from the recovered table; resend its unconfirmed output."""
@@ -159,54 +166,58 @@ class Runtime:
                                 now=wall_ms, topic_of=self.settings.topic, sources=self.sources)
         prefix = f"{partition}\x1f".encode()
         records = {k.decode(): v for k, v in self.table.items() if k.startswith(prefix)}
-        pending = ev.restore(records)
+        pending, repairs = ev.restore(records)
         self.evaluators[partition] = ev
+        if repairs:
+            log.info("partition %d: finishing an interrupted state write (%d records)",
+                     partition, len(repairs))
+        written = await self._write(partition, repairs)
         if pending:
             log.info("partition %d: resending %d unconfirmed messages", partition, len(pending))
             self.metrics.resent.inc(len(pending))
-            await self._send(pending)
-            await self._write(partition, ev.confirmed())
+        await self._send(pending, written)
+        self._unsettled = await self._write(partition, ev.confirmed())
         log.info("partition %d: loaded (applied up to offset %d)", partition, ev.applied)
         return ev
 
-    async def _write(self, partition: int, writes: Mapping[str, bytes], deletes: Iterable[str] = ()) -> None:
-        """Write state to the table's store and its changelog partition.
+    async def _write(self, partition: int, records: Iterable[Record]) -> list[asyncio.Future[Any]]:
+        """Write state records, in order, to the table's store and its changelog partition;
+        return the producer's futures (awaited by ``_send``).
 
         The same as ``table[key] = value`` without Faust's per-key buffer and callback
-        (~100 µs a key): the changelog records go straight to the producer, which Faust
-        flushes before it commits an offset, so no committed input has state missing from
-        the changelog. The last record's offset is kept in the store, as Faust does, so a
+        (~100 µs a key). The last record's offset is kept in the store, as Faust does, so a
         RocksDB store resumes recovery from there."""
         store = self.table.data
         producer = self.app.producer
         topic = self.changelog_topic
-        last = None
-        for key, value in writes.items():
-            k = key.encode()
-            store[k] = value
-            last = await producer.send(topic, k, value, partition, None, None)
-        for key in deletes:
-            k = key.encode()
-            store.pop(k, None)
-            last = await producer.send(topic, k, None, partition, None, None)
-        if last is not None:
-            tp = TP(topic, partition)
-            last.add_done_callback(lambda f: f.exception() is None and store.set_persisted_offset(
-                tp, f.result().offset))
-
-    async def _send(self, messages: list[Outgoing]) -> None:
-        """Produce and wait for every acknowledgement (Faust's producer retries; a send that
-        still fails raises, the worker stops before committing, and the record is redone)."""
-        if not messages:
-            return
-        stamp = b',"emitted_at":"' + self.city.calendar.format(wall_ms()).encode() + b'"}'
-        producer = self.app.producer
         futures = []
-        for m in messages:
-            value = m.value[:-1] + stamp if m.topic == ALERTS else m.value
-            futures.append(await producer.send(self.settings.topic(m.topic),
-                                               m.key.encode() if m.key is not None else None,
-                                               value, None, None, None))
+        for key, value in records:
+            k = key.encode()
+            if value is None:
+                store.pop(k, None)
+            else:
+                store[k] = value
+            futures.append(await producer.send(topic, k, value, partition, None, None))
+        if futures:
+            tp = TP(topic, partition)
+            futures[-1].add_done_callback(lambda f: f.exception() is None and store.set_persisted_offset(
+                tp, f.result().offset))
+        return futures
+
+    async def _send(self, messages: list[Outgoing], written: list[asyncio.Future[Any]]) -> None:
+        """Produce the messages and wait until they and the state ``written`` (and the last
+        confirmation) are acknowledged. A failure raises: the evaluate agent's supervisor
+        stops the worker before this record's offset is committed, and a restart redoes it
+        from the state that did reach the changelog."""
+        futures, self._unsettled = self._unsettled + written, []
+        if messages:
+            stamp = b',"emitted_at":"' + self.city.calendar.format(wall_ms()).encode() + b'"}'
+            producer = self.app.producer
+            for m in messages:
+                value = m.value[:-1] + stamp if m.topic == ALERTS else m.value
+                futures.append(await producer.send(self.settings.topic(m.topic),
+                                                   m.key.encode() if m.key is not None else None,
+                                                   value, None, None, None))
         for f in futures:
             await f
         if self.on_alert is not None:

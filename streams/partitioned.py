@@ -9,7 +9,9 @@ crash harmless under at-least-once delivery:
 - the transitions of a batch are kept in state (the outbox) until the producer confirms
   them, so a worker that died after its state reached the changelog but before its output
   reached ``city.alerts`` resends them on recovery — consumers de-duplicate on
-  ``(alert_id, version)``, and the resent messages are identical but for ``emitted_at``.
+  ``(alert_id, version)``, and the resent messages are identical but for ``emitted_at``;
+- a batch's state changes are committed atomically and in records of bounded size
+  (``streams/statelog.py``), so a death between two of them never leaves a mixture.
 
 Ticks are data too: ingest writes progress records (per source partition, the time up to
 which it has written that partition's input) into every internal partition, and a partition's
@@ -37,8 +39,9 @@ from rules.inputs import Input
 from rules.pack import RuleSet
 from rules.replay import dead_letter
 from streams.codec import Batch, encode_parts
+from streams.statelog import CHUNK_BYTES, Record, StateLog
 
-META = "meta"
+META, OUTBOX = "meta", "outbox"
 ALERTS, DEADLETTERS = "city.alerts", "city.alerts.deadletter"
 #: Kafka record header by which a producer (``cityorder simulate``) marks an event-mode tick:
 #: an empty record whose header value is the tick time (RFC 3339), sent to every source partition.
@@ -125,12 +128,11 @@ class Outgoing(NamedTuple):
 
 @dataclass(slots=True)
 class Step:
-    """What one internal record did: messages to produce, state to write and delete."""
+    """What one internal record did: messages to produce, state records to write in order."""
 
     alerts: list[dict[str, Any]]
     dead: list[dict[str, Any]]
-    writes: dict[str, bytes]
-    deletes: list[str]
+    records: list[Record]
 
 
 class PartitionEvaluator:
@@ -138,12 +140,12 @@ class PartitionEvaluator:
 
     def __init__(self, city: CityMap, rules: RuleSet, *, clock: str, partition: int,
                  now: Callable[[], int], topic_of: Callable[[str], str],
-                 sources: Iterable[str] = ()) -> None:
+                 sources: Iterable[str] = (), chunk_bytes: int = CHUNK_BYTES) -> None:
         """``sources``: every source partition (:func:`source_key`) whose bound gates ticks."""
         self.city = city
         self.partition = partition
         self.engine = Engine(city, rules, clock=clock, track_changes=True)
-        self.applied = -1
+        self.log = StateLog(f"{partition}\x1f", chunk_bytes)
         self.outbox: list[Outgoing] = []
         self.bounds: dict[str, int] = {}
         self.sources = frozenset(sources)
@@ -155,26 +157,24 @@ class PartitionEvaluator:
     def key(self, record_key: tuple[str, ...]) -> str:
         return "\x1f".join((str(self.partition), *record_key))
 
-    def owns(self, table_key: str) -> bool:
-        return table_key.split("\x1f", 1)[0] == str(self.partition)
+    @property
+    def applied(self) -> int:
+        """The last internal offset whose state is committed."""
+        return self.log.committed
 
-    def restore(self, table: Mapping[str, bytes]) -> list[Outgoing]:
-        """Load this partition's records; return the outbox to resend (may be empty)."""
-        records: dict[tuple[str, ...], bytes] = {}
-        meta: bytes | None = None
-        for k, v in table.items():
-            if not self.owns(k):
-                continue
-            parts = tuple(k.split("\x1f")[1:])
-            if parts == (META,):
-                meta = v
-            else:
-                records[parts] = v
+    def restore(self, table: Mapping[str, bytes]) -> tuple[list[Outgoing], list[Record]]:
+        """Load this partition's state: (the outbox to resend, records to write first — what
+        finishes a step a death interrupted)."""
+        values, repairs = self.log.load(table)
+        records = {tuple(k.split("\x1f")[1:]): v for k, v in values.items()}
+        meta, outbox = records.pop((META,), None), records.pop((OUTBOX,), None)
         if ("engine",) in records:
             restore(self.engine, records)
         if meta is not None:
-            self.applied, self.outbox, self.bounds = pickle.loads(meta)
-        return list(self.outbox)
+            self.bounds = pickle.loads(meta)
+        if outbox is not None:
+            self.outbox = pickle.loads(outbox)
+        return list(self.outbox), repairs
 
     def tick_due(self) -> int | None:
         """The least bound over all source partitions, once every one has reported."""
@@ -187,9 +187,11 @@ class PartitionEvaluator:
         if offset <= self.applied:
             return None
         out: list[Any] = []
+        changes: dict[str, bytes | None] = {}
         if batch.bounds is not None:
             for source, bound in batch.bounds.items():
                 self.bounds[source] = max(bound, self.bounds.get(source, bound))
+            changes[self.key((META,))] = pickle.dumps(self.bounds)
             t = self.tick_due()
             if t is not None:
                 out += self.engine.tick(t)
@@ -207,17 +209,17 @@ class PartitionEvaluator:
             else:
                 alerts.append(item)
         records, deleted = snapshot(self.engine, changed_only=True)
-        writes = {self.key(k): v for k, v in records.items()}
-        self.applied = offset
+        changes.update((self.key(k), v) for k, v in records.items())
+        changes.update((self.key(k), None) for k in deleted)
         self.outbox = [Outgoing(ALERTS, a["alert_id"], orjson.dumps(a)) for a in alerts] + \
             [Outgoing(DEADLETTERS, d["key"], orjson.dumps(d)) for d in dead]
-        writes[self.key((META,))] = self._meta()
-        return Step(alerts, dead, writes, [self.key(k) for k in deleted])
+        if self.outbox:
+            changes[self.key((OUTBOX,))] = pickle.dumps(self.outbox, protocol=pickle.HIGHEST_PROTOCOL)
+        return Step(alerts, dead, self.log.commit(offset, changes))
 
-    def confirmed(self) -> dict[str, bytes]:
-        """The outbox reached the broker: clear it (one more state write)."""
+    def confirmed(self) -> list[Record]:
+        """The outbox reached the broker: clear it (records to write; none if it was empty)."""
+        if not self.outbox:
+            return []
         self.outbox = []
-        return {self.key((META,)): self._meta()}
-
-    def _meta(self) -> bytes:
-        return pickle.dumps((self.applied, self.outbox, self.bounds))
+        return self.log.write({self.key((OUTBOX,)): None})

@@ -1,0 +1,62 @@
+"""Items kept in state records by when they were added, so each is written about once.
+
+The engine's de-duplication memory and reorder buffer hold thousands of small entries that
+come and go at the input rate. Kept in one state record, that record is rewritten on every
+batch and outgrows the broker's message size; kept one record each, every input costs a
+changelog record to add and another to remove. A bucket is what one batch added: written
+once when it is sealed and deleted when its last entry has left. An entry that leaves before
+the rest of its bucket is not rewritten out of it: whoever restores the buckets knows which
+entries had left by then (the engine: those its progress has passed) and skips them.
+"""
+
+from __future__ import annotations
+
+from typing import Generic, TypeVar
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class Buckets(Generic[K, V]):
+    """Entries grouped into numbered buckets; ``seal`` says which buckets to write or delete."""
+
+    def __init__(self) -> None:
+        self.next_id = 0
+        self.buckets: dict[int, dict[K, V]] = {}
+        self.where: dict[K, int] = {}
+        self.changed: set[int] = set()
+
+    def add(self, key: K, value: V) -> None:
+        bucket = self.next_id
+        self.buckets.setdefault(bucket, {})[key] = value
+        self.where[key] = bucket
+        self.changed.add(bucket)
+
+    def discard(self, key: K) -> None:
+        bucket = self.where.pop(key, None)
+        if bucket is not None:
+            entries = self.buckets[bucket]
+            del entries[key]
+            if not entries:
+                self.changed.add(bucket)
+
+    def seal(self) -> dict[int, dict[K, V]]:
+        """Close the open bucket; return it if it holds entries (to write). Buckets emptied
+        since the last seal are dropped: their records are to be deleted."""
+        writes: dict[int, dict[K, V]] = {}
+        for bucket in sorted(self.changed):
+            entries = self.buckets[bucket]
+            if entries:
+                writes[bucket] = entries
+            else:
+                del self.buckets[bucket]
+        self.changed.clear()
+        self.next_id += 1
+        return writes
+
+    def load(self, bucket: int, entries: dict[K, V]) -> None:
+        """Restore a sealed bucket: the entries of it that are still live."""
+        self.buckets[bucket] = dict(entries)
+        for key in entries:
+            self.where[key] = bucket
+        self.next_id = max(self.next_id, bucket + 1)
