@@ -35,6 +35,14 @@ def run_worker(runtime: Runtime, *, loglevel: str = "info",
         logging.getLogger(__name__).info("created topics: %s", ", ".join(created))
     if before_start is not None:
         before_start(loop)
-    worker = faust.Worker(runtime.app, loop=loop, loglevel=loglevel, quiet=True,
+    make_worker(runtime.app, loop, loglevel).execute_from_commandline()
+
+
+def make_worker(app: faust.App, loop: asyncio.AbstractEventLoop, loglevel: str) -> faust.Worker:
+    """A Faust worker without its terminal spinner: at level warning and above the spinner
+    sets the root logger to DEBUG (so that it spins on every message), and the worker then
+    formats every debug message Faust and aiokafka emit (~7% of a busy worker's time)."""
+    worker = faust.Worker(app, loop=loop, loglevel=loglevel, quiet=True,
                           redirect_stdouts=False, override_logging=True)
-    worker.execute_from_commandline()
+    worker.spinner = None
+    return worker
