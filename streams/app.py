@@ -1,11 +1,13 @@
 """The Faust app: the evaluate agent with its state table, the ingest loop, the web endpoints.
 
 One internal record per batch and grid partition reaches the ``evaluate`` agent; it feeds the
-partition's engine (``PartitionEvaluator``), writes what changed to the ``state`` table (a
-changelog topic makes it survive the worker), produces the transitions and dead letters, and
-then marks them confirmed. A worker that gets a partition (start, restart, rebalance) recovers
-the table first, loads the partition's engine from it on the partition's first record, and
-resends what the previous owner had not confirmed.
+partition's engine (``PartitionEvaluator``) and produces the transitions and dead letters.
+Every ``CHECKPOINT_INTERVAL_S`` per partition, once that output is acknowledged, it writes what
+changed to the ``state`` table (a changelog topic makes it survive the worker) and only then
+acknowledges the records, so Faust commits no offset a checkpoint does not cover. A worker that
+gets a partition (start, restart, rebalance) recovers the table first, loads the partition's
+engine from it on the partition's first record, and applies again what came after the
+checkpoint (the same output again, which consumers de-duplicate).
 
 Faust needs three adjustments for this broker and this workload, made in the transport
 classes below rather than by patching Faust:
@@ -48,6 +50,9 @@ from streams.topics import true_end_offsets
 log = logging.getLogger(__name__)
 
 FETCH_WAIT_MS = 100
+#: How often a partition's state is checkpointed: the work a crash makes the next owner redo,
+#: traded against writing busy subjects over and over.
+CHECKPOINT_INTERVAL_S = 0.5
 STATE_TABLE = "state"
 
 
@@ -91,7 +96,10 @@ class Runtime:
         self.on_alert = on_alert
         self.metrics = Metrics()
         self.evaluators: dict[int, PartitionEvaluator] = {}
-        self._unsettled: list[asyncio.Future[Any]] = []  # the last confirmation's writes
+        self._unsent: list[asyncio.Future[Any]] = []  # output not yet acknowledged
+        self._unacked: dict[int, list[tuple[Any, Any]]] = {}  # per partition: (stream, event)
+        self._checkpointed_at: dict[int, float] = {}
+        self._lock = asyncio.Lock()  # a checkpoint never runs in the middle of a record
         self.sources = [source_key(t, p) for t in INPUT_TOPICS for p in range(settings.partitions)]
         self.ingest = IngestLoop(settings, city, rules, self.metrics)
         self.metrics.registry.register(EngineCollector(lambda: list(self.evaluators.values()),
@@ -117,6 +125,7 @@ class Runtime:
         # default supervisor would restart the agent past it, its state and alerts lost).
         app.agent(self.internal_topic, name="evaluate",
                   supervisor_strategy=CrashingSupervisor)(self._evaluate)
+        app.timer(CHECKPOINT_INTERVAL_S)(self._checkpoint_idle)
         app.task(self._run_ingest)
         app.on_partitions_revoked.connect(self._on_revoked)
         app.page("/healthz")(self._healthz)
@@ -130,10 +139,17 @@ class Runtime:
     # -- evaluate ------------------------------------------------------------------------------
 
     async def _evaluate(self, stream: Any) -> None:
-        async for event in stream.events():
+        # Records are acknowledged (their offsets let through to Faust's commit) only once a
+        # checkpoint covers them: a worker that dies is given them again by the broker.
+        manual = stream.noack()
+        async for event in manual.events():
             msg = event.message
             started = time.perf_counter()
-            await self._apply(msg.partition, msg.offset, event.value)
+            async with self._lock:
+                await self._apply(msg.partition, msg.offset, event.value)
+                self._unacked.setdefault(msg.partition, []).append((manual, event))
+                if time.monotonic() - self._checkpointed_at.get(msg.partition, 0.0) >= CHECKPOINT_INTERVAL_S:
+                    await self._checkpoint(msg.partition)
             self.metrics.evaluate_batch.observe(time.perf_counter() - started)
 
     async def _apply(self, partition: int, offset: int, value: bytes) -> None:
@@ -145,44 +161,65 @@ class Runtime:
         except ValueError as e:
             await self._send([Outgoing(DEADLETTERS, None, orjson.dumps(dead_letter(
                 self.settings.topic(INTERNAL_TOPIC), partition, offset, None, None, "invalid_field",
-                str(e), value, self.city.calendar.format(wall_ms()))))], [])
+                str(e), value, self.city.calendar.format(wall_ms()))))])
             self.metrics.deadletters.labels("invalid_field").inc()
             return
         step = ev.process(offset, batch)
         if step is None:
             return
         self.metrics.internal_records.labels("progress" if batch.bounds is not None else "parts").inc()
-        written = await self._write(partition, step.records)
         for a in step.alerts:
             self.metrics.transitions.labels(a["transition"], a["severity"]).inc()
         for d in step.dead:
             self.metrics.deadletters.labels(d["reason_code"]).inc()
-        await self._send(ev.outbox, written)
-        self._unsettled = await self._write(partition, ev.confirmed())
+        await self._send(step.messages)
+
+    async def _checkpoint(self, partition: int) -> None:
+        """Write the partition's changed state once the output it follows is acknowledged,
+        then acknowledge the records it covers. A failure raises: the evaluate agent's
+        supervisor stops the worker, nothing after the last checkpoint is committed, and the
+        next owner applies those records again (producing the same output again)."""
+        started = time.perf_counter()
+        unsent, self._unsent = self._unsent, []
+        for f in unsent:
+            await f
+        ev = self.evaluators.get(partition)
+        if ev is not None:
+            for f in await self._write(partition, ev.checkpoint()):
+                await f
+        for manual, event in self._unacked.pop(partition, ()):
+            await manual.ack(event)
+        self._checkpointed_at[partition] = time.monotonic()
+        self.metrics.checkpoint.observe(time.perf_counter() - started)
+
+    async def _checkpoint_idle(self) -> None:
+        """Checkpoint partitions no record has arrived at since their last checkpoint."""
+        async with self._lock:
+            now = time.monotonic()
+            for partition in list(self._unacked):
+                if now - self._checkpointed_at.get(partition, 0.0) >= CHECKPOINT_INTERVAL_S:
+                    await self._checkpoint(partition)
 
     async def _load(self, partition: int) -> PartitionEvaluator:
-        """Build a partition's engine from the recovered table; resend its unconfirmed output."""
+        """Build a partition's engine from the recovered table."""
         ev = PartitionEvaluator(self.city, self.rules, clock=self.settings.clock, partition=partition,
                                 now=wall_ms, topic_of=self.settings.topic, sources=self.sources)
         prefix = f"{partition}\x1f".encode()
         records = {k.decode(): v for k, v in self.table.items() if k.startswith(prefix)}
-        pending, repairs = ev.restore(records)
-        self.evaluators[partition] = ev
+        repairs = ev.restore(records)
         if repairs:
-            log.info("partition %d: finishing an interrupted state write (%d records)",
+            log.info("partition %d: finishing an interrupted checkpoint (%d records)",
                      partition, len(repairs))
-        written = await self._write(partition, repairs)
-        if pending:
-            log.info("partition %d: resending %d unconfirmed messages", partition, len(pending))
-            self.metrics.resent.inc(len(pending))
-        await self._send(pending, written)
-        self._unsettled = await self._write(partition, ev.confirmed())
-        log.info("partition %d: loaded (applied up to offset %d)", partition, ev.applied)
+            for f in await self._write(partition, repairs):
+                await f
+        self.evaluators[partition] = ev
+        self._checkpointed_at[partition] = time.monotonic()
+        log.info("partition %d: loaded (checkpoint at offset %d)", partition, ev.checkpointed)
         return ev
 
     async def _write(self, partition: int, records: Iterable[Record]) -> list[asyncio.Future[Any]]:
         """Write state records, in order, to the table's store and its changelog partition;
-        return the producer's futures (awaited by ``_send``).
+        return the producer's futures.
 
         The same as ``table[key] = value`` without Faust's per-key buffer and callback
         (~100 µs a key). The last record's offset is kept in the store, as Faust does, so a
@@ -204,22 +241,17 @@ class Runtime:
                 tp, f.result().offset))
         return futures
 
-    async def _send(self, messages: list[Outgoing], written: list[asyncio.Future[Any]]) -> None:
-        """Produce the messages and wait until they and the state ``written`` (and the last
-        confirmation) are acknowledged. A failure raises: the evaluate agent's supervisor
-        stops the worker before this record's offset is committed, and a restart redoes it
-        from the state that did reach the changelog."""
-        futures, self._unsettled = self._unsettled + written, []
-        if messages:
-            stamp = b',"emitted_at":"' + self.city.calendar.format(wall_ms()).encode() + b'"}'
-            producer = self.app.producer
-            for m in messages:
-                value = m.value[:-1] + stamp if m.topic == ALERTS else m.value
-                futures.append(await producer.send(self.settings.topic(m.topic),
-                                                   m.key.encode() if m.key is not None else None,
-                                                   value, None, None, None))
-        for f in futures:
-            await f
+    async def _send(self, messages: list[Outgoing]) -> None:
+        """Produce now; the acknowledgements are awaited by the next checkpoint."""
+        if not messages:
+            return
+        stamp = b',"emitted_at":"' + self.city.calendar.format(wall_ms()).encode() + b'"}'
+        producer = self.app.producer
+        for m in messages:
+            value = m.value[:-1] + stamp if m.topic == ALERTS else m.value
+            self._unsent.append(await producer.send(self.settings.topic(m.topic),
+                                                    m.key.encode() if m.key is not None else None,
+                                                    value, None, None, None))
         if self.on_alert is not None:
             for m in messages:
                 if m.topic == ALERTS:
@@ -229,7 +261,10 @@ class Runtime:
         internal = self.settings.topic(INTERNAL_TOPIC)
         for tp in revoked:
             if tp.topic == internal:
+                # its records since the last checkpoint stay unacknowledged: the next owner
+                # is given them again
                 self.evaluators.pop(tp.partition, None)
+                self._unacked.pop(tp.partition, None)
 
     # -- ingest --------------------------------------------------------------------------------
 

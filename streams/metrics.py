@@ -39,8 +39,6 @@ class Metrics:
         self.internal_records = Counter("cityorder_internal_records",
                                         "Internal records applied by the evaluators (batches and progress).",
                                         ["kind"], registry=r)
-        self.resent = Counter("cityorder_outbox_resent", "Messages resent after a restart because their "
-                              "delivery was not confirmed before the previous worker stopped.", registry=r)
         self.producer_errors = Counter("cityorder_producer_errors",
                                        "Failed produce attempts (retried with backoff).", ["stage"],
                                        registry=r)
@@ -49,8 +47,11 @@ class Metrics:
         self.ingest_batch = Histogram("cityorder_ingest_batch_seconds", "Time to decode, locate and "
                                       "write one fetched batch.", buckets=_BATCH_BUCKETS, registry=r)
         self.evaluate_batch = Histogram("cityorder_evaluate_batch_seconds", "Time to apply one internal "
-                                        "record: engine, state writes, output.", buckets=_BATCH_BUCKETS,
-                                        registry=r)
+                                        "record: engine and output (and a checkpoint when one is due).",
+                                        buckets=_BATCH_BUCKETS, registry=r)
+        self.checkpoint = Histogram("cityorder_checkpoint_seconds", "Time to checkpoint a partition: "
+                                    "await its output, write its changed state.", buckets=_BATCH_BUCKETS,
+                                    registry=r)
         self.ready = Gauge("cityorder_ready", "1 when the worker has recovered its state and reaches "
                            "the brokers.", registry=r)
 

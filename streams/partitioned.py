@@ -4,14 +4,17 @@
 dead letters). ``PartitionEvaluator``: one internal partition's engine, with what makes a
 crash harmless under at-least-once delivery:
 
-- the last internal offset it applied travels with its state, so input redelivered after a
-  restart is skipped rather than applied twice;
-- the transitions of a batch are kept in state (the outbox) until the producer confirms
-  them, so a worker that died after its state reached the changelog but before its output
-  reached ``city.alerts`` resends them on recovery — consumers de-duplicate on
-  ``(alert_id, version)``, and the resent messages are identical but for ``emitted_at``;
-- a batch's state changes are committed atomically and in records of bounded size
-  (``streams/statelog.py``), so a death between two of them never leaves a mixture.
+- its state is checkpointed now and then rather than after every record, together with the
+  last internal offset the checkpoint covers; the runtime acknowledges an internal record
+  (lets its offset be committed) only once a checkpoint covers it, and a record's output is
+  acknowledged by the broker before the checkpoint that covers it is written;
+- so after a crash, the records after the checkpoint are delivered again and applied again
+  to the checkpointed state, which produces the same transitions again (the engine's output
+  is a function of its input and state): consumers de-duplicate on ``(alert_id, version)``,
+  and a repeated message is identical but for ``emitted_at``; records the checkpoint covers
+  are skipped;
+- a checkpoint is written atomically and in records of bounded size (``streams/statelog.py``),
+  so a death in the middle of one never leaves a mixture.
 
 Ticks are data too: ingest writes progress records (per source partition, the time up to
 which it has written that partition's input) into every internal partition, and a partition's
@@ -41,7 +44,7 @@ from rules.replay import dead_letter
 from streams.codec import Batch, encode_parts
 from streams.statelog import CHUNK_BYTES, Record, StateLog
 
-META, OUTBOX = "meta", "outbox"
+META = "meta"
 ALERTS, DEADLETTERS = "city.alerts", "city.alerts.deadletter"
 #: Kafka record header by which a producer (``cityorder simulate``) marks an event-mode tick:
 #: an empty record whose header value is the tick time (RFC 3339), sent to every source partition.
@@ -128,11 +131,11 @@ class Outgoing(NamedTuple):
 
 @dataclass(slots=True)
 class Step:
-    """What one internal record did: messages to produce, state records to write in order."""
+    """What one internal record did: the transitions and dead letters, and them as messages."""
 
     alerts: list[dict[str, Any]]
     dead: list[dict[str, Any]]
-    records: list[Record]
+    messages: list[Outgoing]
 
 
 class PartitionEvaluator:
@@ -146,7 +149,8 @@ class PartitionEvaluator:
         self.partition = partition
         self.engine = Engine(city, rules, clock=clock, track_changes=True)
         self.log = StateLog(f"{partition}\x1f", chunk_bytes)
-        self.outbox: list[Outgoing] = []
+        self.applied = -1
+        self._bounds_changed = False
         self.bounds: dict[str, int] = {}
         self.sources = frozenset(sources)
         self.now = now
@@ -158,23 +162,22 @@ class PartitionEvaluator:
         return "\x1f".join((str(self.partition), *record_key))
 
     @property
-    def applied(self) -> int:
-        """The last internal offset whose state is committed."""
+    def checkpointed(self) -> int:
+        """The last internal offset whose state is in the changelog."""
         return self.log.committed
 
-    def restore(self, table: Mapping[str, bytes]) -> tuple[list[Outgoing], list[Record]]:
-        """Load this partition's state: (the outbox to resend, records to write first — what
-        finishes a step a death interrupted)."""
+    def restore(self, table: Mapping[str, bytes]) -> list[Record]:
+        """Load this partition's state from its table records; return the records to write
+        first (what finishes a checkpoint a death interrupted)."""
         values, repairs = self.log.load(table)
         records = {tuple(k.split("\x1f")[1:]): v for k, v in values.items()}
-        meta, outbox = records.pop((META,), None), records.pop((OUTBOX,), None)
+        meta = records.pop((META,), None)
         if ("engine",) in records:
             restore(self.engine, records)
         if meta is not None:
             self.bounds = pickle.loads(meta)
-        if outbox is not None:
-            self.outbox = pickle.loads(outbox)
-        return list(self.outbox), repairs
+        self.applied = self.log.committed
+        return repairs
 
     def tick_due(self) -> int | None:
         """The least bound over all source partitions, once every one has reported."""
@@ -186,12 +189,12 @@ class PartitionEvaluator:
         """Apply one internal record; None when it was applied before (a redelivery)."""
         if offset <= self.applied:
             return None
+        self.applied = offset
         out: list[Any] = []
-        changes: dict[str, bytes | None] = {}
         if batch.bounds is not None:
             for source, bound in batch.bounds.items():
                 self.bounds[source] = max(bound, self.bounds.get(source, bound))
-            changes[self.key((META,))] = pickle.dumps(self.bounds)
+            self._bounds_changed = True
             t = self.tick_due()
             if t is not None:
                 out += self.engine.tick(t)
@@ -208,18 +211,24 @@ class PartitionEvaluator:
                                         inp.raw or b"", fmt(self.now())))
             else:
                 alerts.append(item)
-        records, deleted = snapshot(self.engine, changed_only=True)
-        changes.update((self.key(k), v) for k, v in records.items())
-        changes.update((self.key(k), None) for k in deleted)
-        self.outbox = [Outgoing(ALERTS, a["alert_id"], orjson.dumps(a)) for a in alerts] + \
+        messages = [Outgoing(ALERTS, a["alert_id"], orjson.dumps(a)) for a in alerts] + \
             [Outgoing(DEADLETTERS, d["key"], orjson.dumps(d)) for d in dead]
-        if self.outbox:
-            changes[self.key((OUTBOX,))] = pickle.dumps(self.outbox, protocol=pickle.HIGHEST_PROTOCOL)
-        return Step(alerts, dead, self.log.commit(offset, changes))
+        return Step(alerts, dead, messages)
 
-    def confirmed(self) -> list[Record]:
-        """The outbox reached the broker: clear it (records to write; none if it was empty)."""
-        if not self.outbox:
+    @property
+    def behind(self) -> bool:
+        """Records applied since the last checkpoint."""
+        return self.applied > self.log.committed
+
+    def checkpoint(self) -> list[Record]:
+        """The state changed since the last checkpoint, as records to write in order (the
+        output of the records it covers must be acknowledged before they are written)."""
+        if not self.behind:
             return []
-        self.outbox = []
-        return self.log.write({self.key((OUTBOX,)): None})
+        records, deleted = snapshot(self.engine, changed_only=True)
+        changes: dict[str, bytes | None] = {self.key(k): v for k, v in records.items()}
+        changes.update((self.key(k), None) for k in deleted)
+        if self._bounds_changed:
+            changes[self.key((META,))] = pickle.dumps(self.bounds)
+            self._bounds_changed = False
+        return self.log.commit(self.applied, changes)

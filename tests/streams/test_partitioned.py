@@ -1,5 +1,5 @@
 """The runtime's halves without Kafka: batching by partition, and crash safety of a
-partition's evaluator (skip what was applied, resend what was not confirmed)."""
+partition's evaluator (checkpoints, skipping what a checkpoint covers, redoing what it does not)."""
 
 from __future__ import annotations
 
@@ -49,14 +49,17 @@ def internal_log(seed: int) -> dict[int, list[bytes]]:
 
 
 def run_partition(p: int, records: list[bytes], crash_after: set[int] = frozenset(),
-                  death: str = "after_confirm", final: dict[str, Any] | None = None
-                  ) -> list[tuple[str, int, bytes]]:
-    """Feed a partition's log; at each crash point, lose the evaluator and restart from the
-    stored table, redelivering from the last committed offset (here: two records back).
+                  death: str = "after_checkpoint", final: dict[str, Any] | None = None,
+                  every: int = 3) -> list[tuple[str, int, bytes]]:
+    """Feed a partition's log as the runtime does: output produced at once, a checkpoint every
+    ``every`` records, records acknowledged after it. At each crash point the evaluator is
+    lost and a fresh one restarts from the stored table, given the records again from the
+    last acknowledged one (and, as a commit may lag the acknowledgements, two before it).
 
-    ``death``: where in the record's handling the worker dies — ``after_confirm`` (all done),
-    ``before_output`` (state written, nothing produced), ``mid_write`` (after some of the
-    step's state records: each crash point cuts at another place)."""
+    ``death``: where the worker dies at a crash point — ``after_checkpoint`` (a checkpoint
+    written and acknowledged), ``before_checkpoint`` (output produced, no checkpoint since),
+    ``mid_checkpoint`` (after some of a checkpoint's records: each point cuts elsewhere).
+    ``final`` receives the engine's state at the end, as loaded from the table."""
     h = _harness(feed=False)
     table: dict[str, bytes] = {}
     produced: list[tuple[str, int, bytes]] = []
@@ -64,34 +67,34 @@ def run_partition(p: int, records: list[bytes], crash_after: set[int] = frozense
     def fresh() -> PartitionEvaluator:
         ev = PartitionEvaluator(h.city, h.rules, clock="event", partition=p, now=lambda: 0,
                                 topic_of=lambda t: t, chunk_bytes=CHUNK)
-        outbox, repairs = ev.restore(table)
-        apply(table, repairs)
-        for topic, _, msg in outbox:
-            obj = orjson.loads(msg)
-            produced.append((topic, obj.get("version", 0), orjson.dumps(obj)))
+        apply(table, ev.restore(table))
         return ev
 
     ev = fresh()
-    offset = 0
+    offset, acked = 0, -1
     crashes = set(crash_after)
     while offset < len(records):
         step = ev.process(offset, decode(records[offset]))
         if step is not None:
-            assert all(v is None or len(v) <= CHUNK + 1 for _, v in step.records)
-            if offset in crashes and death != "after_confirm":
-                crashes.discard(offset)
-                cut = len(step.records) if death == "before_output" else offset % (len(step.records) + 1)
-                apply(table, step.records[:cut])
-                ev = fresh()
-                offset = max(0, offset - 2)
+            produced += [(m.topic, orjson.loads(m.value).get("version", 0), m.value)
+                         for m in step.messages]
+        due = offset % every == every - 1 or offset == len(records) - 1
+        crash = offset in crashes
+        crashes.discard(offset)
+        if crash and death == "before_checkpoint":
+            ev, offset = fresh(), max(0, acked + 1 - 2)
+            continue
+        if due or crash:
+            written = ev.checkpoint()
+            assert all(v is None or len(v) <= CHUNK + 1 for _, v in written)
+            if crash and death == "mid_checkpoint":
+                apply(table, written[:offset % (len(written) + 1)])
+                ev, offset = fresh(), max(0, acked + 1 - 2)
                 continue
-            apply(table, step.records)
-            produced += [("city.alerts", a["version"], orjson.dumps(a)) for a in step.alerts]
-            apply(table, ev.confirmed())
-        if offset in crashes:
-            crashes.discard(offset)
-            ev = fresh()
-            offset = max(0, offset - 2)       # redelivered from an older committed offset
+            apply(table, written)
+            acked = offset
+        if crash:
+            ev, offset = fresh(), max(0, acked + 1 - 2)
             continue
         offset += 1
     if final is not None:
@@ -110,7 +113,7 @@ def engine_state(ev: PartitionEvaluator) -> dict[str, Any]:
     state["engine"] = plain((clock, progress, max_time, fb_waiting, held, stats))
     state["seen"] = sorted(e.seen.items())
     state["pending"] = sorted(entry[:3] for entry in e.pending)
-    state["applied"] = ev.applied
+    state["checkpointed"] = ev.checkpointed
     return state
 
 
@@ -155,7 +158,7 @@ def test_grid_partitions_split_the_work(seed: int) -> None:
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
-@pytest.mark.parametrize("death", ["after_confirm", "before_output", "mid_write"])
+@pytest.mark.parametrize("death", ["after_checkpoint", "before_checkpoint", "mid_checkpoint"])
 def test_crashes_lose_nothing_and_double_nothing(seed: int, death: str) -> None:
     log = internal_log(seed)
     for p, records in log.items():
@@ -192,12 +195,11 @@ def test_progress_survives_a_restart_with_the_state() -> None:
     sources = ["city.events.camera/0", "city.events.sensor/0"]
     ev = PartitionEvaluator(h.city, h.rules, clock="wall", partition=2, now=lambda: 0,
                             topic_of=lambda t: t, sources=sources)
-    step = ev.process(0, Batch(bounds={sources[0]: T("10:00:00")}))
-    assert step is not None
+    assert ev.process(0, Batch(bounds={sources[0]: T("10:00:00")})) is not None
     again = PartitionEvaluator(h.city, h.rules, clock="wall", partition=2, now=lambda: 0,
                                topic_of=lambda t: t, sources=sources)
     table: dict[str, bytes] = {}
-    apply(table, step.records)
+    apply(table, ev.checkpoint())
     again.restore(table)
     again.process(1, Batch(bounds={sources[1]: T("10:00:03")}))
     assert again.engine.clock == T("10:00:00")
