@@ -816,7 +816,10 @@ async def changelog_sample(settings: Settings, per_partition: int = 200) -> tupl
             for tp, recs in (await consumer.getmany(*pending, timeout_ms=300)).items():
                 for r in recs:
                     parts = (r.key or b"").decode(errors="replace").split("\x1f")
-                    k = kinds.setdefault(parts[1] if len(parts) > 1 else "?", [0, 0])
+                    kind = parts[1].split("\x1e")[0] if len(parts) > 1 else "?"
+                    if len(parts) > 1 and "\x1e" in parts[1]:
+                        kind += " chunk"   # streams/statelog.py: a value written in chunks
+                    k = kinds.setdefault(kind, [0, 0])
                     k[0] += 1
                     k[1] += len(r.value or b"")
                 if recs and recs[-1].offset >= ends[tp] - 1:

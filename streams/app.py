@@ -2,9 +2,10 @@
 
 One internal record per batch and grid partition reaches the ``evaluate`` agent; it feeds the
 partition's engine (``PartitionEvaluator``) and produces the transitions and dead letters.
-Every ``CHECKPOINT_INTERVAL_S`` per partition, once that output is acknowledged, it writes what
-changed to the ``state`` table (a changelog topic makes it survive the worker) and only then
-acknowledges the records, so Faust commits no offset a checkpoint does not cover. A worker that
+Every checkpoint interval (``CITYORDER_CHECKPOINT_INTERVAL``) per partition, once that output
+is acknowledged, it writes what changed to the ``state`` table (a changelog topic makes it
+survive the worker) and only then acknowledges the records, so Faust commits no offset a
+checkpoint does not cover. A worker that
 gets a partition (start, restart, rebalance) recovers the table first, loads the partition's
 engine from it on the partition's first record, and applies again what came after the
 checkpoint (the same output again, which consumers de-duplicate).
@@ -50,9 +51,6 @@ from streams.topics import true_end_offsets
 log = logging.getLogger(__name__)
 
 FETCH_WAIT_MS = 100
-#: How often a partition's state is checkpointed: the work a crash makes the next owner redo,
-#: traded against writing busy subjects over and over.
-CHECKPOINT_INTERVAL_S = 0.5
 STATE_TABLE = "state"
 
 
@@ -99,6 +97,7 @@ class Runtime:
         self._unsent: list[asyncio.Future[Any]] = []  # output not yet acknowledged
         self._unacked: dict[int, list[tuple[Any, Any]]] = {}  # per partition: (stream, event)
         self._checkpointed_at: dict[int, float] = {}
+        self._interval = settings.checkpoint_interval_ms / 1000
         self._lock = asyncio.Lock()  # a checkpoint never runs in the middle of a record
         self.sources = [source_key(t, p) for t in INPUT_TOPICS for p in range(settings.partitions)]
         self.ingest = IngestLoop(settings, city, rules, self.metrics)
@@ -125,7 +124,7 @@ class Runtime:
         # default supervisor would restart the agent past it, its state and alerts lost).
         app.agent(self.internal_topic, name="evaluate",
                   supervisor_strategy=CrashingSupervisor)(self._evaluate)
-        app.timer(CHECKPOINT_INTERVAL_S)(self._checkpoint_idle)
+        app.timer(self._interval / 2)(self._checkpoint_idle)
         app.task(self._run_ingest)
         app.on_partitions_revoked.connect(self._on_revoked)
         app.page("/healthz")(self._healthz)
@@ -148,7 +147,7 @@ class Runtime:
             async with self._lock:
                 await self._apply(msg.partition, msg.offset, event.value)
                 self._unacked.setdefault(msg.partition, []).append((manual, event))
-                if time.monotonic() - self._checkpointed_at.get(msg.partition, 0.0) >= CHECKPOINT_INTERVAL_S:
+                if time.monotonic() - self._checkpointed_at.get(msg.partition, 0.0) >= self._interval:
                     await self._checkpoint(msg.partition)
             self.metrics.evaluate_batch.observe(time.perf_counter() - started)
 
@@ -197,7 +196,7 @@ class Runtime:
         async with self._lock:
             now = time.monotonic()
             for partition in list(self._unacked):
-                if now - self._checkpointed_at.get(partition, 0.0) >= CHECKPOINT_INTERVAL_S:
+                if now - self._checkpointed_at.get(partition, 0.0) >= self._interval:
                     await self._checkpoint(partition)
 
     async def _load(self, partition: int) -> PartitionEvaluator:

@@ -287,6 +287,9 @@ def kafka_options(f: Any) -> Any:
               help="How often progress (ticks) is written. [env: CITYORDER_TICK_INTERVAL; default: 1s]")
 @click.option("--session-timeout", default=None,
               help="Consumer-group session timeout. [env: CITYORDER_SESSION_TIMEOUT; default: 10s]")
+@click.option("--checkpoint-interval", default=None,
+              help="How often state is checkpointed; a crash redoes at most this much work. "
+                   "[env: CITYORDER_CHECKPOINT_INTERVAL; default: 5s]")
 @click.option("--loglevel", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 def worker(loglevel: str, rules_: str | None, **flags: Any) -> None:

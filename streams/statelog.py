@@ -26,6 +26,7 @@ Pure: records in, records out. The caller writes them, in order, to the store an
 from __future__ import annotations
 
 import pickle
+import zlib
 from collections.abc import Iterable, Mapping
 
 #: The most bytes of a value in one changelog record (the broker's default limit is 1 MB).
@@ -65,8 +66,10 @@ class StateLog:
 
     def commit(self, offset: int, changes: Mapping[str, bytes | None]) -> list[Record]:
         """The records of one step, in the order they must be written."""
-        records = self._put(self.journal_key, pickle.dumps((offset, dict(changes)),
-                                                           protocol=pickle.HIGHEST_PROTOCOL), offset)
+        # compressed (zlib level 1, ~4x on state values): the journal repeats every value the
+        # step writes, and the broker's work grows with the bytes
+        journal = zlib.compress(pickle.dumps((offset, dict(changes)), protocol=pickle.HIGHEST_PROTOCOL), 1)
+        records = self._put(self.journal_key, journal, offset)
         records += self.write(changes, offset)
         records.append((self.commit_key, _WHOLE + str(offset).encode()))
         self.committed = offset
@@ -142,7 +145,7 @@ class StateLog:
         commit = values.pop(self.commit_key, None)
         self.committed = int(commit) if commit is not None else -1
         if journal is not None:
-            offset, changes = pickle.loads(journal)
+            offset, changes = pickle.loads(zlib.decompress(journal))
             if offset > self.committed:   # died while writing the step: finish it
                 for key, value in changes.items():
                     if value is None:
