@@ -97,6 +97,8 @@ class Runtime:
         self._unsent: list[asyncio.Future[Any]] = []  # output not yet acknowledged
         self._unacked: dict[int, list[tuple[Any, Any]]] = {}  # per partition: (stream, event)
         self._checkpointed_at: dict[int, float] = {}
+        self._settling: dict[int, asyncio.Future[None]] = {}  # per partition: the last checkpoint
+        self.failure: BaseException | None = None  # a checkpoint or output the broker refused
         self._interval = settings.checkpoint_interval_ms / 1000
         self._lock = asyncio.Lock()  # a checkpoint never runs in the middle of a record
         self.sources = [source_key(t, p) for t in INPUT_TOPICS for p in range(settings.partitions)]
@@ -148,10 +150,12 @@ class Runtime:
                 await self._apply(msg.partition, msg.offset, event.value)
                 self._unacked.setdefault(msg.partition, []).append((manual, event))
                 if time.monotonic() - self._checkpointed_at.get(msg.partition, 0.0) >= self._interval:
-                    await self._checkpoint(msg.partition)
+                    self._checkpoint(msg.partition)
             self.metrics.evaluate_batch.observe(time.perf_counter() - started)
 
     async def _apply(self, partition: int, offset: int, value: bytes) -> None:
+        if self.failure is not None:
+            raise self.failure
         ev = self.evaluators.get(partition)
         if ev is None:
             ev = await self._load(partition)
@@ -173,31 +177,52 @@ class Runtime:
             self.metrics.deadletters.labels(d["reason_code"]).inc()
         await self._send(step.messages)
 
-    async def _checkpoint(self, partition: int) -> None:
-        """Write the partition's changed state once the output it follows is acknowledged,
-        then acknowledge the records it covers. A failure raises: the evaluate agent's
-        supervisor stops the worker, nothing after the last checkpoint is committed, and the
-        next owner applies those records again (producing the same output again)."""
-        started = time.perf_counter()
+    def _checkpoint(self, partition: int) -> None:
+        """Take the partition's changed state now; write it in the background once the output
+        it follows is acknowledged (a checkpoint on the changelog is what the next owner
+        trusts), then acknowledge the records it covers. Evaluation goes on meanwhile; the
+        partition's next checkpoint is written after this one."""
+        previous = self._settling.get(partition)
+        if previous is not None and previous.done():
+            previous.result()   # a failed one raises: the agent's supervisor stops the worker
+        ev = self.evaluators.get(partition)
+        records = ev.checkpoint() if ev is not None else []
         unsent, self._unsent = self._unsent, []
+        events = self._unacked.pop(partition, [])
+        self._checkpointed_at[partition] = time.monotonic()
+        task = asyncio.ensure_future(self._settle(partition, previous, unsent, records, events))
+        task.add_done_callback(self._settled)
+        self._settling[partition] = task
+
+    async def _settle(self, partition: int, previous: asyncio.Future[None] | None,
+                      unsent: list[asyncio.Future[Any]], records: list[Record],
+                      events: list[tuple[Any, Any]]) -> None:
+        started = time.perf_counter()
+        if previous is not None:
+            await previous
         for f in unsent:
             await f
-        ev = self.evaluators.get(partition)
-        if ev is not None:
-            for f in await self._write(partition, ev.checkpoint()):
-                await f
-        for manual, event in self._unacked.pop(partition, ()):
+        for f in await self._write(partition, records):
+            await f
+        for manual, event in events:
             await manual.ack(event)
-        self._checkpointed_at[partition] = time.monotonic()
         self.metrics.checkpoint.observe(time.perf_counter() - started)
+
+    def _settled(self, task: asyncio.Future[None]) -> None:
+        if not task.cancelled() and task.exception() is not None and self.failure is None:
+            self.failure = task.exception()
+            log.critical("a checkpoint or output was not acknowledged (%r): stopping at the next "
+                         "record; nothing after the last checkpoint is committed", self.failure)
 
     async def _checkpoint_idle(self) -> None:
         """Checkpoint partitions no record has arrived at since their last checkpoint."""
+        if self.failure is not None:
+            return
         async with self._lock:
             now = time.monotonic()
             for partition in list(self._unacked):
                 if now - self._checkpointed_at.get(partition, 0.0) >= self._interval:
-                    await self._checkpoint(partition)
+                    self._checkpoint(partition)
 
     async def _load(self, partition: int) -> PartitionEvaluator:
         """Build a partition's engine from the recovered table."""
@@ -257,13 +282,29 @@ class Runtime:
                     self.on_alert(orjson.loads(m.value))
 
     async def _on_revoked(self, app: Any, revoked: set[TP], **_: Any) -> None:
+        """Let go of revoked partitions cleanly: after the record being applied (the lock) and
+        with their checkpoints in flight written, so that whoever loads a partition next (this
+        worker again, after an eager rebalance, or another) reads a whole checkpoint and no
+        write of the old evaluator lands after it. Records since the last checkpoint stay
+        unacknowledged: the next owner is given them again."""
         internal = self.settings.topic(INTERNAL_TOPIC)
-        for tp in revoked:
-            if tp.topic == internal:
-                # its records since the last checkpoint stay unacknowledged: the next owner
-                # is given them again
-                self.evaluators.pop(tp.partition, None)
-                self._unacked.pop(tp.partition, None)
+        async with self._lock:
+            settling = []
+            for tp in revoked:
+                if tp.topic == internal:
+                    self.evaluators.pop(tp.partition, None)
+                    self._unacked.pop(tp.partition, None)
+                    task = self._settling.pop(tp.partition, None)
+                    if task is not None and not task.done():
+                        settling.append(task)
+            if settling:
+                # a failure is reported by _settled; the wait is bounded so that a broker
+                # that does not answer cannot hold the rebalance past the session timeout
+                _, late = await asyncio.wait(settling, timeout=self.settings.session_timeout_ms / 2000)
+                if late and self.failure is None:
+                    self.failure = TimeoutError("a checkpoint of a revoked partition was not written "
+                                                "in time; its writes could land after the next load")
+                    log.critical("%s: stopping at the next record", self.failure)
 
     # -- ingest --------------------------------------------------------------------------------
 
@@ -283,6 +324,7 @@ class Runtime:
             "tables_recovered": recovery.completed.is_set() and not app.in_recovery,
             "not_rebalancing": not app.rebalancing,
             "ingest_writing": self.ingest.healthy,
+            "checkpoints_written": self.failure is None,
         }
         ok = all(checks.values())
         self.metrics.ready.set(1 if ok else 0)

@@ -133,6 +133,9 @@ def without_emitted_at(messages: Iterable[dict[str, Any]]) -> dict[tuple[str, in
     for m in messages:
         m = {k: v for k, v in m.items() if k != "emitted_at"}
         key = (m["alert_id"], m["version"])
-        assert out.get(key, m) == m, f"{key} delivered with two different contents"
+        first = out.get(key, m)
+        assert first == m, f"{key} delivered with two different contents: " + "; ".join(
+            f"{f}: {first.get(f)!r} then {m.get(f)!r}" for f in sorted(first.keys() | m.keys())
+            if first.get(f) != m.get(f))
         out[key] = m
     return out
