@@ -40,7 +40,7 @@ from mode.supervisors import CrashingSupervisor
 from rules.citymap import CityMap
 from rules.pack import RuleSet
 from rules.replay import dead_letter
-from streams.codec import decode
+from streams.codec import Batch, decode
 from streams.ingest_loop import IngestLoop, wall_ms
 from streams.metrics import CONTENT_TYPE, EngineCollector, Metrics
 from streams.partitioned import ALERTS, DEADLETTERS, Outgoing, PartitionEvaluator, source_key
@@ -147,35 +147,51 @@ class Runtime:
             msg = event.message
             started = time.perf_counter()
             async with self._lock:
-                await self._apply(msg.partition, msg.offset, event.value)
+                if not await self._apply(msg.tp, msg.offset, event.value):
+                    continue
                 self._unacked.setdefault(msg.partition, []).append((manual, event))
                 if time.monotonic() - self._checkpointed_at.get(msg.partition, 0.0) >= self._interval:
                     self._checkpoint(msg.partition)
             self.metrics.evaluate_batch.observe(time.perf_counter() - started)
 
-    async def _apply(self, partition: int, offset: int, value: bytes) -> None:
+    async def _apply(self, tp: TP, offset: int, value: bytes) -> bool:
+        """Apply one record; False for a stale one, left unacknowledged for its redelivery."""
         if self.failure is not None:
             raise self.failure
+        partition = tp.partition
+        # A record fetched before a rebalance can still reach the agent after it: of a
+        # partition this worker no longer owns, or ahead of where the broker now redelivers
+        # from. Applied, it would make output the partition's owner does not make.
+        if tp not in self.app.consumer.assignment():
+            self.metrics.stale_records.inc()
+            return False
         ev = self.evaluators.get(partition)
         if ev is None:
             ev = await self._load(partition)
+        if ev.ahead(offset):
+            log.warning("partition %d: record %d arrived before %d; left for its redelivery",
+                        partition, offset, ev.applied + 1)
+            self.metrics.stale_records.inc()
+            return False
         try:
             batch = decode(value)
         except ValueError as e:
-            await self._send([Outgoing(DEADLETTERS, None, orjson.dumps(dead_letter(
-                self.settings.topic(INTERNAL_TOPIC), partition, offset, None, None, "invalid_field",
-                str(e), value, self.city.calendar.format(wall_ms()))))])
-            self.metrics.deadletters.labels("invalid_field").inc()
-            return
+            if ev.process(offset, Batch()) is not None:   # applied as nothing: offsets stay contiguous
+                await self._send([Outgoing(DEADLETTERS, None, orjson.dumps(dead_letter(
+                    self.settings.topic(INTERNAL_TOPIC), partition, offset, None, None, "invalid_field",
+                    str(e), value, self.city.calendar.format(wall_ms()))))])
+                self.metrics.deadletters.labels("invalid_field").inc()
+            return True
         step = ev.process(offset, batch)
         if step is None:
-            return
+            return True
         self.metrics.internal_records.labels("progress" if batch.bounds is not None else "parts").inc()
         for a in step.alerts:
             self.metrics.transitions.labels(a["transition"], a["severity"]).inc()
         for d in step.dead:
             self.metrics.deadletters.labels(d["reason_code"]).inc()
         await self._send(step.messages)
+        return True
 
     def _checkpoint(self, partition: int) -> None:
         """Take the partition's changed state now; write it in the background once the output

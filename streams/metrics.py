@@ -39,6 +39,9 @@ class Metrics:
         self.internal_records = Counter("cityorder_internal_records",
                                         "Internal records applied by the evaluators (batches and progress).",
                                         ["kind"], registry=r)
+        self.stale_records = Counter("cityorder_stale_records", "Internal records that reached the "
+                                     "evaluator after a rebalance out of order or for a partition "
+                                     "it no longer owns; left for their redelivery.", registry=r)
         self.producer_errors = Counter("cityorder_producer_errors",
                                        "Failed produce attempts (retried with backoff).", ["stage"],
                                        registry=r)

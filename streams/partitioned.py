@@ -27,6 +27,7 @@ until the partition's new owner reports further (CONTRACTS.md, Time).
 from __future__ import annotations
 
 import pickle
+import re
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -120,6 +121,24 @@ class IngestBatcher:
         return result
 
 
+def _escape(part: str) -> str:
+    """A state key part without the key separators: device, track and event ids may hold any
+    character (CONTRACTS.md ids are 1-128 characters of anything), and a raw ``\x1f`` would
+    split a key wrongly, a raw ``\x1e`` make it look like a chunk (``streams/statelog.py``)."""
+    if "%" in part or "\x1f" in part or "\x1e" in part:
+        return part.replace("%", "%25").replace("\x1f", "%1F").replace("\x1e", "%1E")
+    return part
+
+
+_ESCAPED = {"25": "%", "1F": "\x1f", "1E": "\x1e"}
+
+
+def _unescape(part: str) -> str:
+    if "%" in part:
+        return re.sub("%(25|1F|1E)", lambda m: _ESCAPED[m.group(1)], part)
+    return part
+
+
 class Outgoing(NamedTuple):
     """A message to produce: contract topic, key, value (alerts still without ``emitted_at``,
     which is stamped when it is sent, so a resent message differs only there)."""
@@ -159,7 +178,11 @@ class PartitionEvaluator:
     # -- state keys: the partition first, so a table shared by partitions can be filtered --
 
     def key(self, record_key: tuple[str, ...]) -> str:
-        return "\x1f".join((str(self.partition), *record_key))
+        return "\x1f".join((str(self.partition), *map(_escape, record_key)))
+
+    def record_key(self, table_key: str) -> tuple[str, ...]:
+        """The inverse of :meth:`key`."""
+        return tuple(map(_unescape, table_key.split("\x1f")[1:]))
 
     @property
     def checkpointed(self) -> int:
@@ -170,7 +193,7 @@ class PartitionEvaluator:
         """Load this partition's state from its table records; return the records to write
         first (what finishes a checkpoint a death interrupted)."""
         values, repairs = self.log.load(table)
-        records = {tuple(k.split("\x1f")[1:]): v for k, v in values.items()}
+        records = {self.record_key(k): v for k, v in values.items()}
         meta = records.pop((META,), None)
         if ("engine",) in records:
             restore(self.engine, records)
@@ -214,6 +237,12 @@ class PartitionEvaluator:
         messages = [Outgoing(ALERTS, a["alert_id"], orjson.dumps(a)) for a in alerts] + \
             [Outgoing(DEADLETTERS, d["key"], orjson.dumps(d)) for d in dead]
         return Step(alerts, dead, messages)
+
+    def ahead(self, offset: int) -> bool:
+        """A record past a gap (records before it not applied yet): delivered out of order, as
+        a record fetched before a rebalance can be. A partition without state takes any first
+        offset (the log's oldest records may be gone)."""
+        return self.applied >= 0 and offset > self.applied + 1
 
     @property
     def behind(self) -> bool:
