@@ -168,6 +168,7 @@ class Runtime:
         ev = self.evaluators.get(partition)
         if ev is None:
             ev = await self._load(partition)
+            log.info("partition %d: first record after loading: offset %d", partition, offset)
         if ev.ahead(offset):
             log.warning("partition %d: record %d arrived before %d; left for its redelivery",
                         partition, offset, ev.applied + 1)
@@ -308,7 +309,10 @@ class Runtime:
             settling = []
             for tp in revoked:
                 if tp.topic == internal:
-                    self.evaluators.pop(tp.partition, None)
+                    ev = self.evaluators.pop(tp.partition, None)
+                    if ev is not None:
+                        log.info("partition %d: revoked (applied up to %d, checkpoint at %d)",
+                                 tp.partition, ev.applied, ev.checkpointed)
                     self._unacked.pop(tp.partition, None)
                     task = self._settling.pop(tp.partition, None)
                     if task is not None and not task.done():
