@@ -3,7 +3,9 @@ partition's evaluator (checkpoints, skipping what a checkpoint covers, redoing w
 
 from __future__ import annotations
 
+import base64
 import pickle
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +14,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from models.timestamps import parse_timestamp_ms
 from rules.citymap import CityMap
+from rules.demo.dispatch import generate_with_feedback
 from rules.engine import snapshot
-from rules.pack import load_rules
+from rules.pack import DEFAULT_PACK, RuleSet, load_rules
 from rules.replay import parse_line
+from rules.ruletest import DEMO_CITY
 from streams.codec import Batch, decode, encode_bounds
 from streams.partitioned import IngestBatcher, PartitionEvaluator, SourceRecord, grid_partition
 from streams.statelog import apply
@@ -52,7 +57,8 @@ def internal_log(seed: int) -> dict[int, list[bytes]]:
 
 def run_partition(p: int, records: list[bytes], crash_after: set[int] = frozenset(),
                   death: str = "after_checkpoint", final: dict[str, Any] | None = None,
-                  every: int = 3) -> list[tuple[str, int, bytes]]:
+                  every: int = 3, world: tuple[CityMap, RuleSet] | None = None
+                  ) -> list[tuple[str, int, bytes]]:
     """Feed a partition's log as the runtime does: output produced at once, a checkpoint every
     ``every`` records, records acknowledged after it. At each crash point the evaluator is
     lost and a fresh one restarts from the stored table, given the records again from the
@@ -61,13 +67,14 @@ def run_partition(p: int, records: list[bytes], crash_after: set[int] = frozense
     ``death``: where the worker dies at a crash point — ``after_checkpoint`` (a checkpoint
     written and acknowledged), ``before_checkpoint`` (output produced, no checkpoint since),
     ``mid_checkpoint`` (after some of a checkpoint's records: each point cuts elsewhere).
-    ``final`` receives the engine's state at the end, as loaded from the table."""
-    h = _harness(feed=False)
+    ``final`` receives the engine's state at the end, as loaded from the table. ``world``: the
+    city and rules (default: the test harness's)."""
+    city, rules = world or (lambda h: (h.city, h.rules))(_harness(feed=False))
     table: dict[str, bytes] = {}
     produced: list[tuple[str, int, bytes]] = []
 
     def fresh() -> PartitionEvaluator:
-        ev = PartitionEvaluator(h.city, h.rules, clock="event", partition=p, now=lambda: 0,
+        ev = PartitionEvaluator(city, rules, clock="event", partition=p, now=lambda: 0,
                                 topic_of=lambda t: t, chunk_bytes=CHUNK)
         apply(table, ev.restore(table))
         return ev
@@ -228,3 +235,43 @@ def test_a_record_past_a_gap_is_recognised() -> None:
     ev.process(40, Batch())
     assert not ev.ahead(41) and not ev.ahead(12)   # next, or a redelivery (skipped)
     assert ev.ahead(42)
+
+
+def demo_internal_log() -> dict[int, list[bytes]]:
+    """The demo city's day (default pack, feedback included) as ingest would write it."""
+    city, rules = CityMap.load(DEMO_CITY), load_rules([DEFAULT_PACK])
+    batcher = IngestBatcher(city, rules, clock="event", partitions=4,
+                            topic_names={t: t for t in ("city.events.camera", "city.events.sensor",
+                                                        "city.events.report", "city.alerts.feedback")},
+                            now=lambda: 0)
+    recs = []
+    for n, line in enumerate(generate_with_feedback(DEMO_CITY, DEFAULT_PACK, date(2026, 11, 20), 7)):
+        if "tick" in line:
+            continue
+        value = (orjson.dumps(line["value"]) if "value" in line else
+                 line["raw"].encode() if "raw" in line else base64.b64decode(line["raw_b64"]))
+        recs.append(SourceRecord(line["topic"], 0, n, (line.get("key") or "").encode(), value,
+                                 parse_timestamp_ms(line["arrival"])))
+    log: dict[int, list[bytes]] = {p: [] for p in range(4)}
+    for i in range(0, len(recs), 400):
+        for p, records in batcher(recs[i:i + 400]).records.items():
+            log[p] += records
+    return log
+
+
+@pytest.mark.parametrize("death", ["before_checkpoint", "mid_checkpoint"])
+def test_crashes_on_the_demo_day_with_the_default_pack_change_nothing(death: str) -> None:
+    """The harness's rules are few; the default pack has every operator (silent cameras,
+    sensors, hotspots, schedules) and the demo day feedback."""
+    world = (CityMap.load(DEMO_CITY), load_rules([DEFAULT_PACK]))
+    log = demo_internal_log()
+    for p, records in log.items():
+        final: dict[str, Any] = {}
+        crashed: dict[str, Any] = {}
+        expected = distinct(run_partition(p, records, every=4, world=world, final=final))
+        crashes = set(range(3, len(records), max(1, len(records) // 6)))
+        got = distinct(run_partition(p, records, crash_after=crashes, death=death, every=4, world=world,
+                                     final=crashed))
+        assert got == expected, f"partition {p}: {len(got)} vs {len(expected)} alert versions"
+        assert crashed == final, f"partition {p}: the engine state differs after the crashes"
+    assert sum(len(r) for r in log.values()) > 100
