@@ -33,7 +33,7 @@ import time
 import tracemalloc
 import types
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,6 +138,17 @@ def _around(rng: random.Random, cam: Device, radius_m: float) -> tuple[float, fl
     return cam.lat + r * math.sin(a) / M_PER_DEG, cam.lon + r * math.cos(a) / m_lon
 
 
+def camera_spots(city: CityMap, rng: random.Random) -> Iterator[tuple[Device, float, float, Any]]:
+    """Points around each camera (the camera's own first, then ``SPOT_SAMPLES - 1`` within
+    ``SPREAD_M``) that lie in the camera's grid: (camera, lat, lon, zone ids there)."""
+    for cam in sorted(city.cameras.values(), key=lambda d: d.id):
+        for j in range(SPOT_SAMPLES):
+            lat, lon = (cam.lat, cam.lon) if j == 0 else _around(rng, cam, SPREAD_M)
+            place = city.locate(lat, lon)
+            if place is not None and place.grid_id == cam.grid_id:
+                yield cam, lat, lon, place.zone_ids
+
+
 def build_workload(events: int, tracks: int, seed: int, period_s: float, churn: float,
                    decimals: int, jitter_ms: int) -> Workload:
     """``events`` camera messages (one detection each) over ``tracks`` tracks alive at once."""
@@ -153,15 +164,10 @@ def build_workload(events: int, tracks: int, seed: int, period_s: float, churn: 
     # Where each label matches near each camera: sample points around it (in its grid).
     spots: dict[str, dict[str, list[tuple[float, float]]]] = {lb: {} for lb in LABEL_WEIGHTS}
     cams = {c.id: c for c in city.cameras.values()}
-    for cam in sorted(cams.values(), key=lambda d: d.id):
-        for j in range(SPOT_SAMPLES):
-            lat, lon = (cam.lat, cam.lon) if j == 0 else _around(rng, cam, SPREAD_M)
-            place = city.locate(lat, lon)
-            if place is None or place.grid_id != cam.grid_id:
-                continue
-            for lb in LABEL_WEIGHTS:
-                if _label_matches(city, rules, lb, place.zone_ids, times):
-                    spots[lb].setdefault(cam.id, []).append((lat, lon))
+    for cam, lat, lon, zone_ids in camera_spots(city, rng):
+        for lb in LABEL_WEIGHTS:
+            if _label_matches(city, rules, lb, zone_ids, times):
+                spots[lb].setdefault(cam.id, []).append((lat, lon))
     labels = [lb for lb in LABEL_WEIGHTS if spots[lb]]
     if not labels:
         raise SystemExit("no camera of the demo map has a label the default pack matches")

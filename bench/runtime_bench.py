@@ -89,13 +89,11 @@ from bench.engine_bench import (
     PACK,
     SIGMA_MOBILE_M,
     SIGMA_STILL_M,
-    SPOT_SAMPLES,
-    SPREAD_M,
     Workload,
-    _around,
     _camera_rules,
     _cpu_model,
     build_workload,
+    camera_spots,
 )
 from models.timestamps import format_timestamp_ms, parse_timestamp_ms
 from rules.citymap import CityMap
@@ -610,15 +608,10 @@ class LiveStream:
         now = int(time.time() * 1000)
         times = (now, now + span_ms // 2, now + span_ms)
         spots: dict[str, list[tuple[str, float, float]]] = {r.id: [] for r in rules}
-        for cam in sorted(city.cameras.values(), key=lambda d: d.id):
-            for j in range(SPOT_SAMPLES):
-                lat, lon = (cam.lat, cam.lon) if j == 0 else _around(rng, cam, SPREAD_M)
-                place = city.locate(lat, lon)
-                if place is None or place.grid_id != cam.grid_id:
-                    continue
-                for r in rules:
-                    if rule_matches(city, r, place.zone_ids, times):
-                        spots[r.id].append((cam.id, round(lat, 5), round(lon, 5)))
+        for cam, lat, lon, zone_ids in camera_spots(city, rng):
+            for r in rules:
+                if rule_matches(city, r, zone_ids, times):
+                    spots[r.id].append((cam.id, round(lat, 5), round(lon, 5)))
         usable = [r for r in rules if spots[r.id]]
         if fire_rule is not None:
             usable = [r for r in usable if r.id == fire_rule]
