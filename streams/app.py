@@ -94,7 +94,7 @@ class Runtime:
         self.on_alert = on_alert
         self.metrics = Metrics()
         self.evaluators: dict[int, PartitionEvaluator] = {}
-        self._unsent: list[asyncio.Future[Any]] = []  # output not yet acknowledged
+        self._unsent: dict[int, list[asyncio.Future[Any]]] = {}  # per partition: output not yet acked
         self._unacked: dict[int, list[tuple[Any, Any]]] = {}  # per partition: (stream, event)
         self._checkpointed_at: dict[int, float] = {}
         self._settling: dict[int, asyncio.Future[None]] = {}  # per partition: the last checkpoint
@@ -178,7 +178,7 @@ class Runtime:
             batch = decode(value)
         except ValueError as e:
             if ev.process(offset, Batch()) is not None:   # applied as nothing: offsets stay contiguous
-                await self._send([Outgoing(DEADLETTERS, None, orjson.dumps(dead_letter(
+                await self._send(partition, [Outgoing(DEADLETTERS, None, orjson.dumps(dead_letter(
                     self.settings.topic(INTERNAL_TOPIC), partition, offset, None, None, "invalid_field",
                     str(e), value, self.city.calendar.format(wall_ms()))))])
                 self.metrics.deadletters.labels("invalid_field").inc()
@@ -191,7 +191,7 @@ class Runtime:
             self.metrics.transitions.labels(a["transition"], a["severity"]).inc()
         for d in step.dead:
             self.metrics.deadletters.labels(d["reason_code"]).inc()
-        await self._send(step.messages)
+        await self._send(partition, step.messages)
         return True
 
     def _checkpoint(self, partition: int) -> None:
@@ -204,7 +204,7 @@ class Runtime:
             previous.result()   # a failed one raises: the agent's supervisor stops the worker
         ev = self.evaluators.get(partition)
         records = ev.checkpoint() if ev is not None else []
-        unsent, self._unsent = self._unsent, []
+        unsent = self._unsent.pop(partition, [])
         events = self._unacked.pop(partition, [])
         self._checkpointed_at[partition] = time.monotonic()
         task = asyncio.ensure_future(self._settle(partition, previous, unsent, records, events))
@@ -282,17 +282,19 @@ class Runtime:
                 tp, f.result().offset))
         return futures
 
-    async def _send(self, messages: list[Outgoing]) -> None:
-        """Produce now; the acknowledgements are awaited by the next checkpoint."""
+    async def _send(self, partition: int, messages: list[Outgoing]) -> None:
+        """Produce now; the acknowledgements are awaited by the partition's next checkpoint
+        (its own: another partition's checkpoint may be written before they come)."""
         if not messages:
             return
         stamp = b',"emitted_at":"' + self.city.calendar.format(wall_ms()).encode() + b'"}'
         producer = self.app.producer
+        unsent = self._unsent.setdefault(partition, [])
         for m in messages:
             value = m.value[:-1] + stamp if m.topic == ALERTS else m.value
-            self._unsent.append(await producer.send(self.settings.topic(m.topic),
-                                                    m.key.encode() if m.key is not None else None,
-                                                    value, None, None, None))
+            unsent.append(await producer.send(self.settings.topic(m.topic),
+                                              m.key.encode() if m.key is not None else None,
+                                              value, None, None, None))
         if self.on_alert is not None:
             for m in messages:
                 if m.topic == ALERTS:
@@ -314,6 +316,7 @@ class Runtime:
                         log.info("partition %d: revoked (applied up to %d, checkpoint at %d)",
                                  tp.partition, ev.applied, ev.checkpointed)
                     self._unacked.pop(tp.partition, None)
+                    self._unsent.pop(tp.partition, None)   # the next owner produces it again
                     task = self._settling.pop(tp.partition, None)
                     if task is not None and not task.done():
                         settling.append(task)
