@@ -76,8 +76,9 @@ class StateLog:
         return records
 
     def write(self, changes: Mapping[str, bytes | None], generation: int | None = None) -> list[Record]:
-        """Records for changes outside a step's journal: safe for one key, whose head is
-        written after its chunks (a death in between leaves only orphans)."""
+        """The records of the changed values themselves, each head after its chunks (a death
+        in between leaves only orphans): ``commit`` writes them after the journal, ``load``
+        again when it finishes an interrupted step. Alone, safe for one key only."""
         gen = self.committed if generation is None else generation
         records: list[Record] = []
         for key, value in changes.items():
@@ -94,9 +95,9 @@ class StateLog:
         else:
             size = self.chunk_bytes
             chunks = [value[i:i + size] for i in range(0, len(value), size)]
-            # a value rewritten in the same generation (the outbox: written, then cleared and
-            # written again by a later step of the same offset) must not overwrite the chunks
-            # its current head names: move to the next free generation
+            # a value rewritten in the same generation (a load finishing a step whose head for
+            # this value was already written) must not overwrite the chunks its current head
+            # names: move to the next free generation
             if old is not None and old[0] >= gen:
                 gen = old[0] + 1
             records = [(_chunk_key(key, gen, i), c) for i, c in enumerate(chunks)]
