@@ -1103,13 +1103,15 @@ SnapshotKey = tuple[str, ...]
 
 
 def _subj_state(subj: Subj) -> tuple[Any, ...]:
-    return (subj.rule.id, subj.key, subj.op, subj.evidence, subj.alert_id, subj.cooldown_until,
-            subj.touched, subj.fed)
+    ev = subj.evidence
+    return (subj.rule.id, subj.key, subj.op, ev.pack() if ev is not None else None, subj.alert_id,
+            subj.cooldown_until, subj.touched, subj.fed)
 
 
 def _alert_state(alert: Alert) -> dict[str, Any]:
     state = {name: getattr(alert, name) for name in Alert.__slots__ if name not in ("armed", "rule")}
     state["rule"] = alert.rule.id
+    state["evidence"] = alert.evidence.pack()
     return state
 
 
@@ -1199,10 +1201,12 @@ def restore(engine: Engine, records: dict[SnapshotKey, bytes]) -> None:
         elif kind == "subject":
             rid, skey, op, evidence, aid, cooldown, touched, fed = data
             subj = Subj(rules[rid], skey, op, touched)
-            subj.evidence, subj.alert_id, subj.cooldown_until, subj.fed = evidence, aid, cooldown, fed
+            subj.evidence = Evidence.unpack(evidence) if evidence is not None else None
+            subj.alert_id, subj.cooldown_until, subj.fed = aid, cooldown, fed
             g.subjects[(rid, skey)] = subj
         elif kind == "alert":
             rule = rules[data.pop("rule")]
+            data["evidence"] = Evidence.unpack(data["evidence"])
             alert = Alert.__new__(Alert)
             alert.rule = rule
             alert.armed = {}

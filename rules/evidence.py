@@ -146,6 +146,23 @@ class Evidence:
             self.address = other.address
         return changed
 
+    def pack(self) -> tuple[Any, ...]:
+        """The summary as plain tuples of numbers and strings, for a checkpoint. A checkpoint
+        pickles every subject that changed since the last one; named tuples and enum members
+        pickle through Python code, one call each, and were most of its time."""
+        first = self.first
+        return (self.count, _flat(first) if first is not None else None, [_flat(s) for s in self.newest],
+                self.last_event, self.location, self.zones, self.loc_at, self.address)
+
+    @classmethod
+    def unpack(cls, packed: tuple[Any, ...]) -> Evidence:
+        ev = cls()
+        count, first, newest, ev.last_event, ev.location, ev.zones, ev.loc_at, ev.address = packed
+        ev.count = count
+        ev.first = _shown(first) if first is not None else None
+        ev.newest = [_shown(s) for s in newest]
+        return ev
+
     def _holds(self, key: tuple[int, str]) -> bool:
         first = self.first
         if first is not None and (first.observed_at, first.event_id) == key:
@@ -166,6 +183,17 @@ class Evidence:
         if self.first is not None and self.first not in shown:
             shown = [self.first, *shown]
         return shown[::-1]
+
+
+_SOURCES = tuple(Source)
+
+
+def _flat(s: Shown) -> tuple[Any, ...]:
+    return (s[0], s[1], int(s[2]), s[3], s[4], s[5], s[6], s[7], s[8])
+
+
+def _shown(t: tuple[Any, ...]) -> Shown:
+    return Shown(t[0], t[1], _SOURCES[t[2]], *t[3:])
 
 
 def _sort_key(item: Shown) -> tuple[int, str]:
