@@ -289,7 +289,7 @@ def kafka_options(f: Any) -> Any:
               help="Consumer-group session timeout. [env: CITYORDER_SESSION_TIMEOUT; default: 10s]")
 @click.option("--checkpoint-interval", default=None,
               help="How often state is checkpointed; a crash redoes at most this much work. "
-                   "[env: CITYORDER_CHECKPOINT_INTERVAL; default: 5s]")
+                   "[env: CITYORDER_CHECKPOINT_INTERVAL; default: 30s]")
 @click.option("--loglevel", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 def worker(loglevel: str, rules_: str | None, **flags: Any) -> None:

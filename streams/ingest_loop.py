@@ -192,6 +192,8 @@ class IngestLoop:
         for tp, t in bounds.items():
             self.bounds[tp] = max(t, self.bounds.get(tp, t))
         self.metrics.ingest_batch.observe(time.perf_counter() - started)
+        if records:
+            self.metrics.ingest_delay.observe(max(0, self.now() - max(r.timestamp for r in records)) / 1000)
 
     def _at_end(self) -> set[TopicPartition]:
         """Partitions whose every record has been fetched, by the last fetch's high watermark."""

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 CONTENT_TYPE = "text/plain; version=0.0.4"
 _BATCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+_DELAY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
 class Metrics:
@@ -52,6 +53,12 @@ class Metrics:
         self.evaluate_batch = Histogram("cityorder_evaluate_batch_seconds", "Time to apply one internal "
                                         "record: engine and output (and a checkpoint when one is due).",
                                         buckets=_BATCH_BUCKETS, registry=r)
+        self.ingest_delay = Histogram("cityorder_ingest_delay_seconds", "Age of the newest input "
+                                      "in a written batch when its internal records are acknowledged: "
+                                      "broker to internal topic.", buckets=_DELAY_BUCKETS, registry=r)
+        self.evaluate_delay = Histogram("cityorder_evaluate_delay_seconds", "Age of an internal record "
+                                        "when the evaluator applies it: internal topic to engine.",
+                                        buckets=_DELAY_BUCKETS, registry=r)
         self.checkpoint = Histogram("cityorder_checkpoint_seconds", "Time to checkpoint a partition: "
                                     "await its output, write its changed state.", buckets=_BATCH_BUCKETS,
                                     registry=r)

@@ -41,6 +41,8 @@ def settings(broker: EmbeddedBroker, topic_prefix: str, tmp_path: Path) -> Setti
     """Settings for this test: the session broker, its own prefix, memory tables, a temp state dir.
 
     Built from an empty environment so a developer's CITYORDER_* variables cannot leak in.
+    Checkpoints every second (30 s by default), so that crashes land before, between and in
+    the middle of checkpoints within a short test.
     """
     return Settings.from_env({}, brokers=broker.url, topic_prefix=topic_prefix, store="memory",
-                             state_dir=tmp_path / "state")
+                             state_dir=tmp_path / "state", checkpoint_interval="1s")
