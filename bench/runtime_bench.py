@@ -291,13 +291,29 @@ class Metrics:
     def by(self, name: str, label: str) -> dict[str, float]:
         return {lb[label]: v for n, lb, v in self.samples if n == name and label in lb}
 
+    def histogram(self, name: str) -> tuple[float, float, float]:
+        """(mean, p50, p99) of a Prometheus histogram; the quantiles are the upper bounds of the
+        buckets they fall in (as coarse as the buckets)."""
+        count = self.sum(f"{name}_count")
+        buckets = sorted((float(le), v) for le, v in self.by(f"{name}_bucket", "le").items())
+
+        def bound(q: float) -> float:
+            return next((le for le, v in buckets if v >= q * count), math.nan)
+        return (self.sum(f"{name}_sum") / count if count else math.nan, bound(0.5), bound(0.99))
+
 
 # -- input ------------------------------------------------------------------------------------------
 
 
+#: ``--checkpoint-interval`` (None: the worker's default).
+CHECKPOINT_INTERVAL: str | None = None
+
+
 def make_settings(broker: EmbeddedBroker, prefix: str, clock: str, state_dir: Path) -> Settings:
+    extra = {"checkpoint_interval": CHECKPOINT_INTERVAL} if CHECKPOINT_INTERVAL else {}
     return Settings.from_env({}, brokers=broker.url, topic_prefix=prefix, partitions=PARTITIONS,
-                             store="memory", clock=clock, session_timeout="3s", state_dir=state_dir)
+                             store="memory", clock=clock, session_timeout="3s", state_dir=state_dir,
+                             **extra)
 
 
 def fresh_prefix(what: str) -> str:
@@ -704,6 +720,7 @@ class Latency:
     evaluate_s: float
     changelog: tuple[int, dict[str, list[int]]]
     idle_cores: dict[str, float]
+    stages: dict[str, tuple[float, float, float]]   # histogram -> (mean, p50, p99 bucket bound) in s
 
 
 def pct(values: list[float], q: float) -> float:
@@ -716,7 +733,12 @@ async def _produce_live(settings: Settings, stream: LiveStream, rate: float, run
                         fire_per_s: float, fire_period_s: float, life: float) -> tuple[int, float, int]:
     """Send at ``rate`` for ``run_s``; firing tracks start during the first ``create_s``.
     Returns (sent, seconds, most messages behind schedule)."""
-    producer = AIOKafkaProducer(**settings.aiokafka_kwargs(), client_id="bench-live", acks=1, linger_ms=2)
+    # linger 20 ms: Tansu's memory storage slows down linearly with the number of record
+    # batches in a partition (tail produce->consume 3 ms at 0, 83 ms at 50k, 229 ms at 150k
+    # one-record batches, 5 s at 200k; it has no retention), and at 5,000 msgs/s a 2 ms linger
+    # made ~500 batches/s per partition. The linger counts in the latency: CreateTime is taken
+    # when a message is handed to the producer.
+    producer = AIOKafkaProducer(**settings.aiokafka_kwargs(), client_id="bench-live", acks=1, linger_ms=20)
     await producer.start()
     topic = settings.topic(CAMERA)
     sightings: list[tuple[float, int, Track]] = []
@@ -931,7 +953,9 @@ def latency(broker: EmbeddedBroker, logs: Path, *, rate: float, window_s: float,
                    sum(lags) / len(lags), max(behinds), pct(behinds, 0.5), meter.cores(), meter.used,
                    stream.reorder_ms, excluded, crashes, caught_up,
                    int(final.sum("cityorder_evaluate_batch_seconds_count")),
-                   final.sum("cityorder_evaluate_batch_seconds_sum"), changelog, idle)
+                   final.sum("cityorder_evaluate_batch_seconds_sum"), changelog, idle,
+                   {stage: final.histogram(f"cityorder_{stage}_delay_seconds")
+                    for stage in ("ingest", "evaluate")})
 
 
 def print_latency(r: Latency) -> None:
@@ -969,6 +993,9 @@ def print_latency(r: Latency) -> None:
                        for k, (c, b) in sorted(kinds.items(), key=lambda kv: -kv[1][1]) if c)
     print(f"  state changelog: {total:,} records written ({per_record:.1f} per internal record, "
           f"~{total * mean / r.run_s / 1e6:.1f} MB/s at the recent sizes); recent records by key: {recent}")
+    print("  where an input's time goes (worker histograms, p50/p99 are bucket bounds): " + "; ".join(
+        f"{stage} delay mean {m * 1000:,.0f} ms, p50 ≤ {p50 * 1000:,.0f} ms, p99 ≤ {p99 * 1000:,.0f} ms"
+        for stage, (m, p50, p99) in r.stages.items()))
     print(f"  ingest lag (scraped 1/s): max {r.lag_max:,.0f} records, mean {r.lag_mean:,.0f}; engine clock "
           f"behind the wall clock beyond the window: p50 {r.behind_p50_ms:,.0f} ms, "
           f"max {r.behind_max_ms:,.0f} ms")
@@ -1119,13 +1146,16 @@ def main(argv: list[str] | None = None) -> int:
                     help="the workers' --loglevel (default info, as `cityorder worker`)")
     ap.add_argument("--skip", default="", help="comma-separated parts to skip: bare,one,latency,two")
     ap.add_argument("--keep", action="store_true", help="keep the logs directory")
+    ap.add_argument("--checkpoint-interval", default=None,
+                    help="the workers' --checkpoint-interval, e.g. 30s (default: the worker's default)")
     args = ap.parse_args(argv)
     n = args.messages or (30_000 if args.quick else 300_000)
     tracks = args.tracks
     window = args.window or (5.0 if args.quick else 20.0)
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
-    global WORKER_LOGLEVEL
+    global WORKER_LOGLEVEL, CHECKPOINT_INTERVAL
     WORKER_LOGLEVEL = args.worker_loglevel
+    CHECKPOINT_INTERVAL = args.checkpoint_interval
     signal.signal(signal.SIGTERM, _on_sigterm)
 
     logs = Path(tempfile.mkdtemp(prefix="cityorder-runtime-bench-"))
