@@ -157,8 +157,7 @@ class Evidence:
     @classmethod
     def unpack(cls, packed: tuple[Any, ...]) -> Evidence:
         ev = cls()
-        count, first, newest, ev.last_event, ev.location, ev.zones, ev.loc_at, ev.address = packed
-        ev.count = count
+        ev.count, first, newest, ev.last_event, ev.location, ev.zones, ev.loc_at, ev.address = packed
         ev.first = _shown(first) if first is not None else None
         ev.newest = [_shown(s) for s in newest]
         return ev

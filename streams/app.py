@@ -258,7 +258,7 @@ class Runtime:
         # Partitions loaded together would checkpoint together, and a checkpoint holds the
         # event loop while it serialises what changed: spread them over the interval.
         self._checkpointed_at[partition] = time.monotonic() - \
-            self._interval * (partition % self.settings.partitions) / self.settings.partitions
+            self._interval * partition / self.settings.partitions
         log.info("partition %d: loaded (checkpoint at offset %d)", partition, ev.checkpointed)
         return ev
 

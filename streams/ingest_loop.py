@@ -167,6 +167,7 @@ class IngestLoop:
         records: list[SourceRecord] = []
         bounds: dict[TopicPartition, int] = {}
         nexts: dict[TopicPartition, int] = {}
+        newest: int | None = None
         for r in released:
             tp = TopicPartition(r.topic, r.partition)
             nexts[tp] = r.offset + 1
@@ -178,6 +179,7 @@ class IngestLoop:
                     self.ingest.ignored[("tick", "wall mode")] += 1
                 continue
             records.append(r)
+            newest = r.timestamp if newest is None else max(newest, r.timestamp)
             if not event_mode:
                 bounds[tp] = max(r.timestamp, bounds.get(tp, r.timestamp))
         result = self.batcher(records)
@@ -192,8 +194,8 @@ class IngestLoop:
         for tp, t in bounds.items():
             self.bounds[tp] = max(t, self.bounds.get(tp, t))
         self.metrics.ingest_batch.observe(time.perf_counter() - started)
-        if records:
-            self.metrics.ingest_delay.observe(max(0, self.now() - max(r.timestamp for r in records)) / 1000)
+        if newest is not None:
+            self.metrics.ingest_delay.observe(max(0, self.now() - newest) / 1000)
 
     def _at_end(self) -> set[TopicPartition]:
         """Partitions whose every record has been fetched, by the last fetch's high watermark."""

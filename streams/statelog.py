@@ -1,9 +1,10 @@
 """One partition's state as changelog records: bounded in size, committed atomically per step.
 
-A step (one internal record applied) changes several state values; they reach the changelog
-as several records, and a worker can die between any two of them. Written naively, a restart
-would then see some values of the new step and some of the old, and apply the step again on
-top of that mixture. So a step is written as a redo log:
+A step (one checkpoint: what changed since the last one) changes several state values; they
+reach the changelog as several records, and a worker can die between any two of them. Written
+naively, a restart would then see some values of the new step and some of the old, and apply
+the records after the step's offset again on top of that mixture. So a step is written as a
+redo log:
 
 1. the **journal**: every change of the step in one value (``~journal``);
 2. the changed values themselves, each under its own key (what compaction keeps);
@@ -14,11 +15,10 @@ log always holds a prefix of that sequence: without the journal's last record no
 step is there; with it, a restart that finds the commit marker behind the journal applies the
 journal again (idempotent: the same values) and finishes the step.
 
-A value larger than :data:`CHUNK_BYTES` — the journal of a big step, the outbox after a tick
-that opened many alerts, a crowded grid — is written as chunks under keys of their own
-followed by a head that names them, and the chunks it replaced are deleted after the new head;
-chunks no head names (left by a death in between) are deleted on load. No record comes near
-the broker's 1 MB message limit.
+A value larger than :data:`CHUNK_BYTES` — the journal of a big step, a crowded grid — is
+written as chunks under keys of their own followed by a head that names them, and the chunks
+it replaced are deleted after the new head; chunks no head names (left by a death in between)
+are deleted on load. No record comes near the broker's 1 MB message limit.
 
 Pure: records in, records out. The caller writes them, in order, to the store and changelog.
 """
