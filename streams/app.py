@@ -102,7 +102,7 @@ class Runtime:
         self._interval = settings.checkpoint_interval_ms / 1000
         self._lock = asyncio.Lock()  # a checkpoint never runs in the middle of a record
         self.sources = [source_key(t, p) for t in INPUT_TOPICS for p in range(settings.partitions)]
-        self.ingest = IngestLoop(settings, city, rules, self.metrics)
+        self.ingest = IngestLoop(settings, city, rules, self.metrics, view=self._frontier_view)
         self.metrics.registry.register(EngineCollector(lambda: list(self.evaluators.values()),
                                                        lambda: self.ingest.ingest))
         session_s = settings.session_timeout_ms / 1000
@@ -187,7 +187,7 @@ class Runtime:
         step = ev.process(offset, batch)
         if step is None:
             return True
-        self.metrics.internal_records.labels("progress" if batch.bounds is not None else "parts").inc()
+        self.metrics.internal_records.labels("parts" if batch.parts else "progress").inc()
         for a in step.alerts:
             self.metrics.transitions.labels(a["transition"], a["severity"]).inc()
         for d in step.dead:
@@ -334,6 +334,14 @@ class Runtime:
                     log.critical("%s: stopping at the next record", self.failure)
 
     # -- ingest --------------------------------------------------------------------------------
+
+    def _frontier_view(self) -> dict[str, int]:
+        """Every source partition's frontier as this worker's evaluators have read it."""
+        view: dict[str, int] = {}
+        for ev in self.evaluators.values():
+            for source, t in ev.frontier.items():
+                view[source] = max(t, view.get(source, t))
+        return view
 
     async def _run_ingest(self) -> None:
         try:

@@ -1,11 +1,14 @@
-"""The internal topic's records: a batch of engine parts for one partition, or ingest progress.
+"""The internal topic's records: a batch of engine parts for one partition, and ingest progress.
 
 Ingest writes one record per batch and internal partition (Faust costs ~140 µs a record, so
 one record per event could not serve a city); the evaluator of that partition reads it and
-feeds the parts to its engine. A progress record carries, per source partition an ingest owns,
-the time up to which it has written that partition's input here (``bounds``): the partition's
-clock ticks to the least of all source partitions' bounds (see ``PartitionEvaluator``), so a
-tick never overtakes input that some worker's ingest has not written yet. Parts travel as
+feeds the parts to its engine. Progress travels on the last record of a batch for a partition
+and, now and then, in records of its own for every partition: per source partition an ingest
+owns, the arrival up to which it has written that partition's input (``frontier``), and in
+``event`` mode the newest producer tick it has passed on (``ticks``). An evaluator applies
+input only below every source partition's frontier, and ticks to the least frontier (``wall``)
+or tick (``event``), so neither another worker's backlog nor a tick is overtaken (see
+``PartitionEvaluator``). Parts travel as
 compact JSON arrays in field order — no field names, no pickles — so a record is small,
 language-neutral and safe to read back after an upgrade that adds optional fields at the end.
 """
@@ -13,6 +16,7 @@ language-neutral and safe to read back after an upgrade that adds optional field
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,15 +25,17 @@ import orjson
 from models.decode import Source
 from rules.inputs import FeedbackIn, Input, Obs
 
-FORMAT = 1
+FORMAT = 2
 
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """A decoded internal record: parts in arrival order, or progress (source partition -> bound)."""
+    """A decoded internal record: parts in arrival order, and progress (source partition ->
+    epoch milliseconds), either of them empty."""
 
     parts: tuple[Input, ...] = ()
-    bounds: dict[str, int] | None = None
+    frontier: dict[str, int] | None = None
+    ticks: dict[str, tuple[int, int]] | None = None   # (tick time, the tick record's arrival)
 
 
 def _obs(o: Obs) -> list[Any]:
@@ -43,7 +49,8 @@ def _obs_back(a: list[Any]) -> Obs:
                tuple(a[12]) if a[12] is not None else None)
 
 
-def _part(p: Input) -> list[Any]:
+def pack_part(p: Input) -> list[Any]:
+    """A part as a JSON array in field order."""
     fb = p.feedback
     return [int(p.source), p.topic, p.event_id, p.time, p.grid_id, p.device_id, p.alive,
             p.snapshot_url, [_obs(o) for o in p.obs],
@@ -53,7 +60,7 @@ def _part(p: Input) -> list[Any]:
             base64.b64encode(p.raw).decode("ascii") if p.raw is not None else None]
 
 
-def _part_back(a: list[Any]) -> Input:
+def unpack_part(a: list[Any]) -> Input:
     fb = a[9]
     return Input(
         source=Source(a[0]), topic=a[1], event_id=a[2], time=a[3], grid_id=a[4], device_id=a[5],
@@ -64,13 +71,26 @@ def _part_back(a: list[Any]) -> Input:
         raw=base64.b64decode(a[14]) if a[14] is not None else None)
 
 
-def encode_parts(parts: list[Input]) -> bytes:
-    return orjson.dumps({"v": FORMAT, "parts": [_part(p) for p in parts]})
+def encode(parts: Sequence[Input] = (), frontier: dict[str, int] | None = None,
+           ticks: Mapping[str, Sequence[int]] | None = None) -> bytes:
+    """``frontier``: ``"TOPIC/PARTITION"`` (contract topic name) -> epoch milliseconds;
+    ``ticks``: the same -> (tick time, the arrival of the record that carried it)."""
+    obj: dict[str, Any] = {"v": FORMAT, "parts": [pack_part(p) for p in parts]}
+    if frontier:
+        obj["frontier"] = frontier
+    if ticks:
+        obj["ticks"] = ticks
+    return orjson.dumps(obj)
 
 
-def encode_bounds(bounds: dict[str, int]) -> bytes:
-    """``bounds``: ``"TOPIC/PARTITION"`` (contract topic name) -> epoch milliseconds."""
-    return orjson.dumps({"v": FORMAT, "bounds": bounds})
+def _frontier(obj: dict[str, Any]) -> dict[str, int] | None:
+    value = obj.get("frontier")
+    return None if value is None else {str(k): int(v) for k, v in value.items()}
+
+
+def _ticks(obj: dict[str, Any]) -> dict[str, tuple[int, int]] | None:
+    value = obj.get("ticks")
+    return None if value is None else {str(k): (int(t), int(a)) for k, (t, a) in value.items()}
 
 
 def decode(record: bytes) -> Batch:
@@ -79,8 +99,7 @@ def decode(record: bytes) -> Batch:
         obj = orjson.loads(record)
         if obj.get("v") != FORMAT:
             raise ValueError(f"internal record format {obj.get('v')!r}, expected {FORMAT}")
-        if "bounds" in obj:
-            return Batch(bounds={str(k): int(v) for k, v in obj["bounds"].items()})
-        return Batch(parts=tuple(_part_back(a) for a in obj["parts"]))
+        return Batch(parts=tuple(unpack_part(a) for a in obj["parts"]),
+                     frontier=_frontier(obj), ticks=_ticks(obj))
     except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError, ValueError) as e:
         raise ValueError(f"unreadable internal record: {e}") from None

@@ -9,20 +9,33 @@ and Faust handles one internal record per batch and grid partition in the evalua
 Delivery: offsets are committed only after the internal records of everything before them
 are acknowledged, so a crash re-ingests at most the last uncommitted stretch (the engine
 ignores the re-sent parts as duplicates; dead letters may repeat: the dead-letter topic is
-at-least-once). After each stretch it writes a progress record into every internal partition
-(see ``streams.partitioned``): per source partition it owns, the time up to which its input
-is now in the internal log — in ``wall`` mode the newest arrival, or the wall clock when the
-partition is caught up; in ``event`` mode the newest producer tick (a record with the
-``cityorder-tick`` header). A broker that goes away makes a produce fail: the loop reports
-not-ready, backs off and retries the same records, never skipping input.
+at-least-once). A broker that goes away makes a produce fail: the loop reports not-ready,
+backs off and retries the same records, never skipping input.
+
+Progress (see ``streams.partitioned``): per source partition it owns, ingest reports its
+*frontier*, the arrival up to which that partition's input is in the internal log — what the
+merge has released, or the time of the last fetch for a partition read to its end — on the
+last record of each batch for an internal partition, and every tick interval in a record of
+its own to every internal partition (every 200 ms when other workers' ingests own some
+source partitions: their input waits in the evaluators for this report). In ``event`` mode
+that record also carries the newest producer tick (a record with the ``cityorder-tick``
+header) per source partition.
+
+Flow control: a partition is paused while ingest holds more than ``MAX_HELD`` of its records
+(it is ahead of this worker's slowest partition), and every partition not read to its end
+while more than ``MAX_AHEAD`` of the records this worker has written lie beyond the least
+frontier of all workers (as this worker's evaluators last read it): the evaluators hold those
+until the slower workers catch up, and they must not fill their memory with a backlog.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -34,7 +47,7 @@ from models.timestamps import parse_timestamp_ms
 from rules.citymap import CityMap
 from rules.ingest import Ingest
 from rules.pack import RuleSet
-from streams.codec import encode_bounds
+from streams.codec import encode
 from streams.merge import ArrivalMerge
 from streams.metrics import Metrics
 from streams.partitioned import DEADLETTERS, TICK_HEADER, IngestBatcher, SourceRecord, source_key
@@ -46,6 +59,10 @@ FETCH_MAX_RECORDS = 5_000
 FETCH_WAIT_MS = 100
 #: Records held per partition before it is paused (it is ahead of the slowest partition).
 MAX_HELD = 20_000
+#: Records written beyond the least frontier of all workers before fetching pauses.
+MAX_AHEAD = 10_000
+#: How often progress is written when other workers' ingests own some source partitions.
+SHARED_PROGRESS_MS = 200
 MAX_BACKOFF_S = 5.0
 
 
@@ -60,7 +77,8 @@ class _Revoke(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         await self.loop.commit(set(revoked))
         for tp in revoked:
-            self.loop.bounds.pop(tp, None)
+            self.loop.frontier.pop(tp, None)
+            self.loop.ticks.pop(tp, None)
             self.loop.acked.pop(tp, None)
             self.loop.committed.pop(tp, None)
             self.loop.merge.drop(tp)
@@ -74,7 +92,10 @@ class IngestLoop:
     fetch-and-write went through (for ``/readyz``)."""
 
     def __init__(self, settings: Settings, city: CityMap, rules: RuleSet, metrics: Metrics,
-                 now: Callable[[], int] = wall_ms) -> None:
+                 now: Callable[[], int] = wall_ms,
+                 view: Callable[[], Mapping[str, int]] = dict) -> None:
+        """``view``: every source partition's frontier as this worker's evaluators last read
+        it (empty when it evaluates no partition: then no limit on how far ahead it runs)."""
         self.settings = settings
         self.metrics = metrics
         self.now = now
@@ -82,8 +103,14 @@ class IngestLoop:
         self.internal = settings.topic(INTERNAL_TOPIC)
         self.batcher = IngestBatcher(city, rules, clock=settings.clock, partitions=settings.partitions,
                                      topic_names=self.contract, now=now)
-        self.merge: ArrivalMerge[TopicPartition] = ArrivalMerge()
-        self.bounds: dict[TopicPartition, int] = {}
+        self.view = view
+        self.sources = [source_key(t, p) for t in INPUT_TOPICS for p in range(settings.partitions)]
+        self.merge: ArrivalMerge[TopicPartition, SourceRecord] = ArrivalMerge(_stamp, _order)
+        self.frontier: dict[TopicPartition, int] = {}
+        self.ticks: dict[TopicPartition, tuple[int, int]] = {}   # newest tick: (time, its record's stamp)
+        self.released_max = 0
+        self.written: deque[tuple[int, int]] = deque()   # (frontier of a write, records written by then)
+        self.written_total = 0
         self.acked: dict[TopicPartition, int] = {}       # next offset whose input is not yet written
         self.committed: dict[TopicPartition, int] = {}
         self.healthy = False
@@ -118,12 +145,17 @@ class IngestLoop:
                     self.merge.add(tp, [SourceRecord(tp.topic, tp.partition, r.offset, r.key, r.value,
                                                      r.timestamp, tuple(r.headers or ())) for r in recs])
                 at_end = self._at_end()
-                released = self.merge.release(self.consumer.assignment(), at_end)
+                limit = self.merge.limit(self.consumer.assignment(), at_end)
+                released = self.merge.release(limit) if limit is not None else []
                 if released:
-                    await self._write(released)
-                self._bound_idle(at_end)
-                self._flow_control()
-                if time.monotonic() - last_progress >= s.tick_interval_ms / 1000:
+                    self.released_max = max(self.released_max, max(r.timestamp for r in released))
+                frontier = self._advance_frontier(limit, at_end)
+                if released:
+                    await self._write(released, frontier)
+                self._flow_control(at_end)
+                shared = len(self.consumer.assignment()) < len(self.sources)
+                interval = min(s.tick_interval_ms, SHARED_PROGRESS_MS) if shared else s.tick_interval_ms
+                if time.monotonic() - last_progress >= interval / 1000:
                     await self._write_progress()
                     await self.commit(None)
                     last_progress = time.monotonic()
@@ -159,13 +191,14 @@ class IngestLoop:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF_S)
 
-    async def _write(self, released: list[SourceRecord]) -> None:
-        """Ingest released records, write their parts and dead letters, then advance the
-        offsets and bounds of their partitions (only once everything is acknowledged)."""
+    async def _write(self, released: list[SourceRecord], frontier: dict[str, int]) -> None:
+        """Ingest released records, write their parts (with ``frontier``) and dead letters,
+        then advance the offsets and ticks of their partitions (once everything is
+        acknowledged)."""
         started = time.perf_counter()
         event_mode = self.settings.clock == "event"
         records: list[SourceRecord] = []
-        bounds: dict[TopicPartition, int] = {}
+        ticks: dict[TopicPartition, tuple[int, int]] = {}
         nexts: dict[TopicPartition, int] = {}
         newest: int | None = None
         for r in released:
@@ -174,15 +207,13 @@ class IngestLoop:
             tick = _tick_header(r.headers)
             if tick is not None:
                 if event_mode:
-                    bounds[tp] = max(tick, bounds.get(tp, tick))
+                    ticks[tp] = max((tick, r.timestamp), ticks.get(tp, (tick, r.timestamp)))
                 else:
                     self.ingest.ignored[("tick", "wall mode")] += 1
                 continue
             records.append(r)
             newest = r.timestamp if newest is None else max(newest, r.timestamp)
-            if not event_mode:
-                bounds[tp] = max(r.timestamp, bounds.get(tp, r.timestamp))
-        result = self.batcher(records)
+        result = self.batcher(records, frontier)
         sends = [(self.internal, None, value, p) for p, values in result.records.items() for value in values]
         for dead in result.dead:
             self.metrics.deadletters.labels(dead["reason_code"]).inc()
@@ -191,8 +222,11 @@ class IngestLoop:
         for tp, nxt in nexts.items():
             held = self.merge.first_offset(tp)
             self.acked[tp] = held if held is not None else nxt
-        for tp, t in bounds.items():
-            self.bounds[tp] = max(t, self.bounds.get(tp, t))
+        for tp, t in ticks.items():
+            self.ticks[tp] = max(t, self.ticks.get(tp, t))
+        self.written_total += len(records)
+        if frontier:
+            self.written.append((min(frontier.values()), self.written_total))
         self.metrics.ingest_batch.observe(time.perf_counter() - started)
         if newest is not None:
             self.metrics.ingest_delay.observe(max(0, self.now() - newest) / 1000)
@@ -212,37 +246,65 @@ class IngestLoop:
                 at_end.add(tp)
         return at_end
 
-    def _bound_idle(self, at_end: set[TopicPartition]) -> None:
-        """Wall mode: a partition read to its end, with nothing held, is complete up to the
-        time of that fetch (anything it brings later arrives later)."""
-        if self.settings.clock != "wall":
-            return
-        assert self.consumer is not None
-        for tp in at_end:
-            if self.merge.held(tp):
-                continue
-            polled = self.consumer.last_poll_timestamp(tp)
-            if polled:
-                t = min(polled, self.now())
-                self.bounds[tp] = max(t, self.bounds.get(tp, t))
-
-    def _flow_control(self) -> None:
-        """Pause partitions that run far ahead of the slowest, so held records stay bounded."""
+    def _advance_frontier(self, limit: float | None, at_end: set[TopicPartition]) -> dict[str, int]:
+        """Move each owned partition's frontier after a release up to ``limit``; return them
+        all by source name. A partition read to its end with nothing held is complete up to
+        the time of that fetch (anything it brings later arrives later), or up to the newest
+        record released from any partition if that is stamped later (a producer's clock may
+        run ahead: what this partition brings next is merged after it all the same); any
+        other has everything before ``limit`` released (it has fetched up to it, and what it
+        holds is newer; its next record may have the same stamp)."""
         assert self.consumer is not None
         for tp in self.consumer.assignment():
-            if self.merge.held(tp) > MAX_HELD:
-                self.consumer.pause(tp)
-            elif tp in self.consumer.paused():
+            t: float | None = None
+            if tp in at_end and not self.merge.held(tp):
+                polled = self.consumer.last_poll_timestamp(tp)
+                if polled:
+                    t = max(min(polled, self.now()), self.released_max)
+            elif limit is not None and limit != math.inf:
+                t = limit - 1
+            if t is not None and t > self.frontier.get(tp, -1):
+                self.frontier[tp] = int(t)
+        return {source_key(self.contract[tp.topic], tp.partition): t for tp, t in self.frontier.items()}
+
+    def _lowest(self) -> int | None:
+        """The least frontier of all source partitions, this worker's own as it knows them and
+        the others' as its evaluators last read them; None while one is unknown."""
+        known = dict(self.view())
+        for tp, t in self.frontier.items():
+            source = source_key(self.contract[tp.topic], tp.partition)
+            known[source] = max(t, known.get(source, t))
+        if any(source not in known for source in self.sources):
+            return None
+        return min(known[source] for source in self.sources)
+
+    def _flow_control(self, at_end: set[TopicPartition]) -> None:
+        """Pause what runs too far ahead (see the module's docstring)."""
+        assert self.consumer is not None
+        lowest = self._lowest()
+        if lowest is None:
+            self.written.clear()     # nothing to measure against (yet): no limit
+        while self.written and self.written[0][0] <= lowest:  # type: ignore[operator]
+            self.written.popleft()
+        ahead = self.written_total - self.written[0][1] if self.written else 0
+        paused = self.consumer.paused()
+        for tp in self.consumer.assignment():
+            if self.merge.held(tp) > MAX_HELD or (ahead > MAX_AHEAD and tp not in at_end):
+                if tp not in paused:
+                    self.consumer.pause(tp)
+            elif tp in paused:
                 self.consumer.resume(tp)
 
     async def _write_progress(self) -> None:
         assert self.consumer is not None
         owned = self.consumer.assignment()
-        bounds = {source_key(self.contract[tp.topic], tp.partition): t
-                  for tp, t in self.bounds.items() if tp in owned}
-        if not bounds:
+        frontier = {source_key(self.contract[tp.topic], tp.partition): t
+                    for tp, t in self.frontier.items() if tp in owned}
+        ticks = {source_key(self.contract[tp.topic], tp.partition): list(t)
+                 for tp, t in self.ticks.items() if tp in owned}
+        if not frontier and not ticks:
             return
-        record = encode_bounds(bounds)
+        record = encode(frontier=frontier, ticks=ticks)
         await self._produce([(self.internal, None, record, p) for p in range(self.settings.partitions)],
                             "progress")
 
@@ -286,6 +348,14 @@ def _known_position(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | Non
     state = consumer._subscription.subscription.assignment.state_value(tp) \
         if consumer._subscription.subscription is not None else None
     return None if state is None or not state.has_valid_position else state.position
+
+
+def _stamp(r: SourceRecord) -> int:
+    return r.timestamp
+
+
+def _order(r: SourceRecord) -> tuple[int, str, int]:
+    return (r.timestamp, r.topic, r.partition)
 
 
 def _tick_header(headers: Any) -> int | None:

@@ -1,65 +1,95 @@
-"""Merge a worker's source partitions by arrival before ingest writes them on.
+"""Merge streams of input by arrival: nothing older may follow what is released.
 
-A consumer fetches partitions unevenly: one fetch may bring hours of one partition's backlog
-and seconds of another's. Written on in fetch order, input from the slower partition would
-reach its grid's engine after input an hour newer, and count as late. So ingest releases a
-fetched record only when no assigned partition can still bring an older one: its timestamp
-is at most every partition's newest fetched timestamp, partitions read to their end
-excepted (whatever they bring next arrives later). Released records come out in
-(timestamp, topic, partition, offset) order, each partition in offset order.
+Used twice, for the same reason at two scales. A consumer fetches partitions unevenly: one
+fetch may bring hours of one partition's backlog and seconds of another's. Passed on in fetch
+order, input from the slower partition would reach its grid's engine after input an hour
+newer, and count as late.
+
+- Ingest merges the source partitions its worker owns: a fetched record is released once no
+  assigned partition can still bring an older one (:meth:`ArrivalMerge.limit`).
+- Each partition's evaluator merges what all workers' ingests wrote into its internal
+  partition: a part is released once every source partition's ingest has reported a
+  frontier at or past its arrival. Two workers draining a backlog at their own speeds then
+  still feed every engine in one arrival order.
+
+Released items come out in (arrival, topic, partition) order, each stream in its own order
+(even where a stream's stamps go back).
 """
 
 from __future__ import annotations
 
 import heapq
+import math
 from collections import deque
-from collections.abc import Iterable
-from typing import Generic, TypeVar
-
-from streams.partitioned import SourceRecord
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Generic, TypeVar
 
 K = TypeVar("K")
+T = TypeVar("T")
 
 
-class ArrivalMerge(Generic[K]):
-    """Buffers fetched records per partition key ``K`` and releases them in arrival order."""
+class ArrivalMerge(Generic[K, T]):
+    """Buffers items per stream key ``K`` and releases them in arrival order.
 
-    def __init__(self) -> None:
-        self.buffers: dict[K, deque[SourceRecord]] = {}
+    ``stamp``: an item's arrival; ``order``: how items of equal arrival from different streams
+    are ordered (it starts with the arrival)."""
+
+    def __init__(self, stamp: Callable[[T], int], order: Callable[[T], Any]) -> None:
+        self.stamp = stamp
+        self.order = order
+        self.buffers: dict[K, deque[T]] = {}
         self.newest: dict[K, int] = {}
 
-    def add(self, key: K, records: Iterable[SourceRecord]) -> None:
+    def add(self, key: K, items: Iterable[T]) -> None:
         buf = self.buffers.setdefault(key, deque())
-        for r in records:
-            buf.append(r)
-            if r.timestamp > self.newest.get(key, r.timestamp - 1):
-                self.newest[key] = r.timestamp
+        stamp = self.stamp
+        for item in items:
+            buf.append(item)
+            t = stamp(item)
+            if t > self.newest.get(key, t - 1):
+                self.newest[key] = t
 
-    def release(self, assigned: Iterable[K], at_end: set[K]) -> list[SourceRecord]:
-        """Everything no assigned partition can still undercut. ``at_end``: partitions whose
-        every record has been fetched (they constrain nothing)."""
+    def limit(self, assigned: Iterable[K], at_end: set[K]) -> float | None:
+        """Up to where no assigned stream can still bring anything older: the least newest
+        fetched arrival of the streams not read to their end (``at_end`` streams constrain
+        nothing); ``math.inf`` if every stream is at its end; None while a stream has not
+        been fetched at all (it may bring anything)."""
         limits = [self.newest.get(k) for k in assigned if k not in at_end]
-        if any(limit is None for limit in limits):
-            return []                      # a partition not fetched yet may bring anything
-        frontier = min((limit for limit in limits if limit is not None), default=None)
-        runs: list[list[SourceRecord]] = []
+        if any(t is None for t in limits):
+            return None
+        return min((t for t in limits if t is not None), default=math.inf)
+
+    def release(self, limit: float) -> list[T]:
+        """Everything with an arrival at or before ``limit``, merged."""
+        runs: list[list[T]] = []
+        stamp = self.stamp
         for buf in self.buffers.values():
             run = []
-            while buf and (frontier is None or buf[0].timestamp <= frontier):
+            while buf and stamp(buf[0]) <= limit:
                 run.append(buf.popleft())
-            runs.append(run)
-        # heapq.merge keeps each run's own order, even where a partition's stamps go back.
-        return list(heapq.merge(*runs, key=lambda r: (r.timestamp, r.topic, r.partition)))
+            if run:
+                runs.append(run)
+        if len(runs) == 1:
+            return runs[0]
+        # heapq.merge keeps each run's own order, even where a stream's stamps go back.
+        return list(heapq.merge(*runs, key=self.order))
 
     def first_offset(self, key: K) -> int | None:
-        """The offset of the oldest record still held for ``key`` (None: nothing held)."""
+        """The offset of the oldest item still held for ``key`` (None: nothing held)."""
         buf = self.buffers.get(key)
-        return buf[0].offset if buf else None
+        return buf[0].offset if buf else None  # type: ignore[attr-defined]
 
     def held(self, key: K) -> int:
         return len(self.buffers.get(key, ()))
 
+    def __len__(self) -> int:
+        return sum(len(buf) for buf in self.buffers.values())
+
+    def items(self) -> Iterator[tuple[K, list[T]]]:
+        """What is held, per stream in its order (for a checkpoint)."""
+        return ((k, list(buf)) for k, buf in self.buffers.items() if buf)
+
     def drop(self, key: K) -> None:
-        """Forget a revoked partition: its next owner fetches the held records again."""
+        """Forget a stream (ingest: a revoked partition, whose next owner fetches it again)."""
         self.buffers.pop(key, None)
         self.newest.pop(key, None)

@@ -88,6 +88,9 @@ class EngineCollector(Collector):
                                   "clock (newest arrival or tick).", labels=["partition"])
         progress = GaugeMetricFamily("cityorder_engine_progress_timestamp_seconds", "Up to where a "
                                      "partition engine has applied everything.", labels=["partition"])
+        held = GaugeMetricFamily("cityorder_held_inputs", "Inputs a partition holds until every source "
+                                 "partition's ingest has written past their arrival (another worker's "
+                                 "ingest is behind, or has not reported yet).", labels=["partition"])
         for ev in self.evaluators():
             p = str(ev.partition)
             stats = ev.engine.stats
@@ -96,10 +99,11 @@ class EngineCollector(Collector):
             for topic, n in stats.duplicates.items():
                 dup.add_metric([p, topic], n)
             evicted.add_metric([p], stats.evicted)
+            held.add_metric([p], len(ev.held))
             if ev.engine.clock is not None:
                 clock.add_metric([p], ev.engine.clock / 1000)
                 progress.add_metric([p], max(ev.engine.progress, 0) / 1000)
-        yield from (late, dup, evicted, clock, progress)
+        yield from (late, dup, evicted, clock, progress, held)
         ignored = CounterMetricFamily("cityorder_ignored_inputs", "Input ignored by ingest and counted "
                                       "(unknown label, kind, state or category; heartbeat).",
                                       labels=["kind", "value"])

@@ -16,17 +16,22 @@ crash harmless under at-least-once delivery:
 - a checkpoint is written atomically and in records of bounded size (``streams/statelog.py``),
   so a death in the middle of one never leaves a mixture.
 
-Ticks are data too: ingest writes progress records (per source partition, the time up to
-which it has written that partition's input) into every internal partition, and a partition's
-clock ticks to the least bound over *all* source partitions once each has reported. Several
-workers' ingests each report their own source partitions, so no worker's tick overtakes a
-backlog another worker has not written yet, and a dead worker's last report holds the clock
-until the partition's new owner reports further (CONTRACTS.md, Time).
+Progress is data too. Ingest reports, per source partition it owns, the arrival up to which
+it has written that partition's input here (its *frontier*; ``event`` mode: also the newest
+producer tick), on the last record of each batch and now and then in records of their own to
+every partition. A partition holds the parts it reads until every source partition's frontier
+has passed their arrival, then applies them in arrival order (``streams.merge``), and ticks to
+the least frontier (``wall``) or tick (``event``) over *all* source partitions once each has
+reported. Several workers' ingests each report their own source partitions, so whatever their
+speeds, every engine sees one arrival order, no tick overtakes a backlog another worker has
+not written yet, and a dead worker's last report holds the partition until the new owner of
+its source partitions reports further (CONTRACTS.md, Time). The held parts are part of the
+checkpoint.
 """
 
 from __future__ import annotations
 
-import pickle
+import math
 import re
 import zlib
 from collections.abc import Callable, Iterable, Mapping
@@ -42,7 +47,8 @@ from rules.ingest import Ingest
 from rules.inputs import Input
 from rules.pack import RuleSet
 from rules.replay import dead_letter
-from streams.codec import Batch, encode_parts
+from streams.codec import Batch, encode, pack_part, unpack_part
+from streams.merge import ArrivalMerge
 from streams.statelog import CHUNK_BYTES, Record, StateLog
 
 META = "meta"
@@ -98,7 +104,10 @@ class IngestBatcher:
         self.city = city
         self.now = now
 
-    def __call__(self, records: Iterable[SourceRecord]) -> IngestResult:
+    def __call__(self, records: Iterable[SourceRecord],
+                 frontier: dict[str, int] | None = None) -> IngestResult:
+        """``frontier`` goes on the last record of each partition: only once all of the batch
+        is in the log does it hold."""
         result = IngestResult()
         grouped: dict[int, list[Input]] = {}
         for rec in records:
@@ -115,9 +124,10 @@ class IngestBatcher:
             for part in out:
                 grouped.setdefault(grid_partition(part.grid_id, self.partitions), []).append(part)
                 result.parts += 1
-        result.records = {p: [encode_parts(parts[i:i + MAX_PARTS_PER_RECORD])
-                              for i in range(0, len(parts), MAX_PARTS_PER_RECORD)]
-                          for p, parts in grouped.items()}
+        for p, parts in grouped.items():
+            chunks = range(0, len(parts), MAX_PARTS_PER_RECORD)
+            result.records[p] = [encode(parts[i:i + MAX_PARTS_PER_RECORD],
+                                        frontier if i == chunks[-1] else None) for i in chunks]
         return result
 
 
@@ -137,6 +147,14 @@ def _unescape(part: str) -> str:
     if "%" in part:
         return re.sub("%(25|1F|1E)", lambda m: _ESCAPED[m.group(1)], part)
     return part
+
+
+def _arrival(part: Input) -> int:
+    return part.arrival or 0
+
+
+def _arrival_order(part: Input) -> tuple[int, str, int]:
+    return (part.arrival or 0, part.topic, part.partition or 0)
 
 
 class Outgoing(NamedTuple):
@@ -163,14 +181,17 @@ class PartitionEvaluator:
     def __init__(self, city: CityMap, rules: RuleSet, *, clock: str, partition: int,
                  now: Callable[[], int], topic_of: Callable[[str], str],
                  sources: Iterable[str] = (), chunk_bytes: int = CHUNK_BYTES) -> None:
-        """``sources``: every source partition (:func:`source_key`) whose bound gates ticks."""
+        """``sources``: every source partition (:func:`source_key`) whose frontier gates input
+        and ticks (none: apply input at once, never tick; a partition evaluated on its own)."""
         self.city = city
         self.partition = partition
         self.engine = Engine(city, rules, clock=clock, track_changes=True)
         self.log = StateLog(f"{partition}\x1f", chunk_bytes)
         self.applied = -1
-        self._bounds_changed = False
-        self.bounds: dict[str, int] = {}
+        self.frontier: dict[str, int] = {}
+        self.ticks: dict[str, int] = {}                       # ticks in effect
+        self.next_ticks: dict[str, tuple[int, int]] = {}      # (tick, arrival): not yet in effect
+        self.held: ArrivalMerge[str, Input] = ArrivalMerge(_arrival, _arrival_order)
         self.sources = frozenset(sources)
         self.now = now
         self.topic_of = topic_of
@@ -198,31 +219,46 @@ class PartitionEvaluator:
         if ("engine",) in records:
             restore(self.engine, records)
         if meta is not None:
-            self.bounds = pickle.loads(meta)
+            obj = orjson.loads(meta)
+            self.frontier, self.ticks = obj["frontier"], obj["ticks"]
+            self.next_ticks = {source: (t, a) for source, (t, a) in obj["next_ticks"].items()}
+            for source, parts in obj["held"].items():
+                self.held.add(source, map(unpack_part, parts))
         self.applied = self.log.committed
         return repairs
 
-    def tick_due(self) -> int | None:
-        """The least bound over all source partitions, once every one has reported."""
-        if not self.sources or any(s not in self.bounds for s in self.sources):
+    def _least(self, progress: Mapping[str, int]) -> float | None:
+        """The least report over all source partitions (None until every one has reported;
+        ``math.inf`` with no sources: a partition evaluated on its own, as in tests)."""
+        if any(s not in progress for s in self.sources):
             return None
-        return min(self.bounds[s] for s in self.sources)
+        return min((progress[s] for s in self.sources), default=math.inf)
 
     def process(self, offset: int, batch: Batch) -> Step | None:
         """Apply one internal record; None when it was applied before (a redelivery)."""
         if offset <= self.applied:
             return None
         self.applied = offset
-        out: list[Any] = []
-        if batch.bounds is not None:
-            for source, bound in batch.bounds.items():
-                self.bounds[source] = max(bound, self.bounds.get(source, bound))
-            self._bounds_changed = True
-            t = self.tick_due()
-            if t is not None:
-                out += self.engine.tick(t)
         for part in batch.parts:
-            out += self.engine.feed(part)
+            self.held.add(source_key(part.topic, part.partition or 0), (part,))
+        for source, t in (batch.frontier or {}).items():
+            self.frontier[source] = max(t, self.frontier.get(source, t))
+        for source, tick in (batch.ticks or {}).items():
+            self.next_ticks[source] = max(tick, self.next_ticks.get(source, tick))
+        out: list[Any] = []
+        limit = self._least(self.frontier)
+        if limit is not None:
+            for part in self.held.release(limit):
+                out += self.engine.feed(part)
+            # a producer's tick takes effect once the input that arrived before it is applied
+            for source, (t, arrival) in list(self.next_ticks.items()):
+                if arrival <= limit:
+                    self.ticks[source] = max(t, self.ticks.get(source, t))
+                    del self.next_ticks[source]
+        if batch.frontier or batch.ticks:
+            tick = limit if self.engine.mode == "wall" else self._least(self.ticks)
+            if tick is not None and tick != math.inf:
+                out += self.engine.tick(int(tick))
         alerts: list[dict[str, Any]] = []
         dead: list[dict[str, Any]] = []
         fmt = self.city.calendar.format
@@ -257,7 +293,7 @@ class PartitionEvaluator:
         records, deleted = snapshot(self.engine, changed_only=True)
         changes: dict[str, bytes | None] = {self.key(k): v for k, v in records.items()}
         changes.update((self.key(k), None) for k in deleted)
-        if self._bounds_changed:
-            changes[self.key((META,))] = pickle.dumps(self.bounds)
-            self._bounds_changed = False
+        changes[self.key((META,))] = orjson.dumps({
+            "frontier": self.frontier, "ticks": self.ticks, "next_ticks": self.next_ticks,
+            "held": {source: [pack_part(p) for p in parts] for source, parts in self.held.items()}})
         return self.log.commit(self.applied, changes)

@@ -110,7 +110,8 @@ async def simulate(settings: Settings, lines: Iterable[dict[str, Any]], *, rate:
             await pacer.wait(t)
             if "tick" in obj:
                 assert t is not None
-                pending += await _send_tick(producer, settings, t)
+                last_stamp = max(int(time.time() * 1000), last_stamp + 1)
+                pending += await _send_tick(producer, settings, t, last_stamp)
                 stats.ticks += 1
                 ended_with_tick = True
             else:
@@ -139,7 +140,9 @@ async def simulate(settings: Settings, lines: Iterable[dict[str, Any]], *, rate:
         pending.clear()
         if end_tick and not ended_with_tick and stats.last_time is not None:
             tick = {"tick": format_timestamp_ms(stats.last_time + reorder_window_ms, UTC)}
-            await asyncio.gather(*await _send_tick(producer, settings, stats.last_time + reorder_window_ms))
+            last_stamp = max(int(time.time() * 1000), last_stamp + 1)
+            await asyncio.gather(*await _send_tick(producer, settings, stats.last_time + reorder_window_ms,
+                                                   last_stamp))
             stats.ticks += 1
             if record is not None:
                 record(tick)
@@ -150,13 +153,17 @@ async def simulate(settings: Settings, lines: Iterable[dict[str, Any]], *, rate:
     return stats
 
 
-async def _send_tick(producer: AIOKafkaProducer, settings: Settings, t: int) -> list[asyncio.Future[Any]]:
+async def _send_tick(producer: AIOKafkaProducer, settings: Settings, t: int,
+                     stamp: int) -> list[asyncio.Future[Any]]:
+    """``stamp``: the records' timestamp, never before the input sent ahead of the tick (a
+    worker applies the tick once the input that arrived before it is applied)."""
     header = [(TICK_HEADER, format_timestamp_ms(t, UTC).encode())]
     futures = []
     for name in INPUT_TOPICS:
         topic = settings.topic(name)
         for partition in sorted(await producer.partitions_for(topic)):
-            futures.append(await producer.send(topic, b"", partition=partition, headers=header))
+            futures.append(await producer.send(topic, b"", partition=partition, headers=header,
+                                               timestamp_ms=stamp))
     return futures
 
 

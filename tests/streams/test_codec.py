@@ -6,7 +6,7 @@ import pytest
 
 from models.decode import Source
 from rules.inputs import FeedbackIn, Input, Obs
-from streams.codec import Batch, decode, encode_bounds, encode_parts
+from streams.codec import Batch, decode, encode
 
 PARTS = [
     Input(source=Source.CAMERA, topic="city.events.camera", event_id="c-1", time=1_700_000_000_123,
@@ -26,17 +26,20 @@ PARTS = [
 
 
 def test_parts_round_trip() -> None:
-    assert decode(encode_parts(PARTS)) == Batch(parts=tuple(PARTS))
+    assert decode(encode(PARTS)) == Batch(parts=tuple(PARTS))
 
 
-def test_progress_round_trips() -> None:
-    bounds = {"city.events.camera/0": 1_700_000_000_000, "city.alerts.feedback/3": 5}
-    assert decode(encode_bounds(bounds)) == Batch(bounds=bounds)
+def test_progress_round_trips_alone_and_with_parts() -> None:
+    frontier = {"city.events.camera/0": 1_700_000_000_000, "city.alerts.feedback/3": 5}
+    ticks = {"city.events.sensor/1": (7, 9)}
+    assert decode(encode(frontier=frontier)) == Batch(frontier=frontier)
+    assert decode(encode(PARTS[:1], frontier, ticks)) == Batch(tuple(PARTS[:1]), frontier, ticks)
 
 
-@pytest.mark.parametrize("record", [b"not json", b'{"v": 2, "bounds": {}}', b'{"v": 1}',
-                                    b'{"v": 1, "bounds": {"a/0": "x"}}',
-                                    b'{"v": 1, "parts": [[0]]}'])
+@pytest.mark.parametrize("record", [b"not json", b'{"v": 1, "parts": []}', b'{"v": 2}',
+                                    b'{"v": 2, "parts": [], "frontier": {"a/0": "x"}}',
+                                    b'{"v": 2, "parts": [], "ticks": []}',
+                                    b'{"v": 2, "parts": [[0]]}'])
 def test_unreadable_records_raise_value_error(record: bytes) -> None:
     with pytest.raises(ValueError):
         decode(record)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import pickle
+import zlib
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,8 @@ from rules.engine import snapshot
 from rules.pack import DEFAULT_PACK, RuleSet, load_rules
 from rules.replay import parse_line
 from rules.ruletest import DEMO_CITY
-from streams.codec import Batch, decode, encode_bounds
-from streams.partitioned import IngestBatcher, PartitionEvaluator, SourceRecord, grid_partition
+from streams.codec import Batch, decode, encode
+from streams.partitioned import IngestBatcher, PartitionEvaluator, SourceRecord, grid_partition, source_key
 from streams.statelog import apply
 from tests.rules.harness import T
 from tests.rules.test_properties import _harness, stream
@@ -184,34 +185,68 @@ def test_default_pack_loads_for_the_runtime() -> None:
     assert load_rules([Path(__file__).resolve().parents[2] / "rules" / "packs" / "default"]).rules
 
 
-def test_a_partition_ticks_to_the_least_bound_once_every_source_has_reported() -> None:
+def test_a_partition_ticks_to_the_least_frontier_once_every_source_has_reported() -> None:
     h = _harness(feed=False)
     sources = ["city.events.camera/0", "city.events.camera/1", "city.alerts.feedback/0"]
     ev = PartitionEvaluator(h.city, h.rules, clock="wall", partition=0, now=lambda: 0,
                             topic_of=lambda t: t, sources=sources)
-    ev.process(0, decode(encode_bounds({sources[0]: T("10:00:00"), sources[1]: T("10:00:05")})))
+    ev.process(0, decode(encode(frontier={sources[0]: T("10:00:00"), sources[1]: T("10:00:05")})))
     assert ev.engine.clock is None          # the feedback partition has not reported yet
-    ev.process(1, decode(encode_bounds({sources[2]: T("10:00:09")})))
+    ev.process(1, decode(encode(frontier={sources[2]: T("10:00:09")})))
     assert ev.engine.clock == T("10:00:00")
-    ev.process(2, decode(encode_bounds({sources[0]: T("09:00:00")})))   # stale report: ignored
-    assert ev.bounds[sources[0]] == T("10:00:00")
-    ev.process(3, decode(encode_bounds({sources[0]: T("10:00:07")})))
+    ev.process(2, decode(encode(frontier={sources[0]: T("09:00:00")})))   # stale report: ignored
+    assert ev.frontier[sources[0]] == T("10:00:00")
+    ev.process(3, decode(encode(frontier={sources[0]: T("10:00:07")})))
     assert ev.engine.clock == T("10:00:05")
 
 
-def test_progress_survives_a_restart_with_the_state() -> None:
+def test_an_event_mode_partition_ticks_to_the_least_producer_tick() -> None:
+    h = _harness(feed=False)
+    sources = ["city.events.camera/0", "city.events.camera/1"]
+    ev = PartitionEvaluator(h.city, h.rules, clock="event", partition=0, now=lambda: 0,
+                            topic_of=lambda t: t, sources=sources)
+    ev.process(0, decode(encode(frontier={s: T("12:00:00") for s in sources},
+                                ticks={sources[0]: (T("10:00:00"), T("11:00:00"))})))
+    assert ev.engine.clock is None          # the frontier is arrival time, not a tick
+    ev.process(1, decode(encode(ticks={sources[1]: (T("10:00:03"), T("11:00:00"))})))
+    assert ev.engine.clock == T("10:00:00")
+
+
+def test_a_tick_waits_for_the_input_that_arrived_before_it() -> None:
+    """Camera 1's ingest is behind: its input from before the tick must be applied before
+    the tick moves the clock, or it would be late."""
+    h = _harness(feed=False)
+    sources = ["city.events.camera/0", "city.events.camera/1"]
+    ev = PartitionEvaluator(h.city, h.rules, clock="event", partition=0, now=lambda: 0,
+                            topic_of=lambda t: t, sources=sources)
+    part = next(p for r in internal_log(1).values() for p in decode(r[0]).parts)
+    part = part._replace(topic="city.events.camera", partition=1, arrival=T("11:00:00"),
+                         time=T("09:59:00"))
+    ticks = {s: (T("10:00:00"), T("11:00:01")) for s in sources}
+    ev.process(0, Batch(frontier={sources[0]: T("11:00:01"), sources[1]: T("10:59:00")}, ticks=ticks))
+    assert ev.engine.clock is None and ev.next_ticks == ticks
+    ev.process(1, Batch(parts=(part,), frontier={sources[1]: T("11:00:01")}))
+    assert ev.engine.clock == T("10:00:00") and not ev.next_ticks
+    assert not ev.engine.stats.late and ev.engine.max_time == T("09:59:00")
+
+
+def test_progress_and_held_input_survive_a_restart_with_the_state() -> None:
     h = _harness(feed=False)
     sources = ["city.events.camera/0", "city.events.sensor/0"]
     ev = PartitionEvaluator(h.city, h.rules, clock="wall", partition=2, now=lambda: 0,
                             topic_of=lambda t: t, sources=sources)
-    assert ev.process(0, Batch(bounds={sources[0]: T("10:00:00")})) is not None
+    part = next(p for r in internal_log(1).values() for p in decode(r[0]).parts)._replace(
+        topic="city.events.camera", partition=0, arrival=T("10:00:01"))
+    assert ev.process(0, Batch(parts=(part,), frontier={sources[0]: T("10:00:01")})) is not None
+    assert len(ev.held) == 1                # the sensor partition has not reported
     again = PartitionEvaluator(h.city, h.rules, clock="wall", partition=2, now=lambda: 0,
                                topic_of=lambda t: t, sources=sources)
     table: dict[str, bytes] = {}
     apply(table, ev.checkpoint())
     again.restore(table)
-    again.process(1, Batch(bounds={sources[1]: T("10:00:03")}))
-    assert again.engine.clock == T("10:00:00")
+    assert list(again.held.items()) == [(sources[0], [part])]
+    again.process(1, Batch(frontier={sources[1]: T("10:00:03")}))
+    assert again.engine.clock == T("10:00:01") and len(again.held) == 0
 
 
 @settings(max_examples=200, deadline=None)
@@ -275,3 +310,72 @@ def test_crashes_on_the_demo_day_with_the_default_pack_change_nothing(death: str
         assert got == expected, f"partition {p}: {len(got)} vs {len(expected)} alert versions"
         assert crashed == final, f"partition {p}: the engine state differs after the crashes"
     assert sum(len(r) for r in log.values()) > 100
+
+
+def demo_source_records(source_partitions: int) -> list[SourceRecord]:
+    """The demo city's day as source records in arrival order, keys spread over partitions."""
+    recs = []
+    offsets: dict[tuple[str, int], int] = {}
+    for line in generate_with_feedback(DEMO_CITY, DEFAULT_PACK, date(2026, 11, 20), 7):
+        if "tick" in line:
+            continue
+        value = (orjson.dumps(line["value"]) if "value" in line else
+                 line["raw"].encode() if "raw" in line else base64.b64decode(line["raw_b64"]))
+        key = (line.get("key") or "").encode()
+        where = (line["topic"], zlib.crc32(key) % source_partitions)
+        offsets[where] = offsets.get(where, -1) + 1
+        recs.append(SourceRecord(*where, offsets[where], key, value, parse_timestamp_ms(line["arrival"])))
+    return recs
+
+
+def ingest_log(batcher: IngestBatcher, recs: list[SourceRecord], owned: set[str], batch: int,
+               partitions: int) -> dict[int, list[bytes]]:
+    """What one worker's ingest owning ``owned`` source partitions writes: its records in
+    batches, each with the frontier "everything before my next record is written", then a
+    progress record to every partition once it has read everything."""
+    mine = [r for r in recs if source_key(r.topic, r.partition) in owned]
+    log: dict[int, list[bytes]] = {p: [] for p in range(partitions)}
+    for i in range(0, len(mine), batch):
+        nxt = mine[i + batch].timestamp - 1 if i + batch < len(mine) else recs[-1].timestamp
+        for p, records in batcher(mine[i:i + batch], {s: nxt for s in owned}).records.items():
+            log[p] += records
+    for p in range(partitions):
+        log[p].append(encode(frontier={s: recs[-1].timestamp + 1 for s in owned}))
+    return log
+
+
+def evaluate(records: list[bytes], p: int, sources: list[str],
+             world: tuple[CityMap, RuleSet]) -> tuple[dict[tuple[str, int], bytes], int]:
+    ev = PartitionEvaluator(*world, clock="event", partition=p, now=lambda: 0, topic_of=lambda t: t,
+                            sources=sources)
+    produced = []
+    for offset, record in enumerate(records):
+        step = ev.process(offset, decode(record))
+        assert step is not None
+        produced += [(m.topic, 0, m.value) for m in step.messages]
+    return distinct(produced), sum(ev.engine.stats.late.values())
+
+
+def test_two_ingests_at_their_own_speeds_feed_every_engine_one_arrival_order() -> None:
+    """Two workers' ingests, each owning half of the source partitions, draining a backlog at
+    their own speeds: whichever writes first, every partition's engine applies its input in
+    arrival order (the held part waits for the other's frontier) and gives what one ingest
+    owning everything gives. Without the gate, one worker running ahead makes the other's
+    input late."""
+    world = CityMap.load(DEMO_CITY), load_rules([DEFAULT_PACK])
+    topics = ("city.events.camera", "city.events.sensor", "city.events.report", "city.alerts.feedback")
+    batcher = IngestBatcher(*world, clock="event", partitions=4, topic_names={t: t for t in topics},
+                            now=lambda: 0)
+    recs = demo_source_records(2)
+    sources = [source_key(t, sp) for t in topics for sp in range(2)]
+    one = ingest_log(batcher, recs, set(sources), 400, 4)
+    a = ingest_log(batcher, recs, set(sources[0::2]), 300, 4)
+    b = ingest_log(batcher, recs, set(sources[1::2]), 700, 4)
+    for p in range(4):
+        expected, late = evaluate(one[p], p, sources, world)
+        assert expected and late == 0
+        for order in (a[p] + b[p], b[p] + a[p], [r for pair in zip(a[p], b[p], strict=False) for r in pair]
+                      + a[p][len(b[p]):] + b[p][len(a[p]):]):
+            assert evaluate(order, p, sources, world) == (expected, 0), f"partition {p}"
+    ungated, late = evaluate(a[0] + b[0], 0, [], world)
+    assert late > 0 and ungated != evaluate(one[0], 0, sources, world)[0]
