@@ -248,19 +248,29 @@ class IngestLoop:
 
     def _advance_frontier(self, limit: float | None, at_end: set[TopicPartition]) -> dict[str, int]:
         """Move each owned partition's frontier after a release up to ``limit``; return them
-        all by source name. A partition read to its end with nothing held is complete up to
-        the time of that fetch (anything it brings later arrives later), or up to the newest
-        record released from any partition if that is stamped later (a producer's clock may
-        run ahead: what this partition brings next is merged after it all the same); any
-        other has everything before ``limit`` released (it has fetched up to it, and what it
-        holds is newer; its next record may have the same stamp)."""
+        all by source name.
+
+        A partition not read to its end, or holding records, has everything before ``limit``
+        released (it has fetched up to it, and what it holds is newer; its next record may
+        have the same stamp). A partition read to its end with nothing held constrains
+        nothing, as in the merge: whatever it brings next is merged after what has been
+        released anywhere, so it is complete up to the newest record released from any
+        partition, this worker's or (as its evaluators read them) another's. In ``wall``
+        mode also up to the time of that fetch: anything it brings later arrives later. Not
+        in ``event`` mode: a simulation or backtest may stamp its records with times long
+        past, so the wall clock says nothing about them (and a worker that evaluates no
+        partition, and so has no view of the others, holds them back while its own source
+        partitions bring nothing)."""
         assert self.consumer is not None
+        idle = max(self.released_max, max(self.view().values(), default=0))
+        by_poll = self.settings.clock == "wall"
         for tp in self.consumer.assignment():
             t: float | None = None
             if tp in at_end and not self.merge.held(tp):
-                polled = self.consumer.last_poll_timestamp(tp)
+                t = idle
+                polled = self.consumer.last_poll_timestamp(tp) if by_poll else None
                 if polled:
-                    t = max(min(polled, self.now()), self.released_max)
+                    t = max(t, min(polled, self.now()))
             elif limit is not None and limit != math.inf:
                 t = limit - 1
             if t is not None and t > self.frontier.get(tp, -1):

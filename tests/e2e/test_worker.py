@@ -231,10 +231,37 @@ def test_two_workers_share_partitions_and_one_takes_over(settings: Settings, tmp
         a.stop()
         b.stop()
     # Consistent delivery across the takeover: no (alert_id, version) with two contents, no gap.
-    # Not compared with the replay: two workers' ingests catching up one backlog interleave
-    # their partitions' input in the internal log by their own speeds (see README, Scaling).
+    # Not compared with the replay: after the SIGKILL, 2 of 5 runs differed from it in one or
+    # two alerts (cause not established; without the kill the two workers give the replay:
+    # the test below). The day is produced while they run, so the producer's batches also
+    # reach partitions slightly out of stamp order (README, Scaling).
     got = without_emitted_at(alerts)
     for alert_id in {a for a, _ in got}:
         versions = sorted(v for a, v in got if a == alert_id)
         assert versions == list(range(1, len(versions) + 1)), f"{alert_id}: gap in {versions}"
     assert len({a for a, _ in got}) >= len({a["alert_id"] for a in expected[0]}) // 2
+
+
+def test_two_workers_draining_one_backlog_give_the_replay(settings: Settings, tmp_path: Path,
+                                                          demo_day: list[dict[str, Any]],
+                                                          expected: Any) -> None:
+    """Two ingests catch up one backlog at their own speeds, with a rebalance in the middle
+    (A starts alone, B joins): every partition still applies its input in one arrival order,
+    so the result is the replay's, and no input is counted late."""
+    produce(settings, demo_day)
+    overrides: dict[str, Any] = {"clock": "event", "session_timeout_ms": 3000}
+    a = Worker(settings, tmp_path / "a.log", **overrides)
+    b = Worker(settings, tmp_path / "b.log", **overrides)
+    try:
+        a.wait_ready()
+        b.wait_ready()
+        alerts = read_topic(settings, "city.alerts", done=all_versions(expected[0]), timeout=120)
+        owned = [(w.readyz() or {}).get("owned") for w in (a, b)]
+        late = [sum(float(line.rsplit(" ", 1)[1]) for line in w.metrics().splitlines()
+                    if line.startswith("cityorder_late_inputs_total")) for w in (a, b)]
+    finally:
+        a.stop()
+        b.stop()
+    assert without_emitted_at(alerts) == without_emitted_at(expected[0])
+    assert all(owned), f"both workers evaluate: {owned}"
+    assert late == [0.0, 0.0]
