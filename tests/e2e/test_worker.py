@@ -202,12 +202,17 @@ def test_sigkill_loses_no_transition_and_changes_no_version(settings: Settings, 
     assert "cityorder_ready 1.0" in metrics
 
 
+def two_event_workers(settings: Settings, tmp_path: Path) -> tuple[Worker, Worker]:
+    """Workers A and B in one group, event clock, joining in ~1 s (logs a.log, b.log)."""
+    a, b = (Worker(settings, tmp_path / f"{name}.log", clock="event", session_timeout_ms=3000)
+            for name in "ab")
+    return a, b
+
+
 def test_two_workers_share_partitions_and_one_takes_over(settings: Settings, tmp_path: Path,
                                                          demo_day: list[dict[str, Any]],
                                                          expected: Any) -> None:
-    overrides: dict[str, Any] = {"clock": "event", "session_timeout_ms": 3000}
-    a = Worker(settings, tmp_path / "a.log", **overrides)
-    b = Worker(settings, tmp_path / "b.log", **overrides)
+    a, b = two_event_workers(settings, tmp_path)
     try:
         a.wait_ready()
         b.wait_ready()
@@ -249,9 +254,7 @@ def test_two_workers_draining_one_backlog_give_the_replay(settings: Settings, tm
     (A starts alone, B joins): every partition still applies its input in one arrival order,
     so the result is the replay's, and no input is counted late."""
     produce(settings, demo_day)
-    overrides: dict[str, Any] = {"clock": "event", "session_timeout_ms": 3000}
-    a = Worker(settings, tmp_path / "a.log", **overrides)
-    b = Worker(settings, tmp_path / "b.log", **overrides)
+    a, b = two_event_workers(settings, tmp_path)
     try:
         a.wait_ready()
         b.wait_ready()
