@@ -43,8 +43,8 @@ from rules.replay import dead_letter
 from streams.codec import Batch, decode
 from streams.ingest_loop import IngestLoop, wall_ms
 from streams.metrics import CONTENT_TYPE, EngineCollector, Metrics
-from streams.partitioned import ALERTS, DEADLETTERS, Outgoing, PartitionEvaluator, source_key
-from streams.settings import INPUT_TOPICS, INTERNAL_TOPIC, Settings
+from streams.partitioned import ALERTS, DEADLETTERS, Outgoing, PartitionEvaluator, source_keys
+from streams.settings import INTERNAL_TOPIC, Settings
 from streams.statelog import Record
 from streams.topics import true_end_offsets
 
@@ -101,7 +101,7 @@ class Runtime:
         self.failure: BaseException | None = None  # a checkpoint or output the broker refused
         self._interval = settings.checkpoint_interval_ms / 1000
         self._lock = asyncio.Lock()  # a checkpoint never runs in the middle of a record
-        self.sources = [source_key(t, p) for t in INPUT_TOPICS for p in range(settings.partitions)]
+        self.sources = source_keys(settings.partitions)
         self.ingest = IngestLoop(settings, city, rules, self.metrics, view=self._frontier_view)
         self.metrics.registry.register(EngineCollector(lambda: list(self.evaluators.values()),
                                                        lambda: self.ingest.ingest))

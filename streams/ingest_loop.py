@@ -36,7 +36,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -50,7 +50,15 @@ from rules.pack import RuleSet
 from streams.codec import encode
 from streams.merge import ArrivalMerge
 from streams.metrics import Metrics
-from streams.partitioned import DEADLETTERS, TICK_HEADER, IngestBatcher, SourceRecord, source_key
+from streams.partitioned import (
+    DEADLETTERS,
+    TICK_HEADER,
+    IngestBatcher,
+    SourceRecord,
+    least,
+    source_key,
+    source_keys,
+)
 from streams.settings import INPUT_TOPICS, INTERNAL_TOPIC, Settings
 
 log = logging.getLogger(__name__)
@@ -64,6 +72,8 @@ MAX_AHEAD = 10_000
 #: How often progress is written when other workers' ingests own some source partitions.
 SHARED_PROGRESS_MS = 200
 MAX_BACKOFF_S = 5.0
+
+V = TypeVar("V")
 
 
 def wall_ms() -> int:
@@ -104,7 +114,7 @@ class IngestLoop:
         self.batcher = IngestBatcher(city, rules, clock=settings.clock, partitions=settings.partitions,
                                      topic_names=self.contract, now=now)
         self.view = view
-        self.sources = [source_key(t, p) for t in INPUT_TOPICS for p in range(settings.partitions)]
+        self.sources = source_keys(settings.partitions)
         self.merge: ArrivalMerge[TopicPartition, SourceRecord] = ArrivalMerge(_stamp, _order)
         self.frontier: dict[TopicPartition, int] = {}
         self.ticks: dict[TopicPartition, tuple[int, int]] = {}   # newest tick: (time, its record's stamp)
@@ -149,9 +159,9 @@ class IngestLoop:
                 released = self.merge.release(limit) if limit is not None else []
                 if released:
                     self.released_max = max(self.released_max, max(r.timestamp for r in released))
-                frontier = self._advance_frontier(limit, at_end)
+                self._advance_frontier(limit, at_end)
                 if released:
-                    await self._write(released, frontier)
+                    await self._write(released, self._by_source(self.frontier))
                 self._flow_control(at_end)
                 shared = len(self.consumer.assignment()) < len(self.sources)
                 interval = min(s.tick_interval_ms, SHARED_PROGRESS_MS) if shared else s.tick_interval_ms
@@ -246,9 +256,8 @@ class IngestLoop:
                 at_end.add(tp)
         return at_end
 
-    def _advance_frontier(self, limit: float | None, at_end: set[TopicPartition]) -> dict[str, int]:
-        """Move each owned partition's frontier after a release up to ``limit``; return them
-        all by source name.
+    def _advance_frontier(self, limit: float | None, at_end: set[TopicPartition]) -> None:
+        """Move each owned partition's frontier after a release up to ``limit``.
 
         A partition not read to its end, or holding records, has everything before ``limit``
         released (it has fetched up to it, and what it holds is newer; its next record may
@@ -275,18 +284,18 @@ class IngestLoop:
                 t = limit - 1
             if t is not None and t > self.frontier.get(tp, -1):
                 self.frontier[tp] = int(t)
-        return {source_key(self.contract[tp.topic], tp.partition): t for tp, t in self.frontier.items()}
 
-    def _lowest(self) -> int | None:
+    def _by_source(self, progress: Mapping[TopicPartition, V]) -> dict[str, V]:
+        """Per-partition progress by source name (what progress records carry)."""
+        return {source_key(self.contract[tp.topic], tp.partition): v for tp, v in progress.items()}
+
+    def _lowest(self) -> float | None:
         """The least frontier of all source partitions, this worker's own as it knows them and
         the others' as its evaluators last read them; None while one is unknown."""
         known = dict(self.view())
-        for tp, t in self.frontier.items():
-            source = source_key(self.contract[tp.topic], tp.partition)
+        for source, t in self._by_source(self.frontier).items():
             known[source] = max(t, known.get(source, t))
-        if any(source not in known for source in self.sources):
-            return None
-        return min(known[source] for source in self.sources)
+        return least(known, self.sources)
 
     def _flow_control(self, at_end: set[TopicPartition]) -> None:
         """Pause what runs too far ahead (see the module's docstring)."""
@@ -308,10 +317,8 @@ class IngestLoop:
     async def _write_progress(self) -> None:
         assert self.consumer is not None
         owned = self.consumer.assignment()
-        frontier = {source_key(self.contract[tp.topic], tp.partition): t
-                    for tp, t in self.frontier.items() if tp in owned}
-        ticks = {source_key(self.contract[tp.topic], tp.partition): list(t)
-                 for tp, t in self.ticks.items() if tp in owned}
+        frontier = self._by_source({tp: t for tp, t in self.frontier.items() if tp in owned})
+        ticks = self._by_source({tp: t for tp, t in self.ticks.items() if tp in owned})
         if not frontier and not ticks:
             return
         record = encode(frontier=frontier, ticks=ticks)

@@ -49,6 +49,7 @@ from rules.pack import RuleSet
 from rules.replay import dead_letter
 from streams.codec import Batch, encode, pack_part, unpack_part
 from streams.merge import ArrivalMerge
+from streams.settings import INPUT_TOPICS
 from streams.statelog import CHUNK_BYTES, Record, StateLog
 
 META = "meta"
@@ -63,6 +64,20 @@ MAX_PARTS_PER_RECORD = 1_000
 def source_key(topic: str, partition: int) -> str:
     """A source partition's name in progress records: contract topic name, slash, partition."""
     return f"{topic}/{partition}"
+
+
+def source_keys(partitions: int) -> list[str]:
+    """Every source partition, when each input topic has ``partitions`` partitions."""
+    return [source_key(t, p) for t in INPUT_TOPICS for p in range(partitions)]
+
+
+def least(reports: Mapping[str, int], sources: Iterable[str]) -> float | None:
+    """The least report over ``sources``: None until every one has reported, ``math.inf``
+    with no sources (a partition evaluated on its own, as in tests)."""
+    values = [reports.get(s) for s in sources]
+    if any(v is None for v in values):
+        return None
+    return min((v for v in values if v is not None), default=math.inf)
 
 
 def grid_partition(grid_id: str, partitions: int) -> int:
@@ -227,13 +242,6 @@ class PartitionEvaluator:
         self.applied = self.log.committed
         return repairs
 
-    def _least(self, progress: Mapping[str, int]) -> float | None:
-        """The least report over all source partitions (None until every one has reported;
-        ``math.inf`` with no sources: a partition evaluated on its own, as in tests)."""
-        if any(s not in progress for s in self.sources):
-            return None
-        return min((progress[s] for s in self.sources), default=math.inf)
-
     def process(self, offset: int, batch: Batch) -> Step | None:
         """Apply one internal record; None when it was applied before (a redelivery)."""
         if offset <= self.applied:
@@ -246,7 +254,7 @@ class PartitionEvaluator:
         for source, tick in (batch.ticks or {}).items():
             self.next_ticks[source] = max(tick, self.next_ticks.get(source, tick))
         out: list[Any] = []
-        limit = self._least(self.frontier)
+        limit = least(self.frontier, self.sources)
         if limit is not None:
             for part in self.held.release(limit):
                 out += self.engine.feed(part)
@@ -256,7 +264,7 @@ class PartitionEvaluator:
                     self.ticks[source] = max(t, self.ticks.get(source, t))
                     del self.next_ticks[source]
         if batch.frontier or batch.ticks:
-            tick = limit if self.engine.mode == "wall" else self._least(self.ticks)
+            tick = limit if self.engine.mode == "wall" else least(self.ticks, self.sources)
             if tick is not None and tick != math.inf:
                 out += self.engine.tick(int(tick))
         alerts: list[dict[str, Any]] = []
