@@ -41,8 +41,9 @@ class Metrics:
                                         "Internal records applied by the evaluators (batches and progress).",
                                         ["kind"], registry=r)
         self.stale_records = Counter("cityorder_stale_records", "Internal records that reached the "
-                                     "evaluator after a rebalance out of order or for a partition "
-                                     "it no longer owns; left for their redelivery.", registry=r)
+                                     "evaluator past a gap (the partition is fetched again from "
+                                     "the gap) or for a partition it no longer owns; not applied.",
+                                     registry=r)
         self.producer_errors = Counter("cityorder_producer_errors",
                                        "Failed produce attempts (retried with backoff).", ["stage"],
                                        registry=r)

@@ -196,3 +196,18 @@ async def true_end_offsets(settings: Settings, partitions: Iterable[TP], *,
     finally:
         await probe.stop()
     return {by_tp[tp]: end for tp, end in ends.items()}
+
+
+async def log_start_offsets(settings: Settings, partitions: Iterable[TP]) -> dict[TP, int]:
+    """The offset of the first record each partition still holds (0 until retention deletes
+    some). ``partitions`` as for :func:`true_end_offsets`."""
+    given = list(partitions)
+    by_tp = {TopicPartition(tp[0], tp[1]): tp for tp in given}
+    probe = AIOKafkaConsumer(**settings.aiokafka_kwargs(), client_id="cityorder-log-start",
+                             enable_auto_commit=False)
+    await probe.start()
+    try:
+        starts: dict[TopicPartition, int] = await probe.beginning_offsets(list(by_tp))
+    finally:
+        await probe.stop()
+    return {by_tp[tp]: start for tp, start in starts.items()}

@@ -209,9 +209,18 @@ def two_event_workers(settings: Settings, tmp_path: Path) -> tuple[Worker, Worke
     return a, b
 
 
+def metric_total(worker: Worker, name: str) -> float:
+    """A counter summed over its labels, from the worker's /metrics."""
+    return sum(float(line.rsplit(" ", 1)[1]) for line in worker.metrics().splitlines()
+               if line.startswith(name) and not line.startswith("#"))
+
+
 def test_two_workers_share_partitions_and_one_takes_over(settings: Settings, tmp_path: Path,
                                                          demo_day: list[dict[str, Any]],
                                                          expected: Any) -> None:
+    """A is killed while the two drain the day; B takes over A's partitions (from A's last
+    checkpoint and committed offsets, redoing what came after) and the result is the replay."""
+    produce(settings, demo_day)
     a, b = two_event_workers(settings, tmp_path)
     try:
         a.wait_ready()
@@ -219,13 +228,12 @@ def test_two_workers_share_partitions_and_one_takes_over(settings: Settings, tmp
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             pa, pb = a.readyz() or {}, b.readyz() or {}
-            if pa.get("ready") and pb.get("ready") and pa.get("owned") and pb.get("owned"):
+            if pa.get("ready") and pb.get("ready") and pa.get("owned") and pb.get("owned") and \
+                    metric_total(a, "cityorder_alert_transitions_total") > 0:
                 break
-            time.sleep(0.3)
+            time.sleep(0.1)
         assert set(pa["owned"]) | set(pb["owned"]) == set(range(settings.partitions))
         assert not set(pa["owned"]) & set(pb["owned"])
-        produce(settings, demo_day)
-        time.sleep(1.0)
         a.kill()
         deadline = time.monotonic() + 40
         while time.monotonic() < deadline and len((b.readyz() or {}).get("owned", [])) < settings.partitions:
@@ -235,16 +243,8 @@ def test_two_workers_share_partitions_and_one_takes_over(settings: Settings, tmp
     finally:
         a.stop()
         b.stop()
-    # Consistent delivery across the takeover: no (alert_id, version) with two contents, no gap.
-    # Not compared with the replay: after the SIGKILL, 2 of 5 runs differed from it in one or
-    # two alerts (cause not established; without the kill the two workers give the replay:
-    # the test below). The day is produced while they run, so the producer's batches also
-    # reach partitions slightly out of stamp order (README, Scaling).
-    got = without_emitted_at(alerts)
-    for alert_id in {a for a, _ in got}:
-        versions = sorted(v for a, v in got if a == alert_id)
-        assert versions == list(range(1, len(versions) + 1)), f"{alert_id}: gap in {versions}"
-    assert len({a for a, _ in got}) >= len({a["alert_id"] for a in expected[0]}) // 2
+    got = without_emitted_at(alerts)           # raises if a version came with two contents
+    assert got == without_emitted_at(expected[0])
 
 
 def test_two_workers_draining_one_backlog_give_the_replay(settings: Settings, tmp_path: Path,
@@ -260,8 +260,7 @@ def test_two_workers_draining_one_backlog_give_the_replay(settings: Settings, tm
         b.wait_ready()
         alerts = read_topic(settings, "city.alerts", done=all_versions(expected[0]), timeout=120)
         owned = [(w.readyz() or {}).get("owned") for w in (a, b)]
-        late = [sum(float(line.rsplit(" ", 1)[1]) for line in w.metrics().splitlines()
-                    if line.startswith("cityorder_late_inputs_total")) for w in (a, b)]
+        late = [metric_total(w, "cityorder_late_inputs_total") for w in (a, b)]
     finally:
         a.stop()
         b.stop()

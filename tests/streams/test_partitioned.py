@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -167,6 +168,27 @@ def test_grid_partitions_split_the_work(seed: int) -> None:
     assert spread == {0, 1, 2, 3}
 
 
+def test_grid_partition_is_kafkas_default_partitioner_of_the_grid_id() -> None:
+    kafka = DefaultPartitioner()
+    for n in (1, 3, 4, 16):
+        for grid in ("JY-0101", "JY-0312", "网格-7", "g" * 64):
+            assert grid_partition(grid, n) == kafka(grid.encode(), list(range(n)), list(range(n)))
+
+
+def test_neighbouring_grids_do_not_fall_into_a_pattern_of_partitions() -> None:
+    """With a linear hash (CRC-32) the four grids of every 2 x 2 block of the demo map had
+    partition numbers XORing to 0 (of 4): a pattern laid over the map, where load is not
+    spread evenly either. A mixing hash leaves that to chance (1 in 4)."""
+    city = CityMap.load(DEMO_CITY)
+    rows, cols = 5, 10
+    assert {f"JY-{r:02d}{c:02d}" for r in range(1, rows + 1) for c in range(1, cols + 1)} == set(city.grids)
+    blocks = [[f"JY-{r + dr:02d}{c + dc:02d}" for dr in (0, 1) for dc in (0, 1)]
+              for r in range(1, rows) for c in range(1, cols)]
+    zero = sum(grid_partition(a, 4) ^ grid_partition(b, 4) ^ grid_partition(c, 4) ^ grid_partition(d, 4) == 0
+               for a, b, c, d in blocks)
+    assert zero / len(blocks) < 0.5, f"{zero} of {len(blocks)} blocks XOR to 0"
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 @pytest.mark.parametrize("death", ["after_checkpoint", "before_checkpoint", "mid_checkpoint"])
 def test_crashes_lose_nothing_and_double_nothing(seed: int, death: str) -> None:
@@ -249,6 +271,28 @@ def test_progress_and_held_input_survive_a_restart_with_the_state() -> None:
     assert again.engine.clock == T("10:00:01") and len(again.held) == 0
 
 
+@pytest.mark.parametrize("stamps", [(1, 3, 5), (5, 1, 3)])
+def test_a_record_is_applied_in_the_merges_order_even_where_a_sources_stamps_go_back(
+        stamps: tuple[int, int, int]) -> None:
+    """A record in arrival order is applied as it is; one whose camera stamps go back
+    (5 then 1, a producer's CreateTime) is merged by source like held input: the camera
+    partition keeps its own order, the sensor part (3) goes first, before camera's 5."""
+    h = _harness(feed=False)
+    sources = ["city.events.camera/0", "city.events.sensor/0"]
+    ev = PartitionEvaluator(h.city, h.rules, clock="event", partition=0, now=lambda: 0,
+                            topic_of=lambda t: t, sources=sources)
+    base = next(p for r in internal_log(1).values() for p in decode(r[0]).parts)
+    topics = {1: "city.events.camera", 3: "city.events.sensor", 5: "city.events.camera"}
+    parts = tuple(base._replace(topic=topics[s], partition=0, arrival=T("10:00:00") + s, event_id=f"e{s}")
+                  for s in stamps)
+    fed: list[str] = []
+    feed = ev.engine.feed
+    ev.engine.feed = lambda part: fed.append(part.event_id) or feed(part)  # type: ignore[method-assign]
+    ev.process(0, Batch(parts=parts, frontier={s: T("10:00:10") for s in sources}))
+    assert fed == (["e1", "e3", "e5"] if stamps == (1, 3, 5) else ["e3", "e5", "e1"])
+    assert not ev.held
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.text(alphabet=st.sampled_from("a%1EF\x1f\x1e/:"), max_size=8), min_size=1, max_size=4))
 def test_state_keys_survive_any_characters_in_ids(parts: list[str]) -> None:
@@ -262,13 +306,18 @@ def test_state_keys_survive_any_characters_in_ids(parts: list[str]) -> None:
 
 
 def test_a_record_past_a_gap_is_recognised() -> None:
-    """After a rebalance a record fetched earlier can arrive before the ones it follows."""
+    """After a rebalance Faust may deliver a partition from past records it dropped; a
+    partition without state starts at 0, or where the log starts after retention."""
     h = _harness(feed=False)
     ev = PartitionEvaluator(h.city, h.rules, clock="event", partition=0, now=lambda: 0,
                             topic_of=lambda t: t)
-    assert not ev.ahead(40)          # no state yet: the log's first records may be gone
+    assert ev.ahead(13) and not ev.ahead(0)
+    ev.starts_at(40)
+    assert not ev.ahead(40) and ev.ahead(41)
     ev.process(40, Batch())
     assert not ev.ahead(41) and not ev.ahead(12)   # next, or a redelivery (skipped)
+    assert ev.ahead(42)
+    ev.starts_at(12)                 # never backwards
     assert ev.ahead(42)
 
 
