@@ -521,7 +521,7 @@ def drain(broker: EmbeddedBroker, w: Workload, stamps: list[int], workers: int, 
                     raise BenchError(f"{p.name} exited with {p.proc.returncode}:\n{p.tail()}")
             time.sleep(0.1)
         meter.stop()
-        final = [p.metrics() for p in procs]
+        final = settled_metrics(procs)
         owned = [p.owned() for p in procs]
     finally:
         for p in procs:
@@ -542,6 +542,23 @@ def drain(broker: EmbeddedBroker, w: Workload, stamps: list[int], workers: int, 
                  {k: int(sum(m.sum("cityorder_internal_records_total", kind=k) for m in final))
                   for k in ("parts", "progress")},
                  meter.used, meter.cores(), settled, [c for p in procs for c in p.crashes()], owned)
+
+
+def settled_metrics(procs: list[WorkerProc], quiet_s: float = 0.6, limit_s: float = 10.0) -> list[Metrics]:
+    """The workers' metrics once their transition counts stop moving: "done" is when every
+    partition has applied the last input, and the timers due before the end tick fire just
+    after (read at once, one two-worker run counted 11,023 of the 11,108 transitions)."""
+    final = [p.metrics() for p in procs]
+    total = sum(m.sum("cityorder_alert_transitions_total") for m in final)
+    still = time.perf_counter()
+    deadline = still + limit_s
+    while time.perf_counter() - still < quiet_s and time.perf_counter() < deadline:
+        time.sleep(0.2)
+        final = [p.metrics() for p in procs]
+        now_total = sum(m.sum("cityorder_alert_transitions_total") for m in final)
+        if now_total != total:
+            total, still = now_total, time.perf_counter()
+    return final
 
 
 def partition_shares(w: Workload) -> list[float]:

@@ -39,7 +39,7 @@ from typing import Any, cast
 
 import faust
 import orjson
-from aiokafka.errors import KafkaError
+from aiokafka.errors import IllegalStateError, KafkaError
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from mode.supervisors import CrashingSupervisor
@@ -229,24 +229,30 @@ class Runtime:
         Records past the gap keep arriving for a while (fetched before the seek); they are not
         applied nor acknowledged and come again after it. The seek is repeated if the gap is
         still there a second later: records the fetcher had in hand when it was made can move
-        Faust's read offset past the refetched ones, which it then drops. Records gone to
-        retention are skipped, loudly: there is nothing to fetch."""
+        Faust's read offset past the refetched ones, which it then drops. On a repeat the log
+        start is checked too: records gone to retention are skipped, loudly, as there is
+        nothing to fetch. A broker that does not answer leaves it to the next repeat."""
         want = ev.applied + 1
         last = self._rewound.get(tp.partition)
         if last is not None and last[0] == want and time.monotonic() - last[1] < REWIND_RETRY_S:
             return
-        start = (await log_start_offsets(self.settings, [tp]))[tp]
-        if start > want:
-            log.error("partition %d: records %d to %d are gone (retention) and were never "
-                      "applied; going on from %d", tp.partition, want, start - 1, start)
-            ev.starts_at(start)
-            want = start
-        if offset > want:
-            log.warning("partition %d: record %d arrived before %d; fetching again from %d",
-                        tp.partition, offset, want, want)
-            self._rewound[tp.partition] = (want, time.monotonic())
-            # in the consumer's thread: Consumer.seek from this one races its fetcher
-            await self.app.consumer.seek_wait({tp: want})
+        self._rewound[tp.partition] = (want, time.monotonic())
+        try:
+            if last is not None and last[0] == want:
+                start = (await log_start_offsets(self.settings, [tp]))[tp]
+                if start > want:
+                    log.error("partition %d: records %d to %d are gone (retention) and were never "
+                              "applied; going on from %d", tp.partition, want, start - 1, start)
+                    ev.starts_at(start)
+                    want = start
+            if offset > want:
+                log.warning("partition %d: record %d arrived before %d; fetching again from %d",
+                            tp.partition, offset, want, want)
+                # in the consumer's thread: Consumer.seek from this one races its fetcher
+                await self.app.consumer.seek_wait({tp: want})
+        except (KafkaError, IllegalStateError, TimeoutError) as e:
+            log.warning("partition %d: fetching again from %d failed (%r); retrying in %.0f s",
+                        tp.partition, want, e, REWIND_RETRY_S)
 
     def _checkpoint(self, partition: int) -> None:
         """Take the partition's changed state now; write it in the background once the output

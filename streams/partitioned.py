@@ -81,6 +81,10 @@ def least(reports: Mapping[str, int], sources: Iterable[str]) -> float | None:
     return min((v for v in values if v is not None), default=math.inf)
 
 
+#: Named in every checkpoint: state written under another partitioner is refused.
+PARTITIONER = "murmur2"
+
+
 def grid_partition(grid_id: str, partitions: int) -> int:
     """Our own stable partitioner, called explicitly (never left to the client: other
     systems' producers partition differently, and co-partitioning must not depend on them).
@@ -261,6 +265,12 @@ class PartitionEvaluator:
             restore(self.engine, records)
         if meta is not None:
             obj = orjson.loads(meta)
+            if obj.get("partitioner") != PARTITIONER:
+                raise ValueError(
+                    f"partition {self.partition}: its state was written by a cityorder that put grids "
+                    f"on partitions with {obj.get('partitioner', 'CRC-32')}, this one uses {PARTITIONER}: "
+                    "the grids are on other partitions now. Let the old workers drain, then start "
+                    "with a new CITYORDER_TOPIC_PREFIX (or delete the internal and changelog topics)")
             self.frontier, self.ticks = obj["frontier"], obj["ticks"]
             self.next_ticks = {source: (t, a) for source, (t, a) in obj["next_ticks"].items()}
             for source, parts in obj["held"].items():
@@ -341,6 +351,7 @@ class PartitionEvaluator:
         changes: dict[str, bytes | None] = {self.key(k): v for k, v in records.items()}
         changes.update((self.key(k), None) for k in deleted)
         changes[self.key((META,))] = orjson.dumps({
-            "frontier": self.frontier, "ticks": self.ticks, "next_ticks": self.next_ticks,
+            "partitioner": PARTITIONER, "frontier": self.frontier, "ticks": self.ticks,
+            "next_ticks": self.next_ticks,
             "held": {source: [pack_part(p) for p in parts] for source, parts in self.held.items()}})
         return self.log.commit(self.applied, changes)

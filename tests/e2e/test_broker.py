@@ -37,6 +37,7 @@ from streams.topics import (
     TopicsError,
     default_topics,
     ensure_topics,
+    log_start_offsets,
     true_end_offsets,
 )
 
@@ -327,6 +328,26 @@ async def test_true_end_offsets_of_empty_partitions_are_zero(settings: Settings)
     await ensure_topics(settings, {topic: 2})
     tps = [TopicPartition(topic, 0), TopicPartition(topic, 1)]
     assert await true_end_offsets(settings, tps) == dict.fromkeys(tps, 0)
+
+
+async def test_log_start_is_the_first_record_on_this_broker_too(settings: Settings) -> None:
+    """What an evaluator that finds a gap goes back to: Tansu's ListOffsets(latest) is off
+    (above), ListOffsets(earliest) must not be, or real records would be skipped."""
+    topic = settings.topic("city.alerts")
+    await ensure_topics(settings, {topic: 2})
+    tps = [TP(topic, 0), TP(topic, 1)]
+    assert await log_start_offsets(settings, tps) == dict.fromkeys(tps, 0)
+    producer = AIOKafkaProducer(**settings.aiokafka_kwargs())
+    await producer.start()
+    try:
+        batch = producer.create_batch()
+        for i in range(5):
+            batch.append(key=None, value=b"%d" % i, timestamp=None)
+        await (await producer.send_batch(batch, topic, partition=1))
+        await producer.send_and_wait(topic, b"more", partition=1)
+    finally:
+        await producer.stop()
+    assert await log_start_offsets(settings, tps) == dict.fromkeys(tps, 0)
 
 
 async def test_ensure_topics_gives_up_on_an_unreachable_broker() -> None:

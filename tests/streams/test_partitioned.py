@@ -23,6 +23,7 @@ from rules.engine import snapshot
 from rules.pack import DEFAULT_PACK, RuleSet, load_rules
 from rules.replay import parse_line
 from rules.ruletest import DEMO_CITY
+from streams import partitioned
 from streams.codec import Batch, decode, encode
 from streams.partitioned import IngestBatcher, PartitionEvaluator, SourceRecord, grid_partition, source_key
 from streams.statelog import apply
@@ -303,6 +304,33 @@ def test_state_keys_survive_any_characters_in_ids(parts: list[str]) -> None:
     key = ev.key(tuple(parts))
     assert key.startswith("12\x1f") and key.count("\x1f") == len(parts) and "\x1e" not in key
     assert ev.record_key(key) == tuple(parts)
+
+
+def test_state_written_under_another_partitioner_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Grids moved partitions with the partitioner: an old checkpoint's grids are not this
+    partition's any more, and applying them would make a second state for each."""
+    h = _harness(feed=False)
+
+    def checkpoint_table() -> dict[str, bytes]:
+        ev = PartitionEvaluator(h.city, h.rules, clock="event", partition=1, now=lambda: 0,
+                                topic_of=lambda t: t)
+        ev.process(0, Batch())
+        table: dict[str, bytes] = {}
+        apply(table, ev.checkpoint())
+        return table
+
+    def restored(table: dict[str, bytes]) -> PartitionEvaluator:
+        ev = PartitionEvaluator(h.city, h.rules, clock="event", partition=1, now=lambda: 0,
+                                topic_of=lambda t: t)
+        ev.restore(table)
+        return ev
+
+    assert restored(checkpoint_table()).applied == 0
+    with monkeypatch.context() as m:
+        m.setattr(partitioned, "PARTITIONER", "CRC-32")
+        old = checkpoint_table()
+    with pytest.raises(ValueError, match=r"CRC-32, this one uses murmur2.*CITYORDER_TOPIC_PREFIX"):
+        restored(old)
 
 
 def test_a_record_past_a_gap_is_recognised() -> None:
