@@ -224,6 +224,14 @@ async def test_10000_messages_round_trip_with_the_producers_timestamps(settings:
           f"per partition {[end_offsets[tp] for tp in tps]} vs {[highwaters[tp] for tp in tps]}")
 
 
+async def send_one_batch(producer: AIOKafkaProducer, topic: str, partition: int, n: int) -> None:
+    """``n`` records in one record batch (what Tansu's ListOffsets counts as one)."""
+    batch = producer.create_batch()
+    for i in range(n):
+        batch.append(key=None, value=b"%d" % i, timestamp=None)
+    await (await producer.send_batch(batch, topic, partition=partition))
+
+
 async def test_end_offsets_count_the_last_batch_as_one_record(settings: Settings) -> None:
     """Tansu's ListOffsets(latest) is the last batch's base offset + 1, so a multi-record last
     batch makes ``end_offsets`` short by (batch size - 1); the fetch high watermark is right."""
@@ -235,10 +243,7 @@ async def test_end_offsets_count_the_last_batch_as_one_record(settings: Settings
     await producer.start()
     await c.start()
     try:
-        batch = producer.create_batch()
-        for i in range(5):
-            batch.append(key=None, value=b"%d" % i, timestamp=None)
-        await (await producer.send_batch(batch, topic, partition=0))
+        await send_one_batch(producer, topic, 0, 5)
         assert await c.end_offsets([tp]) == {tp: 1}  # five records readable, "end" says one
         faust_tp = TP(topic, 0)
         assert await true_end_offsets(settings, [faust_tp]) == {faust_tp: 5}
@@ -340,10 +345,7 @@ async def test_log_start_is_the_first_record_on_this_broker_too(settings: Settin
     producer = AIOKafkaProducer(**settings.aiokafka_kwargs())
     await producer.start()
     try:
-        batch = producer.create_batch()
-        for i in range(5):
-            batch.append(key=None, value=b"%d" % i, timestamp=None)
-        await (await producer.send_batch(batch, topic, partition=1))
+        await send_one_batch(producer, topic, 1, 5)
         await producer.send_and_wait(topic, b"more", partition=1)
     finally:
         await producer.stop()
