@@ -15,9 +15,12 @@ clock is applied at once; older input is late and only counted.
 
 from __future__ import annotations
 
+import copy
 import heapq
 import math
+import pickle
 from collections import Counter, OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -32,7 +35,7 @@ from rules.alerts import (
 )
 from rules.buckets import Buckets
 from rules.citymap import CityMap, Grid
-from rules.evidence import Evidence, Item
+from rules.evidence import Evidence, Item, pack_cut
 from rules.inputs import FeedbackIn, Input, Obs, Source
 from rules.ops.count import CountState
 from rules.ops.holds import HoldsState, satisfies
@@ -1102,71 +1105,126 @@ def _haversine(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 SnapshotKey = tuple[str, ...]
 
 
-def _subj_state(subj: Subj) -> tuple[Any, ...]:
+def _subj_copy(subj: Subj) -> tuple[Any, ...]:
+    """A subject's state as a private copy, cheap to take (~3 µs): the operator state copied,
+    the evidence cut (its ``pack`` is three times dearer, so it waits for :meth:`Snapshot.records`)."""
     ev = subj.evidence
-    return (subj.rule.id, subj.key, subj.op, ev.pack() if ev is not None else None, subj.alert_id,
-            subj.cooldown_until, subj.touched, subj.fed)
+    return (subj.rule.id, subj.key, _copy_op(subj.op), ev.cut() if ev is not None else None,
+            subj.alert_id, subj.cooldown_until, subj.touched, subj.fed)
 
 
-def _alert_state(alert: Alert) -> dict[str, Any]:
+def _copy_op(op: Any) -> Any:
+    """A copy the engine's later changes to ``op`` do not reach: the dataclass shallowly, and
+    its containers (a count's entries) one level down. What they hold is immutable."""
+    copied = copy.copy(op)
+    for name in op.__slots__:
+        value = getattr(copied, name)
+        if isinstance(value, (dict, list, set)):
+            setattr(copied, name, type(value)(value))
+    return copied
+
+
+def _subj_record(copied: tuple[Any, ...]) -> tuple[Any, ...]:
+    cut = copied[3]
+    return (*copied[:3], pack_cut(cut) if cut is not None else None, *copied[4:])
+
+
+def _alert_copy(alert: Alert) -> dict[str, Any]:
+    """An alert's state as a private copy: its sets copied, its evidence cut."""
     state = {name: getattr(alert, name) for name in Alert.__slots__ if name not in ("armed", "rule")}
+    for name in ("observed", "subjects", "feedback_ids"):
+        state[name] = set(state[name])
     state["rule"] = alert.rule.id
-    state["evidence"] = alert.evidence.pack()
+    state["evidence"] = alert.evidence.cut()
     return state
 
 
-def snapshot(engine: Engine, changed_only: bool = False
-             ) -> tuple[dict[SnapshotKey, bytes], list[SnapshotKey]]:
-    """Serialise the engine: (records to write, keys to delete).
+def _alert_record(copied: dict[str, Any]) -> dict[str, Any]:
+    return {**copied, "evidence": pack_cut(copied["evidence"])}
+
+
+def _dump(obj: Any) -> bytes:
+    return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The engine's state (or what changed of it) at one moment, most of it not yet pickled.
+
+    Subjects, alerts and the de-duplication and reorder buckets — nearly all of a busy
+    engine's state — are held as private copies, so the engine can go on while
+    :meth:`records` pickles them; the rest (small) is pickled when the snapshot is taken. A runtime
+    that takes a snapshot holds its event loop for the copies only (~4 µs a subject, against
+    ~25 µs to pickle one), and pickles the records a few at a time while it evaluates on.
+    """
+
+    pickled: dict[SnapshotKey, bytes]
+    copies: dict[SnapshotKey, Any]
+    deleted: list[SnapshotKey]
+
+    def records(self) -> Iterator[tuple[SnapshotKey, bytes]]:
+        """Every record of the snapshot, pickled as it is asked for."""
+        yield from self.pickled.items()
+        for key, value in self.copies.items():
+            kind = key[0]
+            yield key, _dump(_subj_record(value) if kind == "subject" else
+                             _alert_record(value) if kind == "alert" else value)
+
+
+def take(engine: Engine, changed_only: bool = False) -> Snapshot:
+    """The engine's state now, as a :class:`Snapshot`.
 
     With ``changed_only``, only what changed since the previous snapshot: the runtime writes
     those records to its tables rather than rewriting a busy grid's state on every batch.
     """
-    import pickle
-
-    dump = lambda obj: pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)  # noqa: E731
-    records: dict[SnapshotKey, bytes] = {}
-    records[("engine",)] = dump((engine.clock, engine.progress, engine.max_time,
-                                 engine.fb_waiting, engine.held, engine.seq, engine.stats))
     if changed_only and not engine.track_changes:
         raise ValueError("snapshot(changed_only=True) needs an Engine(track_changes=True)")
+    pickled: dict[SnapshotKey, bytes] = {}
+    copies: dict[SnapshotKey, Any] = {}
+    pickled[("engine",)] = _dump((engine.clock, engine.progress, engine.max_time,
+                                  engine.fb_waiting, engine.held, engine.seq, engine.stats))
     wanted = engine.dirty if changed_only else None
     live: set[SnapshotKey] = set()
     if engine.track_changes:
         for name, buckets in (("seen", engine.seen_buckets), ("pending", engine.pending_buckets)):
             changed = buckets.seal()
             for b, entries in (changed if changed_only else buckets.buckets).items():
-                records[(name, str(b))] = dump(entries)
+                copies[(name, str(b))] = dict(entries)   # entries leave a sealed bucket later
             live.update((name, str(b)) for b in buckets.buckets)
     else:
-        records[("seen", "0")] = dump(engine.seen)
-        records[("pending", "0")] = dump({entry[3]: entry for entry in engine.pending})
+        copies[("seen", "0")] = dict(engine.seen)
+        copies[("pending", "0")] = {entry[3]: entry for entry in engine.pending}
     for gid, g in engine.grids.items():
         gkey = ("grid", gid)
         live.add(gkey)
         if wanted is None or gkey in wanted:
-            records[gkey] = dump((g.hot, g.lru, g.cases))
+            pickled[gkey] = _dump((g.hot, g.lru, g.cases))
         for (rid, key), subj in g.subjects.items():
             k = ("subject", gid, rid, key)
             live.add(k)
             if wanted is None or k in wanted:
-                records[k] = dump(_subj_state(subj))
+                copies[k] = _subj_copy(subj)
         for aid, alert in g.alerts.items():
             k = ("alert", gid, aid)
             live.add(k)
             if wanted is None or k in wanted:
-                records[k] = dump(_alert_state(alert))
+                copies[k] = _alert_copy(alert)
     deleted = sorted(engine.known - live) if changed_only else []
     engine.known = live if engine.track_changes else set()
     if engine.track_changes:
         engine.dirty = set()
-    return records, deleted
+    return Snapshot(pickled, copies, deleted)
+
+
+def snapshot(engine: Engine, changed_only: bool = False
+             ) -> tuple[dict[SnapshotKey, bytes], list[SnapshotKey]]:
+    """Serialise the engine at once: (records to write, keys to delete). See :func:`take`."""
+    taken = take(engine, changed_only)
+    return dict(taken.records()), taken.deleted
 
 
 def restore(engine: Engine, records: dict[SnapshotKey, bytes]) -> None:
     """Load a snapshot into a fresh engine (same map and rules) and rebuild its timers."""
-    import pickle
-
     rules = {r.id: r for r in engine.rules.rules}
     (engine.clock, engine.progress, engine.max_time, engine.fb_waiting, engine.held, engine.seq,
      engine.stats) = pickle.loads(records[("engine",)])

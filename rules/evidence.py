@@ -146,13 +146,15 @@ class Evidence:
             self.address = other.address
         return changed
 
+    def cut(self) -> tuple[Any, ...]:
+        """The summary as it is now, sharing only immutable parts with it (a snapshot taken
+        now and pickled later, by :func:`pack_cut`)."""
+        return (self.count, self.first, list(self.newest), self.last_event, self.location, self.zones,
+                self.loc_at, self.address)
+
     def pack(self) -> tuple[Any, ...]:
-        """The summary as plain tuples of numbers and strings, for a checkpoint. A checkpoint
-        pickles every subject that changed since the last one; named tuples and enum members
-        pickle through Python code, one call each, and were most of its time."""
-        first = self.first
-        return (self.count, _flat(first) if first is not None else None, [_flat(s) for s in self.newest],
-                self.last_event, self.location, self.zones, self.loc_at, self.address)
+        """The summary as plain tuples of numbers and strings, for a checkpoint."""
+        return pack_cut(self.cut())
 
     @classmethod
     def unpack(cls, packed: tuple[Any, ...]) -> Evidence:
@@ -185,6 +187,14 @@ class Evidence:
 
 
 _SOURCES = tuple(Source)
+
+
+def pack_cut(cut: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A :meth:`Evidence.cut` as plain tuples: a checkpoint pickles every subject that changed
+    since the last one, and named tuples and enum members pickle through Python code, one call
+    each (they were most of its time)."""
+    count, first, newest, *rest = cut
+    return (count, _flat(first) if first is not None else None, [_flat(s) for s in newest], *rest)
 
 
 def _flat(s: Shown) -> tuple[Any, ...]:

@@ -50,10 +50,11 @@ from rules.replay import dead_letter
 from streams.codec import Batch, decode
 from streams.ingest_loop import IngestLoop, wall_ms
 from streams.metrics import CONTENT_TYPE, EngineCollector, Metrics
-from streams.partitioned import ALERTS, DEADLETTERS, Outgoing, PartitionEvaluator, source_keys
+from streams.partitioned import ALERTS, DEADLETTERS, Cut, Outgoing, PartitionEvaluator, source_keys
 from streams.settings import INTERNAL_TOPIC, Settings
-from streams.statelog import Record
+from streams.statelog import Record, encode_journal
 from streams.topics import log_start_offsets, true_end_offsets
+from streams.tuning import WorkerCollector
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,24 @@ FETCH_WAIT_MS = 100
 STATE_TABLE = "state"
 #: Seconds after which a partition still past a gap is sought back to it again.
 REWIND_RETRY_S = 1.0
+#: The longest a checkpoint's serialisation or write holds the event loop before it lets
+#: evaluation go on: an alert due meanwhile waits at most this much for it.
+SLICE_S = 0.005
+#: How often the garbage collector runs (streams.tuning.WorkerCollector).
+GC_INTERVAL_S = 0.25
+
+
+class _Slices:
+    """Long work on the event loop, cut into slices of :data:`SLICE_S`: ``await next()``
+    between steps yields the loop once the current slice is used up."""
+
+    def __init__(self) -> None:
+        self.until = time.perf_counter() + SLICE_S
+
+    async def next(self) -> None:
+        if time.perf_counter() >= self.until:
+            await asyncio.sleep(0)
+            self.until = time.perf_counter() + SLICE_S
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -127,6 +146,7 @@ class Runtime:
         self.failure: BaseException | None = None  # a checkpoint or output the broker refused
         self._interval = settings.checkpoint_interval_ms / 1000
         self._lock = asyncio.Lock()  # a checkpoint never runs in the middle of a record
+        self._collector = WorkerCollector()
         self.sources = source_keys(settings.partitions)
         self.ingest = IngestLoop(settings, city, rules, self.metrics, view=self._frontier_view)
         self.metrics.registry.register(EngineCollector(lambda: list(self.evaluators.values()),
@@ -153,6 +173,7 @@ class Runtime:
         app.agent(self.internal_topic, name="evaluate",
                   supervisor_strategy=CrashingSupervisor)(self._evaluate)
         app.timer(self._interval / 2)(self._checkpoint_idle)
+        app.timer(GC_INTERVAL_S)(self._collect_garbage)
         app.task(self._run_ingest)
         app.on_partitions_revoked.connect(self._on_revoked)
         app.page("/healthz")(self._healthz)
@@ -255,28 +276,40 @@ class Runtime:
                         tp.partition, want, e, REWIND_RETRY_S)
 
     def _checkpoint(self, partition: int) -> None:
-        """Take the partition's changed state now; write it in the background once the output
-        it follows is acknowledged (a checkpoint on the changelog is what the next owner
-        trusts), then acknowledge the records it covers. Evaluation goes on meanwhile; the
-        partition's next checkpoint is written after this one."""
+        """Take the partition's changed state now (a cut: copies, not yet serialised); in the
+        background, serialise it a slice at a time, write it once the output it follows is
+        acknowledged (a checkpoint on the changelog is what the next owner trusts), then
+        acknowledge the records it covers. Evaluation goes on meanwhile; the partition's next
+        checkpoint is written after this one."""
         previous = self._settling.get(partition)
         if previous is not None and previous.done():
             previous.result()   # a failed one raises: the agent's supervisor stops the worker
         ev = self.evaluators.get(partition)
-        records = ev.checkpoint() if ev is not None else []
+        cut = ev.take() if ev is not None else None
         unsent = self._unsent.pop(partition, [])
         events = self._unacked.pop(partition, [])
         self._checkpointed_at[partition] = time.monotonic()
-        task = asyncio.ensure_future(self._settle(partition, previous, unsent, records, events))
+        task = asyncio.ensure_future(self._settle(partition, previous, unsent, ev, cut, events))
         task.add_done_callback(self._settled)
         self._settling[partition] = task
 
     async def _settle(self, partition: int, previous: asyncio.Future[None] | None,
-                      unsent: list[asyncio.Future[Any]], records: list[Record],
+                      unsent: list[asyncio.Future[Any]], ev: PartitionEvaluator | None, cut: Cut | None,
                       events: list[tuple[Any, Any]]) -> None:
         started = time.perf_counter()
         if previous is not None:
             await previous
+        records: list[Record] = []
+        if ev is not None and cut is not None:
+            # A busy partition's cut is ~300 ms of pickling and compressing: in slices, and
+            # the compression (zlib lets go of the GIL) in a thread, so alerts are not held up.
+            changes: dict[str, bytes | None] = {}
+            slices = _Slices()
+            for key, value in cut.changes():
+                changes[key] = value
+                await slices.next()
+            journal = await asyncio.to_thread(encode_journal, cut.offset, changes)
+            records = ev.log.commit(cut.offset, changes, journal)
         for f in unsent:
             await f
         for f in await self._write(partition, records):
@@ -290,6 +323,13 @@ class Runtime:
             self.failure = task.exception()
             log.critical("a checkpoint or output was not acknowledged (%r): stopping at the next "
                          "record; nothing after the last checkpoint is committed", self.failure)
+
+    async def _collect_garbage(self) -> None:
+        done = self._collector.step()
+        self.metrics.gc_pause.labels(done.kind).observe(done.seconds)
+        if done.kind == "full":
+            log.info("garbage collection: full, %.0f ms, %d unreachable objects freed, %d objects live",
+                     done.seconds * 1000, done.freed, self._collector.baseline)
 
     async def _checkpoint_idle(self) -> None:
         """Checkpoint partitions no record has arrived at since their last checkpoint."""
@@ -332,7 +372,9 @@ class Runtime:
         producer = self.app.producer
         topic = self.changelog_topic
         futures = []
+        slices = _Slices()   # thousands of records: each send is ~30 µs and rarely waits
         for key, value in records:
+            await slices.next()
             k = key.encode()
             if value is None:
                 store.pop(k, None)

@@ -51,6 +51,10 @@ class Metrics:
                                 ["topic", "partition"], registry=r)
         self.ingest_batch = Histogram("cityorder_ingest_batch_seconds", "Time to decode, locate and "
                                       "write one fetched batch.", buckets=_BATCH_BUCKETS, registry=r)
+        self.gc_pause = Histogram("cityorder_gc_pause_seconds", "Pauses of the cyclic garbage "
+                                  "collector (streams.tuning.WorkerCollector): young four times a "
+                                  "second, full when the heap has doubled.", ["kind"],
+                                  buckets=_BATCH_BUCKETS, registry=r)
         self.evaluate_batch = Histogram("cityorder_evaluate_batch_seconds", "Time to apply one internal "
                                         "record: engine and output (and a checkpoint when one is due).",
                                         buckets=_BATCH_BUCKETS, registry=r)

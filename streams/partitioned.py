@@ -34,7 +34,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -43,7 +43,7 @@ from aiokafka.partitioner import murmur2
 
 from models.decode import TOPIC_SOURCES, BadInput, Source
 from rules.citymap import CityMap
-from rules.engine import DeadOut, Engine, restore, snapshot
+from rules.engine import DeadOut, Engine, Snapshot, restore, take
 from rules.ingest import Ingest
 from rules.inputs import Input
 from rules.pack import RuleSet
@@ -233,6 +233,7 @@ class PartitionEvaluator:
         self.engine = Engine(city, rules, clock=clock, track_changes=True)
         self.log = StateLog(f"{partition}\x1f", chunk_bytes)
         self.applied = -1
+        self.taken = -1                                      # the last offset a cut covers
         self.frontier: dict[str, int] = {}
         self.ticks: dict[str, int] = {}                       # ticks in effect
         self.next_ticks: dict[str, tuple[int, int]] = {}      # (tick, arrival): not yet in effect
@@ -275,7 +276,7 @@ class PartitionEvaluator:
             self.next_ticks = {source: (t, a) for source, (t, a) in obj["next_ticks"].items()}
             for source, parts in obj["held"].items():
                 self.held.add(source, map(unpack_part, parts))
-        self.applied = self.log.committed
+        self.applied = self.taken = self.log.committed
         return repairs
 
     def process(self, offset: int, batch: Batch) -> Step | None:
@@ -337,21 +338,41 @@ class PartitionEvaluator:
         a partition whose state does not reach that far goes on from there."""
         self.applied = max(self.applied, offset - 1)
 
-    @property
-    def behind(self) -> bool:
-        """Records applied since the last checkpoint."""
-        return self.applied > self.log.committed
-
-    def checkpoint(self) -> list[Record]:
-        """The state changed since the last checkpoint, as records to write in order (the
-        output of the records it covers must be acknowledged before they are written)."""
-        if not self.behind:
-            return []
-        records, deleted = snapshot(self.engine, changed_only=True)
-        changes: dict[str, bytes | None] = {self.key(k): v for k, v in records.items()}
-        changes.update((self.key(k), None) for k in deleted)
-        changes[self.key((META,))] = orjson.dumps({
+    def take(self) -> Cut | None:
+        """The state changed since the last cut, at the last applied offset; None when no
+        record was applied since. Cheap: the engine's state is copied, not serialised
+        (:class:`Cut`). Cuts must be committed to :attr:`log` in the order they were taken."""
+        if self.applied <= self.taken:
+            return None
+        meta = orjson.dumps({
             "partitioner": PARTITIONER, "frontier": self.frontier, "ticks": self.ticks,
             "next_ticks": self.next_ticks,
             "held": {source: [pack_part(p) for p in parts] for source, parts in self.held.items()}})
-        return self.log.commit(self.applied, changes)
+        self.taken = self.applied
+        return Cut(self.applied, take(self.engine, changed_only=True), meta, self.key)
+
+    def checkpoint(self) -> list[Record]:
+        """Take a cut and serialise it at once: the records to write, in order (the output of
+        the records it covers must be acknowledged before they are written)."""
+        cut = self.take()
+        return [] if cut is None else self.log.commit(cut.offset, dict(cut.changes()))
+
+
+@dataclass(frozen=True, slots=True)
+class Cut:
+    """One partition's changed state at one offset, taken but not yet serialised: the runtime
+    takes it between two records and pickles it while evaluation goes on, a slice at a time."""
+
+    offset: int
+    snapshot: Snapshot
+    meta: bytes
+    key: Callable[[tuple[str, ...]], str]
+
+    def changes(self) -> Iterator[tuple[str, bytes | None]]:
+        """The changed values by table key (None: deleted), each pickled as it is asked for."""
+        key = self.key
+        for k, value in self.snapshot.records():
+            yield key(k), value
+        for k in self.snapshot.deleted:
+            yield key(k), None
+        yield key((META,)), self.meta

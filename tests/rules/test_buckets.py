@@ -29,6 +29,15 @@ def test_a_bucket_is_written_when_sealed_and_dropped_when_empty() -> None:
     assert restored.seal() == {2: {"d": 4}}        # numbering carries on after the loaded ones
 
 
+def test_a_big_batch_fills_several_buckets_of_bounded_size() -> None:
+    b: Buckets[int, int] = Buckets(size=3)
+    for n in range(7):
+        b.add(n, n)
+    assert b.seal() == {0: {0: 0, 1: 1, 2: 2}, 1: {3: 3, 4: 4, 5: 5}, 2: {6: 6}}
+    b.add(7, 7)
+    assert b.seal() == {3: {7: 7}}
+
+
 def test_state_records_stay_small_and_each_input_is_written_about_once(tmp_path: Path) -> None:
     h = Harness(tmp_path, track_changes=True)
     engine = h.engine

@@ -5,6 +5,7 @@ snapshot/restore at any point and by partitioning by grid; ids are stable across
 from __future__ import annotations
 
 import os
+import pickle
 import random
 import tempfile
 from collections import defaultdict
@@ -15,7 +16,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rules.engine import Engine, restore, snapshot
+from rules.engine import Engine, Snapshot, restore, snapshot, take
 from rules.replay import Replay
 from tests.rules.harness import Harness, T, iso
 
@@ -247,3 +248,39 @@ def test_changed_only_snapshots_keep_a_store_equal_to_a_full_snapshot(seed: int,
             restore(fresh, store)
             assert fresh.seen == engine.seen
             assert sorted(e[:4] for e in fresh.pending) == sorted(e[:4] for e in engine.pending)
+
+
+@PROPS
+@given(st.integers(0, 10_000), st.lists(st.floats(0, 1), min_size=1, max_size=6))
+def test_a_snapshot_pickled_later_holds_the_state_it_was_taken_at(seed: int, cuts: list[float]) -> None:
+    """What lets the runtime pickle a checkpoint while evaluation goes on: what the engine does
+    after ``take`` does not reach the snapshot. Two engines get the same input; one's snapshot
+    is pickled only after the input up to the next cut, the other's at once."""
+    lines = [line for _, line in stream(seed)]
+    h = _harness(feed=False)
+    later, now = (Engine(h.city, h.rules, track_changes=True) for _ in range(2))
+    replays = [Replay(h.city, h.rules, on_alert=lambda a: None, on_dead=lambda d: None, engine=e)
+               for e in (later, now)]
+    points = sorted({1 + int(c * (len(lines) - 1)) for c in cuts})
+    pending: list[tuple[Snapshot, tuple[dict[tuple[str, ...], bytes], list[tuple[str, ...]]]]] = []
+    compared = 0
+
+    def compare() -> int:
+        n = 0
+        for taken, (records, deleted) in pending:
+            assert {k: pickle.loads(v) for k, v in taken.records()} == \
+                {k: pickle.loads(v) for k, v in records.items()}
+            assert taken.deleted == deleted
+            n += len(records)
+        return n
+
+    for n, line in enumerate(lines, 1):
+        for replay in replays:
+            replay.line(line, n)
+        if n in points:
+            compared += compare()
+            pending = [(take(later, changed_only=True), snapshot(now, changed_only=True))]
+    for replay in replays:
+        replay.finish()
+    compared += compare()
+    assert compared
