@@ -291,6 +291,14 @@ class Metrics:
     def by(self, name: str, label: str) -> dict[str, float]:
         return {lb[label]: v for n, lb, v in self.samples if n == name and label in lb}
 
+    def pauses(self, name: str, **labels: str) -> tuple[int, float, float]:
+        """(count, total seconds, upper bound of the largest one's bucket) of a histogram."""
+        buckets = sorted((float(lb["le"]), v) for n, lb, v in self.samples if n == f"{name}_bucket"
+                         and all(lb.get(k) == x for k, x in labels.items()))
+        count = int(self.sum(f"{name}_count", **labels))
+        top = next((le for le, v in buckets if v >= count), math.nan) if count else 0.0
+        return count, self.sum(f"{name}_sum", **labels), top
+
     def histogram(self, name: str) -> tuple[float, float, float]:
         """(mean, p50, p99) of a Prometheus histogram; the quantiles are the upper bounds of the
         buckets they fall in (as coarse as the buckets)."""
@@ -738,6 +746,7 @@ class Latency:
     changelog: tuple[int, dict[str, list[int]]]
     idle_cores: dict[str, float]
     stages: dict[str, tuple[float, float, float]]   # histogram -> (mean, p50, p99 bucket bound) in s
+    gc: dict[str, tuple[int, float, float]]         # kind -> (collections, seconds, largest's bucket bound)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -972,7 +981,9 @@ def latency(broker: EmbeddedBroker, logs: Path, *, rate: float, window_s: float,
                    int(final.sum("cityorder_evaluate_batch_seconds_count")),
                    final.sum("cityorder_evaluate_batch_seconds_sum"), changelog, idle,
                    {stage: final.histogram(f"cityorder_{stage}_delay_seconds")
-                    for stage in ("ingest", "evaluate")})
+                    for stage in ("ingest", "evaluate")},
+                   {kind: final.pauses("cityorder_gc_pause_seconds", kind=kind)
+                    for kind in ("young", "full")})
 
 
 def print_latency(r: Latency) -> None:
@@ -1013,6 +1024,9 @@ def print_latency(r: Latency) -> None:
     print("  where an input's time goes (worker histograms, p50/p99 are bucket bounds): " + "; ".join(
         f"{stage} delay mean {m * 1000:,.0f} ms, p50 ≤ {p50 * 1000:,.0f} ms, p99 ≤ {p99 * 1000:,.0f} ms"
         for stage, (m, p50, p99) in r.stages.items()))
+    print("  garbage collector pauses (whole worker life): " + "; ".join(
+        f"{kind} {n:,} in {secs * 1000:,.0f} ms, largest ≤ {top * 1000:,.0f} ms"
+        for kind, (n, secs, top) in r.gc.items()))
     print(f"  ingest lag (scraped 1/s): max {r.lag_max:,.0f} records, mean {r.lag_mean:,.0f}; engine clock "
           f"behind the wall clock beyond the window: p50 {r.behind_p50_ms:,.0f} ms, "
           f"max {r.behind_max_ms:,.0f} ms")

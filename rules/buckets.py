@@ -3,13 +3,13 @@
 The engine's de-duplication memory and reorder buffer hold thousands of small entries that
 come and go at the input rate. Kept in one state record, that record is rewritten on every
 batch and outgrows the broker's message size; kept one record each, every input costs a
-changelog record to add and another to remove. A bucket is what one batch added, up to
-:data:`BUCKET_ENTRIES` entries (a big batch fills several): written once when it is sealed and
-deleted when its last entry has left. The bound keeps each record quick to pickle, so that a
-runtime pickling a checkpoint a slice at a time is never held up long by one record. An
-entry that leaves before the rest of its bucket is not rewritten out of it: whoever restores
-the buckets knows which entries had left by then (the engine: those its progress has passed)
-and skips them.
+changelog record to add and another to remove. A bucket is what was added between two
+seals (two snapshots: in the runtime, a checkpoint interval), up to :data:`BUCKET_ENTRIES`
+entries (more fill several): written once when it is sealed and deleted when its last entry
+has left. The bound keeps each record quick to pickle, so that a runtime pickling a
+checkpoint a slice at a time is never held up long by one record. An entry that leaves
+before the rest of its bucket is not rewritten out of it: whoever restores the buckets knows
+which entries had left by then (the engine: those its progress has passed) and skips them.
 """
 
 from __future__ import annotations

@@ -1098,7 +1098,7 @@ def _haversine(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 #
 # State is cut along the lines the runtime stores it: one record per (grid, subject), one per
 # (grid, alert), one per grid, one for the engine's clock, and the de-duplication memory and
-# reorder buffer in buckets by the batch that added them (rules/buckets.py). Rules are stored by
+# reorder buffer in buckets by when they were added (rules/buckets.py). Rules are stored by
 # id and timers not at all: both are rebuilt on restore from the state itself, so a snapshot
 # never pins an old rule object and a restored engine fires exactly what the old one would.
 
@@ -1153,7 +1153,8 @@ class Snapshot:
 
     Subjects, alerts and the de-duplication and reorder buckets — nearly all of a busy
     engine's state — are held as private copies, so the engine can go on while
-    :meth:`records` pickles them; the rest (small) is pickled when the snapshot is taken. A runtime
+    :meth:`records` pickles them; the rest (the clock, and per grid its hotspot cases and
+    subject recency, a few KB) is pickled when the snapshot is taken. A runtime
     that takes a snapshot holds its event loop for the copies only (~4 µs a subject, against
     ~25 µs to pickle one), and pickles the records a few at a time while it evaluates on.
     """

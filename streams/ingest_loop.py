@@ -64,7 +64,8 @@ from streams.settings import INPUT_TOPICS, INTERNAL_TOPIC, Settings
 log = logging.getLogger(__name__)
 
 FETCH_MAX_RECORDS = 5_000
-FETCH_WAIT_MS = 100
+#: Tansu answers a fetch only after about half its wait (streams.app): each hop costs up to this / 2.
+FETCH_WAIT_MS = 50
 #: Records held per partition before it is paused (it is ahead of the slowest partition).
 MAX_HELD = 20_000
 #: Records written beyond the least frontier of all workers before fetching pauses.

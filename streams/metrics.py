@@ -53,10 +53,11 @@ class Metrics:
                                       "write one fetched batch.", buckets=_BATCH_BUCKETS, registry=r)
         self.gc_pause = Histogram("cityorder_gc_pause_seconds", "Pauses of the cyclic garbage "
                                   "collector (streams.tuning.WorkerCollector): young four times a "
-                                  "second, full when the heap has doubled.", ["kind"],
+                                  "second, full when the heap has grown fourfold and every 10 min.", ["kind"],
                                   buckets=_BATCH_BUCKETS, registry=r)
         self.evaluate_batch = Histogram("cityorder_evaluate_batch_seconds", "Time to apply one internal "
-                                        "record: engine and output (and a checkpoint when one is due).",
+                                        "record: engine and output (and taking a checkpoint's cut "
+                                        "when one is due).",
                                         buckets=_BATCH_BUCKETS, registry=r)
         self.ingest_delay = Histogram("cityorder_ingest_delay_seconds", "Age of the newest input "
                                       "in a written batch when its internal records are acknowledged: "
@@ -64,8 +65,9 @@ class Metrics:
         self.evaluate_delay = Histogram("cityorder_evaluate_delay_seconds", "Age of an internal record "
                                         "when the evaluator applies it: internal topic to engine.",
                                         buckets=_DELAY_BUCKETS, registry=r)
-        self.checkpoint = Histogram("cityorder_checkpoint_seconds", "Time to checkpoint a partition: "
-                                    "await its output, write its changed state.", buckets=_BATCH_BUCKETS,
+        self.checkpoint = Histogram("cityorder_checkpoint_seconds", "Time to checkpoint a partition, "
+                                    "in the background: serialise its cut, wait for the one before "
+                                    "and for its output, write the state.", buckets=_BATCH_BUCKETS,
                                     registry=r)
         self.ready = Gauge("cityorder_ready", "1 when the worker has recovered its state and reaches "
                            "the brokers.", registry=r)

@@ -203,9 +203,8 @@ class Settings(BaseModel):
     #: How often each grid partition's state is checkpointed (CITYORDER_CHECKPOINT_INTERVAL, e.g.
     #: ``30s``, as Kafka Streams commits): the most work a crash makes the next owner redo,
     #: traded against writing a busy subject's state at every checkpoint (a camera track seen
-    #: every 2 s is written at most once per interval) and against the time a checkpoint holds
-    #: the event loop while it serialises (~0.1-0.6 s for a busy partition at 5,000 events/s,
-    #: which at 5 s put p99 latency at 0.9 s against 0.44 s at 30 s: bench/README.md).
+    #: every 2 s is written at most once per interval) and against the work of serialising it
+    #: (~0.3 s of CPU for a busy partition at 5,000 events/s, done in the background).
     checkpoint_interval_ms: int = 30_000
     #: Port of the worker's web server (/metrics, readiness).
     web_port: int = 6066
