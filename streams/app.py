@@ -68,6 +68,8 @@ REWIND_RETRY_S = 1.0
 SLICE_S = 0.005
 #: How often the garbage collector runs (streams.tuning.WorkerCollector).
 GC_INTERVAL_S = 0.25
+#: How often, and how patiently, /readyz asks a broker for metadata.
+PROBE_INTERVAL_S, PROBE_TIMEOUT_S = 2.0, 3.0
 
 
 class _Slices:
@@ -148,6 +150,7 @@ class Runtime:
         self._interval = settings.checkpoint_interval_ms / 1000
         self._lock = asyncio.Lock()  # a checkpoint never runs in the middle of a record
         self._collector = WorkerCollector()
+        self.broker_answers = True
         self.sources = source_keys(settings.partitions)
         self.ingest = IngestLoop(settings, city, rules, self.metrics, view=self._frontier_view)
         self.metrics.registry.register(EngineCollector(lambda: list(self.evaluators.values()),
@@ -175,6 +178,7 @@ class Runtime:
                   supervisor_strategy=CrashingSupervisor)(self._evaluate)
         app.timer(self._interval / 2)(self._checkpoint_idle)
         app.timer(GC_INTERVAL_S)(self._collect_garbage)
+        app.timer(PROBE_INTERVAL_S)(self._probe_broker)
         app.task(self._run_ingest)
         app.on_partitions_revoked.connect(self._on_revoked)
         app.page("/healthz")(self._healthz)
@@ -328,6 +332,17 @@ class Runtime:
             log.critical("a checkpoint or output was not acknowledged (%r): stopping at the next "
                          "record; nothing after the last checkpoint is committed", self.failure)
 
+    async def _probe_broker(self) -> None:
+        answers = await self.ingest.reachable(PROBE_TIMEOUT_S)
+        if answers != self.broker_answers:
+            if answers:
+                log.info("the broker answers again")
+            else:
+                log.warning("no broker answered a metadata request in %.0f s (%s): not ready; "
+                            "requests wait and are retried", PROBE_TIMEOUT_S,
+                            ", ".join(self.settings.brokers))
+        self.broker_answers = answers
+
     async def _collect_garbage(self) -> None:
         done = self._collector.step(time.monotonic())
         self.metrics.gc_pause.labels(done.kind).observe(done.seconds)
@@ -465,6 +480,7 @@ class Runtime:
             "tables_recovered": recovery.completed.is_set() and not app.in_recovery,
             "not_rebalancing": not app.rebalancing,
             "ingest_writing": self.ingest.healthy,
+            "broker_answers": self.broker_answers,
             "checkpoints_written": self.failure is None,
         }
         ok = all(checks.values())

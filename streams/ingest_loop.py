@@ -340,6 +340,19 @@ class IngestLoop:
         except KafkaError as e:
             log.warning("ingest: commit failed (%s); those records may be ingested again", e)
 
+    async def reachable(self, timeout: float) -> bool:
+        """Whether a broker answers a metadata request within ``timeout`` seconds. A broker
+        that stops answering (a network partition, a hung process) fails no request before
+        the request timeout (40 s), so without this probe ``/readyz`` would go on saying ready."""
+        producer = self.producer
+        if producer is None:
+            return False
+        try:
+            await asyncio.wait_for(producer.client.fetch_all_metadata(), timeout)
+        except (TimeoutError, KafkaError):
+            return False
+        return True
+
     async def _produce(self, sends: list[tuple[str, str | None, bytes, int | None]], stage: str) -> None:
         """Send all, wait for every acknowledgement; on failure retry the whole list with backoff.
 

@@ -7,6 +7,8 @@ Each test produces input with ``simulate`` (the code behind ``cityorder simulate
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from collections import Counter
 from datetime import UTC, date, datetime
@@ -19,12 +21,16 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from rules.demo.city import GEOJSON_PATH as DEMO_CITY
 from rules.demo.dispatch import generate_with_feedback
 from rules.pack import DEFAULT_PACK
+from streams.broker import EmbeddedBroker
 from streams.settings import Settings
 from streams.simulate import simulate
 from streams.topics import default_topics, ensure_topics
 from tests.e2e.workers import Worker, read_topic, replay_of, without_emitted_at
 
 pytestmark = pytest.mark.timeout(240)
+
+#: How long the outage test freezes the broker.
+OUTAGE_S = 20.0
 
 
 @pytest.fixture(scope="module")
@@ -267,3 +273,39 @@ def test_two_workers_draining_one_backlog_give_the_replay(settings: Settings, tm
     assert without_emitted_at(alerts) == without_emitted_at(expected[0])
     assert all(owned), f"both workers evaluate: {owned}"
     assert late == [0.0, 0.0]
+
+
+def test_a_broker_that_stops_answering_does_not_stop_the_worker(tmp_path: Path,
+                                                                demo_day: list[dict[str, Any]],
+                                                                expected: Any) -> None:
+    """The broker frozen mid-day (SIGSTOP: connections stay open, nothing is answered), then
+    thawed: the worker stays up, says it is not ready while it cannot reach the broker, and
+    goes on where it was: city.alerts equal the replay."""
+    with EmbeddedBroker(log_dir=tmp_path / "broker") as broker:
+        settings = Settings.from_env({}, brokers=broker.url, topic_prefix="outage.", store="memory",
+                                     state_dir=tmp_path / "state", checkpoint_interval="1s")
+        produce(settings, demo_day)
+        worker = Worker(settings, tmp_path / "worker.log", clock="event", session_timeout_ms=3000)
+        try:
+            worker.wait_ready()
+            deadline = time.monotonic() + 60
+            while metric_total(worker, "cityorder_alert_transitions_total") < 20:
+                assert time.monotonic() < deadline, worker.tail()
+                time.sleep(0.1)
+            os.kill(broker.pid or 0, signal.SIGSTOP)
+            states = []
+            try:
+                for _ in range(int(OUTAGE_S / 0.5)):
+                    time.sleep(0.5)
+                    states.append(worker.readyz())
+                    assert worker.proc.poll() is None, worker.tail()
+            finally:
+                os.kill(broker.pid or 0, signal.SIGCONT)
+            assert any(st is not None and not st["ready"] and not st["broker_answers"] for st in states), \
+                states
+            worker.wait_ready(timeout=30)
+            alerts = read_topic(settings, "city.alerts", done=all_versions(expected[0]), timeout=120)
+            assert worker.proc.poll() is None, worker.tail()
+        finally:
+            worker.stop()
+    assert without_emitted_at(alerts) == without_emitted_at(expected[0])
