@@ -348,7 +348,7 @@ class Runtime:
         self.metrics.gc_pause.labels(done.kind).observe(done.seconds)
         if done.kind == "full":
             log.info("garbage collection: full, %.0f ms, %d unreachable objects freed, %d objects live",
-                     done.seconds * 1000, done.freed, self._collector.baseline)
+                     done.seconds * 1000, done.freed, done.live)
 
     async def _checkpoint_idle(self) -> None:
         """Checkpoint partitions no record has arrived at since their last checkpoint."""

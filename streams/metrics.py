@@ -53,7 +53,7 @@ class Metrics:
                                       "write one fetched batch.", buckets=_BATCH_BUCKETS, registry=r)
         self.gc_pause = Histogram("cityorder_gc_pause_seconds", "Pauses of the cyclic garbage "
                                   "collector (streams.tuning.WorkerCollector): young four times a "
-                                  "second, full when the heap has grown fourfold and every 10 min.", ["kind"],
+                                  "second, full every 10 min.", ["kind"],
                                   buckets=_BATCH_BUCKETS, registry=r)
         self.evaluate_batch = Histogram("cityorder_evaluate_batch_seconds", "Time to apply one internal "
                                         "record: engine and output (and taking a checkpoint's cut "

@@ -22,9 +22,10 @@ def tune_gc() -> None:
 
 @dataclass(frozen=True, slots=True)
 class Collection:
-    kind: str          # "young" or "full"
+    kind: str             # "young" or "full"
     seconds: float
-    freed: int         # unreachable objects found
+    freed: int            # unreachable objects found
+    live: int | None      # tracked objects after a full collection (counting them walks them)
 
 
 class WorkerCollector:
@@ -41,46 +42,27 @@ class WorkerCollector:
     collects the objects made since the last step (freeing what of them is cyclic garbage)
     and freezes the survivors out of later collections, so a pause is as long as a quarter of
     a second's allocations take to scan. A cycle that becomes garbage only after it was frozen
-    is freed by a full collection, which pauses as long as CPython's own (~0.8 µs an object:
-    ~400 ms at 400k) and runs
-
-    - when the heap has grown ``full_growth``-fold since the last one (a worker loading its
-      partitions, a city's morning): the benchmarks found 5-113 such cycles at each;
-    - every ``full_every_s`` seconds, so that what such a cycle holds (a socket, a store a
-      revoked partition let go of) is not held for long whether or not the heap grows.
-
-    Counting the frozen objects walks them (~10 ms at 500k), so the heap's growth is checked
-    only every ``check_every`` steps; a big batch of new objects (a restored partition) is
-    seen at once from the allocation count.
+    (the benchmarks found 5-113 at a time) is freed by a full collection every ``full_every_s``
+    seconds, so that neither it nor what it holds (a socket, a store a revoked partition let
+    go of) is kept for long. A full collection pauses as long as CPython's own (~0.8 µs an
+    object: ~0.4 s at 400k). It comes with time only, not with the heap's growth, which would
+    put several into a backlog's drain and one into every fresh worker's first minutes.
     """
 
-    def __init__(self, full_growth: float = 4.0, full_every_s: float = 600.0, check_every: int = 40) -> None:
-        self.full_growth = full_growth
+    def __init__(self, full_every_s: float = 600.0) -> None:
         self.full_every_s = full_every_s
-        self.check_every = check_every
-        self.baseline: int | None = None
-        self.full_at = 0.0
-        self.steps = 0
-
-    def _full_due(self, now: float) -> bool:
-        if self.baseline is None or now - self.full_at >= self.full_every_s:
-            return True
-        limit = self.baseline * self.full_growth
-        if gc.get_count()[0] > limit:
-            return True
-        return self.steps % self.check_every == 0 and gc.get_freeze_count() > limit
+        self.full_at: float | None = None
 
     def step(self, now: float) -> Collection:
         """Collect; ``now`` is a monotonic clock in seconds."""
         started = time.perf_counter()
-        self.steps += 1
         gc.disable()
-        if self._full_due(now):
+        if self.full_at is None or now - self.full_at >= self.full_every_s:
             gc.unfreeze()
             freed, kind = gc.collect(), "full"
+            self.full_at = now
         else:
             freed, kind = gc.collect(0), "young"
         gc.freeze()
-        if kind == "full":
-            self.baseline, self.full_at = gc.get_freeze_count(), now
-        return Collection(kind, time.perf_counter() - started, freed)
+        seconds = time.perf_counter() - started
+        return Collection(kind, seconds, freed, gc.get_freeze_count() if kind == "full" else None)
