@@ -291,10 +291,14 @@ class Metrics:
     def by(self, name: str, label: str) -> dict[str, float]:
         return {lb[label]: v for n, lb, v in self.samples if n == name and label in lb}
 
+    def buckets(self, name: str, **labels: str) -> list[tuple[float, float]]:
+        """A histogram's cumulative buckets, (upper bound, count), by bound."""
+        return sorted((float(lb["le"]), v) for n, lb, v in self.samples
+                      if n == f"{name}_bucket" and all(lb.get(k) == x for k, x in labels.items()))
+
     def pauses(self, name: str, **labels: str) -> tuple[int, float, float]:
         """(count, total seconds, upper bound of the largest one's bucket) of a histogram."""
-        buckets = sorted((float(lb["le"]), v) for n, lb, v in self.samples if n == f"{name}_bucket"
-                         and all(lb.get(k) == x for k, x in labels.items()))
+        buckets = self.buckets(name, **labels)
         count = int(self.sum(f"{name}_count", **labels))
         top = next((le for le, v in buckets if v >= count), math.nan) if count else 0.0
         return count, self.sum(f"{name}_sum", **labels), top
@@ -303,7 +307,7 @@ class Metrics:
         """(mean, p50, p99) of a Prometheus histogram; the quantiles are the upper bounds of the
         buckets they fall in (as coarse as the buckets)."""
         count = self.sum(f"{name}_count")
-        buckets = sorted((float(le), v) for le, v in self.by(f"{name}_bucket", "le").items())
+        buckets = self.buckets(name)
 
         def bound(q: float) -> float:
             return next((le for le, v in buckets if v >= q * count), math.nan)

@@ -1118,10 +1118,13 @@ def _copy_op(op: Any) -> Any:
     its containers (a count's entries) one level down. What they hold is immutable."""
     copied = copy.copy(op)
     for name in op.__slots__:
-        value = getattr(copied, name)
-        if isinstance(value, (dict, list, set)):
-            setattr(copied, name, type(value)(value))
+        setattr(copied, name, _own(getattr(copied, name)))
     return copied
+
+
+def _own(value: Any) -> Any:
+    """A container copied one level down (what it holds is immutable); anything else as it is."""
+    return type(value)(value) if isinstance(value, (dict, list, set)) else value
 
 
 def _subj_record(copied: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -1130,10 +1133,8 @@ def _subj_record(copied: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 def _alert_copy(alert: Alert) -> dict[str, Any]:
-    """An alert's state as a private copy: its sets copied, its evidence cut."""
-    state = {name: getattr(alert, name) for name in Alert.__slots__ if name not in ("armed", "rule")}
-    for name in ("observed", "subjects", "feedback_ids"):
-        state[name] = set(state[name])
+    """An alert's state as a private copy: its containers copied, its evidence cut."""
+    state = {name: _own(getattr(alert, name)) for name in Alert.__slots__ if name not in ("armed", "rule")}
     state["rule"] = alert.rule.id
     state["evidence"] = alert.evidence.cut()
     return state

@@ -152,10 +152,6 @@ class Evidence:
         return (self.count, self.first, list(self.newest), self.last_event, self.location, self.zones,
                 self.loc_at, self.address)
 
-    def pack(self) -> tuple[Any, ...]:
-        """The summary as plain tuples of numbers and strings, for a checkpoint."""
-        return pack_cut(self.cut())
-
     @classmethod
     def unpack(cls, packed: tuple[Any, ...]) -> Evidence:
         ev = cls()

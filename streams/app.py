@@ -296,16 +296,16 @@ class Runtime:
         unsent = self._unsent.pop(partition, [])
         events = self._unacked.pop(partition, [])
         self._checkpointed_at[partition] = time.monotonic()
-        task = asyncio.ensure_future(self._settle(partition, previous, unsent, ev, cut, events))
+        task = asyncio.ensure_future(self._settle(partition, previous, unsent, cut, events))
         task.add_done_callback(self._settled)
         self._settling[partition] = task
 
     async def _settle(self, partition: int, previous: asyncio.Future[None] | None,
-                      unsent: list[asyncio.Future[Any]], ev: PartitionEvaluator | None, cut: Cut | None,
+                      unsent: list[asyncio.Future[Any]], cut: Cut | None,
                       events: list[tuple[Any, Any]]) -> None:
         started = time.perf_counter()
         records: list[Record] = []
-        if ev is not None and cut is not None:
+        if cut is not None:
             # A busy partition's cut is ~300 ms of pickling and compressing: in slices, and
             # the compression (zlib lets go of the GIL) in a thread, so alerts are not held up.
             changes: dict[str, bytes | None] = {}
@@ -316,8 +316,8 @@ class Runtime:
             journal = await asyncio.to_thread(encode_journal, cut.offset, changes)
         if previous is not None:
             await previous      # only the commit and the writes depend on the one before
-        if ev is not None and cut is not None:
-            records = ev.log.commit(cut.offset, changes, journal)
+        if cut is not None:
+            records = cut.commit(changes, journal)
         for f in unsent:
             await f
         for f in await self._write(partition, records):

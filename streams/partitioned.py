@@ -349,13 +349,13 @@ class PartitionEvaluator:
             "next_ticks": self.next_ticks,
             "held": {source: [pack_part(p) for p in parts] for source, parts in self.held.items()}})
         self.taken = self.applied
-        return Cut(self.applied, take(self.engine, changed_only=True), meta, self.key)
+        return Cut(self.applied, take(self.engine, changed_only=True), meta, self.key, self.log)
 
     def checkpoint(self) -> list[Record]:
         """Take a cut and serialise it at once: the records to write, in order (the output of
         the records it covers must be acknowledged before they are written)."""
         cut = self.take()
-        return [] if cut is None else self.log.commit(cut.offset, dict(cut.changes()))
+        return [] if cut is None else cut.commit(dict(cut.changes()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,6 +367,7 @@ class Cut:
     snapshot: Snapshot
     meta: bytes
     key: Callable[[tuple[str, ...]], str]
+    log: StateLog
 
     def changes(self) -> Iterator[tuple[str, bytes | None]]:
         """The changed values by table key (None: deleted), each pickled as it is asked for."""
@@ -376,3 +377,8 @@ class Cut:
         for k in self.snapshot.deleted:
             yield key(k), None
         yield key((META,)), self.meta
+
+    def commit(self, changes: Mapping[str, bytes | None], journal: bytes | None = None) -> list[Record]:
+        """The records of this cut, in the order they must be written: :meth:`changes`, as
+        pickled, with their journal if it is made already. In the order the cuts were taken."""
+        return self.log.commit(self.offset, changes, journal)

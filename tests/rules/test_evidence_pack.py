@@ -1,10 +1,11 @@
-"""Evidence.pack / unpack: what a checkpoint stores of a summary gives back the same summary."""
+"""pack_cut(Evidence.cut()) / Evidence.unpack: what a checkpoint stores of a summary gives
+back the same summary."""
 
 from __future__ import annotations
 
 import pickle
 
-from rules.evidence import Evidence, Item, Shown
+from rules.evidence import Evidence, Item, Shown, pack_cut
 from rules.inputs import Obs, Source
 
 
@@ -27,7 +28,7 @@ def test_a_packed_summary_unpacks_to_the_same_summary_of_every_source() -> None:
     ev = Evidence()
     for item in _items():
         ev.add(item, item.obs.zone_ids)
-    back = Evidence.unpack(pickle.loads(pickle.dumps(ev.pack())))
+    back = Evidence.unpack(pickle.loads(pickle.dumps(pack_cut(ev.cut()))))
     assert _state(back) == _state(ev)
     assert [s.source for s in back.items()] == [s.source for s in ev.items()]
     assert all(type(s) is Shown and type(s.source) is Source for s in back.items())
@@ -40,4 +41,4 @@ def test_a_packed_summary_unpacks_to_the_same_summary_of_every_source() -> None:
 
 
 def test_an_empty_summary_packs() -> None:
-    assert _state(Evidence.unpack(Evidence().pack())) == _state(Evidence())
+    assert _state(Evidence.unpack(pack_cut(Evidence().cut()))) == _state(Evidence())
