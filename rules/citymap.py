@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import shapely
@@ -100,7 +101,7 @@ class Place:
 class CityMap:
     """The loaded map, indexed for point lookups.
 
-    >>> city = CityMap.from_geojson({"type": "FeatureCollection", "features": [
+    >>> city = CityMap.from_geojson({"type": "FeatureCollection", "city": {}, "features": [
     ...     {"type": "Feature", "properties": {"type": "grid", "id": "G1", "district": "d",
     ...      "responsible_unit": "u"}, "geometry": {"type": "Polygon",
     ...      "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]]}}]})
@@ -195,7 +196,14 @@ class _MapBuilder:
                 f"{self.source}: not a GeoJSON FeatureCollection: write "
                 '{"type": "FeatureCollection", "city": {...}, "features": [...]}'
             )
-        name, calendar = self._city(obj.get("city"))
+        if "city" not in obj:
+            # Without it the map silently runs on Asia/Shanghai with no holidays: schedules and
+            # workdays would be wrong for any city that meant otherwise, with no sign of why.
+            raise self._city_error(
+                "city", 'the foreign member is missing: add "city": {"name": ..., "time_zone": '
+                '"Asia/Shanghai", "calendar": {...}} beside "features" (RULES.md)'
+            )
+        name, calendar = self._city(obj["city"])
         features = obj.get("features")
         if not isinstance(features, list):
             raise MapError(f"{self.source}: features: expected a list of GeoJSON Features")
@@ -210,9 +218,9 @@ class _MapBuilder:
     # -- the city block -------------------------------------------------------------------
 
     def _city(self, raw: object) -> tuple[str, CityCalendar]:
+        """The city block; its keys are optional (name: the file's stem, time_zone:
+        Asia/Shanghai, no calendar), the block itself is not."""
         default_name = Path(self.source).stem
-        if raw is None:
-            return default_name, CityCalendar()
         if not isinstance(raw, Mapping):
             raise self._city_error(
                 "city", 'expected an object such as {"name": ..., "time_zone": "Asia/Shanghai"}'
@@ -345,6 +353,8 @@ class _MapBuilder:
                               "[lon, lat] pairs, rings closed") from exc
         if geom.is_empty:
             raise self._error(index, fid, "geometry: empty: give coordinates")
+        if gtype in _AREAL:
+            self._check_rings(index, fid, str(gtype), raw["coordinates"])
         minx, miny, maxx, maxy = geom.bounds
         if not all(map(math.isfinite, geom.bounds)) or not (
             -180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90
@@ -356,6 +366,28 @@ class _MapBuilder:
                               ": rings must not cross themselves or each other, holes must lie "
                               "inside")
         return geom
+
+    def _check_rings(self, index: int, fid: str, gtype: str, coordinates: list[object]) -> None:
+        """Every ring closed, of four or more positions (RFC 7946, 3.1.6).
+
+        shapely closes an open ring by itself, so a ring whose last corner was lost (cut
+        off in an export, or typed by hand) would load as a different polygon than the one
+        drawn; a map is the city's ground truth, so it is refused instead of guessed.
+        ``shape()`` has accepted the coordinates, so the nesting is right.
+        """
+        polygons: Any = [coordinates] if gtype == "Polygon" else coordinates
+        for p, rings in enumerate(polygons, 1):
+            for r, ring in enumerate(rings, 1):
+                which = f"ring {r}" if gtype == "Polygon" else f"polygon {p}, ring {r}"
+                first, last = (list(ring[0]), list(ring[-1])) if ring else ([], [])
+                if first != last:
+                    raise self._error(index, fid, f"geometry: {which} is not closed: its last "
+                                      f"position {last} must repeat its first {first} "
+                                      "(RFC 7946)")
+                if len(ring) < 4:
+                    raise self._error(index, fid, f"geometry: {which} has {len(ring)} "
+                                      "positions: a closed ring needs four or more, the last "
+                                      "repeating the first (RFC 7946)")
 
     def _grid(self, index: int, fid: str, props: Mapping[str, object], geom: BaseGeometry) -> Grid:
         district = self._text(index, fid, props, "district")

@@ -131,8 +131,10 @@ class Engine:
     """
 
     def __init__(self, city: CityMap, rules: RuleSet, *, clock: str = "event",
-                 alert_retention_ms: int = 30 * DAY_MS, subject_cap: int = 10_000,
+                 alert_retention_ms: int = 30 * DAY_MS, subject_cap: int | None = None,
                  track_changes: bool = False) -> None:
+        """``subject_cap`` is the packs' (``rules.subject_cap``) unless given: every engine of
+        a deployment, replay or worker, must evict at the same point or they would differ."""
         if clock not in ("event", "wall"):
             raise ValueError(f"clock must be 'event' or 'wall', not {clock!r}")
         self.city = city
@@ -143,7 +145,7 @@ class Engine:
         hot_within = max((r.policy.hotspot.within_ms for r in rules.rules if r.policy.hotspot),
                          default=0)
         self.retention = max(alert_retention_ms, hot_within)
-        self.subject_cap = subject_cap
+        self.subject_cap = rules.subject_cap if subject_cap is None else subject_cap
         self.cal = city.calendar
         self.fmt = self.cal.format
         self.clock: int | None = None

@@ -11,6 +11,7 @@ Example::
 
     rules = load_rules(["rules/packs/default"])
     warnings = check_against_map(rules, CityMap.load("rules/demo/jianyang.geojson"))
+    warnings += check_vocabulary(rules)       # labels and categories no source sends
 """
 
 from __future__ import annotations
@@ -27,18 +28,32 @@ import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
+from models.vocabulary import CAMERA_LABELS, SENSOR_CATEGORIES
 from rules.citymap import CityMap
 from rules.durations import format_duration, parse_distance, parse_duration
 from rules.schedule import Schedule, ScheduleError
 
 DEFAULT_REORDER_WINDOW_MS = 5_000
 DEFAULT_ALLOWED_LATENESS_MS = 60_000
+DEFAULT_SUBJECT_CAP = 10_000
+"""Unregistered subjects (camera tracks) kept per grid and rule set unless a pack says more."""
+MAX_DURATION_MS = 3650 * 86_400_000
+"""The longest duration a pack may write: 3650d, ten years.
+
+The engine adds a rule's durations to event times (an escalation at ``opened_at + after``, a
+deadline, a window's end, sometimes two durations at once) and renders the sums as RFC 3339
+timestamps; ``100000000d`` (some 274,000 years) carries any time past ``datetime``'s year 9999:
+as a deadline, the first alert that opens crashes the worker with OverflowError, long after
+the pack was accepted. Ten years is far beyond any city rule (the longest windows are hotspot
+weeks, alerts are kept 30 days), and lets the sums overflow only for input times within
+decades of year 9999, which the edge's timestamp bounds are there to refuse.
+"""
 SEVERITIES = ("minor", "major", "critical")
 SOURCES = ("camera", "sensor", "report")
 REPORT_SOURCES = ("inspector", "hotline", "app", "supervisor")
 UNLESS_STATUSES = ("acknowledged", "dispatched", "resolved", "closed")
 OPERATORS = ("persist", "count", "holds", "silent")
-PACK_SETTINGS = ("reorder_window", "allowed_lateness")
+PACK_SETTINGS = ("reorder_window", "allowed_lateness", "subject_cap", "labels", "categories")
 RULE_ID = re.compile(r"^[A-Za-z0-9._-]+$")
 ZONE_KIND = re.compile(r"^[a-z_]+$")
 CATEGORY = re.compile(r"^[a-z0-9_]+$")
@@ -195,19 +210,33 @@ class Rule:
 
 @dataclass(frozen=True)
 class RuleSet:
-    """Every loaded pack together: rules sorted by id, engine-wide time settings."""
+    """Every loaded pack together: rules sorted by id, engine-wide settings.
+
+    ``categories`` are the report categories the packs name (rules' categories and match
+    categories, and the declared ``labels`` and ``categories``), which ingest accepts beside
+    the contract's. ``labels`` and ``declared_categories`` are the city's own words the packs
+    declare, so ``check_vocabulary`` does not take them for typos. ``subject_cap`` bounds the
+    unregistered subjects the engine keeps per grid.
+    """
 
     rules: tuple[Rule, ...]
     reorder_window_ms: int = DEFAULT_REORDER_WINDOW_MS
     allowed_lateness_ms: int = DEFAULT_ALLOWED_LATENESS_MS
     categories: frozenset[str] = frozenset()
+    subject_cap: int = DEFAULT_SUBJECT_CAP
+    labels: frozenset[str] = frozenset()
+    declared_categories: frozenset[str] = frozenset()
 
 
 # -- pydantic models of the YAML ------------------------------------------------------------
 
 
 def _duration(raw: object) -> int:
-    return parse_duration(raw)
+    ms = parse_duration(raw)
+    if ms > MAX_DURATION_MS:
+        raise ValueError(f"{raw!r} is too long: a duration in a pack is at most "
+                         f"{format_duration(MAX_DURATION_MS)} (ten years)")
+    return ms
 
 
 def _distance(raw: object) -> float:
@@ -349,6 +378,9 @@ def _empty_as(value: object) -> BeforeValidator:
 class _PackFileModel(_Model):
     reorder_window: Duration | None = None
     allowed_lateness: Duration | None = None
+    subject_cap: int | None = Field(None, ge=1)
+    labels: list[Word] | None = Field(None, min_length=1)
+    categories: list[Word] | None = Field(None, min_length=1)
     policies: Annotated[
         dict[Annotated[str, AfterValidator(_policy_name)], _PolicyModel], _empty_as({})
     ] = Field(default_factory=dict)
@@ -771,7 +803,7 @@ def _schedule(raw: object, rel: Path_, where: _Where) -> Schedule:
 class _Pack:
     """One pack as read: settings, policies and rules, each with where it was written."""
 
-    settings: dict[str, tuple[int, _Doc]] = field(default_factory=dict)
+    settings: dict[str, tuple[Any, _Doc]] = field(default_factory=dict)
     policies: dict[str, tuple[_PolicyModel, _Doc]] = field(default_factory=dict)
     rules: list[tuple[_RuleModel, _Doc, int]] = field(default_factory=list)
 
@@ -779,18 +811,19 @@ class _Pack:
 def load_rules(paths: Sequence[str | Path]) -> RuleSet:
     """Load packs (each a directory of ``*.yaml`` files, or one file) into one rule set.
 
-    Rule ids are unique across packs; a rule's policy comes from its own pack; the engine-
-    wide ``reorder_window`` and ``allowed_lateness`` are the largest any pack sets.
+    Rule ids are unique across packs; a rule's policy comes from its own pack. The engine-
+    wide ``reorder_window``, ``allowed_lateness`` and ``subject_cap`` are the largest any pack
+    sets: each pack's rules need at least what it asks for, and one engine serves them all
+    (for the cap, a smaller one would evict subjects that the pack asking more relies on).
+    Declared ``labels`` and ``categories`` are the union of every pack's: they describe the
+    city's detectors and reporting systems, not one pack.
     """
     compiled: dict[str, Rule] = {}
-    windows: list[int] = []
-    latenesses: list[int] = []
+    settings: dict[str, list[Any]] = {key: [] for key in PACK_SETTINGS}
     for path in paths:
         pack = _read_pack(Path(path))
-        if "reorder_window" in pack.settings:
-            windows.append(pack.settings["reorder_window"][0])
-        if "allowed_lateness" in pack.settings:
-            latenesses.append(pack.settings["allowed_lateness"][0])
+        for key, (value, _) in pack.settings.items():
+            settings[key].append(value)
         for rule in _compile_pack(pack):
             first = compiled.get(rule.id)
             if first is not None:
@@ -799,14 +832,19 @@ def load_rules(paths: Sequence[str | Path]) -> RuleSet:
                                 rule_id=rule.id, key="id")
             compiled[rule.id] = rule
     rules = tuple(sorted(compiled.values(), key=lambda r: r.id))
-    categories = {r.category for r in rules}
+    labels = frozenset(word for words in settings["labels"] for word in words)
+    declared = frozenset(word for words in settings["categories"] for word in words)
+    categories = {r.category for r in rules} | labels | declared
     for r in rules:
         categories |= r.match.categories or frozenset()
     return RuleSet(
         rules=rules,
-        reorder_window_ms=max(windows, default=DEFAULT_REORDER_WINDOW_MS),
-        allowed_lateness_ms=max(latenesses, default=DEFAULT_ALLOWED_LATENESS_MS),
+        reorder_window_ms=max(settings["reorder_window"], default=DEFAULT_REORDER_WINDOW_MS),
+        allowed_lateness_ms=max(settings["allowed_lateness"], default=DEFAULT_ALLOWED_LATENESS_MS),
         categories=frozenset(categories),
+        subject_cap=max(settings["subject_cap"], default=DEFAULT_SUBJECT_CAP),
+        labels=labels,
+        declared_categories=declared,
     )
 
 
@@ -826,6 +864,12 @@ def _read_pack(path: Path) -> _Pack:
     pack = _Pack()
     for file in _pack_files(path):
         doc = _read_yaml(file)
+        if doc.data is None or doc.data == {}:
+            # An empty file is most often one whose content was lost or never saved; loading
+            # it as "no rules" would silently drop a whole file of a pack.
+            raise PackError(doc.file, "the file is empty (or only comments): a rule file holds "
+                            "rules, policies or pack-level keys such as reorder_window; write "
+                            "them, or delete the file")
         model = _validate(doc)
         for key in PACK_SETTINGS:
             value = getattr(model, key)
@@ -881,3 +925,40 @@ def check_against_map(rules: RuleSet, city: CityMap) -> list[str]:
                     warnings.append(f"{where}: match.kinds: no sensor of the map {city.name!r} "
                                     f"has kind {kind!r}; its sensor kinds: {known}")
     return warnings
+
+
+def check_vocabulary(rules: RuleSet) -> list[str]:
+    """Warnings for camera labels and report categories that no known source sends.
+
+    A rule whose ``match.labels`` says ``street_vendorr`` loads and never fires: the typo is
+    valid YAML and a valid word. What detectors and reporting systems send is a closed list
+    (CONTRACTS.md: the camera labels; for reports also the sensor-derived categories,
+    ``other`` and every rule's own category), so a word outside it is most likely a typo and
+    is named with the nearest known word. A city with detectors or a hotline of its own
+    declares its extra words with the pack-level ``labels`` and ``categories``. Warnings, not
+    errors, because a city's own word is legitimate and should not stop a worker.
+    """
+    labels = CAMERA_LABELS | rules.labels
+    categories = (CAMERA_LABELS | SENSOR_CATEGORIES | {"other"} | rules.labels
+                  | rules.declared_categories | {r.category for r in rules.rules})
+    warnings: list[str] = []
+    for rule in rules.rules:
+        where = f"{rule.file}:{rule.line}: rule {rule.id}"
+        if rule.source == "camera":
+            for label in sorted((rule.match.labels or frozenset()) - labels):
+                warnings.append(
+                    f"{where}: match.labels: {label!r} is not a camera label any detector sends"
+                    f"{_nearest(label, labels)} If the city's detectors send it, declare it "
+                    f"with the pack-level labels: [{label}]")
+        if rule.source == "report":
+            for category in sorted((rule.match.categories or frozenset()) - categories):
+                warnings.append(
+                    f"{where}: match.categories: {category!r} is not a report category any "
+                    f"source sends{_nearest(category, categories)} If the city's reporting "
+                    f"systems send it, declare it with the pack-level categories: [{category}]")
+    return warnings
+
+
+def _nearest(word: str, known: frozenset[str]) -> str:
+    """``; did you mean 'x'?`` when a known word is close, else every known word."""
+    return _did_you_mean(word, sorted(known)) or f" (known: {', '.join(sorted(known))})."

@@ -32,7 +32,10 @@ rules_option = click.option(
          "[default: the default pack]")
 
 
-def _load(city_path: Path, rule_paths: tuple[Path, ...]) -> tuple[Any, Any]:
+def _load(city_path: Path, rule_paths: tuple[Path, ...], *, warn: bool = True) -> tuple[Any, Any]:
+    """The map and the packs, or one line naming what is wrong; with ``warn``, each warning of
+    ``_warnings`` on standard error: a worker or replay starting with a rule that cannot match
+    (a typo'd label, a zone kind the map lacks) says so before it runs for hours."""
     from rules.citymap import CityMap, MapError
     from rules.pack import PackError, load_rules
 
@@ -44,7 +47,17 @@ def _load(city_path: Path, rule_paths: tuple[Path, ...]) -> tuple[Any, Any]:
         rules = load_rules(list(rule_paths) or [DEFAULT_PACK])
     except (PackError, OSError) as e:
         raise click.ClickException(str(e)) from None
+    if warn:
+        for w in _warnings(city, rules):
+            click.echo(f"warning: {w}", err=True)
     return city, rules
+
+
+def _warnings(city: Any, rules: Any) -> list[str]:
+    """What ``rules check`` warns about: names the map lacks, words no source sends."""
+    from rules.pack import check_against_map, check_vocabulary
+
+    return check_against_map(rules, city) + check_vocabulary(rules)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -166,10 +179,8 @@ def rules() -> None:
 @rules_option
 def rules_check(city_path: Path, rule_paths: tuple[Path, ...]) -> None:
     """Validate rule packs and the city map; print warnings (exit 1 on an error)."""
-    from rules.pack import check_against_map
-
-    city, ruleset = _load(city_path, rule_paths)
-    warnings = check_against_map(ruleset, city)
+    city, ruleset = _load(city_path, rule_paths, warn=False)
+    warnings = _warnings(city, ruleset)
     for w in warnings:
         click.echo(f"warning: {w}", err=True)
     click.echo(f"ok: {len(ruleset.rules)} rules, {len(city.grids)} grids, {len(city.zones)} zones, "

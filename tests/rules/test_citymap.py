@@ -92,8 +92,8 @@ def test_load_from_a_file(tmp_path: Path) -> None:
     assert loaded.locate(30.005, 104.013) == Place("G-1", ("Z-a", "Z-b"))
 
 
-def test_defaults_without_a_city_block(tmp_path: Path) -> None:
-    bare = {k: v for k, v in MAP.items() if k != "city"}
+def test_defaults_of_an_empty_city_block(tmp_path: Path) -> None:
+    bare = {**MAP, "city": {}}
     path = tmp_path / "jianyang.geojson"
     path.write_text(json.dumps(bare), encoding="utf-8")
     loaded = CityMap.load(path)
@@ -177,7 +177,49 @@ def add(*features: dict[str, Any]) -> Any:
 BOWTIE = {"type": "Polygon", "coordinates": [[[104.0, 30.0], [104.01, 30.01], [104.01, 30.0],
                                               [104.0, 30.01], [104.0, 30.0]]]}
 
+def open_ring(geometry: dict[str, Any], *path: int) -> dict[str, Any]:
+    """``geometry`` with the ring at ``path`` (in its coordinates) missing its closing position."""
+    out = copy.deepcopy(geometry)
+    ring = out["coordinates"]
+    for i in path:
+        ring = ring[i]
+    ring.pop()
+    return out
+
+
+SQUARE_G2 = square(104.00, 30.00, 104.01, 30.01)
+HOLED = {"type": "Polygon", "coordinates": [
+    square(104.00, 30.00, 104.01, 30.01)["coordinates"][0],
+    square(104.002, 30.002, 104.004, 30.004)["coordinates"][0][::-1]]}
+MULTI = {"type": "MultiPolygon", "coordinates": [
+    square(104.012, 30.002, 104.014, 30.004)["coordinates"],
+    square(104.015, 30.002, 104.018, 30.008)["coordinates"]]}
+
 ERRORS = [
+    (lambda o: o.pop("city"),
+     'm.geojson: city: the foreign member is missing: add "city": {"name": ..., "time_zone": '
+     '"Asia/Shanghai", "calendar": {...}} beside "features" (RULES.md)'),
+    (lambda o: o.update(city=None),
+     'm.geojson: city: expected an object such as {"name": ..., "time_zone": "Asia/Shanghai"}'),
+    (set_geometry(0, open_ring(SQUARE_G2, 0)),
+     "m.geojson: feature 0 (id 'G-2'): geometry: ring 1 is not closed: its last position "
+     "[104.0, 30.01] must repeat its first [104.0, 30.0] (RFC 7946)"),
+    (set_geometry(0, open_ring(HOLED, 1)),
+     "m.geojson: feature 0 (id 'G-2'): geometry: ring 2 is not closed: its last position "
+     "[104.004, 30.002] must repeat its first [104.002, 30.002] (RFC 7946)"),
+    (set_geometry(3, open_ring(MULTI, 1, 0)),
+     "m.geojson: feature 3 (id 'Z-a'): geometry: polygon 2, ring 1 is not closed: its last "
+     "position [104.015, 30.008] must repeat its first [104.015, 30.002] (RFC 7946)"),
+    (set_geometry(3, {"type": "Polygon", "coordinates": [
+        [[104.012, 30.002], [104.018, 30.002], [104.015, 30.008]]]}),
+     "m.geojson: feature 3 (id 'Z-a'): geometry: ring 1 is not closed: its last position "
+     "[104.015, 30.008] must repeat its first [104.012, 30.002] (RFC 7946)"),
+    (set_geometry(3, {"type": "Polygon", "coordinates": [
+        SQUARE_G2["coordinates"][0], []]}),
+     "m.geojson: feature 3 (id 'Z-a'): geometry: ring 2 has 0 positions: a closed ring needs "
+     "four or more, the last repeating the first (RFC 7946)"),
+    (set_geometry(0, HOLED), None),   # a closed hole, wound the other way: valid
+    (set_geometry(3, MULTI), None),
     (lambda o: o.update(type="Feature"),
      "m.geojson: not a GeoJSON FeatureCollection: write "
      '{"type": "FeatureCollection", "city": {...}, "features": [...]}'),

@@ -20,6 +20,7 @@ from rules.pack import (
     RuleSet,
     Silent,
     check_against_map,
+    check_vocabulary,
     load_rules,
 )
 from rules.schedule import Schedule
@@ -237,6 +238,11 @@ RULE_ERRORS = [
      "keep one"),
     (rule_with("duration: 10m", "duration: 10 min"), 10, "r1", "persist.duration",
      "'10 min' is not a duration: write a whole number and a unit (90s, 10m, 2h, 7d)"),
+    (rule_with("duration: 10m", "duration: 100000000d"), 10, "r1", "persist.duration",
+     "'100000000d' is too long: a duration in a pack is at most 3650d (ten years)"),
+    (rule_with("    policy:", "    cooldown: 99999999999999999999999h\n    policy:"), 11, "r1",
+     "cooldown",
+     "'99999999999999999999999h' is too long: a duration in a pack is at most 3650d (ten years)"),
     (rule_with("duration: 10m", "duration: 600"), 10, "r1", "persist.duration",
      "expected a duration such as 90s, 10m, 2h or 7d, got 600"),
     (rule_with("    policy:", "    match: {categories: [debris]}\n    policy:"), 11, "r1",
@@ -398,9 +404,26 @@ POLICY_ERRORS = [
      "policies.standard.levels[1].notify", "expected a list such as [a, b], got 'district_duty'"),
     (policy_with("policies:", "rule: []\npolicies:"), 1, "rule",
      "unknown key; did you mean 'rules'? (valid keys: reorder_window, allowed_lateness, "
-     "policies, rules)"),
+     "subject_cap, labels, categories, policies, rules)"),
     (policy_with("policies:", "reorder_window: soon\npolicies:"), 1, "reorder_window",
      "'soon' is not a duration: write a whole number and a unit (90s, 10m, 2h, 7d)"),
+    (policy_with("policies:", "subject_cap: 0\npolicies:"), 1, "subject_cap",
+     "0 is out of range: must be greater than or equal to 1"),
+    (policy_with("policies:", "subject_cap: 5k\npolicies:"), 1, "subject_cap",
+     "expected a whole number, got '5k'"),
+    (policy_with("policies:", "subject_cap: 2000.0\npolicies:"), 1, "subject_cap",
+     "expected a whole number, got 2000.0"),
+    (policy_with("policies:", "labels: shop_sign\npolicies:"), 1, "labels",
+     "expected a list such as [a, b], got 'shop_sign'"),
+    (policy_with("policies:", "categories: []\npolicies:"), 1, "categories",
+     "must not be empty: list at least one item, or leave the key out"),
+    (policy_with("after: 15m", "after: 100000000d"), 5, "policies.standard.levels[1].after",
+     "'100000000d' is too long: a duration in a pack is at most 3650d (ten years)"),
+    (policy_with("deadline: 2h", "deadline: 3651d"), 6, "policies.standard.deadline",
+     "'3651d' is too long: a duration in a pack is at most 3650d (ten years)"),
+    (policy_with("policies:", "reorder_window: 315360000001ms\npolicies:"), 1,
+     "reorder_window",
+     "'315360000001ms' is too long: a duration in a pack is at most 3650d (ten years)"),
     (policy_with("  standard:", "  standard policy:"), 2, "policies.standard policy",
      "'standard policy' is not a policy name: use letters, digits, '.', '_' and '-'"),
     ("- id: r1\n", 1, None,
@@ -566,3 +589,131 @@ def test_check_against_map_is_quiet_when_everything_exists(valid_pack: Path) -> 
         "permitted: no zone of the map '测试市' has kind 'vendor_permitted'; its zone kinds: "
         "main_road, night_market",
     ]
+
+
+# -- durations, empty files, pack-level settings -------------------------------------------------
+
+
+def test_ten_years_is_the_longest_duration(tmp_path: Path) -> None:
+    """3650d loads: the bound refuses only what could carry a time past datetime's range."""
+    text = rule_with("persist: {duration: 10m, gap: 2m}",
+                     "persist: {duration: 3650d, gap: 87600h}\n    cooldown: 315360000000ms")
+    rule = load_rules([write(tmp_path / "p.yaml", text)]).rules[0]
+    assert rule.operator == Persist(duration_ms=315_360_000_000, gap_ms=315_360_000_000)
+    assert rule.cooldown_ms == 315_360_000_000
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# rules to come\n# (none yet)\n", "~\n",
+                                  "null\n", "---\n", "{}\n"])
+def test_an_empty_rule_file_is_an_error(tmp_path: Path, text: str) -> None:
+    write(tmp_path / "pack" / "a.yaml", HEADER + RULE)
+    empty = tmp_path / "pack" / "b.yaml"
+    empty.write_text(text, encoding="utf-8")
+    for path in (tmp_path / "pack", empty):  # in a pack directory, or given alone
+        with pytest.raises(PackError) as err:
+            load_rules([path])
+        assert str(err.value) == (
+            f"{empty}: the file is empty (or only comments): a rule file holds rules, policies "
+            "or pack-level keys such as reorder_window; write them, or delete the file")
+
+
+def test_an_empty_section_is_not_an_empty_file(tmp_path: Path) -> None:
+    assert load_rules([write(tmp_path / "p.yaml", "rules:\npolicies:\n")]).rules == ()
+
+
+def test_subject_cap_is_a_pack_setting_and_the_largest_wins(tmp_path: Path) -> None:
+    assert load_rules([write(tmp_path / "none.yaml", HEADER + RULE)]).subject_cap == 10_000
+    a = write(tmp_path / "a.yaml", "subject_cap: 2_000\n")
+    b = write(tmp_path / "b.yaml", "subject_cap: 50000\n" + HEADER + RULE)
+    c = write(tmp_path / "c.yaml", "reorder_window: 1s\n")
+    assert load_rules([a]).subject_cap == 2_000   # smaller than the default: it stands
+    assert load_rules([a, b, c]).subject_cap == 50_000
+    assert load_rules([c, a]).subject_cap == 2_000
+
+
+def test_subject_cap_is_set_once_per_pack(tmp_path: Path) -> None:
+    write(tmp_path / "pack" / "a.yaml", "subject_cap: 100\n")
+    write(tmp_path / "pack" / "b.yaml", "subject_cap: 200\n")
+    with pytest.raises(PackError) as err:
+        load_rules([tmp_path / "pack"])
+    assert str(err.value) == (f"{tmp_path / 'pack' / 'b.yaml'}:1: subject_cap: already set in "
+                              f"{tmp_path / 'pack' / 'a.yaml'}:1: set it once per pack")
+
+
+def test_declared_labels_and_categories_are_known_words(tmp_path: Path) -> None:
+    a = write(tmp_path / "a.yaml", "labels: [shop_sign, street_vendor]\n" + HEADER + RULE)
+    b = write(tmp_path / "b.yaml", "labels: [tent]\ncategories: [illegal_construction]\n")
+    ruleset = load_rules([a, b])
+    assert ruleset.labels == frozenset({"shop_sign", "street_vendor", "tent"})
+    assert ruleset.declared_categories == frozenset({"illegal_construction"})
+    # Declared words are report categories a loaded pack names (CONTRACTS.md): accepted.
+    assert {"shop_sign", "tent", "illegal_construction"} <= ruleset.categories
+
+
+# -- words no source sends ---------------------------------------------------------------------
+
+VOCABULARY_RULES = """\
+  - id: cam.typo
+    category: street_vendor
+    severity: major
+    source: camera
+    match: {labels: [street_vendorr, vendor_stall, zebra_crossing]}
+    persist: {duration: 10m, gap: 2m}
+    policy: standard
+  - id: rep.typo
+    category: repeated_complaints
+    severity: minor
+    source: report
+    match: {categories: [garbage_piel, streetlight_out, other, repeated_complaints, gibberish]}
+    count: {n: 3, within: 1h}
+    policy: standard
+  - id: light.out
+    category: streetlight_out
+    severity: minor
+    source: sensor
+    match: {kinds: [streetlite]}
+    holds: {duration: 1h, trigger: [off], clear: [on]}
+    policy: standard
+"""
+
+
+def test_labels_and_report_categories_no_source_sends_are_warned_about(tmp_path: Path) -> None:
+    path = write(tmp_path / "p.yaml", HEADER + VOCABULARY_RULES)
+    warnings = check_vocabulary(load_rules([path]))
+    known = ", ".join(sorted({
+        "street_vendor", "vendor_stall", "outdoor_business", "parked_car", "parked_ebike",
+        "heavy_truck", "abandoned_vehicle", "garbage_pile", "debris", "illegal_poster",
+        "outdoor_bbq", "stray_dog", "hanging_laundry"}))
+    assert warnings == [
+        f"{path}:6: rule cam.typo: match.labels: 'street_vendorr' is not a camera label any "
+        "detector sends; did you mean 'street_vendor'? If the city's detectors send it, "
+        "declare it with the pack-level labels: [street_vendorr]",
+        f"{path}:6: rule cam.typo: match.labels: 'zebra_crossing' is not a camera label any "
+        f"detector sends (known: {known}). If the city's detectors send it, declare it with "
+        "the pack-level labels: [zebra_crossing]",
+        f"{path}:13: rule rep.typo: match.categories: 'garbage_piel' is not a report category "
+        "any source sends; did you mean 'garbage_pile'? If the city's reporting systems send "
+        "it, declare it with the pack-level categories: [garbage_piel]",
+        f"{path}:13: rule rep.typo: match.categories: 'gibberish' is not a report category any "
+        "source sends (known: abandoned_vehicle, bin_overflow, camera_offline, debris, "
+        "garbage_pile, hanging_laundry, heavy_truck, illegal_poster, manhole_open, "
+        "noise_nuisance, other, outdoor_bbq, outdoor_business, parked_car, parked_ebike, "
+        "parking_overstay, repeated_complaints, sensor_offline, stray_dog, street_vendor, "
+        "streetlight_out, vendor_stall, waterlogging). If the city's reporting systems send "
+        "it, declare it with the pack-level categories: [gibberish]",
+    ]  # sensor kinds are the map's to check (check_against_map), not a vocabulary's
+
+
+def test_declared_words_silence_the_vocabulary_warnings(tmp_path: Path) -> None:
+    rules = write(tmp_path / "rules.yaml", HEADER + VOCABULARY_RULES)
+    # Declared in another pack: the words describe the city's sources, not one pack.
+    city_words = write(tmp_path / "city.yaml", "labels: [street_vendorr, zebra_crossing]\n"
+                       "categories: [garbage_piel]\n")
+    remaining = check_vocabulary(load_rules([rules, city_words]))
+    assert [w.split(": ")[2:4] for w in remaining] == [
+        ["match.categories", "'gibberish' is not a report category any source sends (known"]]
+
+
+def test_the_default_pack_uses_only_known_words() -> None:
+    assert check_vocabulary(load_rules([Path(__file__).parents[2] / "rules" / "packs" /
+                                        "default"])) == []

@@ -124,3 +124,75 @@ def test_help_explains_every_command() -> None:
         assert cmd in out
     code, out, _ = invoke("replay", "--help")
     assert "--deadletters" in out and "--until" in out and "--clock" in out
+
+
+TYPO_PACK = ("policies:\n  p:\n    levels:\n      - {level: 1, after: 0s, notify: [x]}\n"
+             "rules:\n  - id: r1\n    category: street_vendor\n    severity: major\n"
+             "    source: camera\n    match: {labels: [street_vendorr]}\n"
+             "    persist: {duration: 10m, gap: 2m}\n    policy: p\n")
+
+
+def test_rules_check_warns_once_about_a_label_no_detector_sends(tmp_path: Path) -> None:
+    pack = tmp_path / "pack.yaml"
+    pack.write_text(TYPO_PACK, encoding="utf-8")
+    code, out, err = invoke("rules", "check", "--rules", str(pack))
+    assert code == 0
+    assert err.splitlines() == [
+        f"warning: {pack}:6: rule r1: match.labels: 'street_vendorr' is not a camera label any "
+        "detector sends; did you mean 'street_vendor'? If the city's detectors send it, declare "
+        "it with the pack-level labels: [street_vendorr]"]
+    assert out.strip().endswith(", 1 warnings")
+    pack.write_text("labels: [street_vendorr]\n" + TYPO_PACK, encoding="utf-8")
+    code, out, err = invoke("rules", "check", "--rules", str(pack))
+    assert (code, err) == (0, "")
+
+
+def test_a_worker_or_replay_starting_with_a_typo_warns(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """Worker, dev and replay load through _load; the worker's start-up is that call."""
+    from rules.demo.city import GEOJSON_PATH
+    from streams.cli import _load
+
+    pack = tmp_path / "pack.yaml"
+    pack.write_text(TYPO_PACK, encoding="utf-8")
+    _, rules = _load(GEOJSON_PATH, (pack,))
+    assert rules.rules[0].id == "r1"
+    assert capsys.readouterr().err.startswith(
+        f"warning: {pack}:6: rule r1: match.labels: 'street_vendorr' is not a camera label")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("", encoding="utf-8")
+    code, _, err = invoke("replay", str(empty), "--rules", str(pack), "-q")
+    assert code == 0
+    assert err.startswith(f"warning: {pack}:6: rule r1: match.labels: 'street_vendorr'")
+
+
+def test_rules_check_refuses_an_empty_rule_file(tmp_path: Path) -> None:
+    (tmp_path / "pack").mkdir()
+    (tmp_path / "pack" / "a.yaml").write_text(TYPO_PACK, encoding="utf-8")
+    (tmp_path / "pack" / "b.yaml").write_text("# to do\n", encoding="utf-8")
+    code, _, err = invoke("rules", "check", "--rules", str(tmp_path / "pack"))
+    assert code == 1
+    assert err.strip() == (f"Error: {tmp_path / 'pack' / 'b.yaml'}: the file is empty (or only "
+                           "comments): a rule file holds rules, policies or pack-level keys such "
+                           "as reorder_window; write them, or delete the file")
+
+
+def test_rules_check_refuses_a_map_without_city_or_with_an_open_ring(tmp_path: Path) -> None:
+    from rules.demo.city import GEOJSON_PATH
+
+    demo = orjson.loads(GEOJSON_PATH.read_bytes())
+    no_city = tmp_path / "no_city.geojson"
+    no_city.write_bytes(orjson.dumps({k: v for k, v in demo.items() if k != "city"}))
+    code, _, err = invoke("rules", "check", "--city", str(no_city))
+    assert code == 1
+    assert err.strip() == (f'Error: {no_city}: city: the foreign member is missing: add "city": '
+                           '{"name": ..., "time_zone": "Asia/Shanghai", "calendar": {...}} beside '
+                           '"features" (RULES.md)')
+    demo["features"][0]["geometry"]["coordinates"][0].pop()
+    open_ring = tmp_path / "open_ring.geojson"
+    open_ring.write_bytes(orjson.dumps(demo))
+    code, _, err = invoke("rules", "check", "--city", str(open_ring))
+    assert code == 1
+    assert err.startswith(f"Error: {open_ring}: feature 0 (id 'JY-0101'): geometry: ring 1 is not "
+                          "closed: its last position [")
+    assert err.strip().endswith("(RFC 7946)") and len(err.strip().splitlines()) == 1
