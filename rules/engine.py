@@ -47,6 +47,21 @@ NEVER = -(1 << 62)
 STALE_LIMIT = 20_000
 DAY_MS = 86_400_000
 
+#: How far ahead of its partition's clock an ``event``-mode feedback may be before it is refused
+#: (``future_timestamp``) rather than applied. A feedback moves the clock to its ``at`` like any
+#: input; stamped with the wall clock into a simulated day two weeks back, it made every level
+#: and deadline of the partition fire and every later input late. But a feedback ahead of its
+#: partition's clock is often legitimate: the clock moves only with the partition's own input,
+#: so a quiet partition trails the stream (the demo day's operations centre is up to 29 s ahead
+#: at 4 partitions, 254 s at 64), and in a recording whose partition has nothing else the
+#: feedback *is* what moves time (the lifecycle tests step 10-70 minutes that way). A bound of
+#: minutes (the allowed lateness, or the 5 minutes of the ``wall``-mode rule) would refuse those
+#: and make the result depend on how the grids are partitioned (CONTRACTS.md, Time: the
+#: guarantee holds "whatever the partitioning"). A day refuses a stamp from another day, which
+#: no partition's own timeline produces; ``cityorder feedback`` (streams/clock.py) stamps the
+#: partition's progress and refuses an ``--at`` beyond the allowed lateness itself.
+FEEDBACK_AHEAD_MS = DAY_MS
+
 # Timer ranks: the contract's order for timers due at the same instant.
 END, FIRE, RESUME, LEVEL, OVERDUE, HELD, FB_EXPIRE, RETAIN, IDLE = range(9)
 
@@ -212,6 +227,8 @@ class Engine:
     def feed(self, inp: Input) -> list[dict[str, Any] | DeadOut]:
         """Accept one grid part of one input; return what became due."""
         self.out = []
+        if inp.feedback is not None and self._future_feedback(inp):
+            return self.out
         if self.mode == "wall":
             if inp.arrival is None:
                 raise ValueError(f"{inp.topic} {inp.event_id}: wall clock mode needs an arrival time")
@@ -967,6 +984,23 @@ class Engine:
 
     # -- feedback -------------------------------------------------------------------------
 
+    def _future_feedback(self, inp: Input) -> bool:
+        """Refuse (``future_timestamp``) an ``event``-mode feedback more than
+        :data:`FEEDBACK_AHEAD_MS` ahead of this partition's clock. Checked before anything else
+        in :meth:`feed`, because feeding moves the clock (and ``max_time``, which the end of a
+        replay runs the clock to) to the input's time first: a refused feedback must leave the
+        clock, the de-duplication memory and everything else as they were. In ``wall`` mode
+        ingest holds feedback to its arrival instead; an engine without a clock has seen no
+        input, so no alert, and the feedback is held and rejected as ``unknown_alert``."""
+        if self.mode != "event" or self.clock is None or inp.time <= self.clock + FEEDBACK_AHEAD_MS:
+            return False
+        self._reject(inp, "future_timestamp",
+                     f"at: {format_span(inp.time - self.clock)} ahead of its partition's event clock "
+                     f"({self.fmt(self.clock)}); in event clock mode feedback may be at most "
+                     f"{format_span(FEEDBACK_AHEAD_MS)} ahead of it (stamp human actions with the "
+                     f"event clock, not the wall clock)")
+        return True
+
     def _feedback(self, g: GridState, inp: Input) -> None:
         fb = inp.feedback
         assert fb is not None
@@ -1058,6 +1092,20 @@ class Engine:
 
     def subject_count(self) -> int:
         return sum(len(g.subjects) for g in self.grids.values())
+
+
+def format_span(ms: int) -> str:
+    """A positive duration for people, largest units first: ``14d 1h 1m 1.001s``; reasons and
+    the command line say how far ahead a time is with it."""
+    parts = []
+    for unit, size in (("d", DAY_MS), ("h", 3_600_000), ("m", 60_000)):
+        if ms >= size:
+            parts.append(f"{ms // size}{unit}")
+            ms %= size
+    if ms or not parts:
+        seconds, millis = divmod(ms, 1000)
+        parts.append(f"{seconds}.{millis:03d}s" if millis else f"{seconds}s")
+    return " ".join(parts)
 
 
 def _message_item(inp: Input, dev: Any) -> Item:

@@ -438,27 +438,47 @@ def tail(from_beginning: bool, as_json: bool, show_all: bool, **flags: Any) -> N
 @click.option("--note", default=None, help="Free text, e.g. 已派单.")
 @click.option("--assignee", default=None, help="dispatch: the team or person assigned.")
 @click.option("--until", default=None, metavar="TIME", help="defer: until when (RFC 3339).")
-@click.option("--at", "at", default=None, metavar="TIME", help="When it was done (RFC 3339). [default: now]")
+@click.option("--at", "at", default=None, metavar="TIME",
+              help="When it was done (RFC 3339). [default: now on the system's clock: the wall "
+                   "clock, or on an event-clock system (cityorder dev, a simulation) the current "
+                   "time of the alert's partition]")
 def feedback(alert_id: str, action: str, actor: str, note: str | None, assignee: str | None,
              until: str | None, at: str | None, **flags: Any) -> None:
     """Send a lifecycle action for ALERT_ID to city.alerts.feedback.
 
-    An illegal action is not refused here: the worker rejects it to the dead-letter topic
-    with its reason (CONTRACTS.md), like any other system's feedback.
+    The action is stamped with the time of the system that applies it: the wall clock for a
+    live worker; for an event-clock system (cityorder dev, simulations, backtests) the current
+    event time of the alert's partition, read from Kafka (streams/clock.py), since the wall
+    clock would move that system's clock to today. An --at too far ahead of that clock is
+    refused here. An illegal action is not refused here: the worker rejects it to the
+    dead-letter topic with its reason (CONTRACTS.md), like any other system's feedback.
     """
     import asyncio
     import uuid
-    from datetime import UTC, datetime
 
     from pydantic import ValidationError
 
     from models.inputs import Feedback
+    from models.timestamps import parse_timestamp_ms
+    from streams.clock import FeedbackClockError, read_clock
 
     settings = _settings(**flags)
+    at_ms = None
+    if at is not None:
+        try:
+            at_ms = parse_timestamp_ms(at)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--at") from None
+    try:
+        clock = asyncio.run(read_clock(settings, alert_id))
+        reorder_ms, lateness_ms = _time_settings(settings) if clock.mode == "event" else (0, 0)
+        stamp = clock.feedback_at(at_ms, now_ms=int(time.time() * 1000),
+                                  reorder_window_ms=reorder_ms, allowed_lateness_ms=lateness_ms)
+    except FeedbackClockError as e:
+        raise click.ClickException(str(e)) from None
     message: dict[str, Any] = {
         "event_id": f"fb-cli-{uuid.uuid4().hex[:12]}", "alert_id": alert_id, "action": action,
-        "actor": actor,
-        "at": at or datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")}
+        "actor": actor, "at": at if at is not None else clock.format(stamp)}
     for name, value in (("note", note), ("assignee", assignee), ("until", until)):
         if value is not None:
             message[name] = value
@@ -468,7 +488,21 @@ def feedback(alert_id: str, action: str, actor: str, note: str | None, assignee:
     except ValidationError as e:
         raise click.ClickException(f"not a valid feedback message: {e.errors()[0]['msg']}") from None
     asyncio.run(_send_one(settings, settings.topic("city.alerts.feedback"), alert_id, payload))
-    click.echo(f"sent {message['event_id']}: {action} {alert_id}")
+    click.echo(f"sent {message['event_id']}: {action} {alert_id} at {message['at']} "
+               f"({'as given' if at is not None else clock.describe()}; the alert was {clock.status})")
+
+
+def _time_settings(settings: Any) -> tuple[int, int]:
+    """The reorder window and allowed lateness of the rule packs the settings name (those a
+    worker started with the same CITYORDER_* variables runs; the default pack, as
+    `cityorder dev` runs): what an event-clock stamp and the check of --at depend on."""
+    from rules.pack import PackError, load_rules
+
+    try:
+        rules = load_rules(list(settings.rules))
+    except (PackError, OSError) as e:
+        raise click.ClickException(str(e)) from None
+    return rules.reorder_window_ms, rules.allowed_lateness_ms
 
 
 @main.command()
