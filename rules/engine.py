@@ -10,7 +10,9 @@ in a heap until the watermark reaches its time and is then applied in (time, sou
 event_id) order; timers fire when the watermark reaches them, after the input of the same
 instant. **Progress** — the ``at`` of every transition — is the time of the item being
 applied, then the watermark. Input behind progress but within the allowed lateness of the
-clock is applied at once; older input is late and only counted.
+clock is applied at once; older input is late and only counted. A source record read again
+(a redelivery, by its topic, partition and offset) and another record with a remembered event
+id (a duplicate) are counted as such, never as late (:class:`Stats`).
 """
 
 from __future__ import annotations
@@ -75,9 +77,31 @@ class DeadOut:
     input: Input
 
 
+#: The most devices :attr:`Stats.late` names one by one; the rest are summed under
+#: :data:`OTHER_DEVICES`. It travels in every checkpoint, so it must stay small.
+LATE_DEVICES = 256
+OTHER_DEVICES = "(other devices)"
+
+
 @dataclass(slots=True)
 class Stats:
-    """Everything counted rather than applied, so nothing is dropped silently."""
+    """Everything counted rather than applied, so nothing is dropped silently.
+
+    An input that is not applied is counted under exactly one of three outcomes, checked in
+    this order (see :meth:`Engine.feed`):
+
+    - ``redelivered``: the same source record (topic, partition, offset) read again, as
+      ingest does after a crash or a rebalance; by source (``camera``, ``sensor``, ...);
+    - ``duplicates``: another record with the ``event_id`` of one applied or counted within
+      the contract's window (a producer that sent a message twice); by topic;
+    - late: a new record older than the allowed lateness. ``late_sources`` counts it by source
+      (a metric label with four values); ``late`` by device (reports and feedback: by topic),
+      as the contract asks so that a drifting clock shows, but for at most
+      :data:`LATE_DEVICES` devices: when a new device would exceed that, the one with the
+      fewest late inputs (the least recently counted of equals) is folded into
+      :data:`OTHER_DEVICES`. The sum of ``late`` is exact; a device that keeps sending late
+      input stays named.
+    """
 
     late: Counter[str] = field(default_factory=Counter)
     duplicates: Counter[str] = field(default_factory=Counter)
@@ -85,6 +109,27 @@ class Stats:
     evicted: int = 0
     applied: int = 0
     transitions: Counter[str] = field(default_factory=Counter)
+    late_sources: Counter[str] = field(default_factory=Counter)
+    redelivered: Counter[str] = field(default_factory=Counter)
+
+    def count_late(self, source: str, device: str) -> None:
+        self.late_sources[source] += 1
+        late = self.late
+        n = late.pop(device, 0) + 1   # re-inserted: the dict's order is the order of last count
+        if not n > 1 and len(late) - (OTHER_DEVICES in late) >= LATE_DEVICES:
+            victim = min((k for k in late if k != OTHER_DEVICES), key=late.__getitem__)
+            late[OTHER_DEVICES] += late.pop(victim)
+        late[device] = n
+
+    def upgrade(self) -> Stats:
+        """Fill the fields a checkpoint written before they existed lacks (a pickled slots
+        dataclass restores only the fields it was written with)."""
+        for name, f in self.__dataclass_fields__.items():
+            try:
+                getattr(self, name)
+            except AttributeError:
+                setattr(self, name, f.default_factory() if callable(f.default_factory) else f.default)
+        return self
 
 
 class _Untracked(set):  # type: ignore[type-arg]
@@ -173,6 +218,9 @@ class Engine:
         self.seen_heap: list[tuple[int, tuple[str, str, str]]] = []
         self.fb_waiting: set[str] = set()
         self.held: dict[str, list[Input]] = {}
+        # Per source partition (topic, partition): the highest offset fed, and the grids of
+        # that record's parts fed (one message may bring several grids' parts to one engine).
+        self.marks: dict[tuple[str, int], tuple[int, frozenset[str]]] = {}
         self.grids: dict[str, GridState] = {}
         self.stats = Stats()
         self.out: list[dict[str, Any] | DeadOut] = []
@@ -236,11 +284,13 @@ class Engine:
         else:
             self._move_clock(inp.time)
         self.max_time = max(self.max_time, inp.time)
-        if self._duplicate(inp):
+        if self._redelivered(inp):
+            self.stats.redelivered[inp.source.name.lower()] += 1
+        elif self._duplicate(inp):
             self.stats.duplicates[inp.topic] += 1
         elif inp.time < self.progress and inp.feedback is None and \
                 inp.time < (self.clock or NEVER) - self.lateness:
-            self.stats.late[inp.device_id or inp.topic] += 1
+            self.stats.count_late(inp.source.name.lower(), inp.device_id or inp.topic)
         else:
             entry = (inp.time, int(inp.source), inp.event_id, self._next(), inp)
             heapq.heappush(self.pending, entry)
@@ -283,6 +333,30 @@ class Engine:
     def _move_clock(self, t: int) -> None:
         if self.clock is None or t > self.clock:
             self.clock = t
+
+    def _redelivered(self, inp: Input) -> bool:
+        """Whether this part's source record was fed before: ingest reads a source partition
+        again from its last commit after a crash or a rebalance, and writes the same parts
+        again. Within one source partition an engine gets records in offset order (ingest
+        writes them so and the evaluator's merge keeps each source's order), so a record at
+        or below the highest offset seen is one seen before (at that offset: if this grid's
+        part of it was). Checked before :meth:`_duplicate`, which would take a re-read record
+        for a duplicate only while its event id is remembered, and for late after: a crash
+        made thousands of inputs "late". Parts without a source offset are never redelivered.
+        The marks are part of the snapshot, so a restored engine knows what it has seen."""
+        if inp.offset is None or inp.partition is None:
+            return False
+        source = (inp.topic, inp.partition)
+        mark = self.marks.get(source)
+        if mark is not None:
+            offset, grids = mark
+            if inp.offset < offset or (inp.offset == offset and inp.grid_id in grids):
+                return True
+            if inp.offset == offset:
+                self.marks[source] = (offset, grids | {inp.grid_id})
+                return False
+        self.marks[source] = (inp.offset, frozenset((inp.grid_id,)))
+        return False
 
     def _duplicate(self, inp: Input) -> bool:
         if inp.feedback is not None:
@@ -1153,6 +1227,8 @@ def _haversine(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 # never pins an old rule object and a restored engine fires exactly what the old one would.
 
 SnapshotKey = tuple[str, ...]
+#: Records every snapshot writes whole, changed or not (never deleted).
+_WHOLE = ("engine", "marks")
 
 
 def _subj_copy(subj: Subj) -> tuple[Any, ...]:
@@ -1235,6 +1311,7 @@ def take(engine: Engine, changed_only: bool = False) -> Snapshot:
     copies: dict[SnapshotKey, Any] = {}
     pickled[("engine",)] = _dump((engine.clock, engine.progress, engine.max_time,
                                   engine.fb_waiting, engine.held, engine.seq, engine.stats))
+    pickled[("marks",)] = _dump(engine.marks)   # a record of its own: the engine record's shape stays
     wanted = engine.dirty if changed_only else None
     live: set[SnapshotKey] = set()
     if engine.track_changes:
@@ -1280,13 +1357,17 @@ def restore(engine: Engine, records: dict[SnapshotKey, bytes]) -> None:
     rules = {r.id: r for r in engine.rules.rules}
     (engine.clock, engine.progress, engine.max_time, engine.fb_waiting, engine.held, engine.seq,
      engine.stats) = pickle.loads(records[("engine",)])
+    engine.stats.upgrade()
+    # A checkpoint written before the source marks existed has none: the first re-read after
+    # such a restore still counts as duplicate or late, as it did then.
+    engine.marks = pickle.loads(records[("marks",)]) if ("marks",) in records else {}
     engine.seen, engine.pending = {}, []
     engine.seen_buckets, engine.pending_buckets = Buckets(), Buckets()
     engine.timers = []
     engine.grids = {}
     for key in sorted(records, key=lambda k: (k[0] != "grid", k)):
         kind = key[0]
-        if kind == "engine":
+        if kind in _WHOLE:
             continue
         data = pickle.loads(records[key])
         # Buckets keep entries that left after they were written (rules/buckets.py). Right
@@ -1351,5 +1432,5 @@ def restore(engine: Engine, records: dict[SnapshotKey, bytes]) -> None:
             engine._push(inp.time + engine.lateness, FB_EXPIRE, 0, "", inp.event_id, inp.grid_id,
                          (inp.feedback.alert_id, inp.event_id))  # type: ignore[union-attr]
     if engine.track_changes:
-        engine.known = {k for k in records if k[0] != "engine"}
+        engine.known = {k for k in records if k[0] not in _WHOLE}
         engine.dirty = set()

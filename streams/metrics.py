@@ -1,10 +1,16 @@
 """The worker's Prometheus metrics, all named ``cityorder_*``, served at ``/metrics``.
 
 Counters the hot path bumps itself are plain prometheus-client metrics. What the engine and
-ingest already count for their own reasons (late input by device, duplicates, ignored input by
-kind, evicted subjects) is read from them at scrape time by :class:`EngineCollector` rather
-than counted twice, so the figures on a dashboard are the same numbers ``cityorder replay``
-prints. A worker has its own registry, so two runtimes in one process (tests) never clash.
+ingest already count for their own reasons (late, redelivered and duplicate input, ignored
+input by kind, evicted subjects) is read from them at scrape time by :class:`EngineCollector`
+rather than counted twice, so the figures on a dashboard are the same numbers ``cityorder
+replay`` prints. A worker has its own registry, so two runtimes in one process (tests) never
+clash.
+
+Labels are bounded: late and redelivered input by source (``camera``, ``sensor``, ``report``,
+``feedback``), duplicates by topic, never by device id, which a real city has by the hundred
+thousand (and an attacker by the million). Which devices send late input is in the engine's
+bounded per-device count (``rules.engine.Stats``), which ``cityorder replay`` prints.
 """
 
 from __future__ import annotations
@@ -85,9 +91,14 @@ class EngineCollector(Collector):
         self.ingest = ingest
 
     def collect(self) -> Iterator[Metric]:
-        late = CounterMetricFamily("cityorder_late_inputs", "Input older than allowed_lateness, counted "
-                                   "and not applied, by device.", labels=["partition", "device"])
-        dup = CounterMetricFamily("cityorder_duplicate_inputs", "Redelivered input ignored, by topic.",
+        late = CounterMetricFamily("cityorder_late_inputs", "New input older than allowed_lateness, "
+                                   "counted and not applied, by source.", labels=["partition", "source"])
+        redelivered = CounterMetricFamily("cityorder_redelivered_inputs", "Source records read again "
+                                          "(same topic, partition and offset: ingest re-reads after "
+                                          "a crash or rebalance) and ignored, by source.",
+                                          labels=["partition", "source"])
+        dup = CounterMetricFamily("cityorder_duplicate_inputs", "Another record with the event id of "
+                                  "one already applied or counted, ignored, by topic.",
                                   labels=["partition", "topic"])
         evicted = CounterMetricFamily("cityorder_evicted_subjects", "Unregistered subjects evicted by "
                                       "the per-grid cap.", labels=["partition"])
@@ -101,8 +112,10 @@ class EngineCollector(Collector):
         for ev in self.evaluators():
             p = str(ev.partition)
             stats = ev.engine.stats
-            for device, n in stats.late.items():
-                late.add_metric([p, device], n)
+            for source, n in stats.late_sources.items():
+                late.add_metric([p, source], n)
+            for source, n in stats.redelivered.items():
+                redelivered.add_metric([p, source], n)
             for topic, n in stats.duplicates.items():
                 dup.add_metric([p, topic], n)
             evicted.add_metric([p], stats.evicted)
@@ -110,7 +123,7 @@ class EngineCollector(Collector):
             if ev.engine.clock is not None:
                 clock.add_metric([p], ev.engine.clock / 1000)
                 progress.add_metric([p], max(ev.engine.progress, 0) / 1000)
-        yield from (late, dup, evicted, clock, progress, held)
+        yield from (late, redelivered, dup, evicted, clock, progress, held)
         ignored = CounterMetricFamily("cityorder_ignored_inputs", "Input ignored by ingest and counted "
                                       "(unknown label, kind, state or category; heartbeat).",
                                       labels=["kind", "value"])
