@@ -60,6 +60,17 @@ OUTPUT_TOPICS = ("city.alerts", "city.alerts.deadletter")
 INTERNAL_TOPIC = "cityorder.internal"
 #: Every topic name :meth:`Settings.topic` knows, unprefixed.
 TOPICS = (*INPUT_TOPICS, *OUTPUT_TOPICS, INTERNAL_TOPIC)
+#: The largest record the input and internal topics accept (their ``max.message.bytes``, and
+#: what ``cityorder simulate`` may send). The contract allows 1 MiB per message and a worker
+#: dead-letters a larger one as ``too_large``, but only if the broker lets it through: Kafka's
+#: default (1,048,588 bytes a record batch: the contract's limit plus 12) leaves no room above
+#: the contract's limit, so an oversized record was refused to its producer and never reached
+#: the dead-letter topic. 4 MiB: four times the contract's limit,
+#: so anything plausibly oversized (a vendor's bloated frame, a pasted photo) is dead-lettered
+#: with its first 64 KiB for someone to look at, while the broker still refuses the absurd.
+#: Internal records need it too: a part carries a feedback message's raw bytes (base64, 4/3 of
+#: up to 1 MiB), and ingest sends records of up to 2 MiB.
+MAX_RECORD_BYTES = 4 * 1024 * 1024
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
@@ -391,6 +402,13 @@ class Settings(BaseModel):
         """Faust app id = consumer group id; prefixed so that two deployments (or two tests) on
         one cluster never share a group, changelog topics or state directory."""
         return self.topic_prefix + "cityorder"
+
+    @property
+    def max_record_bytes(self) -> int:
+        """The largest record the input topics take (:data:`MAX_RECORD_BYTES`): the producer
+        limit for anything that writes them, so a record the contract's 1 MiB limit would
+        refuse still reaches a worker to be dead-lettered rather than failing at its sender."""
+        return MAX_RECORD_BYTES
 
     @property
     def bootstrap_servers(self) -> list[str]:

@@ -11,6 +11,16 @@ The existing topics are read with an all-topics Metadata request: asking for nam
 (aiokafka's ``describe_topics(names)``) sets ``allow_auto_topic_creation`` and would create
 them on the spot with the broker's count.
 
+Record size. The input topics (and ``cityorder.internal``) are created with
+``max.message.bytes`` = :data:`~streams.settings.MAX_RECORD_BYTES` (4 MiB), above the
+contract's 1 MiB per message: on a Kafka with its default (1,048,588 bytes a record batch, no
+room above the contract's limit) an oversized record would be refused to its producer and never
+reach a worker to be dead-lettered as ``too_large``. A topic
+that already exists keeps its configuration (changing it is the operator's call); a smaller
+limit found on one is logged as a warning with the command that raises it. Tansu (the
+embedded broker, 0.6) stores the setting and reports it in DescribeConfigs but enforces no
+record size limit at all, with or without it.
+
 Also here: :func:`true_end_offsets`, because Tansu's ``end_offsets`` (ListOffsets latest) is the
 base offset of the partition's last record batch + 1, short of the real end whenever that batch
 holds several records. Anything that reads "up to the end" (table recovery, a caught-up check)
@@ -24,6 +34,7 @@ Usage::
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -31,10 +42,14 @@ from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaConnectionError, KafkaError, for_code
 
-from streams.settings import TOPICS, Settings, env_name
+from streams.settings import INPUT_TOPICS, INTERNAL_TOPIC, MAX_RECORD_BYTES, TOPICS, Settings, env_name
 
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = "max.message.bytes"
 _TOPIC_EXISTS = 36
 _UNKNOWN_TOPIC = 3
 _METADATA_WAIT_S = 10.0
@@ -74,27 +89,42 @@ def default_topics(settings: Settings) -> dict[str, int]:
     return {settings.topic(name): settings.partitions for name in TOPICS}
 
 
+def default_configs(settings: Settings) -> dict[str, dict[str, str]]:
+    """Configuration cityorder gives the topics it creates, by full topic name: the input
+    topics and the internal one take records up to :data:`MAX_RECORD_BYTES`. The output topics
+    keep the broker's default: an alert or a dead letter (payload cut to 64 KiB) is far below it."""
+    limit = {MAX_MESSAGE_BYTES: str(MAX_RECORD_BYTES)}
+    return {settings.topic(name): dict(limit) for name in (*INPUT_TOPICS, INTERNAL_TOPIC)}
+
+
 async def ensure_topics(settings: Settings, names: Mapping[str, int], *,
                         configs: Mapping[str, Mapping[str, str]] | None = None,
                         connect_timeout: float = 30.0) -> list[str]:
     """Create the missing topics of ``names`` (full topic name -> partitions) and check the rest.
 
-    ``configs`` gives per-topic configuration for topics this call creates (existing topics are
-    left alone). Returns the names this call created. Raises :class:`TopicMismatch` listing every topic
-    that exists with another partition count, and :class:`TopicsError` if the brokers cannot be
-    reached within ``connect_timeout`` seconds (retrying with backoff meanwhile, so a worker
-    started together with its broker does not fail on the first refused connection) or refuse
-    to create a topic. Safe to run from several workers at once: a topic another worker created
-    first counts as found.
+    ``configs`` gives per-topic configuration for topics this call creates, over
+    :func:`default_configs` (existing topics are left alone, but one whose record size limit
+    is below :data:`MAX_RECORD_BYTES` is logged). Returns the names this call created. Raises
+    :class:`TopicMismatch` listing every topic that exists with another partition count, and
+    :class:`TopicsError` if the brokers cannot be reached within ``connect_timeout`` seconds
+    (retrying with backoff meanwhile, so a worker started together with its broker does not
+    fail on the first refused connection) or refuse to create a topic. Safe to run from several
+    workers at once: a topic another worker created first counts as found.
     """
     admin = await _connect(settings, connect_timeout)
     try:
         found = await _partition_counts(admin)
         missing = [name for name in names if name not in found]
+        defaults = default_configs(settings)
+        wanted_configs = {n: {**defaults.get(n, {}), **(configs or {}).get(n, {})} for n in names}
         created = []
         if missing:
-            created = await _create(admin, settings, {n: names[n] for n in missing}, configs or {})
+            created = await _create(admin, settings, {n: names[n] for n in missing}, wanted_configs)
             found.update(await _wait_visible(admin, missing))
+        existing = [n for n in names if n not in created and MAX_MESSAGE_BYTES in wanted_configs[n]]
+        for line in await record_limits_below(admin, {n: int(wanted_configs[n][MAX_MESSAGE_BYTES])
+                                                      for n in existing}):
+            log.warning("%s", line)
     except KafkaError as e:
         raise TopicsError(f"cannot check or create topics on {', '.join(settings.brokers)}: {e!r}") from e
     finally:
@@ -104,6 +134,36 @@ async def ensure_topics(settings: Settings, names: Mapping[str, int], *,
     if mismatches:
         raise TopicMismatch(mismatches, settings)
     return created
+
+
+async def record_limits_below(admin: AIOKafkaAdminClient, wanted: Mapping[str, int]) -> list[str]:
+    """One line per topic of ``wanted`` (name -> bytes) whose ``max.message.bytes`` is smaller,
+    saying what it costs and how to raise it. A broker that does not report the setting (Tansu
+    for a topic created without it: it has no limit) or refuses to describe configurations
+    (an ACL) gives no line; the latter is logged at info."""
+    if not wanted:
+        return []
+    try:
+        # every entry, not just max.message.bytes: Tansu 0.6 drops the connection when a
+        # DescribeConfigs request names the keys it wants
+        responses = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name) for name in wanted])
+    except KafkaError as e:
+        log.info("could not read the record size limit of %s: %r", ", ".join(wanted), e)
+        return []
+    lines = []
+    for response in responses:
+        for error, _, _, name, entries, *_ in response.resources:
+            found = {entry[0]: entry[1] for entry in entries} if not error else {}
+            value = found.get(MAX_MESSAGE_BYTES)
+            if name in wanted and value is not None and value.isdigit() and int(value) < wanted[name]:
+                lines.append(
+                    f"topic {name!r} takes records of at most {int(value):,} bytes ({MAX_MESSAGE_BYTES}): "
+                    f"the broker refuses a larger input record to its producer, so it never reaches "
+                    f"the dead-letter topic as too_large. Raise it with: kafka-configs.sh --alter "
+                    f"--entity-type topics --entity-name {name} --add-config "
+                    f"{MAX_MESSAGE_BYTES}={wanted[name]}")
+    return lines
 
 
 async def _connect(settings: Settings, timeout: float) -> AIOKafkaAdminClient:

@@ -10,12 +10,22 @@ is designed around, so that a broker upgrade that changes them fails here first:
   is accepted, stored and reported, but not applied.
 - Metadata requests that name a missing topic create it with the broker's default count (4),
   so topics must be created (with :func:`ensure_topics`) before any client asks for them.
+- ``max.message.bytes`` is stored and reported, but no record size limit is enforced: a record
+  above it is stored and fetched (even by a consumer whose ``max_partition_fetch_bytes`` is
+  smaller). So on Tansu the topic setting changes nothing; on Kafka (1 MB by default) it is
+  what lets an oversized input record reach a worker to be dead-lettered. A DescribeConfigs
+  request that names the keys it wants makes Tansu drop the connection: ask for all of them.
+
+Also here, because it is about what a worker asks of its broker: an oversized record goes from
+``cityorder simulate`` through the broker to a ``too_large`` dead letter.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import re
 import subprocess
 import sys
 import time
@@ -30,8 +40,10 @@ from faust.types import TP
 
 import streams.broker as broker_module
 from streams.broker import BrokerError, EmbeddedBroker, free_port
-from streams.settings import Settings
+from streams.settings import INPUT_TOPICS, MAX_RECORD_BYTES, Settings
+from streams.simulate import simulate
 from streams.topics import (
+    MAX_MESSAGE_BYTES,
     Mismatch,
     TopicMismatch,
     TopicsError,
@@ -40,6 +52,7 @@ from streams.topics import (
     log_start_offsets,
     true_end_offsets,
 )
+from tests.e2e.workers import Worker, read_topic
 
 CREATE_TIME = 0  # Kafka's timestamp type codes: 0 CreateTime, 1 LogAppendTime
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
@@ -270,7 +283,9 @@ async def test_log_append_time_is_accepted_but_not_applied(settings: Settings) -
     finally:
         await admin.close()
     [(error, _, _, _, entries)] = response.resources
-    assert error == 0 and {e[0]: e[1] for e in entries} == configs
+    # an input topic: cityorder's record size limit comes with the configuration asked for
+    assert error == 0
+    assert {e[0]: e[1] for e in entries} == {**configs, MAX_MESSAGE_BYTES: str(MAX_RECORD_BYTES)}
 
     producer = AIOKafkaProducer(**settings.aiokafka_kwargs())
     await producer.start()
@@ -358,3 +373,69 @@ async def test_ensure_topics_gives_up_on_an_unreachable_broker() -> None:
     with pytest.raises(TopicsError, match="cannot reach the brokers"):
         await ensure_topics(settings, {"a": 1}, connect_timeout=1.0)
     assert time.monotonic() - started < 10
+
+
+async def topic_configs(settings: Settings, names: list[str]) -> dict[str, dict[str, str]]:
+    """Every configuration entry the broker reports for ``names``."""
+    admin = AIOKafkaAdminClient(**settings.aiokafka_kwargs())
+    await admin.start()
+    try:
+        responses = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name) for name in names])
+    finally:
+        await admin.close()
+    return {name: {e[0]: e[1] for e in entries}
+            for response in responses for _, _, _, name, entries in response.resources}
+
+
+async def test_input_and_internal_topics_take_records_above_the_contracts_limit(settings: Settings) -> None:
+    """On a Kafka with its 1 MB default a record over the contract's 1 MiB would be refused to
+    its producer and never become a ``too_large`` dead letter."""
+    await ensure_topics(settings, default_topics(settings))
+    wide = [settings.topic(t) for t in (*INPUT_TOPICS, "cityorder.internal")]
+    outputs = [settings.topic(t) for t in ("city.alerts", "city.alerts.deadletter")]
+    configs = await topic_configs(settings, wide + outputs)
+    assert {name: configs[name].get(MAX_MESSAGE_BYTES) for name in wide} == \
+        dict.fromkeys(wide, str(4 * 1024 * 1024))
+    assert all(MAX_MESSAGE_BYTES not in configs[name] for name in outputs)   # the broker's default
+
+
+async def test_an_existing_topic_with_a_smaller_record_limit_is_named(
+        settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    """A topic created before this limit (or by hand) keeps its configuration: the operator is
+    told what it costs and how to raise it."""
+    sensor, camera = settings.topic("city.events.sensor"), settings.topic("city.events.camera")
+    await ensure_topics(settings, {sensor: 1, camera: 1}, configs={sensor: {MAX_MESSAGE_BYTES: "1048588"}})
+    with caplog.at_level(logging.WARNING, logger="streams.topics"):
+        assert await ensure_topics(settings, {sensor: 1, camera: 1}) == []
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "streams.topics"]
+    assert f"topic {sensor!r} takes records of at most 1,048,588 bytes" in warning
+    assert f"--entity-name {sensor} --add-config max.message.bytes={MAX_RECORD_BYTES}" in warning
+
+
+# -- what a worker asks of its broker -----------------------------------------------------------
+
+def test_an_oversized_record_from_simulate_becomes_a_too_large_dead_letter(settings: Settings,
+                                                                         tmp_path: Path) -> None:
+    """2.1 MB on an input topic: ``cityorder simulate`` sends it (its producer refused anything
+    over 1 MB, and nothing after it went out), the broker takes it, the worker's ingest reads it
+    and dead-letters it as ``too_large`` with its first 64 KiB; the record after it follows."""
+    worker = Worker(settings, tmp_path / "worker.log")   # creates the topics, as in production
+    try:
+        worker.wait_ready()
+        big = "x" * 2_100_000
+        lines = [{"topic": "city.events.camera", "key": "cam-big", "raw": big},
+                 {"topic": "city.events.camera", "key": "cam-big", "raw": "not json"}]
+        stats = asyncio.run(simulate(settings, lines))
+        assert stats.sent == 2
+        dead = read_topic(settings, "city.alerts.deadletter", done=lambda m: len(m) >= 2, timeout=60,
+                          quiet_s=1.0)
+    finally:
+        worker.stop()
+    by_reason = {d["reason_code"]: d for d in dead}
+    assert set(by_reason) == {"too_large", "bad_json"}, dead
+    too_large = by_reason["too_large"]
+    assert too_large["topic"] == settings.topic("city.events.camera") and too_large["key"] == "cam-big"
+    assert too_large["truncated"] is True and len(too_large["payload"]) == 64 * 1024
+    assert re.search(r"message is 2100000 bytes", too_large["reason"]), too_large["reason"]
+    assert by_reason["bad_json"]["offset"] == too_large["offset"] + 1
