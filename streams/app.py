@@ -40,6 +40,7 @@ from typing import Any, cast
 
 import faust
 import orjson
+from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import IllegalStateError, KafkaError
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
@@ -83,6 +84,46 @@ class _Slices:
         if time.perf_counter() >= self.until:
             await asyncio.sleep(0)
             self.until = time.perf_counter() + SLICE_S
+
+
+class BrokerProbe:
+    """Whether a broker answers a metadata request, for ``/readyz``, with a client of its own.
+
+    A broker that stops answering (a network partition, a hung process) fails no request
+    before the 40 s request timeout, so without a probe ``/readyz`` would go on saying ready.
+    Why its own client: the probe used to borrow ingest's producer, which ingest starts only
+    once its consumer has joined its group (~5 s on Tansu). An aiokafka client that has not
+    started knows no broker to ask, so every worker start logged ``ERROR Unable to update
+    metadata from []`` (aiokafka's) and a warning that no broker answered, and ``/readyz`` said
+    ``broker_answers: false`` for a few seconds, all while the broker was fine. This client
+    bootstraps on the first probe, and again after a failed bootstrap, so a failure it
+    reports is a broker that did not answer, not a client that never asked."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.client: AIOKafkaClient | None = None
+
+    async def answers(self, timeout: float) -> bool:
+        try:
+            async with asyncio.timeout(timeout):
+                if self.client is None:
+                    client = AIOKafkaClient(**self.settings.aiokafka_kwargs(),
+                                            client_id=f"{self.settings.app_id}-probe")
+                    try:
+                        await client.bootstrap()
+                    except BaseException:
+                        await client.close()
+                        raise
+                    self.client = client
+                await self.client.fetch_all_metadata()
+        except (TimeoutError, KafkaError, OSError):
+            return False
+        return True
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.close()
+            self.client = None
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -150,7 +191,10 @@ class Runtime:
         self._interval = settings.checkpoint_interval_ms / 1000
         self._lock = asyncio.Lock()  # a checkpoint never runs in the middle of a record
         self._collector = WorkerCollector()
-        self.broker_answers = True
+        #: None until the first probe has answered either way: a worker reports nothing about
+        #: its broker before it has asked.
+        self.broker_answers: bool | None = None
+        self.probe = BrokerProbe(settings)
         self.sources = source_keys(settings.partitions)
         self.ingest = IngestLoop(settings, city, rules, self.metrics, view=self._frontier_view)
         self.metrics.registry.register(EngineCollector(lambda: list(self.evaluators.values()),
@@ -178,7 +222,7 @@ class Runtime:
                   supervisor_strategy=CrashingSupervisor)(self._evaluate)
         app.timer(self._interval / 2)(self._checkpoint_idle)
         app.timer(GC_INTERVAL_S)(self._collect_garbage)
-        app.timer(PROBE_INTERVAL_S)(self._probe_broker)
+        app.task(self._watch_broker)
         app.task(self._run_ingest)
         app.on_partitions_revoked.connect(self._on_revoked)
         app.page("/healthz")(self._healthz)
@@ -332,15 +376,24 @@ class Runtime:
             log.critical("a checkpoint or output was not acknowledged (%r): stopping at the next "
                          "record; nothing after the last checkpoint is committed", self.failure)
 
-    async def _probe_broker(self) -> None:
-        answers = await self.ingest.reachable(PROBE_TIMEOUT_S)
-        if answers != self.broker_answers:
-            if answers:
-                log.info("the broker answers again")
-            else:
-                log.warning("no broker answered a metadata request in %.0f s (%s): not ready; "
-                            "requests wait and are retried", PROBE_TIMEOUT_S,
-                            ", ".join(self.settings.brokers))
+    async def _watch_broker(self) -> None:
+        """Probe at once when the app has started (a timer's first run would come only after
+        its interval), then every :data:`PROBE_INTERVAL_S`."""
+        try:
+            while True:
+                self._broker_answered(await self.probe.answers(PROBE_TIMEOUT_S))
+                await asyncio.sleep(PROBE_INTERVAL_S)
+        finally:
+            await self.probe.close()
+
+    def _broker_answered(self, answers: bool) -> None:
+        """Log a change of the probe's answer (none for the first success: nothing changed)."""
+        if answers and self.broker_answers is False:
+            log.info("the broker answers again")
+        elif not answers and self.broker_answers is not False:
+            log.warning("no broker answered a metadata request in %.0f s (%s): not ready; "
+                        "requests wait and are retried", PROBE_TIMEOUT_S,
+                        ", ".join(self.settings.brokers))
         self.broker_answers = answers
 
     async def _collect_garbage(self) -> None:
@@ -480,10 +533,10 @@ class Runtime:
             "tables_recovered": recovery.completed.is_set() and not app.in_recovery,
             "not_rebalancing": not app.rebalancing,
             "ingest_writing": self.ingest.healthy,
-            "broker_answers": self.broker_answers,
+            "broker_answers": self.broker_answers,      # None: not asked yet
             "checkpoints_written": self.failure is None,
         }
-        ok = all(checks.values())
+        ok = all(value is True for value in checks.values())
         self.metrics.ready.set(1 if ok else 0)
         return ok, checks
 

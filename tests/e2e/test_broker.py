@@ -16,8 +16,9 @@ is designed around, so that a broker upgrade that changes them fails here first:
   what lets an oversized input record reach a worker to be dead-lettered. A DescribeConfigs
   request that names the keys it wants makes Tansu drop the connection: ask for all of them.
 
-Also here, because it is about what a worker asks of its broker: an oversized record goes from
-``cityorder simulate`` through the broker to a ``too_large`` dead letter.
+Also here, because they are about what a worker asks of its broker: a worker starts without a
+false alarm about it, and an oversized record goes from ``cityorder simulate`` through the
+broker to a ``too_large`` dead letter.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -414,6 +416,34 @@ async def test_an_existing_topic_with_a_smaller_record_limit_is_named(
 
 
 # -- what a worker asks of its broker -----------------------------------------------------------
+
+def test_a_worker_starts_without_a_false_alarm_about_its_broker(settings: Settings, tmp_path: Path) -> None:
+    """Every start used to log aiokafka's ``ERROR Unable to update metadata from []`` and "no
+    broker answered" (the probe asked ingest's producer before ingest had started it), and
+    ``/readyz`` said ``broker_answers: false`` for seconds while the broker was fine."""
+    worker = Worker(settings, tmp_path / "worker.log")
+    states: list[dict[str, Any]] = []
+    try:
+        ready_at = None
+        deadline = time.monotonic() + 60
+        while ready_at is None or time.monotonic() < ready_at + 5:   # two probes after ready
+            assert time.monotonic() < deadline, worker.tail()
+            assert worker.proc.poll() is None, worker.tail()
+            state = worker.readyz()
+            if state is not None:
+                states.append(state)
+                if state["ready"] and ready_at is None:
+                    ready_at = time.monotonic()
+            time.sleep(0.1)
+    finally:
+        worker.stop()
+    log = worker.log_path.read_text(errors="replace")
+    assert "[ERROR]" not in log and "[CRITICAL]" not in log, log
+    assert "no broker answered" not in log, log
+    assert all(s["broker_answers"] is not False for s in states), [s for s in states if not s["ready"]]
+    first = next(i for i, s in enumerate(states) if s["ready"])
+    assert all(s["ready"] for s in states[first:]), states[first:]
+
 
 def test_an_oversized_record_from_simulate_becomes_a_too_large_dead_letter(settings: Settings,
                                                                          tmp_path: Path) -> None:
