@@ -72,8 +72,10 @@ def decode(source: Source, raw: bytes) -> Event | BadInput:
 
     Reason codes: ``too_large`` (over 1 MiB, not parsed at all), ``bad_encoding``,
     ``bad_json`` (including ``NaN``/``Infinity``), ``invalid_field``, ``naive_timestamp``,
-    ``bad_coordinate``, ``unknown_action``. With several bad fields the first one pydantic
-    reports (field order, depth first) decides, so the same bytes always give the same reason.
+    ``bad_timestamp`` and ``future_timestamp`` (a time before, or at or after, the contract's
+    range: models/timestamps.py), ``bad_coordinate``, ``unknown_action``. With several bad
+    fields the first one pydantic reports (field order, depth first) decides, so the same
+    bytes always give the same reason.
     """
     try:
         if type(raw) is not bytes:

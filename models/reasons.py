@@ -10,7 +10,12 @@ from typing import Any, Final
 
 # Errors that mean "a number, but not a usable coordinate" when they sit on lat/lon.
 _COORDINATE_ERRORS: Final = frozenset({"finite_number", "greater_than_equal", "less_than_equal"})
-_CODE_OF_TYPE: Final = {"naive_timestamp": "naive_timestamp"}
+# Our own error types that are reason codes of their own (models/timestamps.py).
+_CODE_OF_TYPE: Final = {
+    "naive_timestamp": "naive_timestamp",
+    "bad_timestamp": "bad_timestamp",
+    "future_timestamp": "future_timestamp",
+}
 
 _TEXT_OF_TYPE: Final[dict[str, str]] = {
     "missing": "is required",

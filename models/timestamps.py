@@ -4,6 +4,11 @@ The engine compares, sorts and hashes times millions of times (alert ids hash th
 in epoch milliseconds), so an input time becomes one ``int`` at validation and never a
 ``datetime``. Parsing is a fixed regular expression plus integer arithmetic: ``fromisoformat``
 would also accept ISO 8601 forms RFC 3339 forbids (``20261122T0815``, ``+0800``, week dates).
+
+Every input time is also bounded (:data:`MIN_TIMESTAMP_MS`, :data:`MAX_TIMESTAMP_MS`): RFC 3339
+spells years 0000-9999, but the engine adds durations to times and writes them back in the
+city's offset, and a reading dated 9999-12-31 plus a one-hour ``holds`` is past the last
+instant ``datetime`` can write. The range leaves room for every duration a pack may hold.
 """
 
 import re
@@ -23,6 +28,15 @@ _OUTPUT: Final = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}(?:Z|[+-][0-9]{2}:[0-9]{2})"
 )
 OUTPUT_TIMESTAMP_PATTERN: Final = "^" + _OUTPUT.pattern + "$"
+
+MIN_TIMESTAMP_MS: Final = 0
+"""The first instant an input may carry: 1970-01-01T00:00:00Z (included)."""
+MAX_TIMESTAMP_MS: Final = 4_102_444_800_000
+"""The end of the input range: 2100-01-01T00:00:00Z (excluded). Every time cityorder derives
+from an input (+ at most a pack's longest duration, 3650 days, and the alert retention) stays
+far inside what any UTC offset can write, both ways."""
+TIMESTAMP_RANGE: Final = "[1970-01-01T00:00:00Z, 2100-01-01T00:00:00Z)"
+""":data:`MIN_TIMESTAMP_MS` .. :data:`MAX_TIMESTAMP_MS` as reasons and docs spell it."""
 
 _EPOCH_ORDINAL: Final = date(1970, 1, 1).toordinal()
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -101,6 +115,36 @@ def _parse_slow(value: object) -> int:
     return seconds * 1000 + rest
 
 
+def in_range(ms: int) -> bool:
+    """Whether ``ms`` lies in the contract's input range (:data:`TIMESTAMP_RANGE`)."""
+    return MIN_TIMESTAMP_MS <= ms < MAX_TIMESTAMP_MS
+
+
+def check_range(ms: int) -> int:
+    """``ms`` if it lies in the input range; else ``PydanticCustomError`` (a ``ValueError``)
+    of type ``future_timestamp`` (at or after the end) or ``bad_timestamp`` (before the start),
+    the reason codes decode reports them with."""
+    if MIN_TIMESTAMP_MS <= ms < MAX_TIMESTAMP_MS:
+        return ms
+    if ms >= MAX_TIMESTAMP_MS:
+        raise PydanticCustomError(
+            "future_timestamp",
+            f"must be before 2100-01-01T00:00:00Z (times must lie in {TIMESTAMP_RANGE})",
+        )
+    raise PydanticCustomError(
+        "bad_timestamp",
+        f"must not be before 1970-01-01T00:00:00Z (times must lie in {TIMESTAMP_RANGE})",
+    )
+
+
+def parse_input_timestamp_ms(value: object) -> int:
+    """:func:`parse_timestamp_ms` of an input time, which must also lie in the input range."""
+    ms = parse_timestamp_ms(value)
+    if MIN_TIMESTAMP_MS <= ms < MAX_TIMESTAMP_MS:
+        return ms
+    return check_range(ms)
+
+
 def format_timestamp_ms(ms: int, tz: tzinfo) -> str:
     """The contract's output spelling of ``ms``: local time of ``tz``, milliseconds, offset.
 
@@ -123,10 +167,15 @@ def _check_output_timestamp(value: object) -> str:
 
 Timestamp = Annotated[
     int,
-    PlainValidator(parse_timestamp_ms),
-    WithJsonSchema({"type": "string", "format": "date-time"}),
+    PlainValidator(parse_input_timestamp_ms),
+    WithJsonSchema({
+        "type": "string",
+        "format": "date-time",
+        "description": f"RFC 3339 with a UTC offset, in {TIMESTAMP_RANGE}",
+    }),
 ]
-"""An input time: RFC 3339 with an offset on the wire, UTC epoch milliseconds in the model."""
+"""An input time: RFC 3339 with an offset on the wire, in :data:`TIMESTAMP_RANGE`, UTC epoch
+milliseconds in the model."""
 
 OutputTimestamp = Annotated[
     str,

@@ -66,9 +66,11 @@ ReasonCode = Literal[
     "unregistered_device",
     "outside_map",
     "future_timestamp",
+    "bad_timestamp",
     "unknown_alert",
     "unknown_action",
     "illegal_transition",
+    "internal_error",
 ]
 REASON_CODES: Final = frozenset(get_args(ReasonCode))
 

@@ -2,9 +2,10 @@
 
 Decoding and validation are the models' job; this adds what needs the city map and the
 rules: which grid and zones a location is in, whether a device is registered, whether a
-report's category is one anyone handles, and whether a timestamp is from the future.
-Everything that is not used is either a reason (dead letter) or counted by value
-(``ignored``): nothing disappears without a trace.
+report's category is one anyone handles, and whether a timestamp is from the future or the
+message's arrival (Kafka's timestamp, which can be -1 or absurd) is unusable. Everything that
+is not used is either a reason (dead letter) or counted by value (``ignored``): nothing
+disappears without a trace.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from sys import intern
 
 from models.decode import BadInput, CameraEvent, Feedback, ReportEvent, SensorEvent, Source, decode
+from models.timestamps import MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, TIMESTAMP_RANGE
 from models.vocabulary import CAMERA_LABELS, SENSOR_CATEGORIES
 from rules.citymap import CityMap, Place
 from rules.inputs import FeedbackIn, Input, Obs
@@ -35,6 +37,9 @@ def _fields(base: Base) -> dict[str, object]:
 class Ingest:
     """Bound to one map and rule set; counts what it ignores in ``ignored``.
 
+    Only a message that is used (parts returned) is counted there: a message found bad
+    after one of its detections was ignored is a dead letter, not also an ignored label.
+
     >>> ingest = Ingest(city, rules, clock="event")         # doctest: +SKIP
     >>> result = ingest(Source.CAMERA, "city.events.camera", raw, key="cam-1", arrival=None)  # doctest: +SKIP
     """
@@ -44,6 +49,8 @@ class Ingest:
     clock: str = "event"
     ignored: Counter[tuple[str, str]] = field(default_factory=Counter)
     categories: frozenset[str] = field(init=False)
+    # What the message being ingested ignored, counted once it is known to be used.
+    _noted: list[tuple[str, str]] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         self.categories = CAMERA_LABELS | SENSOR_CATEGORIES | {"other"} | self.rules.categories
@@ -54,6 +61,13 @@ class Ingest:
         msg = decode(source, raw)
         if isinstance(msg, BadInput):
             return msg
+        if arrival is not None and not MIN_TIMESTAMP_MS <= arrival < MAX_TIMESTAMP_MS:
+            # The arrival orders input and drives a wall clock: one outside the range would
+            # move a clock where no time can be written (or back before every input).
+            return BadInput("bad_timestamp",
+                            f"arrival: the record's timestamp ({arrival} ms since the epoch) is "
+                            f"not a usable arrival: it must lie in {TIMESTAMP_RANGE}",
+                            msg.event_id)
         if self.clock == "wall" and arrival is not None:
             t = msg.at if isinstance(msg, Feedback) else msg.observed_at
             if t > arrival + FUTURE_LIMIT_MS:
@@ -62,13 +76,20 @@ class Ingest:
                                 f"{field_name}: more than 5 minutes ahead of the message's arrival",
                                 msg.event_id)
         base = (topic, arrival, key, partition, offset)
+        noted = self._noted
+        noted.clear()
         if isinstance(msg, CameraEvent):
-            return self._camera(msg, base)
-        if isinstance(msg, SensorEvent):
-            return self._sensor(msg, base)
-        if isinstance(msg, ReportEvent):
-            return self._report(msg, base)
-        return self._feedback(msg, base, raw)
+            out = self._camera(msg, base)
+        elif isinstance(msg, SensorEvent):
+            out = self._sensor(msg, base)
+        elif isinstance(msg, ReportEvent):
+            out = self._report(msg, base)
+        else:
+            return self._feedback(msg, base, raw)
+        if noted and not isinstance(out, BadInput):
+            for what in noted:
+                self.ignored[what] += 1
+        return out
 
     def _place(self, where: str, lat: float, lon: float, event_id: str) -> Place | BadInput:
         """A bad coordinate is never replaced by a device's registered position: a location
@@ -87,7 +108,7 @@ class Ingest:
                 return BadInput("unregistered_device",
                                 f"camera_id: camera {msg.camera_id} is not in the city map, so its "
                                 "heartbeats cannot be placed", msg.event_id)
-            self.ignored[("heartbeat", "camera")] += 1
+            self._noted.append(("heartbeat", "camera"))
         for i, d in enumerate(msg.detections):
             if d.location is not None:
                 lat, lon = d.location.lat, d.location.lon
@@ -102,7 +123,7 @@ class Ingest:
                                 f"detections[{i}].location: camera {msg.camera_id} is not in the "
                                 "city map, so every detection needs a location", msg.event_id)
             if d.label not in CAMERA_LABELS:
-                self.ignored[("label", d.label)] += 1
+                self._noted.append(("label", d.label))
                 groups.setdefault(grid_id, [])
                 continue
             # Interned: a track's id and label repeat in every frame, and evidence keeps ten.
@@ -136,7 +157,7 @@ class Ingest:
         ignored = msg.ignored_reason
         groups: dict[str, tuple[Obs, ...]] = {}
         if ignored is not None:
-            self.ignored[ignored] += 1
+            self._noted.append(ignored)
             groups[grid_id] = ()
         else:
             groups[grid_id] = (Obs(kind=msg.kind, lat=lat, lon=lon, zone_ids=zone_ids,
@@ -164,7 +185,7 @@ class Ingest:
         if msg.category not in self.categories:
             # Counted, and still passed on without observations: an accepted input moves the
             # engine's clock in event mode (the end of a replay counts it too).
-            self.ignored[("category", msg.category)] += 1
+            self._noted.append(("category", msg.category))
             return [Input(source=Source.REPORT, event_id=msg.event_id, time=msg.observed_at,
                           grid_id=grid_id, **_fields(base))]
         obs = Obs(kind=msg.category, lat=lat, lon=lon, zone_ids=zone_ids, located=located,

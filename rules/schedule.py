@@ -32,6 +32,11 @@ _ONE_MS = timedelta(milliseconds=1)
 _ONE_DAY = timedelta(days=1)
 # Bounded so a long replay over many years cannot grow the caches without limit.
 _CACHE_LIMIT = 4096
+# Instants whose local date, and the dates a search from them visits, ``datetime`` can
+# represent in every UTC offset (years 1-9999). Input times are kept far inside by
+# models/timestamps.py; only a due time computed from them could stray out here.
+_CALENDAR_START = (date(2, 1, 1).toordinal() - _EPOCH_ORDINAL) * DAY_MS
+_CALENDAR_END = (date(9998, 1, 1).toordinal() - _EPOCH_ORDINAL) * DAY_MS
 
 DAY_TOKENS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 CALENDAR_TOKENS = ("workdays", "restdays")
@@ -286,7 +291,12 @@ class Schedule:
 
         An opening can only happen where the wall clock reaches a window's start or a
         midnight, or where it jumps (daylight saving): those instants are tried in order.
+        None when there is none within ``SEARCH_DAYS``, or when ``t_ms`` lies beyond the dates
+        a calendar can write: a timer due there never fires, rather than crashing whoever
+        asked (no clock gets there: input times end in 2100).
         """
+        if not _CALENDAR_START <= t_ms < _CALENDAR_END:
+            return None
         if self.is_open(t_ms, cal):
             return t_ms
         first, _ = cal.local_day(t_ms)

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from models.schema import DEFAULT_DIR, TOPIC_MODELS, main, render, stale_files, write_all
+from models.timestamps import TIMESTAMP_RANGE
+from models.vocabulary import REASON_CODES
 
 TOPICS = [
     "city.events.camera",
@@ -63,7 +65,7 @@ def _schema(topic: str) -> dict:
     return json.loads(render(topic))
 
 
-def test_input_timestamps_are_date_time_strings() -> None:
+def test_input_timestamps_are_date_time_strings_that_name_their_range() -> None:
     for topic, field in [
         ("city.events.camera", "observed_at"),
         ("city.events.sensor", "observed_at"),
@@ -72,8 +74,16 @@ def test_input_timestamps_are_date_time_strings() -> None:
     ]:
         prop = _schema(topic)["properties"][field]
         assert (prop["type"], prop["format"]) == ("string", "date-time")
+        assert TIMESTAMP_RANGE in prop["description"]
     until = _schema("city.alerts.feedback")["properties"]["until"]["anyOf"][0]
-    assert until == {"type": "string", "format": "date-time"}
+    assert until == {"type": "string", "format": "date-time",
+                     "description": f"RFC 3339 with a UTC offset, in {TIMESTAMP_RANGE}"}
+
+
+def test_deadletter_schema_lists_every_reason_code() -> None:
+    codes = _schema("city.alerts.deadletter")["properties"]["reason_code"]["enum"]
+    assert set(codes) == REASON_CODES
+    assert {"bad_timestamp", "future_timestamp", "internal_error"} <= set(codes)
 
 
 def test_output_times_carry_milliseconds_pattern() -> None:
