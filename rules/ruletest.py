@@ -16,6 +16,11 @@ order. Each expected item compares only the keys it gives, so a test says what i
         expect:
           - {rule_id: street-vending.main-road, transition: opened, level: 1}
         expect_deadletters: []                  # optional
+
+A test runs on one engine (``partitions: N`` at the top of the file splits the grids as a
+worker with N partitions does): a test pins down what a rule does with a story, and with
+several partitions each grid's clock would depend on which other grids share its partition,
+by a hash the analyst does not see, and ``expect`` would list grids in partition order.
 """
 
 from __future__ import annotations
@@ -84,10 +89,15 @@ def run_file(path: Path) -> list[Result]:
     except (PackError, MapError, OSError) as e:
         raise RuleTestError(f"{path}: {e}") from None
     clock = doc.get("clock", "event")
-    return [_run_test(path, test, city, rules, clock) for test in doc["tests"]]
+    partitions = doc.get("partitions", 1)
+    if type(partitions) is not int or partitions < 1:
+        raise RuleTestError(f"{path}: partitions: expected a whole number of at least 1, "
+                            f"got {partitions!r}")
+    return [_run_test(path, test, city, rules, clock, partitions) for test in doc["tests"]]
 
 
-def _run_test(path: Path, test: Any, city: CityMap, rules: Any, clock: str) -> Result:
+def _run_test(path: Path, test: Any, city: CityMap, rules: Any, clock: str,
+              partitions: int = 1) -> Result:
     if not isinstance(test, dict) or "name" not in test or "input" not in test or "expect" not in test:
         line = test.get("__line__", 0) if isinstance(test, dict) else 0
         raise RuleTestError(f"{path}:{line}: each test needs 'name', 'input' and 'expect'")
@@ -95,7 +105,7 @@ def _run_test(path: Path, test: Any, city: CityMap, rules: Any, clock: str) -> R
     alerts: list[dict[str, Any]] = []
     dead: list[dict[str, Any]] = []
     replay = Replay(city, rules, clock=clock, source=str(path), on_alert=alerts.append,
-                    on_dead=dead.append)
+                    on_dead=dead.append, partitions=partitions)
     for item in test["input"]:
         item_line = item.get("__line__", line) if isinstance(item, dict) else line
         try:

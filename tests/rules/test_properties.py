@@ -96,7 +96,8 @@ def run(lines: list[bytes], engine: Engine | None = None, until: int | None = No
         snapshot_at: int | None = None) -> list[dict[str, Any]]:
     h = _harness(feed=False)
     out: list[dict[str, Any]] = []
-    replay = Replay(h.city, h.rules, on_alert=out.append, on_dead=lambda d: None, engine=engine)
+    replay = Replay(h.city, h.rules, on_alert=out.append, on_dead=lambda d: None, engine=engine,
+                    partitions=1)
     for n, line in enumerate(lines, 1):
         if snapshot_at is not None and n == snapshot_at:
             records, _ = snapshot(replay.engine)
