@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
+import unicodedata
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -20,6 +21,7 @@ import orjson
 
 from rules.demo.city import GEOJSON_PATH as DEMO_CITY
 from rules.pack import DEFAULT_PACK
+from rules.partitioning import DEFAULT_PARTITIONS
 
 PROGRESS_BYTES = 4 * 1024 * 1024
 
@@ -82,6 +84,10 @@ def main() -> None:
 @click.option("--until", "until", default=None, metavar="TIME",
               help="Run the clock to at least this RFC 3339 time at the end, so timers due by "
                    "then fire.")
+@click.option("--partitions", type=click.IntRange(min=1), default=DEFAULT_PARTITIONS,
+              show_default=True,
+              help="Split the grids over this many partitions, one engine (and clock) each, as "
+                   "a worker with that many partitions does; 1: one engine for the whole city.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the city.alerts messages here (JSONL). [default: standard output]")
 @click.option("--deadletters", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -89,26 +95,27 @@ def main() -> None:
                    "counted in the summary]")
 @click.option("-q", "--quiet", is_flag=True, help="No summary on standard error.")
 def replay(events: Path, city_path: Path, rule_paths: tuple[Path, ...], clock: str,
-           until: str | None, output: Path | None, deadletters: Path | None, quiet: bool) -> None:
+           until: str | None, output: Path | None, deadletters: Path | None, quiet: bool,
+           partitions: int = DEFAULT_PARTITIONS) -> None:
     """Replay a recorded input log (JSONL, RULES.md) and write the alerts it gives.
 
-    The output equals what a live worker would have produced for the same input, on every
-    field but emitted_at.
+    The output equals what a live worker with as many partitions would have produced for the
+    same input, on every field but emitted_at.
     """
-    from models.timestamps import parse_timestamp_ms
+    from models.timestamps import parse_input_timestamp_ms
     from rules.replay import Replay, ReplayFileError
 
     city, rules = _load(city_path, rule_paths)
     until_ms = None
     if until is not None:
         try:
-            until_ms = parse_timestamp_ms(until)
+            until_ms = parse_input_timestamp_ms(until)
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="--until") from None
     with ExitStack() as stack:
         out = stack.enter_context(output.open("wb")) if output else sys.stdout.buffer
         dead = stack.enter_context(deadletters.open("wb")) if deadletters else None
-        rp = Replay(city, rules, clock=clock, source=str(events),
+        rp = Replay(city, rules, clock=clock, source=str(events), partitions=partitions,
                     on_alert=lambda m: out.write(orjson.dumps(m) + b"\n"),
                     on_dead=(lambda m: dead.write(orjson.dumps(m) + b"\n")) if dead else
                     (lambda m: None),
@@ -141,22 +148,32 @@ def _lines(path: Path, quiet: bool) -> Iterator[tuple[int, bytes]]:
 
 
 def _print_summary(rp: Any, summary: Any, elapsed: float) -> None:
-    engine, ingest = rp.engine, rp.ingest
+    """The summary on standard error. Its first lines add up: every message line is accepted,
+    ignored, late, a duplicate or a dead letter (rules/replay.py says how a split message
+    counts); the tables below count by value (a message may ignore two labels)."""
+    stats, ingest = rp.stats, rp.ingest
     final = summary.final.values()
     echo = lambda s="": click.echo(s, err=True)  # noqa: E731
-    echo(f"{summary.lines} lines ({summary.ticks} ticks) in {elapsed:.2f} s; "
-         f"{summary.alerts_out} alert messages for {len(summary.final)} alerts; "
-         f"{sum(summary.dead.values())} dead letters")
+    echo(f"{summary.lines} lines ({summary.ticks} ticks) in {elapsed:.2f} s on "
+         f"{rp.partitions} partition{'s' if rp.partitions != 1 else ''}; "
+         f"{summary.alerts_out} alert messages for {len(summary.final)} alerts")
+    echo(f"{summary.messages} messages: {summary.accepted} accepted, {summary.ignored} ignored, "
+         f"{summary.late} late, {summary.duplicates} duplicates, "
+         f"{summary.dead_letters} dead letters")
+    if summary.faults:
+        echo(f"internal errors: {summary.faults} (logged above with their tracebacks)")
     _table(echo, "alerts by rule", Counter(a["rule_id"] for a in final))
     _table(echo, "alerts by level", Counter(f"level {a['level']}" for a in final))
     _table(echo, "alerts by status", Counter(a["status"] for a in final))
-    _table(echo, "transitions", engine.stats.transitions)
+    _table(echo, "transitions", stats.transitions)
     _table(echo, "dead letters by reason", summary.dead)
     _table(echo, "ignored", Counter({f"{k}={v}": n for (k, v), n in ingest.ignored.items()}))
-    _table(echo, "late (by device)", engine.stats.late)
-    _table(echo, "duplicates", engine.stats.duplicates)
-    if engine.stats.evicted:
-        echo(f"evicted subjects: {engine.stats.evicted}")
+    _table(echo, "late (by device)", stats.late)
+    _table(echo, "duplicates", stats.duplicates)
+    if stats.redelivered:
+        _table(echo, "redelivered (counted with duplicates)", stats.redelivered)
+    if stats.evicted:
+        echo(f"evicted subjects: {stats.evicted}")
 
 
 def _table(echo: Any, title: str, counts: Counter[str]) -> None:
@@ -164,9 +181,33 @@ def _table(echo: Any, title: str, counts: Counter[str]) -> None:
         echo(f"{title}: none")
         return
     echo(f"{title}:")
-    width = max(len(k) for k in counts)
-    for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+    shown = {_printable(k): n for k, n in counts.items()}
+    width = max(len(k) for k in shown)
+    for k, n in sorted(shown.items(), key=lambda kv: (-kv[1], kv[0])):
         echo(f"  {k:<{width}}  {n:>8}")
+
+
+# Unicode categories never printed as they are: controls (C0, DEL, C1), format characters
+# (the bidi overrides and isolates such as U+202E, zero-width ones), surrogates, private use,
+# and line and paragraph separators. Input names them (labels, device ids), and one of them
+# on a terminal can reorder, hide or rewrite what the summary says.
+_UNPRINTED = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
+
+
+def _printable(text: str) -> str:
+    r"""``text`` with every character of :data:`_UNPRINTED` (and the backslash, so the result
+    reads one way) escaped: ``"a\u202eb\x00"``."""
+    if text.isprintable() and "\\" not in text:
+        return text
+    return "".join(_escape(c) if c == "\\" or unicodedata.category(c) in _UNPRINTED else c
+                   for c in text)
+
+
+def _escape(c: str) -> str:
+    if c == "\\":
+        return "\\\\"
+    n = ord(c)
+    return f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}" if n < 0x10000 else f"\\U{n:08x}"
 
 
 @main.group()
@@ -252,7 +293,7 @@ def demo(ctx: click.Context, day: str, seed: int, scale: float, output: Path,
     click.echo(f"wrote {n} lines to {output}", err=True)
     if then_replay:
         ctx.invoke(replay, events=output, city_path=DEMO_CITY, rule_paths=(), clock="event",
-                   until=None, output=output.parent / "alerts.jsonl",
+                   until=None, partitions=DEFAULT_PARTITIONS, output=output.parent / "alerts.jsonl",
                    deadletters=output.parent / "deadletters.jsonl", quiet=False)
         click.echo(f"alerts in {output.parent / 'alerts.jsonl'}, dead letters in "
                    f"{output.parent / 'deadletters.jsonl'}", err=True)

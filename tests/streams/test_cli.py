@@ -196,3 +196,120 @@ def test_rules_check_refuses_a_map_without_city_or_with_an_open_ring(tmp_path: P
     assert err.startswith(f"Error: {open_ring}: feature 0 (id 'JY-0101'): geometry: ring 1 is not "
                           "closed: its last position [")
     assert err.strip().endswith("(RFC 7946)") and len(err.strip().splitlines()) == 1
+
+
+# -- issue 13: poison lines, partitions, the summary ------------------------------------------
+
+STREETLIGHT_9999 = {"topic": "city.events.sensor", "key": "sl-0001", "value": {
+    "event_id": "sl-9999", "sensor_id": "sl-0001", "kind": "streetlight",
+    "observed_at": "9999-12-31T20:00:00.000+00:00", "state": "off"}}
+MANHOLE_YEAR_1 = {"topic": "city.events.sensor", "key": "mh-0001", "value": {
+    "event_id": "mh-1", "sensor_id": "mh-0001", "kind": "manhole_cover",
+    "observed_at": "0001-01-01T00:00:00.000+23:59", "state": "open"}}
+
+
+def _manhole(event_id: str, at: str, state: str = "open") -> dict[str, object]:
+    return {"topic": "city.events.sensor", "key": "mh-0001", "value": {
+        "event_id": event_id, "sensor_id": "mh-0001", "kind": "manhole_cover",
+        "observed_at": at, "state": state}}
+
+
+def _write(path: Path, lines: list[object]) -> Path:
+    path.write_bytes(b"".join((line if isinstance(line, bytes) else orjson.dumps(line)) + b"\n"
+                              for line in lines))
+    return path
+
+
+def _replay(tmp_path: Path, lines: list[object], *args: str) -> tuple[int, list[dict], list[dict], str]:
+    events = _write(tmp_path / "in.jsonl", lines)
+    out, dead = tmp_path / "a.jsonl", tmp_path / "d.jsonl"
+    code, _, err = invoke("replay", str(events), "-o", str(out), "--deadletters", str(dead), *args)
+    read = lambda p: [orjson.loads(x) for x in p.read_bytes().splitlines()] if p.exists() else []  # noqa: E731
+    return code, read(out), read(dead), err
+
+
+@pytest.mark.parametrize("poison", [STREETLIGHT_9999, MANHOLE_YEAR_1])
+def test_replay_survives_a_time_out_of_range_as_first_input_and_after(tmp_path: Path,
+                                                                      poison: dict) -> None:
+    """Each crashed cityorder replay with OverflowError: date value out of range."""
+    for lines in ([poison, _manhole("mh-2", "2026-11-20T20:00:00+08:00")],
+                  [_manhole("mh-2", "2026-11-20T20:00:00+08:00"), poison]):
+        code, alerts, dead, err = _replay(tmp_path, lines)
+        assert code == 0, err
+        assert [d["reason_code"] for d in dead] == [
+            "future_timestamp" if poison is STREETLIGHT_9999 else "bad_timestamp"]
+        assert "2100-01-01T00:00:00Z" in dead[0]["reason"]
+        assert [a["transition"] for a in alerts][:1] == ["opened"]
+        for d in dead:
+            DeadLetter.model_validate(d)
+
+
+def test_replay_renders_an_alert_opened_at_the_last_instant(tmp_path: Path) -> None:
+    last = "2099-12-31T23:59:59.999Z"
+    code, alerts, dead, err = _replay(tmp_path, [_manhole("mh-last", last)], "--until", last)
+    assert code == 0, err
+    assert dead == [] and alerts[0]["opened_at"] == "2100-01-01T07:59:59.999+08:00"
+    for a in alerts:
+        Alert.model_validate(a)
+
+
+def test_replay_refuses_until_and_ticks_out_of_range_in_one_line(tmp_path: Path) -> None:
+    events = _write(tmp_path / "in.jsonl", [_manhole("mh-1", "2026-11-20T20:00:00+08:00")])
+    code, _, err = invoke("replay", str(events), "--until", "9999-12-31T00:00:00Z")
+    assert code == 2 and "--until" in err and "2100" in err
+    events = _write(tmp_path / "t.jsonl", [{"tick": "9999-12-31T20:00:00.000+00:00"}])
+    code, _, err = invoke("replay", str(events))
+    assert code == 1
+    assert err.strip() == (f"Error: {events}:1: 'tick': must be before 2100-01-01T00:00:00Z "
+                           "(times must lie in [1970-01-01T00:00:00Z, 2100-01-01T00:00:00Z))")
+
+
+def test_replay_goes_on_after_a_lone_surrogate(tmp_path: Path) -> None:
+    lines: list[object] = [b'{"topic": "city.events.camera", "key": null, "raw": "\\ud800"}',
+                           _manhole("mh-2", "2026-11-20T20:00:00+08:00")]
+    code, alerts, dead, err = _replay(tmp_path, lines)
+    assert code == 0, err
+    assert [d["reason_code"] for d in dead] == ["bad_encoding"] and alerts
+
+
+def test_summary_adds_up_and_escapes_control_characters(tmp_path: Path) -> None:
+    label = "evil\u202e\x00label\x1b[2J\x85"
+    lines: list[object] = [
+        {"topic": "city.events.camera", "key": "cam-0001", "value": {
+            "event_id": "c-1", "camera_id": "cam-0001", "observed_at": "2026-11-20T20:00:00+08:00",
+            "detections": [{"label": label, "confidence": 0.9}]}},
+        _manhole("mh-1", "2026-11-20T20:00:01+08:00"),
+        _manhole("mh-1", "2026-11-20T20:00:01+08:00"),
+        {"tick": "2026-11-20T20:10:00+08:00"},
+        _manhole("mh-3", "2026-11-20T20:00:02+08:00", "ok"),
+        {"topic": "city.events.report", "key": None, "raw": "{"},
+    ]
+    code, _, _, err = _replay(tmp_path, lines)
+    assert code == 0
+    assert "6 lines (1 ticks)" in err
+    assert "5 messages: 1 accepted, 1 ignored, 1 late, 1 duplicates, 1 dead letters" in err
+    assert "label=evil\\u202e\\x00label\\x1b[2J\\x85" in err
+    for bad in ("\u202e", "\x00", "\x1b", "\x85"):
+        assert bad not in err
+
+
+def test_replay_partitions_late_input_like_a_worker(tmp_path: Path) -> None:
+    """cam-0001's heartbeat at 10:10 (grid JY-0501, partition 0), then mh-0001 open at 10:00
+    (JY-0402, partition 3): late for one engine, not for a worker's four."""
+    lines: list[object] = [
+        {"topic": "city.events.camera", "key": "cam-0001", "value": {
+            "event_id": "hb-1", "camera_id": "cam-0001", "observed_at": "2026-11-20T10:10:00+08:00",
+            "detections": []}},
+        _manhole("mh-1", "2026-11-20T10:00:00+08:00")]
+    code, alerts, _, err = _replay(tmp_path, lines)
+    assert code == 0 and "on 4 partitions" in err
+    assert [a["transition"] for a in alerts][:1] == ["opened"] and "0 late" in err
+    code, alerts, _, err = _replay(tmp_path, lines, "--partitions", "1")
+    assert code == 0 and alerts == [] and "1 late" in err
+    code, _, _, err = _replay(tmp_path, lines, "--partitions", "0")
+    assert code == 2
+
+
+def test_replay_help_names_partitions() -> None:
+    code, out, _ = invoke("replay", "--help")
+    assert code == 0 and "--partitions" in out and "default: 4" in out
