@@ -52,6 +52,7 @@ from streams.merge import ArrivalMerge
 from streams.metrics import Metrics
 from streams.partitioned import (
     DEADLETTERS,
+    PROGRESS_HEADER,
     TICK_HEADER,
     IngestBatcher,
     SourceRecord,
@@ -73,6 +74,11 @@ MAX_AHEAD = 10_000
 #: How often progress is written when other workers' ingests own some source partitions.
 SHARED_PROGRESS_MS = 200
 MAX_BACKOFF_S = 5.0
+#: ``event`` mode: how long a partition read to its end must bring nothing before it stops
+#: holding back the others. A producer that marks its progress (``cityorder simulate``) never
+#: leaves one idle that long while it runs; this is for the others (a ``cityorder feedback``
+#: after a simulation ended), which would otherwise wait for input that never comes.
+IDLE_GRACE_S = 5.0
 
 V = TypeVar("V")
 
@@ -92,6 +98,7 @@ class _Revoke(ConsumerRebalanceListener):  # type: ignore[misc]
             self.loop.ticks.pop(tp, None)
             self.loop.acked.pop(tp, None)
             self.loop.committed.pop(tp, None)
+            self.loop.last_fetched.pop(tp, None)
             self.loop.merge.drop(tp)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
@@ -124,6 +131,7 @@ class IngestLoop:
         self.written_total = 0
         self.acked: dict[TopicPartition, int] = {}       # next offset whose input is not yet written
         self.committed: dict[TopicPartition, int] = {}
+        self.last_fetched: dict[TopicPartition, float] = {}   # monotonic time of its last record
         self.healthy = False
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
@@ -152,15 +160,17 @@ class IngestLoop:
             while True:
                 fetched = await self.consumer.getmany(timeout_ms=FETCH_WAIT_MS, max_records=FETCH_MAX_RECORDS)
                 for tp, recs in fetched.items():
+                    self.last_fetched[tp] = time.monotonic()
                     self.metrics.input_records.labels(self.contract[tp.topic]).inc(len(recs))
                     self.merge.add(tp, [SourceRecord(tp.topic, tp.partition, r.offset, r.key, r.value,
                                                      r.timestamp, tuple(r.headers or ())) for r in recs])
                 at_end = self._at_end()
-                limit = self.merge.limit(self.consumer.assignment(), at_end)
+                free = self._free(at_end)
+                limit = self.merge.limit(self.consumer.assignment(), free)
                 released = self.merge.release(limit) if limit is not None else []
                 if released:
                     self.released_max = max(self.released_max, max(r.timestamp for r in released))
-                self._advance_frontier(limit, at_end)
+                self._advance_frontier(limit, free)
                 if released:
                     await self._write(released, self._by_source(self.frontier))
                 self._flow_control(at_end)
@@ -203,44 +213,73 @@ class IngestLoop:
                 delay = min(delay * 2, MAX_BACKOFF_S)
 
     async def _write(self, released: list[SourceRecord], frontier: dict[str, int]) -> None:
-        """Ingest released records, write their parts (with ``frontier``) and dead letters,
-        then advance the offsets and ticks of their partitions (once everything is
-        acknowledged)."""
+        """Ingest released records, write their parts (with ``frontier``), the producers'
+        ticks among them and their dead letters, then advance the offsets and ticks of their
+        partitions (once everything is acknowledged).
+
+        A tick travels in the same write as the input around it, to every internal partition
+        (``IngestBatcher``), so that no evaluator sees a frontier past a tick it has not been
+        told of. Where one source partition brings two ticks in one batch, the batch is cut
+        before the second: a record carries one tick per source. Progress markers
+        (``PROGRESS_HEADER``) have done their work in the merge and are not written."""
         started = time.perf_counter()
         event_mode = self.settings.clock == "event"
-        records: list[SourceRecord] = []
+        chunks: list[tuple[list[SourceRecord], dict[str, tuple[int, int]]]] = [([], {})]
         ticks: dict[TopicPartition, tuple[int, int]] = {}
         nexts: dict[TopicPartition, int] = {}
         newest: int | None = None
         for r in released:
             tp = TopicPartition(r.topic, r.partition)
             nexts[tp] = r.offset + 1
+            if r.headers and _has_header(r.headers, PROGRESS_HEADER):
+                continue
             tick = _tick_header(r.headers)
             if tick is not None:
                 if event_mode:
+                    source = source_key(self.contract[tp.topic], tp.partition)
+                    if source in chunks[-1][1]:
+                        chunks.append(([], {}))
+                    chunks[-1][1][source] = (tick, r.timestamp)
                     ticks[tp] = max((tick, r.timestamp), ticks.get(tp, (tick, r.timestamp)))
                 else:
                     self.ingest.ignored[("tick", "wall mode")] += 1
                 continue
-            records.append(r)
+            chunks[-1][0].append(r)
             newest = r.timestamp if newest is None else max(newest, r.timestamp)
-        result = self.batcher(records, frontier)
-        sends = [(self.internal, None, value, p) for p, values in result.records.items() for value in values]
-        for dead in result.dead:
-            self.metrics.deadletters.labels(dead["reason_code"]).inc()
-        sends += [(self.settings.topic(DEADLETTERS), d["key"], orjson.dumps(d), None) for d in result.dead]
+        sends: list[tuple[str, str | None, bytes, int | None]] = []
+        for i, (records, chunk_ticks) in enumerate(chunks):
+            result = self.batcher(records, frontier if i == len(chunks) - 1 else None, chunk_ticks or None)
+            sends += [(self.internal, None, value, p) for p, values in result.records.items()
+                      for value in values]
+            for dead in result.dead:
+                self.metrics.deadletters.labels(dead["reason_code"]).inc()
+            sends += [(self.settings.topic(DEADLETTERS), d["key"], orjson.dumps(d), None)
+                      for d in result.dead]
         await self._produce(sends, "ingest")
         for tp, nxt in nexts.items():
             held = self.merge.first_offset(tp)
             self.acked[tp] = held if held is not None else nxt
         for tp, t in ticks.items():
             self.ticks[tp] = max(t, self.ticks.get(tp, t))
-        self.written_total += len(records)
+        self.written_total += sum(len(records) for records, _ in chunks)
         if frontier:
             self.written.append((min(frontier.values()), self.written_total))
         self.metrics.ingest_batch.observe(time.perf_counter() - started)
         if newest is not None:
             self.metrics.ingest_delay.observe(max(0, self.now() - newest) / 1000)
+
+    def _free(self, at_end: set[TopicPartition]) -> set[TopicPartition]:
+        """The partitions read to their end that hold nothing back: in ``wall`` mode all of
+        them (what they bring later arrives later: the broker stamps it, or its producer does
+        on the same clock); in ``event`` mode only those that have brought nothing for
+        ``IDLE_GRACE_S``. A fetch that finds a partition at its end says nothing about a
+        producer's batch for it still on its way, stamped before what another partition
+        already brought; at full speed that is the rule, not the exception. The producer's
+        own progress markers (and its records) are what moves such a partition on."""
+        if self.settings.clock == "wall":
+            return at_end
+        now = time.monotonic()
+        return {tp for tp in at_end if now - self.last_fetched.setdefault(tp, now) >= IDLE_GRACE_S}
 
     def _at_end(self) -> set[TopicPartition]:
         """Partitions whose every record has been fetched, by the last fetch's high watermark."""
@@ -257,12 +296,12 @@ class IngestLoop:
                 at_end.add(tp)
         return at_end
 
-    def _advance_frontier(self, limit: float | None, at_end: set[TopicPartition]) -> None:
+    def _advance_frontier(self, limit: float | None, free: set[TopicPartition]) -> None:
         """Move each owned partition's frontier after a release up to ``limit``.
 
         A partition not read to its end, or holding records, has everything before ``limit``
         released (it has fetched up to it, and what it holds is newer; its next record may
-        have the same stamp). A partition read to its end with nothing held constrains
+        have the same stamp). A free partition (:meth:`_free`) with nothing held constrains
         nothing, as in the merge: whatever it brings next is merged after what has been
         released anywhere, so it is complete up to the newest record released from any
         partition, this worker's or (as its evaluators read them) another's. In ``wall``
@@ -276,7 +315,7 @@ class IngestLoop:
         by_poll = self.settings.clock == "wall"
         for tp in self.consumer.assignment():
             t: float | None = None
-            if tp in at_end and not self.merge.held(tp):
+            if tp in free and not self.merge.held(tp):
                 t = idle
                 polled = self.consumer.last_poll_timestamp(tp) if by_poll else None
                 if polled:
@@ -387,6 +426,10 @@ def _stamp(r: SourceRecord) -> int:
 
 def _order(r: SourceRecord) -> tuple[int, str, int]:
     return (r.timestamp, r.topic, r.partition)
+
+
+def _has_header(headers: Any, wanted: str) -> bool:
+    return any(name == wanted for name, _ in headers)
 
 
 def _tick_header(headers: Any) -> int | None:

@@ -58,6 +58,12 @@ ALERTS, DEADLETTERS = "city.alerts", "city.alerts.deadletter"
 #: Kafka record header by which a producer (``cityorder simulate``) marks an event-mode tick:
 #: an empty record whose header value is the tick time (RFC 3339), sent to every source partition.
 TICK_HEADER = "cityorder-tick"
+#: Kafka record header by which a producer marks progress: an empty record saying that this
+#: producer has sent to this partition everything it stamps before the record's own timestamp.
+#: ``cityorder simulate`` sends one to every source partition now and then, so that an
+#: ``event``-mode worker knows when a partition with nothing new is complete (a fetch that finds
+#: a partition at its end cannot tell: the producer's next batch for it may still be on its way).
+PROGRESS_HEADER = "cityorder-progress"
 #: The most parts in one internal record: keeps a record well under Kafka's default 1 MB limit.
 MAX_PARTS_PER_RECORD = 1_000
 
@@ -137,10 +143,13 @@ class IngestBatcher:
         self.city = city
         self.now = now
 
-    def __call__(self, records: Iterable[SourceRecord],
-                 frontier: dict[str, int] | None = None) -> IngestResult:
+    def __call__(self, records: Iterable[SourceRecord], frontier: dict[str, int] | None = None,
+                 ticks: dict[str, tuple[int, int]] | None = None) -> IngestResult:
         """``frontier`` goes on the last record of each partition: only once all of the batch
-        is in the log does it hold."""
+        is in the log does it hold. ``ticks`` (producer ticks among these records, at most
+        one per source partition) go to every partition, on its first record: an evaluator
+        must know a tick before any frontier passes its arrival, or input that arrived after
+        the tick could be applied before it."""
         result = IngestResult()
         grouped: dict[int, list[Input]] = {}
         for rec in records:
@@ -157,10 +166,12 @@ class IngestBatcher:
             for part in out:
                 grouped.setdefault(grid_partition(part.grid_id, self.partitions), []).append(part)
                 result.parts += 1
-        for p, parts in grouped.items():
-            chunks = range(0, len(parts), MAX_PARTS_PER_RECORD)
+        for p in range(self.partitions) if ticks else grouped:
+            parts = grouped.get(p, [])
+            chunks = range(0, max(len(parts), 1), MAX_PARTS_PER_RECORD)
             result.records[p] = [encode(parts[i:i + MAX_PARTS_PER_RECORD],
-                                        frontier if i == chunks[-1] else None) for i in chunks]
+                                        frontier if i == chunks[-1] else None,
+                                        ticks if i == 0 else None) for i in chunks]
         return result
 
 
@@ -180,6 +191,14 @@ def _unescape(part: str) -> str:
     if "%" in part:
         return re.sub("%(25|1F|1E)", lambda m: _ESCAPED[m.group(1)], part)
     return part
+
+
+def _tick_queue(value: list[Any]) -> list[tuple[int, int]]:
+    """A checkpoint's pending ticks of one source: ``[[tick, arrival], ...]``, or one
+    ``[tick, arrival]`` as checkpoints written before ticks were queued hold them."""
+    if value and not isinstance(value[0], list):
+        return [(int(value[0]), int(value[1]))]
+    return [(int(t), int(a)) for t, a in value]
 
 
 def _arrival(part: Input) -> int:
@@ -236,7 +255,8 @@ class PartitionEvaluator:
         self.taken = -1                                      # the last offset a cut covers
         self.frontier: dict[str, int] = {}
         self.ticks: dict[str, int] = {}                       # ticks in effect
-        self.next_ticks: dict[str, tuple[int, int]] = {}      # (tick, arrival): not yet in effect
+        self.next_ticks: dict[str, list[tuple[int, int]]] = {}   # (tick, arrival), oldest first
+        self.tick_arrival: dict[str, int] = {}                # newest tick arrival known, per source
         self.held: ArrivalMerge[str, Input] = ArrivalMerge(_arrival, _arrival_order)
         self.sources = frozenset(sources)
         self.now = now
@@ -273,7 +293,9 @@ class PartitionEvaluator:
                     "the grids are on other partitions now. Let the old workers drain, then start "
                     "with a new CITYORDER_TOPIC_PREFIX (or delete the internal and changelog topics)")
             self.frontier, self.ticks = obj["frontier"], obj["ticks"]
-            self.next_ticks = {source: (t, a) for source, (t, a) in obj["next_ticks"].items()}
+            self.next_ticks = {source: _tick_queue(q) for source, q in obj["next_ticks"].items()}
+            self.tick_arrival = obj.get("tick_arrival") or {
+                source: q[-1][1] for source, q in self.next_ticks.items() if q}
             for source, parts in obj["held"].items():
                 self.held.add(source, map(unpack_part, parts))
         self.applied = self.taken = self.log.committed
@@ -286,13 +308,16 @@ class PartitionEvaluator:
         self.applied = offset
         for source, t in (batch.frontier or {}).items():
             self.frontier[source] = max(t, self.frontier.get(source, t))
-        for source, tick in (batch.ticks or {}).items():
-            self.next_ticks[source] = max(tick, self.next_ticks.get(source, tick))
+        for source, (tick, arrival) in (batch.ticks or {}).items():
+            # progress records repeat the newest tick that a batch record carried: once is enough
+            if arrival > self.tick_arrival.get(source, -1):
+                self.tick_arrival[source] = arrival
+                self.next_ticks.setdefault(source, []).append((tick, arrival))
         out: list[Any] = []
         limit = least(self.frontier, self.sources)
         parts = batch.parts
-        if parts and limit is not None and not self.held and _arrival(parts[-1]) <= limit \
-                and _in_arrival_order(parts):
+        if parts and limit is not None and not self.held and not self.next_ticks \
+                and _arrival(parts[-1]) <= limit and _in_arrival_order(parts):
             # What the merge would release, in the order it would release it: skip it (the
             # common case, one ingest's record whose own frontier covers it).
             for part in parts:
@@ -301,18 +326,10 @@ class PartitionEvaluator:
             for part in parts:
                 self.held.add(source_key(part.topic, part.partition or 0), (part,))
             if limit is not None:
-                for part in self.held.release(limit):
-                    out += self.engine.feed(part)
-        if limit is not None:
-            # a producer's tick takes effect once the input that arrived before it is applied
-            for source, (t, arrival) in list(self.next_ticks.items()):
-                if arrival <= limit:
-                    self.ticks[source] = max(t, self.ticks.get(source, t))
-                    del self.next_ticks[source]
-        if batch.frontier or batch.ticks:
-            tick = limit if self.engine.mode == "wall" else least(self.ticks, self.sources)
-            if tick is not None and tick != math.inf:
-                out += self.engine.tick(int(tick))
+                out += self._release(limit)
+        if self.engine.mode == "wall" and (batch.frontier or batch.ticks) \
+                and limit is not None and limit != math.inf:
+            out += self.engine.tick(int(limit))
         alerts: list[dict[str, Any]] = []
         dead: list[dict[str, Any]] = []
         fmt = self.city.calendar.format
@@ -327,6 +344,31 @@ class PartitionEvaluator:
         messages = [Outgoing(ALERTS, a["alert_id"], orjson.dumps(a)) for a in alerts] + \
             [Outgoing(DEADLETTERS, d["key"], orjson.dumps(d)) for d in dead]
         return Step(alerts, dead, messages)
+
+    def _release(self, limit: float) -> list[Any]:
+        """Apply what every source partition's frontier has passed, in arrival order, with the
+        producers' ticks in that order too: a tick (``event`` mode) takes effect after the
+        input that arrived before it and before the input that arrived with or after it, as
+        its line does in a replay file. Its record carries its arrival, so where it falls
+        among the parts does not depend on which record brought it or when."""
+        out: list[Any] = []
+        due = sorted((arrival, source, tick) for source, queue in self.next_ticks.items()
+                     for tick, arrival in queue if arrival <= limit)
+        for arrival, source, tick in due:
+            for part in self.held.release(arrival - 1):
+                out += self.engine.feed(part)
+            queue = self.next_ticks[source]
+            queue.pop(0)
+            if not queue:
+                del self.next_ticks[source]
+            self.ticks[source] = max(tick, self.ticks.get(source, tick))
+            if self.engine.mode == "event":
+                least_tick = least(self.ticks, self.sources)
+                if least_tick is not None and least_tick != math.inf:
+                    out += self.engine.tick(int(least_tick))
+        for part in self.held.release(limit):
+            out += self.engine.feed(part)
+        return out
 
     def ahead(self, offset: int) -> bool:
         """A record past a gap: records before it are not applied yet (a partition without
@@ -346,7 +388,7 @@ class PartitionEvaluator:
             return None
         meta = orjson.dumps({
             "partitioner": PARTITIONER, "frontier": self.frontier, "ticks": self.ticks,
-            "next_ticks": self.next_ticks,
+            "next_ticks": self.next_ticks, "tick_arrival": self.tick_arrival,
             "held": {source: [pack_part(p) for p in parts] for source, parts in self.held.items()}})
         self.taken = self.applied
         return Cut(self.applied, take(self.engine, changed_only=True), meta, self.key, self.log)

@@ -10,12 +10,23 @@ everything and fires the timers due by then (CONTRACTS.md, Time).
 Pacing: ``rate`` (records per second) or ``speedup`` (event time runs that many times faster
 than the wall clock), or neither: as fast as the broker takes them. Record timestamps are the
 moment of sending (the arrival a wall-mode worker sees), or, with ``keep_arrival``, a line's
-own ``arrival`` (to re-send a recording with its original timing).
+own ``arrival`` (to re-send a recording with its original timing). With ``strict_order``
+(the default) they also come after every record already in the input topics: at full speed
+stamps run ahead of the wall clock (one millisecond a record), and a second run started soon
+after a first would otherwise stamp its records before the first run's last ones, and a
+worker would merge the two runs into one another.
+
+Progress markers: every thousand records or 50 ms (every second while idle), an empty record
+with the ``cityorder-progress`` header goes to every source partition, stamped after all sent
+before it. An ``event``-mode worker merges the source partitions by stamp and must know when a
+partition that brings nothing new is complete: the marker says so. They are not replay lines
+and are not recorded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -23,20 +34,28 @@ from datetime import UTC
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from models.timestamps import format_timestamp_ms, parse_timestamp_ms
 from rules.replay import parse_line
-from streams.partitioned import TICK_HEADER
+from streams.partitioned import PROGRESS_HEADER, TICK_HEADER
 from streams.settings import INPUT_TOPICS, Settings
 
 IN_FLIGHT = 2_000
+#: Progress markers: after this many records, or this long after the last record...
+MARK_EVERY, MARK_INTERVAL_S = 1_000, 0.05
+#: ... and this often while nothing is sent.
+IDLE_MARK_INTERVAL_S = 1.0
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
 class SimStats:
     sent: int = 0
     ticks: int = 0
+    failed: int = 0
     last_time: int | None = None
     by_topic: dict[str, int] = field(default_factory=dict)
 
@@ -65,19 +84,18 @@ class Pacer:
         self.first_t: int | None = None
         self.n = 0
 
-    async def wait(self, t: int | None) -> None:
-        self.n += 1
+    def delay(self, t: int | None) -> float:
+        """Seconds until the next record (event time ``t``) is due; the caller counts it sent
+        (``n += 1``) once it goes."""
         if self.rate:
-            due = self.start + self.n / self.rate
+            due = self.start + (self.n + 1) / self.rate
         elif self.speedup and t is not None:
             if self.first_t is None:
                 self.first_t = t
             due = self.start + (t - self.first_t) / 1000 / self.speedup
         else:
-            return
-        delay = due - time.monotonic()
-        if delay > 0.001:
-            await asyncio.sleep(delay)
+            return 0.0
+        return due - time.monotonic()
 
 
 async def simulate(settings: Settings, lines: Iterable[dict[str, Any]], *, rate: float | None = None,
@@ -99,38 +117,65 @@ async def simulate(settings: Settings, lines: Iterable[dict[str, Any]], *, rate:
     await producer.start()
     stats = SimStats()
     pacer = Pacer(rate, speedup)
+    marks = _Marks(producer, settings)
     pending: list[asyncio.Future[Any]] = []
     started = last_report = time.monotonic()
     ended_with_tick = False
-    last_stamp = 0
+    last_stamp = await newest_stamp(settings) if strict_order and not keep_arrival else 0
+
+    def next_stamp(arrival: int | None = None) -> int:
+        """The next record's timestamp: the moment of sending (or the line's own arrival),
+        after every stamp before it when ``strict_order`` (ticks and marks always: they
+        promise something about what was sent before them)."""
+        nonlocal last_stamp
+        if keep_arrival:
+            stamp = arrival if arrival is not None else last_stamp + 1
+        else:
+            stamp = int(time.time() * 1000)
+        if strict_order or arrival is None:
+            stamp = max(stamp, last_stamp + 1)
+        last_stamp = max(last_stamp, stamp)
+        return stamp
+
     try:
         for obj in lines:
             if duration_s is not None and time.monotonic() - started >= duration_s:
                 break
             t = line_time(obj)
-            await pacer.wait(t)
+            while (delay := pacer.delay(t)) > 0.001:
+                await asyncio.sleep(min(delay, MARK_INTERVAL_S))
+                if marks.due():
+                    pending += await marks.send(next_stamp())
+            pacer.n += 1
             if "tick" in obj:
                 assert t is not None
-                last_stamp = max(int(time.time() * 1000), last_stamp + 1)
-                pending += await _send_tick(producer, settings, t, last_stamp)
+                pending += await _send_tick(producer, settings, t, next_stamp())
+                marks.sent()
                 stats.ticks += 1
                 ended_with_tick = True
             else:
                 msg = parse_line(orjson.dumps(obj))
                 assert msg.topic is not None
-                stamp = msg.arrival if keep_arrival and msg.arrival is not None else int(time.time() * 1000)
-                if strict_order:
-                    stamp = last_stamp = max(stamp, last_stamp + 1)
-                pending.append(await producer.send(
-                    settings.topic(msg.topic), msg.payload, key=msg.key.encode() if msg.key else None,
-                    timestamp_ms=stamp))
+                try:
+                    pending.append(await producer.send(
+                        settings.topic(msg.topic), msg.payload, key=msg.key.encode() if msg.key else None,
+                        timestamp_ms=next_stamp(msg.arrival)))
+                except KafkaError as e:
+                    # refused before it left (e.g. larger than the producer may send): the
+                    # rest still goes out, and the count says what did not
+                    stats.failed += 1
+                    log.warning("simulate: %s %s not sent: %s", msg.topic, msg.key, e)
+                    continue
                 stats.sent += 1
                 stats.by_topic[msg.topic] = stats.by_topic.get(msg.topic, 0) + 1
                 ended_with_tick = False
+                marks.count()
             if t is not None:
                 stats.last_time = t if stats.last_time is None else max(stats.last_time, t)
             if record is not None:
                 record(obj)
+            if marks.due():
+                pending += await marks.send(next_stamp())
             if len(pending) >= IN_FLIGHT:
                 await asyncio.gather(*pending)
                 pending.clear()
@@ -141,9 +186,8 @@ async def simulate(settings: Settings, lines: Iterable[dict[str, Any]], *, rate:
         pending.clear()
         if end_tick and not ended_with_tick and stats.last_time is not None:
             tick = {"tick": format_timestamp_ms(stats.last_time + reorder_window_ms, UTC)}
-            last_stamp = max(int(time.time() * 1000), last_stamp + 1)
             await asyncio.gather(*await _send_tick(producer, settings, stats.last_time + reorder_window_ms,
-                                                   last_stamp))
+                                                   next_stamp()))
             stats.ticks += 1
             if record is not None:
                 record(tick)
@@ -154,18 +198,88 @@ async def simulate(settings: Settings, lines: Iterable[dict[str, Any]], *, rate:
     return stats
 
 
+class _Marks:
+    """Progress markers (``PROGRESS_HEADER``): an empty record on every source partition,
+    stamped after everything sent before it, every ``MARK_EVERY`` records or
+    ``MARK_INTERVAL_S`` seconds. An ``event``-mode worker merges source partitions by stamp;
+    a partition that has nothing new holds the others back until a record or a marker on it
+    says it is complete up to there. Without them a worker took a partition that a fetch found
+    at its end as complete, while this producer's next batch for it was still on its way."""
+
+    def __init__(self, producer: AIOKafkaProducer, settings: Settings) -> None:
+        self.producer = producer
+        self.settings = settings
+        self.since = 0
+        self.last = time.monotonic()
+
+    def count(self) -> None:
+        self.since += 1
+
+    def sent(self) -> None:
+        """A tick went to every partition: it marks progress as well as a marker does."""
+        self.since = 0
+        self.last = time.monotonic()
+
+    def due(self) -> bool:
+        quiet = time.monotonic() - self.last
+        return self.since >= MARK_EVERY or (self.since > 0 and quiet >= MARK_INTERVAL_S) \
+            or quiet >= IDLE_MARK_INTERVAL_S
+
+    async def send(self, stamp: int) -> list[asyncio.Future[Any]]:
+        self.sent()
+        return await _send_to_all(self.producer, self.settings, [(PROGRESS_HEADER, b"")], stamp)
+
+
 async def _send_tick(producer: AIOKafkaProducer, settings: Settings, t: int,
                      stamp: int) -> list[asyncio.Future[Any]]:
     """``stamp``: the records' timestamp, never before the input sent ahead of the tick (a
     worker applies the tick once the input that arrived before it is applied)."""
     header = [(TICK_HEADER, format_timestamp_ms(t, UTC).encode())]
+    return await _send_to_all(producer, settings, header, stamp)
+
+
+async def _send_to_all(producer: AIOKafkaProducer, settings: Settings, headers: list[tuple[str, bytes]],
+                       stamp: int) -> list[asyncio.Future[Any]]:
+    """An empty record with ``headers`` on every partition of every input topic."""
     futures = []
     for name in INPUT_TOPICS:
         topic = settings.topic(name)
         for partition in sorted(await producer.partitions_for(topic)):
-            futures.append(await producer.send(topic, b"", partition=partition, headers=header,
+            futures.append(await producer.send(topic, b"", partition=partition, headers=headers,
                                                timestamp_ms=stamp))
     return futures
+
+
+async def newest_stamp(settings: Settings, timeout_s: float = 10.0) -> int:
+    """The newest timestamp among the last records of the input topics' partitions (0 when
+    they are empty or do not exist yet)."""
+    consumer = AIOKafkaConsumer(**settings.aiokafka_kwargs(), enable_auto_commit=False,
+                                client_id="cityorder-simulate")
+    await consumer.start()
+    try:
+        await consumer.topics()          # metadata of every topic: partitions_for_topic reads it
+        tps = [TopicPartition(settings.topic(name), p) for name in INPUT_TOPICS
+               for p in sorted(consumer.partitions_for_topic(settings.topic(name)) or ())]
+        if not tps:
+            return 0
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        wanted = {tp for tp, end in ends.items() if end > 0}
+        for tp in wanted:
+            consumer.seek(tp, ends[tp] - 1)
+        newest = 0
+        deadline = time.monotonic() + timeout_s
+        while wanted and time.monotonic() < deadline:
+            batch = await consumer.getmany(*wanted, timeout_ms=200)
+            for tp, records in batch.items():
+                newest = max([newest, *(r.timestamp for r in records)])
+                wanted.discard(tp)
+        if wanted:
+            raise KafkaError(f"could not read the last record of {sorted(map(str, wanted))} "
+                             f"within {timeout_s:.0f} s")
+        return newest
+    finally:
+        await consumer.stop()
 
 
 def read_lines(path: Any) -> Iterator[dict[str, Any]]:

@@ -25,7 +25,14 @@ from streams.broker import EmbeddedBroker
 from streams.settings import Settings
 from streams.simulate import simulate
 from streams.topics import default_topics, ensure_topics
-from tests.e2e.workers import Worker, read_topic, replay_of, without_emitted_at
+from tests.e2e.workers import (
+    Worker,
+    assert_same,
+    frontier_breaches,
+    read_topic,
+    replay_of,
+    without_emitted_at,
+)
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -85,7 +92,7 @@ def test_city_alerts_equal_the_replay_of_the_same_input(settings: Settings, tmp_
         metrics = worker.metrics()
     finally:
         worker.stop()
-    assert without_emitted_at(alerts) == without_emitted_at(expected[0])
+    assert_same(without_emitted_at(alerts), without_emitted_at(expected[0]))
     assert all(a["emitted_at"] >= "2026-11-23" for a in alerts)   # stamped when sent, not replayed
     # Malformed input: every reason of the replay, each pointing at the real source record.
     assert Counter((d["reason_code"], d["event_id"]) for d in dead) == \
@@ -196,11 +203,15 @@ def test_sigkill_loses_no_transition_and_changes_no_version(settings: Settings, 
         workers[2].wait_ready()
         alerts = read_topic(settings, "city.alerts", done=all_versions(expected[0]), timeout=120)
         metrics = workers[2].metrics()
+        late = metric_total(workers[2], "cityorder_late_inputs_total")
     finally:
         for w in workers:       # a failed wait must not leave a worker running
             w.stop()
+    breaches = frontier_breaches(settings)
+    assert not breaches, f"{len(breaches)} parts behind their frontier, e.g. {breaches[:3]}"
     got = without_emitted_at(alerts)           # raises if a version came with two contents
-    assert got == without_emitted_at(expected[0])
+    assert_same(got, without_emitted_at(expected[0]), *workers)
+    assert late == 0, "re-read input is redelivered, not late"
     for alert_id in {a for a, _ in got}:
         versions = sorted(v for a, v in got if a == alert_id)
         assert versions == list(range(1, len(versions) + 1)), f"{alert_id}: gap in {versions}"
@@ -250,7 +261,7 @@ def test_two_workers_share_partitions_and_one_takes_over(settings: Settings, tmp
         a.stop()
         b.stop()
     got = without_emitted_at(alerts)           # raises if a version came with two contents
-    assert got == without_emitted_at(expected[0])
+    assert_same(got, without_emitted_at(expected[0]), a, b)
 
 
 def test_two_workers_draining_one_backlog_give_the_replay(settings: Settings, tmp_path: Path,
@@ -270,7 +281,7 @@ def test_two_workers_draining_one_backlog_give_the_replay(settings: Settings, tm
     finally:
         a.stop()
         b.stop()
-    assert without_emitted_at(alerts) == without_emitted_at(expected[0])
+    assert_same(without_emitted_at(alerts), without_emitted_at(expected[0]), a, b)
     assert all(owned), f"both workers evaluate: {owned}"
     assert late == [0.0, 0.0]
 
@@ -308,4 +319,4 @@ def test_a_broker_that_stops_answering_does_not_stop_the_worker(tmp_path: Path,
             assert worker.proc.poll() is None, worker.tail()
         finally:
             worker.stop()
-    assert without_emitted_at(alerts) == without_emitted_at(expected[0])
+    assert_same(without_emitted_at(alerts), without_emitted_at(expected[0]), worker)

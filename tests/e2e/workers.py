@@ -25,7 +25,9 @@ from aiokafka import AIOKafkaConsumer
 from rules.citymap import CityMap
 from rules.pack import load_rules
 from rules.replay import Replay
+from streams.codec import decode
 from streams.dev import free_port
+from streams.partitioned import source_key
 from streams.settings import Settings
 
 READY_TIMEOUT_S = 40.0
@@ -82,7 +84,8 @@ class Worker:
         self.log.close()
 
     def tail(self, lines: int = 60) -> str:
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
@@ -115,12 +118,13 @@ def read_topic(settings: Settings, name: str, *, done: Callable[[list[dict[str, 
 
 
 def replay_of(lines: Iterable[dict[str, Any]], city: Path, rules: Iterable[Path], *,
-              clock: str = "event") -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """What ``cityorder replay`` gives for ``lines``: (alerts, dead letters)."""
+              clock: str = "event", partitions: int | None = None
+              ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """What ``cityorder replay [--partitions N]`` gives for ``lines``: (alerts, dead letters)."""
     alerts: list[dict[str, Any]] = []
     dead: list[dict[str, Any]] = []
     rp = Replay(CityMap.load(city), load_rules(list(rules)), clock=clock, on_alert=alerts.append,
-                on_dead=dead.append)
+                on_dead=dead.append, **({"partitions": partitions} if partitions else {}))
     for n, line in enumerate(lines, 1):
         rp.line(orjson.dumps(line), n)
     rp.finish()
@@ -139,3 +143,60 @@ def without_emitted_at(messages: Iterable[dict[str, Any]]) -> dict[tuple[str, in
             if first.get(f) != m.get(f))
         out[key] = m
     return out
+
+
+def assert_same(got: dict[Any, Any], want: dict[Any, Any], *workers: Worker) -> None:
+    """Two ``without_emitted_at`` maps are equal; a difference is told in a few lines (pytest's
+    own diff of two dicts of thousands of alerts runs for minutes), with the workers' logs."""
+    missing, extra = want.keys() - got.keys(), got.keys() - want.keys()
+    differ = sorted(k for k in want.keys() & got.keys() if got[k] != want[k])
+    detail = "".join(
+        f"\n  {k}: " + "; ".join(f"{f}: {want[k].get(f)!r:.150} wanted, {got[k].get(f)!r:.150} got"
+                               for f in sorted(want[k].keys() | got[k].keys())
+                               if want[k].get(f) != got[k].get(f))
+        for k in differ[:3])
+    assert not (missing or extra or differ), (
+        f"{len(missing)} versions missing (e.g. {sorted(missing)[:3]}), {len(extra)} extra "
+        f"(e.g. {sorted(extra)[:3]}), {len(differ)} differ of {len(want)}{detail}\n"
+        + "\n".join(w.tail(20) for w in workers))
+
+
+def frontier_breaches(settings: Settings, quiet_s: float = 2.0) -> list[str]:
+    """Where ``cityorder.internal`` breaks its promise: a new part (a source record not seen
+    before in that internal partition) whose arrival is at or before a frontier already
+    reported there for its source partition. An evaluator has applied the input behind that
+    frontier by then, so such a part comes out late or out of order. Empty when all is well."""
+
+    async def run() -> list[str]:
+        consumer = AIOKafkaConsumer(settings.topic("cityorder.internal"), **settings.aiokafka_kwargs(),
+                                    auto_offset_reset="earliest", enable_auto_commit=False)
+        await consumer.start()
+        seen: dict[int, set[tuple[str, int | None]]] = {}
+        frontier: dict[int, dict[str, tuple[int, int]]] = {}
+        breaches: list[str] = []
+        last = time.monotonic()
+        try:
+            while time.monotonic() - last < quiet_s:
+                for tp, records in (await consumer.getmany(timeout_ms=200)).items():
+                    last = time.monotonic()
+                    mine = seen.setdefault(tp.partition, set())
+                    reported = frontier.setdefault(tp.partition, {})
+                    for r in records:
+                        batch = decode(r.value)
+                        for part in batch.parts:
+                            source = source_key(part.topic, part.partition or 0)
+                            if (source, part.offset) in mine:
+                                continue
+                            mine.add((source, part.offset))
+                            f = reported.get(source)
+                            if f is not None and part.arrival is not None and part.arrival <= f[0]:
+                                breaches.append(f"internal {tp.partition}@{r.offset}: {source}@{part.offset} "
+                                                f"arrived {part.arrival}, frontier {f[0]} since @{f[1]}")
+                        for source, t in (batch.frontier or {}).items():
+                            if source not in reported or t > reported[source][0]:
+                                reported[source] = (t, r.offset)
+        finally:
+            await consumer.stop()
+        return breaches
+
+    return asyncio.run(run())
