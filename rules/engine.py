@@ -320,6 +320,29 @@ class Engine:
         self.held.clear()
         return self.out
 
+    def withdraw(self, inp: Input) -> bool:
+        """Take ``inp`` out of the reorder buffer or the held feedback, unapplied; False if it
+        is in neither. For the last line of defence: an input whose application raised is
+        withdrawn from a state rolled back to before it. Its event id stays remembered, so a
+        redelivery of it is still a duplicate."""
+        for i, entry in enumerate(self.pending):
+            if entry[4] == inp:
+                self.pending[i] = self.pending[-1]
+                self.pending.pop()
+                heapq.heapify(self.pending)
+                if self.track_changes:
+                    self.pending_buckets.discard(entry[3])
+                return True
+        fb = inp.feedback
+        waiting = self.held.get(fb.alert_id) if fb is not None else None
+        if fb is not None and waiting and inp in waiting:
+            waiting.remove(inp)
+            if not waiting:
+                del self.held[fb.alert_id]
+            self.fb_waiting.discard(inp.event_id)
+            return True
+        return False
+
     @property
     def watermark(self) -> int | None:
         return None if self.clock is None else self.clock - self.reorder

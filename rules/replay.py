@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import heapq
 import json
 import logging
 from collections import Counter
@@ -48,6 +47,7 @@ from models.decode import TOPIC_SOURCES, BadInput, Source
 from models.outputs import deadletter_payload
 from models.timestamps import check_range, in_range
 from models.timestamps import parse_timestamp_ms as parse_timestamp
+from rules import faults
 from rules.citymap import CityMap
 from rules.engine import NEVER, DeadOut, Engine, SnapshotKey, Stats, restore, take
 from rules.ingest import Ingest
@@ -344,7 +344,7 @@ class Replay:
                                  partition=0, offset=offset)
         except Exception as error:
             self._fault(error, f"line {lineno}")
-            self._dead_line(msg, offset, None, "internal_error", _reason(error))
+            self._dead_line(msg, offset, None, "internal_error", faults.reason(error))
             self._settle()
             return
         if isinstance(result, BadInput):
@@ -363,7 +363,7 @@ class Replay:
         outcomes = self._unit(calls, result, record)
         if isinstance(outcomes, BaseException):
             self._fault(outcomes, f"line {lineno}")
-            self._dead_line(msg, offset, result[0].event_id, "internal_error", _reason(outcomes))
+            self._dead_line(msg, offset, result[0].event_id, "internal_error", faults.reason(outcomes))
         else:
             self._count(record, calls, outcomes)
         self._settle()
@@ -421,7 +421,7 @@ class Replay:
                     self._rebuild(p)
                     self._fb_dups[p] = self.engines[p].stats.duplicates.get(FEEDBACK_TOPIC, 0)
                 failed_in = calls[done][0]
-                culprit = _culprit(error)
+                culprit = faults.culprit(error)
                 if culprit is not None and culprit not in own and \
                         self._withdraw(failed_in, culprit, error):
                     continue
@@ -495,7 +495,7 @@ class Replay:
     def _withdraw(self, p: int, culprit: Input, error: Exception) -> bool:
         """Take ``culprit`` (an earlier line's part that fails when applied) out of engine
         ``p`` and dead-letter its line; False if the engine does not hold it."""
-        if not _withdraw_input(self.engines[p], culprit):
+        if not self.engines[p].withdraw(culprit):
             return False
         self._fault(error, f"applying {culprit.topic} {culprit.event_id}")
         record = self._record_of(p, culprit)
@@ -512,7 +512,7 @@ class Replay:
         self.summary.dead["internal_error"] += 1
         record[0] = "dead"
         self._dead(culprit.topic, culprit.partition, culprit.offset, msg.key, culprit.event_id,
-                   "internal_error", _reason(error), msg.payload, culprit.arrival)
+                   "internal_error", faults.reason(error), msg.payload, culprit.arrival)
         return True
 
     def _record_of(self, p: int, culprit: Input) -> LineRecord:
@@ -569,7 +569,7 @@ class Replay:
     def _fault(self, error: BaseException, where: str) -> None:
         self.summary.faults += 1
         log.error("internal error in %s (%s): %s; the replay goes on without it", self.source,
-                  where, _reason(error), exc_info=error)
+                  where, faults.reason(error), exc_info=error)
 
     def _dead_line(self, msg: Message, offset: int, event_id: str | None, code: str,
                    reason: str) -> None:
@@ -607,46 +607,3 @@ class Replay:
                 self.summary.alerts_out += 1
                 self.summary.final[item["alert_id"]] = item
                 self.on_alert(item)
-
-
-def _reason(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"
-
-
-def _culprit(error: BaseException) -> Input | None:
-    """The input the engine was applying when ``error`` was raised: the innermost frame below
-    the replay that holds one as ``inp``, the engine's name for it wherever it handles one
-    (``feed`` a new part; ``_apply``, ``_holds``, ... one from the reorder buffer; ``_open``
-    and ``_feedback`` a held feedback). An ``Engine.applying`` would say it without the frames."""
-    found = None
-    tb = error.__traceback__
-    while tb is not None:
-        inp = tb.tb_frame.f_locals.get("inp")
-        if isinstance(inp, Input):
-            found = inp
-        tb = tb.tb_next
-    return found
-
-
-def _withdraw_input(engine: Engine, inp: Input) -> bool:
-    """Remove ``inp`` from the engine's reorder buffer or its held feedback.
-
-    Reaches into the engine's buffers (its seen-memory keeps the input, so a redelivery is
-    still a duplicate): an ``Engine.withdraw`` would be the right home for this."""
-    for i, entry in enumerate(engine.pending):
-        if entry[4] == inp:
-            engine.pending[i] = engine.pending[-1]
-            engine.pending.pop()
-            heapq.heapify(engine.pending)
-            if engine.track_changes:
-                engine.pending_buckets.discard(entry[3])
-            return True
-    fb = inp.feedback
-    waiting = engine.held.get(fb.alert_id) if fb is not None else None
-    if fb is not None and waiting and inp in waiting:
-        waiting.remove(inp)
-        if not waiting:
-            del engine.held[fb.alert_id]
-        engine.fb_waiting.discard(inp.event_id)
-        return True
-    return False

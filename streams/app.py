@@ -52,7 +52,17 @@ from rules.replay import dead_letter
 from streams.codec import Batch, decode
 from streams.ingest_loop import IngestLoop, wall_ms
 from streams.metrics import CONTENT_TYPE, EngineCollector, Metrics
-from streams.partitioned import ALERTS, DEADLETTERS, Cut, Outgoing, PartitionEvaluator, source_keys
+from streams.partitioned import (
+    ALERTS,
+    DEADLETTERS,
+    Cut,
+    Outgoing,
+    PartFault,
+    PartitionEvaluator,
+    Quarantine,
+    part_key,
+    source_keys,
+)
 from streams.settings import INTERNAL_TOPIC, Settings
 from streams.statelog import Record, encode_journal
 from streams.topics import log_start_offsets, true_end_offsets
@@ -187,6 +197,7 @@ class Runtime:
         self._checkpointed_at: dict[int, float] = {}
         self._settling: dict[int, asyncio.Future[None]] = {}  # per partition: the last checkpoint
         self._rewound: dict[int, tuple[int, float]] = {}  # per partition: last seek back (offset, when)
+        self._quarantine: dict[int, Quarantine] = {}  # per partition: what raised (see _isolate)
         self.failure: BaseException | None = None  # a checkpoint or output the broker refused
         self._interval = settings.checkpoint_interval_ms / 1000
         self._lock = asyncio.Lock()  # a checkpoint never runs in the middle of a record
@@ -282,7 +293,14 @@ class Runtime:
                     str(e), value, self.city.calendar.format(wall_ms()))))])
                 self.metrics.deadletters.labels("invalid_field").inc()
             return True
-        step = ev.process(offset, batch)
+        try:
+            step = ev.process(offset, batch)
+        except PartFault as fault:
+            failed: PartFault | None = fault
+        else:
+            failed = None
+        if failed is not None:    # outside the handler: a later fault's traceback is its own
+            return await self._isolate(tp, offset, value, failed)
         if step is None:
             return True
         self.metrics.internal_records.labels("parts" if batch.parts else "progress").inc()
@@ -292,6 +310,58 @@ class Runtime:
             self.metrics.deadletters.labels(d["reason_code"]).inc()
         await self._send(partition, step.messages)
         return True
+
+    async def _isolate(self, tp: TP, offset: int, value: bytes, fault: PartFault) -> bool:
+        """The last line of defence: the engine raised while applying input. That input's source
+        record becomes a dead letter ``internal_error`` (its topic, partition and offset, the
+        exception's type and message), counted like any dead letter; the traceback is logged
+        once; the input is quarantined and the partition's evaluator rebuilt from its last
+        checkpoint (the one in flight written first), which applies the records since again
+        without it, so the state is as if it had never come. Their output is produced again,
+        identical but for ``emitted_at`` (consumers de-duplicate on ``(alert_id, version)``).
+        A fault while firing timers has no input of its own: the internal record is
+        dead-lettered and its ticks are skipped (the next tick meets the timer again).
+
+        Each partition isolates its own part: a message split over grids of two partitions
+        whose both parts raise is dead-lettered by each (``cityorder replay`` dead-letters the
+        line once and rolls back all its parts, also the parts that did not raise)."""
+        partition = tp.partition
+        quarantine = self._quarantine.setdefault(partition, Quarantine())
+        part, now = fault.part, self.city.calendar.format(wall_ms())
+        why = f"{fault} (raised while applying it: a bug in cityorder; it was left out and the " \
+              "partition's state is as before it)"
+        if part is not None:
+            known = part_key(part) in quarantine.inputs
+            quarantine.inputs[part_key(part)] = part
+            dead = dead_letter(self.settings.topic(part.topic), part.partition, part.offset, part.key,
+                               part.event_id, "internal_error", why, part.raw or b"", now)
+            where = f"{part.topic} partition {part.partition} offset {part.offset} ({part.event_id})"
+        else:
+            known = offset in quarantine.ticks
+            quarantine.ticks.add(offset)
+            dead = dead_letter(self.settings.topic(INTERNAL_TOPIC), partition, offset, None, None,
+                               "internal_error", f"{why}; firing timers: the record's ticks are skipped",
+                               value, now)
+            where = f"timers at internal partition {partition} offset {offset}"
+        if known:
+            log.error("partition %d: %s raised again (%s)", partition, where, fault)
+        else:
+            log.error("partition %d: internal error applying %s; dead-lettered as internal_error, "
+                      "rebuilding the partition from its checkpoint without it", partition, where,
+                      exc_info=fault.error)
+        await self._send(partition, [Outgoing(DEADLETTERS, dead["key"], orjson.dumps(dead))])
+        self.metrics.deadletters.labels("internal_error").inc()
+        settling = self._settling.get(partition)
+        if settling is not None:
+            await asyncio.wait([settling])        # its failure, if any, is _settled's to report
+        self._unacked.pop(partition, None)        # applied by the evaluator given up: redelivered
+        del self.evaluators[partition]
+        ev = await self._load(partition)
+        if not ev.ahead(offset):
+            return await self._apply(tp, offset, value)
+        self._rewound.pop(partition, None)        # seek now, even if one was made a moment ago
+        await self._rewind(tp, ev, offset)
+        return False
 
     async def _rewind(self, tp: TP, ev: PartitionEvaluator, offset: int) -> None:
         """Fetch the partition again from its first record not applied.
@@ -416,7 +486,8 @@ class Runtime:
     async def _load(self, partition: int) -> PartitionEvaluator:
         """Build a partition's engine from the recovered table."""
         ev = PartitionEvaluator(self.city, self.rules, clock=self.settings.clock, partition=partition,
-                                now=wall_ms, topic_of=self.settings.topic, sources=self.sources)
+                                now=wall_ms, topic_of=self.settings.topic, sources=self.sources,
+                                quarantine=self._quarantine.setdefault(partition, Quarantine()))
         prefix = f"{partition}\x1f".encode()
         records = {k.decode(): v for k, v in self.table.items() if k.startswith(prefix)}
         repairs = ev.restore(records)

@@ -416,7 +416,8 @@ def simulate(input_path: Path | None, day: str, days: int, seed: int, scale: flo
 
     def progress(st: Any) -> None:
         elapsed = max(time.monotonic() - started, 1e-9)
-        click.echo(f"sent {st.sent} records ({st.sent / elapsed:,.0f}/s), {st.ticks} ticks", err=True)
+        failed = f", {st.failed} failed" if st.failed else ""
+        click.echo(f"sent {st.sent} records ({st.sent / elapsed:,.0f}/s), {st.ticks} ticks{failed}", err=True)
 
     try:
         stats = asyncio.run(run_simulation(
@@ -429,6 +430,10 @@ def simulate(input_path: Path | None, day: str, days: int, seed: int, scale: flo
         if out:
             out.close()
     click.echo(f"done: {stats.sent} records by topic {stats.by_topic}", err=True)
+    if stats.failed:
+        click.echo(f"{stats.failed} records were not sent or refused by the broker (the warnings "
+                   "above say which)", err=True)
+        raise SystemExit(1)
 
 
 def _demo_lines(day: str, days: int, seed: int, scale: float) -> Iterator[dict[str, Any]]:
@@ -500,14 +505,14 @@ def feedback(alert_id: str, action: str, actor: str, note: str | None, assignee:
     from pydantic import ValidationError
 
     from models.inputs import Feedback
-    from models.timestamps import parse_timestamp_ms
+    from models.timestamps import parse_input_timestamp_ms
     from streams.clock import FeedbackClockError, read_clock
 
     settings = _settings(**flags)
     at_ms = None
     if at is not None:
         try:
-            at_ms = parse_timestamp_ms(at)
+            at_ms = parse_input_timestamp_ms(at)
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="--at") from None
     try:

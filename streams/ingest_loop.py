@@ -43,7 +43,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
-from models.timestamps import parse_timestamp_ms
+from models.timestamps import in_range, parse_timestamp_ms
 from rules.citymap import CityMap
 from rules.ingest import Ingest
 from rules.pack import RuleSet
@@ -151,7 +151,7 @@ class IngestLoop:
         self.consumer.subscribe(list(self.contract), listener=_Revoke(self))
         self.producer = AIOKafkaProducer(**s.aiokafka_kwargs(), client_id=f"{s.app_id}-ingest",
                                          acks="all", linger_ms=1, max_batch_size=1024 * 1024,
-                                         max_request_size=2 * 1024 * 1024)
+                                         max_request_size=s.max_record_bytes)
         await self._retry(self.consumer.start, "starting the consumer")
         await self._retry(self.producer.start, "starting the producer")
         self.healthy = True
@@ -379,19 +379,6 @@ class IngestLoop:
         except KafkaError as e:
             log.warning("ingest: commit failed (%s); those records may be ingested again", e)
 
-    async def reachable(self, timeout: float) -> bool:
-        """Whether a broker answers a metadata request within ``timeout`` seconds. A broker
-        that stops answering (a network partition, a hung process) fails no request before
-        the request timeout (40 s), so without this probe ``/readyz`` would go on saying ready."""
-        producer = self.producer
-        if producer is None:
-            return False
-        try:
-            await asyncio.wait_for(producer.client.fetch_all_metadata(), timeout)
-        except (TimeoutError, KafkaError):
-            return False
-        return True
-
     async def _produce(self, sends: list[tuple[str, str | None, bytes, int | None]], stage: str) -> None:
         """Send all, wait for every acknowledgement; on failure retry the whole list with backoff.
 
@@ -433,12 +420,16 @@ def _has_header(headers: Any, wanted: str) -> bool:
 
 
 def _tick_header(headers: Any) -> int | None:
+    """The tick a record's header carries; None if none, or one that is not a time in the input
+    range (such a record is then ingested as the empty input it is: a dead letter, so a tick in
+    year 9999 moves no clock)."""
     for name, value in headers or ():
         if name == TICK_HEADER:
             try:
-                return parse_timestamp_ms(bytes(value).decode("utf-8"))
+                t = parse_timestamp_ms(bytes(value).decode("utf-8"))
             except (ValueError, UnicodeDecodeError):
                 return None
+            return t if in_range(t) else None
     return None
 
 

@@ -31,7 +31,6 @@ checkpoint.
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -39,14 +38,15 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import orjson
-from aiokafka.partitioner import murmur2
 
 from models.decode import TOPIC_SOURCES, BadInput, Source
+from rules import faults
 from rules.citymap import CityMap
 from rules.engine import DeadOut, Engine, Snapshot, restore, take
 from rules.ingest import Ingest
 from rules.inputs import Input
 from rules.pack import RuleSet
+from rules.partitioning import grid_partition
 from rules.replay import dead_letter
 from streams.codec import Batch, encode, pack_part, unpack_part
 from streams.merge import ArrivalMerge
@@ -64,8 +64,12 @@ TICK_HEADER = "cityorder-tick"
 #: ``event``-mode worker knows when a partition with nothing new is complete (a fetch that finds
 #: a partition at its end cannot tell: the producer's next batch for it may still be on its way).
 PROGRESS_HEADER = "cityorder-progress"
-#: The most parts in one internal record: keeps a record well under Kafka's default 1 MB limit.
+#: The most parts in one internal record, and about the most bytes (a part without its raw
+#: message is a few hundred bytes; one with it, at most the contract's 1 MiB and a third): a
+#: record stays well under the internal topic's ``max.message.bytes`` (4 MiB).
 MAX_PARTS_PER_RECORD = 1_000
+MAX_RECORD_PAYLOAD = 1024 * 1024
+PART_BYTES = 600
 
 
 def source_key(topic: str, partition: int) -> str:
@@ -87,27 +91,9 @@ def least(reports: Mapping[str, int], sources: Iterable[str]) -> float | None:
     return min((v for v in values if v is not None), default=math.inf)
 
 
-#: Named in every checkpoint: state written under another partitioner is refused.
+#: Named in every checkpoint: state written under another partitioner is refused. Grids are
+#: put on partitions by :func:`rules.partitioning.grid_partition` (a replay splits them alike).
 PARTITIONER = "murmur2"
-
-
-def grid_partition(grid_id: str, partitions: int) -> int:
-    """Our own stable partitioner, called explicitly (never left to the client: other
-    systems' producers partition differently, and co-partitioning must not depend on them).
-
-    Kafka's own function for keyed records (the Java client's default: murmur2, sign bit
-    cleared), so any Kafka tool finds a grid's partition. Not a CRC: CRC-32 is linear, so
-    for ids with a shared pattern the partition is an XOR of the id's bits, and each 2 x 2
-    block of the map's grids (``JY-0101``, ``-0102``, ``-0201``, ``-0202``) landed on four
-    partitions whose numbers XOR to 0. Workers get alternating partitions, so every even
-    partition count split the demo's load between two workers alike, 31% / 69%."""
-    return _murmur2_positive(grid_id) % partitions
-
-
-@functools.lru_cache(maxsize=65_536)
-def _murmur2_positive(grid_id: str) -> int:
-    # pure Python (~3 µs): cached, as grids are few and every part asks
-    return murmur2(grid_id.encode("utf-8")) & 0x7FFFFFFF
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,12 +153,28 @@ class IngestBatcher:
                 grouped.setdefault(grid_partition(part.grid_id, self.partitions), []).append(part)
                 result.parts += 1
         for p in range(self.partitions) if ticks else grouped:
-            parts = grouped.get(p, [])
-            chunks = range(0, max(len(parts), 1), MAX_PARTS_PER_RECORD)
-            result.records[p] = [encode(parts[i:i + MAX_PARTS_PER_RECORD],
-                                        frontier if i == chunks[-1] else None,
-                                        ticks if i == 0 else None) for i in chunks]
+            chunks = _chunks(grouped.get(p, []))
+            last = len(chunks) - 1
+            result.records[p] = [encode(chunk, frontier if i == last else None, ticks if i == 0 else None)
+                                 for i, chunk in enumerate(chunks)]
         return result
+
+
+def _chunks(parts: list[Input]) -> list[list[Input]]:
+    """``parts`` cut into internal records of at most :data:`MAX_PARTS_PER_RECORD` parts and
+    about :data:`MAX_RECORD_PAYLOAD` bytes (at least one chunk, maybe empty). Feedback parts
+    carry their message's bytes (base64: a third more): three of 1 MB in one record made one
+    the broker refused, and ingest retried it for ever."""
+    chunks: list[list[Input]] = [[]]
+    size = 0
+    for part in parts:
+        weight = PART_BYTES + (len(part.raw) * 4 // 3 if part.raw is not None else 0)
+        if chunks[-1] and (len(chunks[-1]) >= MAX_PARTS_PER_RECORD or size + weight > MAX_RECORD_PAYLOAD):
+            chunks.append([])
+            size = 0
+        chunks[-1].append(part)
+        size += weight
+    return chunks
 
 
 def _escape(part: str) -> str:
@@ -239,14 +241,43 @@ class Step:
     messages: list[Outgoing]
 
 
+class PartFault(Exception):
+    """The engine raised while applying input: ``part``, the input it was applying (None: while
+    firing timers, with no input of its own). The evaluator is left part-way through a record
+    and must be rebuilt from its checkpoint (the runtime does: ``streams.app``)."""
+
+    def __init__(self, part: Input | None, error: BaseException) -> None:
+        super().__init__(faults.reason(error))
+        self.part = part
+        self.error = error
+
+
+def part_key(part: Input) -> tuple[str, int | None, int | None, str]:
+    """A part's source record and event: what a quarantine names it by."""
+    return (part.topic, part.partition, part.offset, part.event_id)
+
+
+@dataclass(slots=True)
+class Quarantine:
+    """What a partition must not apply again because applying it raised once: inputs (by
+    :func:`part_key`) and internal records whose ticks raised (by offset). Kept by the
+    runtime, so it outlives the evaluators rebuilt after a fault; not checkpointed: after a
+    restart an input that raises is met, dead-lettered and quarantined again."""
+
+    inputs: dict[tuple[str, int | None, int | None, str], Input] = field(default_factory=dict)
+    ticks: set[int] = field(default_factory=set)
+
+
 class PartitionEvaluator:
     """One internal partition's engine and its durable bookkeeping."""
 
     def __init__(self, city: CityMap, rules: RuleSet, *, clock: str, partition: int,
                  now: Callable[[], int], topic_of: Callable[[str], str],
-                 sources: Iterable[str] = (), chunk_bytes: int = CHUNK_BYTES) -> None:
+                 sources: Iterable[str] = (), chunk_bytes: int = CHUNK_BYTES,
+                 quarantine: Quarantine | None = None) -> None:
         """``sources``: every source partition (:func:`source_key`) whose frontier gates input
-        and ticks (none: apply input at once, never tick; a partition evaluated on its own)."""
+        and ticks (none: apply input at once, never tick; a partition evaluated on its own).
+        ``quarantine``: what not to apply (see :meth:`process`)."""
         self.city = city
         self.partition = partition
         self.engine = Engine(city, rules, clock=clock, track_changes=True)
@@ -261,6 +292,8 @@ class PartitionEvaluator:
         self.sources = frozenset(sources)
         self.now = now
         self.topic_of = topic_of
+        self.quarantine = quarantine if quarantine is not None else Quarantine()
+        self._ticking = True
 
     # -- state keys: the partition first, so a table shared by partitions can be filtered --
 
@@ -298,14 +331,22 @@ class PartitionEvaluator:
                 source: q[-1][1] for source, q in self.next_ticks.items() if q}
             for source, parts in obj["held"].items():
                 self.held.add(source, map(unpack_part, parts))
+        for part in self.quarantine.inputs.values():   # checkpointed while it waited in the engine
+            self.engine.withdraw(part)
         self.applied = self.taken = self.log.committed
         return repairs
 
     def process(self, offset: int, batch: Batch) -> Step | None:
-        """Apply one internal record; None when it was applied before (a redelivery)."""
+        """Apply one internal record; None when it was applied before (a redelivery).
+
+        Raises :class:`PartFault` when the engine raises: the evaluator is then unusable (the
+        record half applied). The runtime dead-letters the input, adds it to the
+        :attr:`quarantine` and rebuilds the evaluator from its checkpoint, which applies the
+        records since without it: the state is as if it had never come."""
         if offset <= self.applied:
             return None
         self.applied = offset
+        self._ticking = offset not in self.quarantine.ticks
         for source, t in (batch.frontier or {}).items():
             self.frontier[source] = max(t, self.frontier.get(source, t))
         for source, (tick, arrival) in (batch.ticks or {}).items():
@@ -321,7 +362,7 @@ class PartitionEvaluator:
             # What the merge would release, in the order it would release it: skip it (the
             # common case, one ingest's record whose own frontier covers it).
             for part in parts:
-                out += self.engine.feed(part)
+                out += self._feed(part)
         else:
             for part in parts:
                 self.held.add(source_key(part.topic, part.partition or 0), (part,))
@@ -329,7 +370,7 @@ class PartitionEvaluator:
                 out += self._release(limit)
         if self.engine.mode == "wall" and (batch.frontier or batch.ticks) \
                 and limit is not None and limit != math.inf:
-            out += self.engine.tick(int(limit))
+            out += self._tick(int(limit))
         alerts: list[dict[str, Any]] = []
         dead: list[dict[str, Any]] = []
         fmt = self.city.calendar.format
@@ -356,7 +397,7 @@ class PartitionEvaluator:
                      for tick, arrival in queue if arrival <= limit)
         for arrival, source, tick in due:
             for part in self.held.release(arrival - 1):
-                out += self.engine.feed(part)
+                out += self._feed(part)
             queue = self.next_ticks[source]
             queue.pop(0)
             if not queue:
@@ -365,10 +406,26 @@ class PartitionEvaluator:
             if self.engine.mode == "event":
                 least_tick = least(self.ticks, self.sources)
                 if least_tick is not None and least_tick != math.inf:
-                    out += self.engine.tick(int(least_tick))
+                    out += self._tick(int(least_tick))
         for part in self.held.release(limit):
-            out += self.engine.feed(part)
+            out += self._feed(part)
         return out
+
+    def _feed(self, part: Input) -> list[Any]:
+        if self.quarantine.inputs and part_key(part) in self.quarantine.inputs:
+            return []
+        try:
+            return self.engine.feed(part)
+        except Exception as error:
+            raise PartFault(faults.culprit(error) or part, error) from error
+
+    def _tick(self, t: int) -> list[Any]:
+        if not self._ticking:
+            return []
+        try:
+            return self.engine.tick(t)
+        except Exception as error:
+            raise PartFault(faults.culprit(error), error) from error
 
     def ahead(self, offset: int) -> bool:
         """A record past a gap: records before it are not applied yet (a partition without

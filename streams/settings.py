@@ -44,6 +44,7 @@ from pydantic import (
 from rules.demo.city import GEOJSON_PATH
 from rules.durations import format_duration, parse_duration
 from rules.pack import DEFAULT_PACK
+from rules.partitioning import DEFAULT_PARTITIONS
 
 if TYPE_CHECKING:
     from faust.types.auth import CredentialsT
@@ -194,7 +195,7 @@ class Settings(BaseModel):
     #: Put in front of every topic name and the consumer group; must end with ``.``, ``-`` or ``_``.
     topic_prefix: str = ""
     #: Partitions of every topic cityorder creates; also the unit of parallelism.
-    partitions: int = 4
+    partitions: int = DEFAULT_PARTITIONS
     #: Replicas of every topic cityorder creates (1 for a single broker; 3 is usual in production).
     replication_factor: int = 1
     #: Where RocksDB table files live (one sub-directory per app and table).

@@ -37,7 +37,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from models.timestamps import format_timestamp_ms, parse_timestamp_ms
+from models.timestamps import format_timestamp_ms, parse_input_timestamp_ms
 from rules.replay import parse_line
 from streams.partitioned import PROGRESS_HEADER, TICK_HEADER
 from streams.settings import INPUT_TOPICS, Settings
@@ -61,14 +61,17 @@ class SimStats:
 
 
 def line_time(obj: dict[str, Any]) -> int | None:
-    """A replay line's time on the event timeline: a tick's, else its value's observed_at/at."""
+    """A replay line's time on the event timeline: a tick's, else its value's observed_at/at;
+    None if it has none, or one outside the input range (such a message is sent as it is, to
+    become a dead letter, and paces nothing: a reading dated 0001-01-01 stopped a simulation
+    with OverflowError, one dated 9999 would have made it wait for ever)."""
     try:
         if "tick" in obj:
-            return parse_timestamp_ms(obj["tick"])
+            return parse_input_timestamp_ms(obj["tick"])
         value = obj.get("value")
         if isinstance(value, dict):
             text = value.get("observed_at") or value.get("at")
-            return parse_timestamp_ms(text) if isinstance(text, str) else None
+            return parse_input_timestamp_ms(text) if isinstance(text, str) else None
     except ValueError:
         return None
     return None
@@ -148,7 +151,11 @@ async def simulate(settings: Settings, lines: Iterable[dict[str, Any]], *, rate:
                     pending += await marks.send(next_stamp())
             pacer.n += 1
             if "tick" in obj:
-                assert t is not None
+                if t is None:   # a replay refuses it as a malformed line: not sent, counted
+                    stats.failed += 1
+                    log.warning("simulate: tick %r is not a time in the input range; not sent",
+                                obj["tick"])
+                    continue
                 pending += await _send_tick(producer, settings, t, next_stamp())
                 marks.sent()
                 stats.ticks += 1
@@ -177,17 +184,15 @@ async def simulate(settings: Settings, lines: Iterable[dict[str, Any]], *, rate:
             if marks.due():
                 pending += await marks.send(next_stamp())
             if len(pending) >= IN_FLIGHT:
-                await asyncio.gather(*pending)
-                pending.clear()
+                await _settle(pending, stats)
             if on_sent is not None and time.monotonic() - last_report >= 1.0:
                 on_sent(stats)
                 last_report = time.monotonic()
-        await asyncio.gather(*pending)
-        pending.clear()
+        await _settle(pending, stats)
         if end_tick and not ended_with_tick and stats.last_time is not None:
             tick = {"tick": format_timestamp_ms(stats.last_time + reorder_window_ms, UTC)}
-            await asyncio.gather(*await _send_tick(producer, settings, stats.last_time + reorder_window_ms,
-                                                   next_stamp()))
+            await _settle(await _send_tick(producer, settings, stats.last_time + reorder_window_ms,
+                                           next_stamp()), stats)
             stats.ticks += 1
             if record is not None:
                 record(tick)
@@ -196,6 +201,17 @@ async def simulate(settings: Settings, lines: Iterable[dict[str, Any]], *, rate:
     if on_sent is not None:
         on_sent(stats)
     return stats
+
+
+async def _settle(pending: list[asyncio.Future[Any]], stats: SimStats) -> None:
+    """Wait for the records in flight; one the broker refused is counted in ``stats.failed``
+    and logged, and the rest goes on (before, the first refusal stopped the whole run)."""
+    results = await asyncio.gather(*pending, return_exceptions=True)
+    pending.clear()
+    errors = [r for r in results if isinstance(r, BaseException)]
+    if errors:
+        stats.failed += len(errors)
+        log.warning("simulate: %d records refused by the broker (first: %r)", len(errors), errors[0])
 
 
 class _Marks:

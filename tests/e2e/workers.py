@@ -36,13 +36,16 @@ READY_TIMEOUT_S = 40.0
 class Worker:
     """One ``cityorder worker`` process; its log is kept in ``log_path`` for failures."""
 
-    def __init__(self, settings: Settings, log_path: Path, **overrides: Any) -> None:
+    def __init__(self, settings: Settings, log_path: Path, module: str = "streams.cli",
+                 **overrides: Any) -> None:
+        """``module``: what ``python -m`` runs (a test's own wrapper of the CLI, e.g.
+        ``tests.e2e.faulty_worker``); ``overrides``: settings for this worker."""
         self.port = free_port(0)
         env = {k: v for k, v in os.environ.items() if not k.startswith("CITYORDER_")}
         env |= settings.model_copy(update=overrides | {"web_port": self.port}).to_env()
         self.log_path = log_path
         self.log = log_path.open("ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker", "--loglevel", "info"],
+        self.proc = subprocess.Popen([sys.executable, "-m", module, "worker", "--loglevel", "info"],
                                      env=env, stdout=self.log, stderr=subprocess.STDOUT)
 
     def readyz(self) -> dict[str, Any] | None:

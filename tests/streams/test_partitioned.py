@@ -456,3 +456,25 @@ def test_two_ingests_at_their_own_speeds_feed_every_engine_one_arrival_order() -
             assert evaluate(order, p, sources, world) == (expected, 0), f"partition {p}"
     ungated, late = evaluate(a[0] + b[0], 0, [], world)
     assert late > 0 and ungated != evaluate(one[0], 0, sources, world)[0]
+
+
+def test_internal_records_stay_small_with_large_feedback() -> None:
+    """Three feedback messages of 900 kB each (whitespace is valid JSON, and a feedback part
+    carries its message's bytes) in one batch: each internal record stays near 1.2 MB, far
+    under the topic's 4 MiB, instead of one record of 3.6 MB the broker refuses (ingest then
+    retried it for ever), and every part is written once, in order."""
+    city, rules = CityMap.load(DEMO_CITY), load_rules([DEFAULT_PACK])
+    batcher = IngestBatcher(city, rules, clock="event", partitions=1,
+                            topic_names={"city.alerts.feedback": "city.alerts.feedback"}, now=lambda: 0)
+    template = next(line for line in generate_with_feedback(DEMO_CITY, DEFAULT_PACK, date(2026, 11, 20), 7)
+                    if line.get("topic") == "city.alerts.feedback")
+    recs = [SourceRecord("city.alerts.feedback", 0, n, None,
+                         orjson.dumps({**template["value"], "event_id": f"big-{n}"}) + b" " * 900_000,
+                         1_000 + n) for n in range(3)]
+    result = batcher(recs, {"city.alerts.feedback/0": 2_000})
+    assert not result.dead
+    sizes = [len(r) for r in result.records[0]]
+    assert len(sizes) == 3 and max(sizes) < 1_300_000, sizes
+    parts = [part.event_id for r in result.records[0] for part in decode(r).parts]
+    assert parts == ["big-0", "big-1", "big-2"]
+    assert [decode(r).frontier for r in result.records[0]] == [None, None, {"city.alerts.feedback/0": 2_000}]

@@ -1,0 +1,177 @@
+"""No input stops a worker (issue 13, item 1), against live workers on both clocks.
+
+The poison messages that used to stop a worker for good (a streetlight reading in year 9999,
+a camera heartbeat in 9999 followed by a bad line, an offset of +23:59 on year 1) are refused
+at the edge. Behind the edge, the last line of defence: a worker whose engine has a planted
+bug (``tests.e2e.faulty_worker``: it raises after applying inputs with a ``poison-`` event id,
+state already changed) dead-letters those inputs as ``internal_error`` with their source
+record's coordinates, logs the traceback once, rebuilds the partition without them and goes
+on; in event mode its alerts and dead letters are exactly those of ``cityorder replay`` with
+the same bug planted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from datetime import date, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from models.timestamps import format_timestamp_ms
+from rules.demo.city import GEOJSON_PATH as DEMO_CITY
+from rules.demo.dispatch import generate_with_feedback
+from rules.engine import Engine
+from rules.pack import DEFAULT_PACK
+from streams.settings import Settings
+from streams.simulate import line_time, simulate
+from streams.topics import default_topics, ensure_topics
+from tests.e2e.faulty_worker import POISON, plant
+from tests.e2e.test_worker import source_record
+from tests.e2e.workers import Worker, assert_same, read_topic, replay_of, without_emitted_at
+
+pytestmark = pytest.mark.timeout(240)
+
+CST = timezone(timedelta(hours=8))
+
+EDGE_POISON: list[dict[str, Any]] = [
+    {"topic": "city.events.sensor", "key": "sl-0014",
+     "value": {"event_id": "far-1", "sensor_id": "sl-0014", "kind": "streetlight",
+               "observed_at": "9999-12-31T20:00:00.000+00:00", "state": "off"}},
+    {"topic": "city.events.camera", "key": "cam-0001",
+     "value": {"event_id": "far-2", "camera_id": "cam-0001",
+               "observed_at": "9999-12-31T20:00:00.000+00:00", "detections": []}},
+    {"topic": "city.events.camera", "key": "cam-0001", "raw": "{not json"},
+    {"topic": "city.events.sensor", "key": "mh-0001",
+     "value": {"event_id": "past-1", "sensor_id": "mh-0001", "kind": "manhole_cover",
+               "observed_at": "0001-01-01T00:00:00.000+23:59", "state": "open"}},
+]
+EDGE_REASONS = {("future_timestamp", "far-1"), ("future_timestamp", "far-2"),
+                ("bad_json", None), ("bad_timestamp", "past-1")}
+
+
+@pytest.fixture(scope="module")
+def lines() -> list[dict[str, Any]]:
+    """07:00-07:40 of the demo day with the edge poison early on and three planted faults: copies
+    of camera detections (a second earlier than the original, so they move no clock) whose
+    application raises."""
+    day = list(generate_with_feedback(DEMO_CITY, DEFAULT_PACK, date(2026, 11, 20), 7))
+    first = line_time(day[0]) or 0
+    start, end = first + 7 * 3_600_000, first + 7 * 3_600_000 + 40 * 60_000
+    morning = [x for x in day if "tick" not in x and start <= (line_time(x) or start) < end]
+    out: list[dict[str, Any]] = []
+    planted = 0
+    for n, line in enumerate(morning):
+        out.append(line)
+        if n == 50:
+            out += EDGE_POISON
+        value = line.get("value") or {}
+        if planted < 3 and n > 200 * (planted + 1) and line["topic"] == "city.events.camera" \
+                and value.get("detections"):
+            planted += 1
+            stamp = (line_time(line) or 0) - 1_000
+            out.append({**line, "value": {**value, "event_id": f"{POISON}{planted}",
+                                          "observed_at": format_timestamp_ms(stamp, CST)}})
+    assert planted == 3
+    return out
+
+
+def produce(settings: Settings, lines: list[dict[str, Any]]) -> None:
+    async def run() -> None:
+        await ensure_topics(settings, default_topics(settings))
+        await simulate(settings, lines)
+
+    asyncio.run(run())
+
+
+def planted_replay(lines: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    original = plant()
+    try:
+        return replay_of(lines, DEMO_CITY, [DEFAULT_PACK], partitions=4)
+    finally:
+        Engine._apply = original  # type: ignore[method-assign]
+
+
+def run_faulty(settings: Settings, tmp_path: Path, lines: list[dict[str, Any]], clock: str,
+               done: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str, Worker]:
+    worker = Worker(settings, tmp_path / "worker.log", module="tests.e2e.faulty_worker", clock=clock,
+                    session_timeout_ms=3000)
+    try:
+        worker.wait_ready()
+        produce(settings, lines)
+        dead = read_topic(settings, "city.alerts.deadletter", timeout=90, quiet_s=1.0,
+                          done=lambda d: sum(x["reason_code"] == "internal_error" for x in d) >= 3)
+        alerts = read_topic(settings, "city.alerts", timeout=90, done=done)
+        assert worker.proc.poll() is None, worker.tail()
+        assert (worker.readyz() or {}).get("ready"), worker.tail()
+        metrics = worker.metrics()
+    finally:
+        worker.stop()
+    return alerts, dead, metrics, worker
+
+
+def check_dead_letters(settings: Settings, dead: list[dict[str, Any]], metrics: str, worker: Worker) -> None:
+    reasons = {(d["reason_code"], d["event_id"]) for d in dead}
+    assert reasons >= EDGE_REASONS
+    internal = [d for d in dead if d["reason_code"] == "internal_error"]
+    # one per partition that met it: a detection near a grid's edge may be in two grids' parts
+    assert {d["event_id"] for d in internal} == {f"{POISON}{n}" for n in (1, 2, 3)}, internal
+    for d in internal:
+        assert "PlantedFault" in d["reason"]
+        assert d["topic"] == settings.topic("city.events.camera")
+        assert d["event_id"].encode() in source_record(settings, d["topic"], d["partition"], d["offset"])
+    assert f'cityorder_deadletters_total{{reason_code="internal_error"}} {len(internal)}.0' in metrics
+    log = worker.log_path.read_text(errors="replace")
+    assert log.count("raised again") == 0
+    faults = re.findall(r"partition (\d+): internal error applying .*?\((poison-\d)\)", log)
+    assert len(faults) == len(set(faults)) == len(internal), "once per partition that met it"
+    assert log.count("Traceback") == log.count("PlantedFault: planted fault") == len(internal), \
+        "each fault's traceback is logged once"
+
+
+def test_an_event_clock_worker_goes_on_past_poison_and_equals_the_replay(
+        settings: Settings, tmp_path: Path, lines: list[dict[str, Any]]) -> None:
+    expected, expected_dead = planted_replay(lines)
+    want = without_emitted_at(expected)
+    planted = {d["event_id"] for d in expected_dead if d["reason_code"] == "internal_error"}
+    assert planted == {f"{POISON}{n}" for n in (1, 2, 3)}
+    alerts, dead, metrics, worker = run_faulty(
+        settings, tmp_path, lines, "event", done=lambda got: len(without_emitted_at(got)) >= len(want))
+    assert_same(without_emitted_at(alerts), want, worker)
+    assert {(d["reason_code"], d["event_id"]) for d in dead} == \
+        {(d["reason_code"], d["event_id"]) for d in expected_dead}
+    check_dead_letters(settings, dead, metrics, worker)
+
+
+def on_the_wall_clock(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``lines`` moved to the last half minute, two milliseconds apart (a wall-clock worker
+    counts the demo day's input late), the edge poison as it is; then a manhole reported open
+    now, whose alert shows that the worker went on."""
+    base = int(time.time() * 1000) - 30_000
+    out = []
+    for n, line in enumerate(lines):
+        value = line.get("value")
+        if isinstance(value, dict) and line not in EDGE_POISON:
+            field = "observed_at" if "observed_at" in value else "at"
+            value = {**value, field: format_timestamp_ms(base + 2 * n, CST)}
+            line = {**{k: v for k, v in line.items() if k != "arrival"}, "value": value}
+        out.append(line)
+    out.append({"topic": "city.events.sensor", "key": "mh-0001",
+                "value": {"event_id": "mh-now", "sensor_id": "mh-0001", "kind": "manhole_cover",
+                          "observed_at": format_timestamp_ms(int(time.time() * 1000), CST),
+                          "state": "open"}})
+    return out
+
+
+def test_a_wall_clock_worker_goes_on_past_poison(settings: Settings, tmp_path: Path,
+                                                 lines: list[dict[str, Any]]) -> None:
+    def opened(got: list[dict[str, Any]]) -> bool:
+        return any(a["rule_id"] == "manhole.open" and a["transition"] == "opened" for a in got)
+
+    alerts, dead, metrics, worker = run_faulty(settings, tmp_path, on_the_wall_clock(lines), "wall",
+                                               done=opened)
+    check_dead_letters(settings, dead, metrics, worker)
+    assert opened(alerts), worker.tail()
