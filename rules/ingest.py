@@ -49,11 +49,14 @@ class Ingest:
     clock: str = "event"
     ignored: Counter[tuple[str, str]] = field(default_factory=Counter)
     categories: frozenset[str] = field(init=False)
+    labels: frozenset[str] = field(init=False)
     # What the message being ingested ignored, counted once it is known to be used.
     _noted: list[tuple[str, str]] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         self.categories = CAMERA_LABELS | SENSOR_CATEGORIES | {"other"} | self.rules.categories
+        # the contract's labels and the ones the packs declare (a city's own detectors)
+        self.labels = CAMERA_LABELS | self.rules.labels
 
     def __call__(self, source: Source, topic: str, raw: bytes, *, key: str | None = None,
                  arrival: int | None = None, partition: int | None = None,
@@ -122,7 +125,7 @@ class Ingest:
                 return BadInput("unregistered_device",
                                 f"detections[{i}].location: camera {msg.camera_id} is not in the "
                                 "city map, so every detection needs a location", msg.event_id)
-            if d.label not in CAMERA_LABELS:
+            if d.label not in self.labels:
                 self._noted.append(("label", d.label))
                 groups.setdefault(grid_id, [])
                 continue

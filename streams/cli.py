@@ -553,7 +553,8 @@ def _time_settings(settings: Any) -> tuple[int, int]:
 
 @main.command()
 @click.option("--speedup", default=600.0, show_default=True,
-              help="Event time runs this many times faster than the wall clock (600: a day in 2.4 min).")
+              help="Event time runs this many times faster than the wall clock (600: a day in 2.4 min; "
+                   "0: as fast as the broker takes it).")
 @click.option("--day", default="2026-11-20", show_default=True, help="Local date of the demo day.")
 @click.option("--seed", default=7, show_default=True, help="Random seed of the demo day.")
 @click.option("--scale", default=1.0, show_default=True, help="Multiply cameras' objects and frames.")
@@ -561,13 +562,26 @@ def _time_settings(settings: Any) -> tuple[int, int]:
 @click.option("--web-port", default=6066, show_default=True,
               help="Port for /metrics, /readyz, /healthz (a free one is taken if it is busy).")
 @click.option("--all", "show_all", is_flag=True, help="Also print 'updated' (new evidence) transitions.")
+@click.option("--record", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write every line sent to this replay file (JSONL), to replay it later.")
+@click.option("--alerts", "alerts_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write every city.alerts message the worker sends to this file (JSONL).")
 def dev(speedup: float, day: str, seed: int, scale: float, partitions: int, web_port: int,
-        show_all: bool) -> None:
+        show_all: bool, record: Path | None, alerts_path: Path | None) -> None:
     """Run everything on this machine: embedded broker, a worker, the demo city's day streaming in.
 
     Starts the embedded Kafka-compatible broker (Tansu) on a free port, creates the topics,
     starts a worker in event clock mode and streams the demo day through it at --speedup,
     printing alerts as they open, escalate and close. Ctrl-C stops everything.
+
+    The clock is the event clock: time is the demo day's (its readings' observed_at and the
+    producer's ticks), not this machine's; `cityorder feedback` stamps an action with it. To
+    check the run against a replay of what it sent:
+
+    \b
+      cityorder dev --record day.jsonl --alerts live.jsonl     (Ctrl-C once the day is sent)
+      cityorder replay day.jsonl -o replayed.jsonl
+      cityorder compare live.jsonl replayed.jsonl
     """
 
     from streams.broker import EmbeddedBroker
@@ -575,33 +589,80 @@ def dev(speedup: float, day: str, seed: int, scale: float, partitions: int, web_
     from streams.simulate import simulate as run_simulation
 
     started = time.monotonic()
+    recorded = record.open("wb") if record else None
+    alerts_out = alerts_path.open("wb") if alerts_path else None
     with EmbeddedBroker() as broker:
         port = web_port if free_port(web_port) else free_port(0)
         settings = _settings(brokers=broker.url, clock="event", store="memory", session_timeout="3s",
                              partitions=partitions, web_port=port, tick_interval="500ms")
         console = DevConsole(show_all=show_all, started=started)
-        runtime = console.runtime = _runtime(settings, on_alert=console.alert)
+
+        def on_alert(alert: dict[str, Any]) -> None:
+            if alerts_out is not None:
+                alerts_out.write(orjson.dumps(alert) + b"\n")
+                alerts_out.flush()
+            console.alert(alert)
+
+        runtime = console.runtime = _runtime(settings, on_alert=on_alert)
         lines = _demo_lines(day, 1, seed, scale)
 
+        def on_line(obj: dict[str, Any]) -> None:
+            assert recorded is not None
+            recorded.write(orjson.dumps(obj) + b"\n")
+
         async def stream_demo() -> None:
-            stats = await run_simulation(settings, lines, speedup=speedup,
-                                         reorder_window_ms=runtime.rules.reorder_window_ms)
+            stats = await run_simulation(settings, lines, speedup=speedup or None,
+                                         reorder_window_ms=runtime.rules.reorder_window_ms,
+                                         record=on_line if recorded else None)
+            if recorded is not None:
+                recorded.close()
             console.say(f"demo day sent: {stats.sent} records; the worker keeps running (Ctrl-C to stop)")
 
         runtime.app.task(stream_demo)
         runtime.app.timer(1.0)(console.status)
         click.echo(f"cityorder dev: embedded broker at {broker.url} (pid {broker.pid})", err=True)
+        click.echo("  clock      event: the demo day's time, not this machine's (see --help)", err=True)
         click.echo(f"  metrics    http://127.0.0.1:{port}/metrics", err=True)
         click.echo(f"  readiness  http://127.0.0.1:{port}/readyz", err=True)
         click.echo(f"  follow     CITYORDER_BROKERS={broker.url} cityorder tail", err=True)
-        click.echo(f"  streaming the demo day of {day} at {speedup:g}x; Ctrl-C stops everything", err=True)
+        if record:
+            click.echo(f"  recording  {record} (what is sent; cityorder replay it to compare)", err=True)
+        if alerts_path:
+            click.echo(f"  alerts     {alerts_path} (what the worker sends)", err=True)
+        click.echo(f"  streaming the demo day of {day} at {f'{speedup:g}x' if speedup else 'full speed'}; "
+                   "Ctrl-C stops everything", err=True)
         try:
             _run_worker(runtime, "warning", before_start=console.on_loop)
         except SystemExit as e:
             if e.code not in (0, None):
                 raise
         finally:
+            for f in (recorded, alerts_out):
+                if f is not None and not f.closed:
+                    f.close()
             click.echo("stopping the embedded broker", err=True)
+
+
+@main.command()
+@click.argument("live", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("expected", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def compare(live: Path, expected: Path) -> None:
+    """Compare two files of city.alerts messages (JSONL): LIVE (e.g. `cityorder dev --alerts`)
+    against EXPECTED (e.g. `cityorder replay -o`).
+
+    Messages are matched by (alert_id, version) and compared on every field but emitted_at; a
+    version repeated with the same content (a redelivery) is fine. Exit 0 when both hold the
+    same versions with the same content, 1 otherwise, with what differs.
+    """
+    from streams.compare import compare_alerts, read_alerts
+
+    try:
+        result = compare_alerts(read_alerts(live), read_alerts(expected))
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(result.describe(live.name, expected.name))
+    if not result.same:
+        raise SystemExit(1)
 
 
 async def _send_one(settings: Any, topic: str, key: str, value: bytes) -> None:

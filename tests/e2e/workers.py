@@ -26,6 +26,7 @@ from rules.citymap import CityMap
 from rules.pack import load_rules
 from rules.replay import Replay
 from streams.codec import decode
+from streams.compare import by_version, compare_alerts
 from streams.dev import free_port
 from streams.partitioned import source_key
 from streams.settings import Settings
@@ -136,32 +137,16 @@ def replay_of(lines: Iterable[dict[str, Any]], city: Path, rules: Iterable[Path]
 
 def without_emitted_at(messages: Iterable[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
     """Alerts keyed by (alert_id, version); fails if one key came with two contents."""
-    out: dict[tuple[str, int], dict[str, Any]] = {}
-    for m in messages:
-        m = {k: v for k, v in m.items() if k != "emitted_at"}
-        key = (m["alert_id"], m["version"])
-        first = out.get(key, m)
-        assert first == m, f"{key} delivered with two different contents: " + "; ".join(
-            f"{f}: {first.get(f)!r} then {m.get(f)!r}" for f in sorted(first.keys() | m.keys())
-            if first.get(f) != m.get(f))
-        out[key] = m
+    out, conflicts = by_version(messages)
+    assert not conflicts, f"{len(conflicts)} versions came with two contents, e.g. {conflicts[:3]}"
     return out
 
 
 def assert_same(got: dict[Any, Any], want: dict[Any, Any], *workers: Worker) -> None:
     """Two ``without_emitted_at`` maps are equal; a difference is told in a few lines (pytest's
     own diff of two dicts of thousands of alerts runs for minutes), with the workers' logs."""
-    missing, extra = want.keys() - got.keys(), got.keys() - want.keys()
-    differ = sorted(k for k in want.keys() & got.keys() if got[k] != want[k])
-    detail = "".join(
-        f"\n  {k}: " + "; ".join(f"{f}: {want[k].get(f)!r:.150} wanted, {got[k].get(f)!r:.150} got"
-                               for f in sorted(want[k].keys() | got[k].keys())
-                               if want[k].get(f) != got[k].get(f))
-        for k in differ[:3])
-    assert not (missing or extra or differ), (
-        f"{len(missing)} versions missing (e.g. {sorted(missing)[:3]}), {len(extra)} extra "
-        f"(e.g. {sorted(extra)[:3]}), {len(differ)} differ of {len(want)}{detail}\n"
-        + "\n".join(w.tail(20) for w in workers))
+    result = compare_alerts(got.values(), want.values())
+    assert result.same, result.describe() + "\n" + "\n".join(w.tail(20) for w in workers)
 
 
 def frontier_breaches(settings: Settings, quiet_s: float = 2.0) -> list[str]:

@@ -3,9 +3,13 @@
 from pathlib import Path
 from textwrap import dedent
 
+import orjson
 import pytest
 
+from models.decode import Source
 from rules.citymap import CityMap
+from rules.demo.city import GEOJSON_PATH as DEMO_CITY
+from rules.ingest import Ingest
 from rules.pack import (
     Condition,
     Count,
@@ -717,3 +721,22 @@ def test_declared_words_silence_the_vocabulary_warnings(tmp_path: Path) -> None:
 def test_the_default_pack_uses_only_known_words() -> None:
     assert check_vocabulary(load_rules([Path(__file__).parents[2] / "rules" / "packs" /
                                         "default"])) == []
+
+
+def test_a_declared_label_reaches_its_rule(tmp_path: Path) -> None:
+    """A pack that declares its detector's own label (``labels: [tent]``) and matches it: ingest
+    passes such detections on (it used to count them ignored, as labels outside the
+    contract's, so the declaration silenced the warning and the rule still never fired)."""
+    rule = RULE.replace("    source: camera\n", "    source: camera\n    match: {labels: [tent]}\n")
+    pack = write(tmp_path / "p.yaml", "labels: [tent]\n" + HEADER + rule)
+    city = CityMap.load(DEMO_CITY)
+    ingest = Ingest(city, load_rules([pack]))
+    cam = next(iter(city.cameras.values()))
+    raw = orjson.dumps({"event_id": "e1", "camera_id": cam.id,
+                        "observed_at": "2026-11-20T10:00:00.000+08:00",
+                        "detections": [{"label": "tent", "track_id": "t1", "confidence": 0.9},
+                                       {"label": "yurt", "track_id": "t2", "confidence": 0.9}]})
+    parts = ingest(Source.CAMERA, "city.events.camera", raw, key=cam.id)
+    assert isinstance(parts, list)
+    assert [o.kind for p in parts for o in p.obs] == ["tent"]
+    assert ingest.ignored == {("label", "yurt"): 1}
