@@ -7,7 +7,7 @@ recording: every version and its content, no version gaps, no part behind its fr
 internal log, no input late. One line per run, a summary, exit 1 if any run failed::
 
     .venv/bin/python -m bench.kill                       # 10 runs, seeds 1-10, 4 kills each
-    .venv/bin/python -m bench.kill --runs 3 --seed 42 --kills 6 --window 40
+    .venv/bin/python -m bench.kill --runs 3 --seed 42 --kills 6 --window 20
 
 The embedded broker is started and stopped by the script; every run has its own topics.
 A failing run names its seed: ``--runs 1 --seed N`` runs it again.
@@ -37,8 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1,
                         help="seed of the first run; the next add 1 (default 1)")
     parser.add_argument("--kills", type=int, default=4, help="SIGKILLs per run (default 4)")
-    parser.add_argument("--window", type=float, default=30.0,
-                        help="seconds after the workers start within which the kills fall (default 30)")
+    parser.add_argument("--window", type=float, default=12.0,
+                        help="seconds after both workers are ready within which the kills fall "
+                             "(default 12: two workers take ~15 s over the day)")
     args = parser.parse_args(argv)
     day = [x for x in generate_with_feedback(DEMO_CITY, DEFAULT_PACK, date(2026, 11, 20), 7)
            if "tick" not in x]

@@ -87,7 +87,7 @@ def _phase(worker: Worker) -> str:
 def run(settings: Settings, log_dir: Path, lines: list[dict[str, Any]], seed: int, *,
         kills: int = 3, window_s: float = 20.0, timeout_s: float = 180.0) -> ChaosRun:
     """One run (see the module's docstring); ``kills`` SIGKILLs within the first ``window_s``
-    seconds after the workers start."""
+    seconds after both workers are first ready (a kill that follows a restart may fall later)."""
     rng = random.Random(seed)
     before = int(len(lines) * rng.uniform(0.1, 0.6))
     result = ChaosRun(seed, len(lines), before)
@@ -115,14 +115,16 @@ def run(settings: Settings, log_dir: Path, lines: list[dict[str, Any]], seed: in
         except BaseException as e:   # reported by the run, not lost in the thread
             producer_error.append(e)
 
-    t0 = time.monotonic()
     start("a")
     start("b")
+    last_start = {"a": time.monotonic(), "b": time.monotonic()}
     rest = threading.Thread(target=produce_rest, daemon=True)
     rest.start()
     try:
-        moments = sorted(rng.uniform(0.5, window_s) for _ in range(kills))
-        last_start = {"a": t0, "b": t0}
+        for w in workers.values():     # the window opens when both evaluate: kills hit work
+            w.wait_ready(timeout=60)
+        t0 = time.monotonic()
+        moments = sorted(rng.uniform(0.0, window_s) for _ in range(kills))
         for moment in moments:
             if rng.random() < 0.5:   # the worker started last, soon after its start: start-up, recovery
                 name = max(last_start, key=last_start.__getitem__)
