@@ -30,7 +30,7 @@ from streams.compare import by_version, compare_alerts
 from streams.settings import Settings
 from streams.simulate import simulate
 from streams.topics import default_topics, ensure_topics
-from tests.e2e.workers import Worker, frontier_breaches, read_topic, replay_of
+from tests.e2e.workers import Worker, frontier_breaches, metric_total, read_topic, replay_of
 
 
 @dataclass
@@ -64,15 +64,6 @@ class ChaosRun:
         if self.breaches:
             text += f"\n  {len(self.breaches)} parts behind their frontier, e.g. {self.breaches[:2]}"
         return text
-
-
-def _metric_total(worker: Worker, name: str) -> float:
-    try:
-        text = worker.metrics()
-    except OSError:
-        return 0.0
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(name + "{") or line.startswith(name + " "))
 
 
 def _phase(worker: Worker) -> str:
@@ -148,8 +139,8 @@ def run(settings: Settings, log_dir: Path, lines: list[dict[str, Any]], seed: in
         want, _ = by_version(expected)
         alerts = read_topic(settings, "city.alerts", timeout=timeout_s,
                             done=lambda got: len(by_version(got)[0]) >= len(want))
-        result.late = sum(_metric_total(w, "cityorder_late_inputs_total") for w in workers.values())
-        result.redelivered = sum(_metric_total(w, "cityorder_redelivered_inputs_total")
+        result.late = sum(metric_total(w, "cityorder_late_inputs_total") for w in workers.values())
+        result.redelivered = sum(metric_total(w, "cityorder_redelivered_inputs_total")
                                  for w in workers.values())
     finally:
         for w in [*workers.values(), *retired]:

@@ -12,7 +12,6 @@ the same bug planted.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from datetime import date, timedelta, timezone
@@ -27,10 +26,9 @@ from rules.demo.dispatch import generate_with_feedback
 from rules.engine import Engine
 from rules.pack import DEFAULT_PACK
 from streams.settings import Settings
-from streams.simulate import line_time, simulate
-from streams.topics import default_topics, ensure_topics
+from streams.simulate import line_time
 from tests.e2e.faulty_worker import POISON, plant
-from tests.e2e.test_worker import source_record
+from tests.e2e.test_worker import produce, source_record
 from tests.e2e.workers import Worker, assert_same, read_topic, replay_of, without_emitted_at
 
 pytestmark = pytest.mark.timeout(240)
@@ -77,14 +75,6 @@ def lines() -> list[dict[str, Any]]:
                                           "observed_at": format_timestamp_ms(stamp, CST)}})
     assert planted == 3
     return out
-
-
-def produce(settings: Settings, lines: list[dict[str, Any]]) -> None:
-    async def run() -> None:
-        await ensure_topics(settings, default_topics(settings))
-        await simulate(settings, lines)
-
-    asyncio.run(run())
 
 
 def planted_replay(lines: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

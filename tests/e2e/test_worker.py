@@ -29,6 +29,7 @@ from tests.e2e.workers import (
     Worker,
     assert_same,
     frontier_breaches,
+    metric_total,
     read_topic,
     replay_of,
     without_emitted_at,
@@ -224,12 +225,6 @@ def two_event_workers(settings: Settings, tmp_path: Path) -> tuple[Worker, Worke
     a, b = (Worker(settings, tmp_path / f"{name}.log", clock="event", session_timeout_ms=3000)
             for name in "ab")
     return a, b
-
-
-def metric_total(worker: Worker, name: str) -> float:
-    """A counter summed over its labels, from the worker's /metrics."""
-    return sum(float(line.rsplit(" ", 1)[1]) for line in worker.metrics().splitlines()
-               if line.startswith(name) and not line.startswith("#"))
 
 
 def test_two_workers_share_partitions_and_one_takes_over(settings: Settings, tmp_path: Path,

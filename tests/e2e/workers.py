@@ -188,3 +188,9 @@ def frontier_breaches(settings: Settings, quiet_s: float = 2.0) -> list[str]:
         return breaches
 
     return asyncio.run(run())
+
+
+def metric_total(worker: Worker, name: str) -> float:
+    """A counter summed over its labels, from the worker's /metrics."""
+    return sum(float(line.rsplit(" ", 1)[1]) for line in worker.metrics().splitlines()
+               if line.startswith(name) and not line.startswith("#"))
