@@ -358,7 +358,7 @@ async def produce_backlog(settings: Settings, w: Workload, stamps: list[int], en
     topic = settings.topic(CAMERA)
     part = {k: zlib.crc32(k.encode()) % PARTITIONS for k in set(w.keys)} if hashed else \
         balanced_partitions(w.keys)
-    producer = AIOKafkaProducer(**settings.aiokafka_kwargs(), client_id="bench-backlog", acks=1,
+    producer = AIOKafkaProducer(**settings.producer_kwargs(), client_id="bench-backlog", acks=1,
                                 linger_ms=5, max_batch_size=BACKLOG_BATCH_BYTES)
     await producer.start()
     began = time.perf_counter()
@@ -768,7 +768,7 @@ async def _produce_live(settings: Settings, stream: LiveStream, rate: float, run
     # one-record batches, 5 s at 200k; it has no retention), and at 5,000 msgs/s a 2 ms linger
     # made ~500 batches/s per partition. The linger counts in the latency: CreateTime is taken
     # when a message is handed to the producer.
-    producer = AIOKafkaProducer(**settings.aiokafka_kwargs(), client_id="bench-live", acks=1, linger_ms=20)
+    producer = AIOKafkaProducer(**settings.producer_kwargs(), client_id="bench-live", acks=1, linger_ms=20)
     await producer.start()
     topic = settings.topic(CAMERA)
     sightings: list[tuple[float, int, Track]] = []

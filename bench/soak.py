@@ -430,7 +430,7 @@ class Soak:
 
     async def produce(self) -> None:
         """Send at ``--rate`` until told to stop; records how far behind schedule it got."""
-        producer = AIOKafkaProducer(**self.settings.aiokafka_kwargs(), client_id="bench-soak", acks=1,
+        producer = AIOKafkaProducer(**self.settings.producer_kwargs(), client_id="bench-soak", acks=1,
                                     linger_ms=self.args.linger_ms)
         await producer.start()
         topics: dict[str, str] = {}

@@ -22,7 +22,8 @@ classes below rather than by patching Faust:
   latency on every record; 100 ms adds 25 ms on average, up to 52), Kafka answers at once;
 - "the end of a partition" for table recovery is read with :func:`true_end_offsets`: Tansu's
   ``ListOffsets`` reports the last batch's base offset + 1, and a recovery that stops there
-  loses the end of the changelog;
+  loses the end of the changelog; its beginning, with :func:`log_start_offsets`: Tansu's
+  earliest offset is the batch stored first, which is not always the lowest;
 - after a rebalance, internal partitions without a committed offset are fetched again from
   their beginning (Faust drops what it fetched meanwhile and seeks back to committed offsets
   only);
@@ -156,11 +157,18 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         of such a partition were never applied). The evaluator catches any gap left (see
         ``Runtime._rewind``); this avoids one in the common case, while the flow is stopped."""
         committed = await super().seek_to_committed()
-        internal = self.app.cityorder_settings.topic(INTERNAL_TOPIC)  # type: ignore[attr-defined]
+        settings: Settings = self.app.cityorder_settings  # type: ignore[attr-defined]
+        internal = settings.topic(INTERNAL_TOPIC)
         fresh = [tp for tp, offset in committed.items() if not offset and tp.topic == internal]
         if fresh:
-            await self.seek_to_beginning(*fresh)
+            await self.seek_wait(await log_start_offsets(settings, fresh))
         return committed
+
+    async def earliest_offsets(self, *partitions: TP) -> Mapping[TP, int]:
+        """Where table recovery starts reading a changelog partition: its first record, which
+        Tansu's ListOffsets (earliest) may place too late (:func:`log_start_offsets`)."""
+        settings: Settings = self.app.cityorder_settings  # type: ignore[attr-defined]
+        return await log_start_offsets(settings, partitions)
 
 
 class _Consumer(faust_aiokafka.Consumer):
@@ -220,6 +228,7 @@ class Runtime:
             broker_session_timeout=session_s, broker_heartbeat_interval=max(session_s / 3, 0.1),
             broker_request_timeout=max(40.0, session_s + 5), broker_commit_interval=0.5,
             consumer_auto_offset_reset="earliest", producer_acks=-1, producer_linger=0.001,
+            producer_compression_type=settings.compression_type,
             stream_wait_empty=False, autodiscover=False, table_standby_replicas=0)
         app.cityorder_settings = settings
         self.internal_topic = app.topic(settings.topic(INTERNAL_TOPIC), key_type=bytes, value_type=bytes,

@@ -668,7 +668,7 @@ def compare(live: Path, expected: Path) -> None:
 async def _send_one(settings: Any, topic: str, key: str, value: bytes) -> None:
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(**settings.aiokafka_kwargs(), acks="all", client_id="cityorder-cli")
+    producer = AIOKafkaProducer(**settings.producer_kwargs(), acks="all", client_id="cityorder-cli")
     await producer.start()
     try:
         await producer.send_and_wait(topic, value, key=key.encode())

@@ -87,7 +87,7 @@ from rules.ingest import FUTURE_LIMIT_MS
 from streams.codec import Batch, decode
 from streams.partitioned import grid_partition, source_keys
 from streams.settings import INTERNAL_TOPIC, Settings
-from streams.topics import true_end_offsets
+from streams.topics import log_start_offsets, true_end_offsets
 
 Mode = Literal["wall", "event"]
 
@@ -328,10 +328,11 @@ class _Reader:
         self.read = 0
 
     async def bounds(self, tps: list[TopicPartition]) -> dict[TopicPartition, tuple[int, int]]:
-        """(first offset, end offset) of each partition; the end exact on Tansu too."""
+        """(first offset, end offset) of each partition; both exact on Tansu too."""
         ends = await true_end_offsets(self.settings, tps,
                                       timeout=max(1.0, self.deadline - time.monotonic()))
-        starts = await self.consumer.beginning_offsets(tps)
+        starts = await log_start_offsets(self.settings, tps,
+                                         timeout=max(1.0, self.deadline - time.monotonic()))
         return {tp: (starts[tp], ends[tp]) for tp in tps}
 
     async def window(self, tp: TopicPartition, lo: int, hi: int) -> list[ConsumerRecord[Any, Any]]:

@@ -19,7 +19,8 @@ last record of each batch for an internal partition, and every tick interval in 
 its own to every internal partition (every 200 ms when other workers' ingests own some
 source partitions: their input waits in the evaluators for this report). In ``event`` mode
 that record also carries the newest producer tick (a record with the ``cityorder-tick``
-header) per source partition.
+header) per source partition. A worker given a partition fetches its last ingested record
+again (``look_back``), not to ingest it but to know its stamp and tick as its last owner did.
 
 Flow control: a partition is paused while ingest holds more than ``MAX_HELD`` of its records
 (it is ahead of this worker's slowest partition), and every partition not read to its end
@@ -61,6 +62,7 @@ from streams.partitioned import (
     source_keys,
 )
 from streams.settings import INPUT_TOPICS, INTERNAL_TOPIC, Settings
+from streams.topics import TopicsError, log_start_offsets
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +101,12 @@ class _Revoke(ConsumerRebalanceListener):  # type: ignore[misc]
             self.loop.acked.pop(tp, None)
             self.loop.committed.pop(tp, None)
             self.loop.last_fetched.pop(tp, None)
+            self.loop.known_below.pop(tp, None)
             self.loop.merge.drop(tp)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         log.info("ingest: assigned %s", sorted(f"{tp.topic}/{tp.partition}" for tp in assigned))
+        await self.loop.look_back(assigned)
 
 
 class IngestLoop:
@@ -132,6 +136,8 @@ class IngestLoop:
         self.acked: dict[TopicPartition, int] = {}       # next offset whose input is not yet written
         self.committed: dict[TopicPartition, int] = {}
         self.last_fetched: dict[TopicPartition, float] = {}   # monotonic time of its last record
+        self.known_below: dict[TopicPartition, int] = {}  # committed offset at assignment (look_back)
+        self.looking_back: set[TopicPartition] = set()    # paused by look_back until sought
         self.healthy = False
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
@@ -149,7 +155,7 @@ class IngestLoop:
             session_timeout_ms=session, heartbeat_interval_ms=max(session // 3, 100),
             max_poll_interval_ms=300_000, max_partition_fetch_bytes=1024 * 1024)
         self.consumer.subscribe(list(self.contract), listener=_Revoke(self))
-        self.producer = AIOKafkaProducer(**s.aiokafka_kwargs(), client_id=f"{s.app_id}-ingest",
+        self.producer = AIOKafkaProducer(**s.producer_kwargs(), client_id=f"{s.app_id}-ingest",
                                          acks="all", linger_ms=1, max_batch_size=1024 * 1024,
                                          max_request_size=s.max_record_bytes)
         await self._retry(self.consumer.start, "starting the consumer")
@@ -159,8 +165,11 @@ class IngestLoop:
         try:
             while True:
                 fetched = await self.consumer.getmany(timeout_ms=FETCH_WAIT_MS, max_records=FETCH_MAX_RECORDS)
-                for tp, recs in fetched.items():
+                for tp, fetched_recs in fetched.items():
                     self.last_fetched[tp] = time.monotonic()
+                    recs = self._known(tp, fetched_recs)
+                    if not recs:
+                        continue
                     self.metrics.input_records.labels(self.contract[tp.topic]).inc(len(recs))
                     self.merge.add(tp, [SourceRecord(tp.topic, tp.partition, r.offset, r.key, r.value,
                                                      r.timestamp, tuple(r.headers or ())) for r in recs])
@@ -211,6 +220,61 @@ class IngestLoop:
                             what, ", ".join(self.settings.brokers), e, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF_S)
+
+    async def look_back(self, assigned: list[TopicPartition]) -> None:
+        """Fetch each newly assigned partition's last ingested record again (the one before its
+        committed offset), to learn what its previous owner knew about it and did not write
+        down: that record's stamp and, if it is one, its tick.
+
+        A partition read to its end reports its frontier only after ``IDLE_GRACE_S`` without
+        records, and then up to the newest stamp released (:meth:`_advance_frontier`). An owner
+        stopped within that grace, after committing, left a successor that fetches nothing,
+        knows no stamp and reports a frontier short of the input's closing tick for ever:
+        the tick never took effect, nor anything due after the last input. Not ingested again
+        (:meth:`_known`): its parts are in the internal log already.
+
+        A partition never committed is read from its first record (:func:`log_start_offsets`,
+        not the consumer's ``earliest`` reset: on Tansu that can skip the first records)."""
+        assert self.consumer is not None
+        # Paused until sought: the fetcher starts on new partitions while this awaits, and what
+        # it returned before a seek would be ingested twice (dead letters repeated).
+        self.consumer.pause(*assigned)
+        self.looking_back.update(assigned)
+        fresh = []
+        try:
+            for tp in assigned:
+                committed = await self.consumer.committed(tp)
+                if committed:
+                    self.known_below[tp] = committed
+                    self.consumer.seek(tp, committed - 1)
+                else:
+                    fresh.append(tp)
+            for tp, start in (await log_start_offsets(self.settings, fresh)).items():
+                self.consumer.seek(tp, start)
+        except (KafkaError, TopicsError) as e:
+            log.warning("ingest: looking back at the assigned partitions failed (%s); going on from "
+                        "their committed offsets", e)
+        finally:
+            self.looking_back.difference_update(assigned)
+            self.consumer.resume(*(set(assigned) & self.consumer.assignment()))
+
+    def _known(self, tp: TopicPartition, recs: list[Any]) -> list[Any]:
+        """Records fetched again by :meth:`look_back` update the released stamp and the tick
+        and are not ingested again; the rest are returned."""
+        below = self.known_below.get(tp)
+        if below is None:
+            return recs
+        for r in recs:
+            if r.offset >= below:
+                break
+            self.released_max = max(self.released_max, r.timestamp)
+            tick = _tick_header(r.headers)
+            if tick is not None and self.settings.clock == "event":
+                self.ticks[tp] = max((tick, r.timestamp), self.ticks.get(tp, (tick, r.timestamp)))
+        else:
+            return []
+        del self.known_below[tp]
+        return [r for r in recs if r.offset >= below]
 
     async def _write(self, released: list[SourceRecord], frontier: dict[str, int]) -> None:
         """Ingest released records, write their parts (with ``frontier``), the producers'
@@ -351,7 +415,7 @@ class IngestLoop:
             if self.merge.held(tp) > MAX_HELD or (ahead > MAX_AHEAD and tp not in at_end):
                 if tp not in paused:
                     self.consumer.pause(tp)
-            elif tp in paused:
+            elif tp in paused and tp not in self.looking_back:
                 self.consumer.resume(tp)
 
     async def _write_progress(self) -> None:

@@ -114,7 +114,7 @@ async def simulate(settings: Settings, lines: Iterable[dict[str, Any]], *, rate:
     millisecond could otherwise be merged in another order than the lines (at full speed a
     millisecond holds seconds of event time). Off for load tests at a fixed rate in wall
     mode, where stamps must stay on the wall clock."""
-    producer = AIOKafkaProducer(**settings.aiokafka_kwargs(), client_id="cityorder-simulate",
+    producer = AIOKafkaProducer(**settings.producer_kwargs(), client_id="cityorder-simulate",
                                 acks="all", linger_ms=5, max_batch_size=512 * 1024,
                                 max_request_size=settings.max_record_bytes)
     await producer.start()

@@ -25,6 +25,8 @@ Also here: :func:`true_end_offsets`, because Tansu's ``end_offsets`` (ListOffset
 base offset of the partition's last record batch + 1, short of the real end whenever that batch
 holds several records. Anything that reads "up to the end" (table recovery, a caught-up check)
 must use it, or the high watermark a consumer's own fetches report (``consumer.highwater(tp)``).
+And :func:`log_start_offsets`, because Tansu's ListOffsets (earliest) can name a later offset
+than the first; anything that reads "from the beginning" seeks there instead.
 
 Usage::
 
@@ -232,6 +234,8 @@ async def true_end_offsets(settings: Settings, partitions: Iterable[TP], *,
     (any ``(topic, partition)`` named tuple); the result is keyed by the objects given.
     """
     given = list(partitions)
+    if not given:   # as in log_start_offsets
+        return {}
     by_tp = {TopicPartition(tp[0], tp[1]): tp for tp in given}
     probe = AIOKafkaConsumer(**settings.aiokafka_kwargs(), client_id="cityorder-end-offsets",
                              enable_auto_commit=False, auto_offset_reset="latest", fetch_max_wait_ms=50)
@@ -258,16 +262,46 @@ async def true_end_offsets(settings: Settings, partitions: Iterable[TP], *,
     return {by_tp[tp]: end for tp, end in ends.items()}
 
 
-async def log_start_offsets(settings: Settings, partitions: Iterable[TP]) -> dict[TP, int]:
-    """The offset of the first record each partition still holds (0 until retention deletes
-    some). ``partitions`` as for :func:`true_end_offsets`."""
+async def log_start_offsets(settings: Settings, partitions: Iterable[TP], *,
+                            timeout: float = 10.0) -> dict[TP, int]:
+    """The offset of the first record each partition holds (0 until retention deletes some;
+    the end for a partition with none left). ``partitions`` as for :func:`true_end_offsets`.
+
+    Not ListOffsets (earliest), which ``beginning_offsets``, ``seek_to_beginning`` and the
+    ``earliest`` offset reset use: Tansu answers it with the record batch *stored* first, by
+    time, not the lowest offset, and two producers writing a partition at once store them out
+    of order. So a worker read an internal partition from offset 2, and then took records 0
+    and 1 for deleted by retention and went on without them (a random kill run lost their
+    transitions). A fetch from offset 0 gives the first record there is: on Kafka, an offset
+    before the log start is out of range and the probe is reset to the earliest, which Kafka
+    reports right."""
     given = list(partitions)
+    if not given:   # and no probe: aiokafka's stop() right after start() raises CancelledError
+        return {}
     by_tp = {TopicPartition(tp[0], tp[1]): tp for tp in given}
     probe = AIOKafkaConsumer(**settings.aiokafka_kwargs(), client_id="cityorder-log-start",
-                             enable_auto_commit=False)
+                             enable_auto_commit=False, auto_offset_reset="earliest", fetch_max_wait_ms=50)
     await probe.start()
+    starts: dict[TopicPartition, int] = {}
     try:
-        starts: dict[TopicPartition, int] = await probe.beginning_offsets(list(by_tp))
+        probe.assign(list(by_tp))
+        for tp in by_tp:
+            probe.seek(tp, 0)
+        pending = set(by_tp)
+        deadline = time.monotonic() + timeout
+        while pending:
+            if time.monotonic() > deadline:
+                raise TopicsError(f"no fetch answer for {sorted(pending)} within {timeout:g} s")
+            fetched = await probe.getmany(*pending, timeout_ms=200, max_records=1)
+            for tp, records in fetched.items():
+                if records and tp in pending:
+                    starts[tp] = records[0].offset
+                    pending.discard(tp)
+            for tp in list(pending):   # read to its end without a record: none left
+                highwater = probe.highwater(tp)
+                if highwater is not None and await probe.position(tp) >= highwater:
+                    starts[tp] = await probe.position(tp)
+                    pending.discard(tp)
     finally:
         await probe.stop()
     return {by_tp[tp]: start for tp, start in starts.items()}

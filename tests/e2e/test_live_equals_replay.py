@@ -14,18 +14,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import date
+from datetime import UTC, date
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from models.timestamps import format_timestamp_ms, parse_timestamp_ms
 from rules.demo.city import GEOJSON_PATH as DEMO_CITY
 from rules.demo.dispatch import generate_with_feedback
 from rules.pack import DEFAULT_PACK
-from streams.settings import Settings
+from streams.ingest_loop import IDLE_GRACE_S
+from streams.settings import INPUT_TOPICS, Settings
 from streams.simulate import line_time, simulate
 from streams.topics import default_topics, ensure_topics
 from tests.e2e.workers import Worker, assert_same, read_topic, replay_of, without_emitted_at
@@ -165,5 +167,66 @@ def read_stamped(settings: Settings, name: str, count: int) -> list[dict[str, An
         finally:
             await consumer.stop()
         return out
+
+    return asyncio.run(run())
+
+
+def test_a_worker_stopped_as_the_input_ends_leaves_the_last_tick_to_its_successor(
+        settings: Settings, tmp_path: Path, demo_day: list[dict[str, Any]]) -> None:
+    """A source partition read to its end reports its frontier only after it has been idle for
+    ``IDLE_GRACE_S``, and then up to the newest stamp its ingest has released: the input's
+    closing tick, which takes effect once every frontier has passed its stamp. A worker stopped
+    within that grace (the random kill test's seed 1 did; a deploy after a backtest would) has
+    committed its input, so the next owner of those partitions fetched nothing, knew no stamp,
+    and reported a frontier short of the tick for ever: every transition due after the last
+    input was never made. The next owner now fetches the last ingested record again to learn
+    it. Here the input ends with a tick 30 minutes after its last line, so many are due then."""
+    lines = day_slice(demo_day)
+    end = max(line_time(line) or 0 for line in lines) + 30 * 60_000
+    lines.append({"tick": format_timestamp_ms(end, UTC)})
+    first = start_workers(settings, tmp_path, 1)[0]
+    successor: Worker | None = None
+    try:
+        recorded = produce_recorded(settings, lines)
+        waited = ingest_committed_everything(settings)
+        first.kill()
+        assert waited < IDLE_GRACE_S - 1, f"the ingest committed the end after {waited:.1f} s: too late"
+        successor = Worker(settings, tmp_path / "successor.log", clock="event", session_timeout_ms=3000)
+        expected, _ = replay_of(recorded, DEMO_CITY, [DEFAULT_PACK], partitions=settings.partitions)
+        want = without_emitted_at(expected)
+        alerts = read_topic(settings, "city.alerts", timeout=60,
+                            done=lambda got: len(without_emitted_at(got)) >= len(want))
+    finally:
+        first.stop()
+        if successor is not None:
+            successor.stop()
+    after = [m for m in want.values() if parse_timestamp_ms(m["at"]) > end - 30 * 60_000]
+    assert len(after) > 20, "the closing tick should be due for many transitions"
+    assert_same(without_emitted_at(alerts), want, first, successor)
+
+
+def ingest_committed_everything(settings: Settings, timeout: float = 30.0) -> float:
+    """Wait until the ingest group's committed offsets reach the end of every input partition;
+    the seconds since the input was last written to."""
+
+    async def run() -> float:
+        # assigned, not subscribed: it reads the group's offsets without joining the group
+        consumer = AIOKafkaConsumer(**settings.aiokafka_kwargs(), group_id=f"{settings.app_id}-ingest",
+                                    enable_auto_commit=False)
+        await consumer.start()
+        started = time.monotonic()
+        try:
+            inputs = [TopicPartition(settings.topic(t), p) for t in INPUT_TOPICS
+                      for p in range(settings.partitions)]
+            consumer.assign(inputs)
+            ends = await consumer.end_offsets(inputs)
+            while time.monotonic() - started < timeout:
+                committed = [await consumer.committed(tp) for tp in inputs]
+                if all(c is not None and c >= ends[tp] for tp, c in zip(inputs, committed, strict=True)):
+                    return time.monotonic() - started
+                await asyncio.sleep(0.05)
+            raise AssertionError(f"the ingest did not commit the input's end in {timeout:.0f} s")
+        finally:
+            await consumer.stop()
 
     return asyncio.run(run())

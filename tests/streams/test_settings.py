@@ -31,6 +31,8 @@ def test_defaults_match_the_documented_ones() -> None:
     assert (s.clock, s.tick_interval_ms, s.web_port, s.store) == ("wall", 1_000, 6066, "rocksdb")
     assert s.security_protocol == "PLAINTEXT" and s.ssl_context() is None
     assert s.aiokafka_kwargs() == {"bootstrap_servers": ["127.0.0.1:9092"], "security_protocol": "PLAINTEXT"}
+    assert s.compression == "lz4"
+    assert s.producer_kwargs() == {**s.aiokafka_kwargs(), "compression_type": "lz4"}
 
 
 def test_every_variable_is_read() -> None:
@@ -46,6 +48,7 @@ def test_every_variable_is_read() -> None:
         "CITYORDER_TICK_INTERVAL": "250ms",
         "CITYORDER_WEB_PORT": "8080",
         "CITYORDER_STORE": "memory",
+        "CITYORDER_COMPRESSION": "None",
         "CITYORDER_UNRELATED": "ignored",
         "OTHER": "ignored",
     })
@@ -57,6 +60,7 @@ def test_every_variable_is_read() -> None:
     assert s.city == Path("maps/city.geojson")
     assert (s.clock, s.tick_interval_ms, s.web_port, s.store) == ("event", 250, 8080, "memory")
     assert s.faust_store == "memory://"
+    assert s.compression == "none" and s.producer_kwargs()["compression_type"] is None
     assert s.app_id == "staging.cityorder"
 
 
@@ -94,6 +98,8 @@ def test_errors_name_the_variable_and_say_what_is_valid() -> None:
     assert problems({"CITYORDER_CLOCK": "now"}) == ["CITYORDER_CLOCK: 'now' is not one of wall, event"]
     assert problems({"CITYORDER_STORE": "redis"}) == [
         "CITYORDER_STORE: 'redis' is not one of rocksdb, memory"]
+    assert problems({"CITYORDER_COMPRESSION": "brotli"}) == [
+        "CITYORDER_COMPRESSION: 'brotli' is not one of lz4, zstd, gzip, snappy, none"]
     assert problems({"CITYORDER_WEB_PORT": "70000"}) == [
         "CITYORDER_WEB_PORT: 70000 is out of range; use a whole number from 1 to 65535"]
     assert problems({"CITYORDER_SECURITY_PROTOCOL": "TLS"}) == [
