@@ -331,6 +331,9 @@ def kafka_options(f: Any) -> Any:
               help="RocksDB state directory. [env: CITYORDER_STATE_DIR; default: state]")
 @click.option("--store", type=click.Choice(["rocksdb", "memory"]), default=None,
               help="Table store. [env: CITYORDER_STORE; default: rocksdb]")
+@click.option("--compression", type=click.Choice(["lz4", "zstd", "gzip", "snappy", "none"]), default=None,
+              help="How the worker's producers compress batches. [env: CITYORDER_COMPRESSION; "
+                   "default: lz4]")
 @click.option("--rules", "rules_", default=None, help="Rule packs, comma-separated. [env: CITYORDER_RULES]")
 @click.option("--city", default=None, help="City map. [env: CITYORDER_CITY; default: the demo city]")
 @click.option("--web-port", type=int, default=None,

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from models.outputs import Alert, DeadLetter
 from rules.ruletest import run_file
 from streams.cli import main
+from streams.settings import COMPRESSIONS
 
 DEFAULT_TESTS = Path(__file__).resolve().parents[2] / "rules" / "packs" / "default" / "tests"
 
@@ -124,6 +125,9 @@ def test_help_explains_every_command() -> None:
         assert cmd in out
     code, out, _ = invoke("replay", "--help")
     assert "--deadletters" in out and "--until" in out and "--clock" in out
+    code, out, _ = invoke("worker", "--help")
+    assert "CITYORDER_COMPRESSION" in out and "lz4|zstd|gzip|snappy|none" in out
+    assert tuple(out.split("--compression [", 1)[1].split("]", 1)[0].split("|")) == COMPRESSIONS
 
 
 TYPO_PACK = ("policies:\n  p:\n    levels:\n      - {level: 1, after: 0s, notify: [x]}\n"
