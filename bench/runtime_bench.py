@@ -405,7 +405,7 @@ def wait_ingest_stable(settings: Settings, members: int, timeout: float = 30.0) 
     """Until the ingest consumer group is Stable with ``members`` members, so the backlog lands
     on a settled assignment (Faust's own group is covered by /readyz: not_rebalancing). If the
     broker cannot describe the group, wait two session timeouts instead. Says which it did."""
-    group = f"{settings.app_id}-ingest"
+    group = settings.ingest_group
     deadline = time.perf_counter() + timeout
     while True:
         try:

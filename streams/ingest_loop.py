@@ -150,12 +150,12 @@ class IngestLoop:
         s = self.settings
         session = s.session_timeout_ms
         self.consumer = AIOKafkaConsumer(
-            **s.aiokafka_kwargs(), group_id=f"{s.app_id}-ingest", client_id=f"{s.app_id}-ingest",
+            **s.aiokafka_kwargs(), group_id=s.ingest_group, client_id=s.ingest_group,
             enable_auto_commit=False, auto_offset_reset="earliest", fetch_max_wait_ms=FETCH_WAIT_MS,
             session_timeout_ms=session, heartbeat_interval_ms=max(session // 3, 100),
             max_poll_interval_ms=300_000, max_partition_fetch_bytes=1024 * 1024)
         self.consumer.subscribe(list(self.contract), listener=_Revoke(self))
-        self.producer = AIOKafkaProducer(**s.producer_kwargs(), client_id=f"{s.app_id}-ingest",
+        self.producer = AIOKafkaProducer(**s.producer_kwargs(), client_id=s.ingest_group,
                                          acks="all", linger_ms=1, max_batch_size=1024 * 1024,
                                          max_request_size=s.max_record_bytes)
         await self._retry(self.consumer.start, "starting the consumer")

@@ -412,6 +412,12 @@ class Settings(BaseModel):
         return self.topic_prefix + "cityorder"
 
     @property
+    def ingest_group(self) -> str:
+        """Ingest's consumer group (and client id): its own, beside Faust's :attr:`app_id`, so
+        more workers share the source partitions (``streams.ingest_loop``)."""
+        return self.app_id + "-ingest"
+
+    @property
     def max_record_bytes(self) -> int:
         """The largest record the input topics take (:data:`MAX_RECORD_BYTES`): the producer
         limit for anything that writes them, so a record the contract's 1 MiB limit would

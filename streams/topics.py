@@ -299,8 +299,11 @@ async def log_start_offsets(settings: Settings, partitions: Iterable[TP], *,
                     pending.discard(tp)
             for tp in list(pending):   # read to its end without a record: none left
                 highwater = probe.highwater(tp)
-                if highwater is not None and await probe.position(tp) >= highwater:
-                    starts[tp] = await probe.position(tp)
+                if highwater is None:
+                    continue
+                position = await probe.position(tp)
+                if position >= highwater:
+                    starts[tp] = position
                     pending.discard(tp)
     finally:
         await probe.stop()
