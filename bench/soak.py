@@ -66,15 +66,18 @@ Verdict, on the samples after ``--warmup`` (one scrape every ``--scrape`` second
 
 Caveats, printed with the figures: Tansu's memory storage has no retention (``retention.ms``
 is accepted and ignored, ``DeleteRecords`` is refused), so every record of the run stays in the
-broker: 3.5 GB after 11 minutes at 5,000/s (input, internal records, changelog), ~19 GB an
-hour, so the run stops and fails when the machine's free memory falls below
-``--min-free-mb``. Tansu also gets slower with the number of record batches in a partition
-(bench/README.md), and its CPU grows with a topic's length. The producer lingers
-``--linger-ms`` (50 ms) to keep batches few (20 a second per partition: 72k in an hour), and
-the linger counts in the latency (CreateTime is taken when a message is handed to the
-producer). Alerts nobody acknowledges stay in the worker's state (``rules.engine``: only an
-alert that ended is dropped, 30 days later; ``cleared`` does not end it), so the probes'
-alerts (3,600 an hour at the default) add to RSS for the whole run.
+broker (~6 GB an hour with lz4), and the run stops and fails when the machine's free memory
+falls below ``--min-free-mb``. Tansu's fetch lists every record batch stored in the partition
+(bench/README.md), so its cost per fetch grows with the number of batches written, and the
+number of fetches with it: the broker's CPU grows with the square of the batch rate. The
+producer lingers ``--linger-ms`` and the worker's ingest ``--ingest-linger-ms`` (200 ms each:
+5 batches a second per partition, 18k in an hour) to keep batches few; both lingers count in
+the latency (CreateTime is taken when a message is handed to the producer). With 50 ms and
+no ingest linger, the broker took a core after 16 minutes and starved the worker. Alerts
+nobody acknowledges stay in the worker's state (``rules.engine``: only an alert that ended is
+dropped, 30 days later; ``cleared`` does not end it), so the probes' alerts (3,600 an hour at
+the default) add to RSS for the whole run; ``cityorder_engine_state`` shows them (the
+``subjects`` and ``alerts a/e`` columns).
 """
 
 from __future__ import annotations
@@ -95,7 +98,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -127,6 +130,7 @@ from bench.runtime_bench import (
 from models.timestamps import parse_timestamp_ms
 from rules.demo.day import DemoCity, DemoDay
 from rules.durations import parse_duration
+from rules.engine import StateSizes
 from rules.pack import Persist, load_rules
 from rules.replay import parse_line
 from streams.broker import EmbeddedBroker
@@ -139,6 +143,7 @@ LIFE_SHARE = 0.8           # a load track lives at most this share of its label'
 MAX_IN_FLIGHT = 20_000     # produced but not yet acknowledged: beyond this the producer waits
 TICK_S = 0.004             # the producer's pacing step
 DEMO_MARGIN_S = 600.0      # demo lines prepared beyond the planned end (start-up takes a while)
+STATE_KINDS = tuple(f.name for f in fields(StateSizes))   # cityorder_engine_state's kinds
 
 
 # -- /proc ------------------------------------------------------------------------------------
@@ -366,6 +371,7 @@ class Interval:
     evicted: int
     cores: dict[str, float]
     stage_p99_s: dict[str, float]   # worker histograms over the interval: upper bounds of buckets
+    state: dict[str, int]           # cityorder_engine_state summed over partitions, by kind
 
 
 @dataclass(slots=True)
@@ -564,7 +570,8 @@ class Soak:
                             - (prev_m.sum("cityorder_evicted_subjects_total") if prev_m else 0)),
                 cores={k: (cpu[k] - prev_cpu[k]) / span for k in cpu},
                 stage_p99_s={stage: _bucket_quantile(prev_m, m, f"cityorder_{stage}_delay_seconds", 0.99)
-                             for stage in ("ingest", "evaluate")})
+                             for stage in ("ingest", "evaluate")},
+                state={kind: int(m.sum("cityorder_engine_state", kind=kind)) for kind in STATE_KINDS})
             self.run.intervals.append(row)
             print_interval(row, len(self.run.intervals) == 1)
             prev_t, prev_sent, prev_cpu, prev_m, window = t, self.sent, cpu, m, []
@@ -617,7 +624,7 @@ def print_interval(r: Interval, header: bool) -> None:
     if header:
         print(f"  {'elapsed':>7} {'sent':>11} {'/s':>6} {'RSS MB':>7} {'broker':>7} {'lag max':>8} "
               f"{'eval s':>6} {'lat p50':>7} {'p99 ms':>7} {'n':>4} {'alerts':>6} {'dead':>4} "
-              f"{'cores w/b/self':>15}  stage p99 in/ev", flush=True)
+              f"{'cores w/b/self':>15}  stage p99 in/ev  subjects alerts a/e", flush=True)
     rss = f"{r.rss_mb:7.1f}" if r.rss_mb is not None else f"{'-':>7}"
     brss = f"{r.broker_rss_mb:7.0f}" if r.broker_rss_mb is not None else f"{'-':>7}"
     behind = f"{r.behind_max_s:6.2f}" if not math.isnan(r.behind_max_s) else f"{'-':>6}"
@@ -626,7 +633,9 @@ def print_interval(r: Interval, header: bool) -> None:
     extra = (f"  late +{r.late:,}" if r.late else "") + (f"  evicted +{r.evicted:,}" if r.evicted else "")
     print(f"  {_clock(r.end_s):>7} {r.sent:>11,} {r.rate:>6,.0f} {rss} {brss} {r.ingest_lag_max:>8,.0f} "
           f"{behind} {_ms(r.latency_p50_ms):>7} {_ms(r.latency_p99_ms):>7} {r.latency_n:>4} "
-          f"{sum(r.alerts.values()):>6,} {r.deadletters:>4,} {cores:>15}  {stages} s{extra}", flush=True)
+          f"{sum(r.alerts.values()):>6,} {r.deadletters:>4,} {cores:>15}  {stages} s  "
+          f"{r.state.get('subjects', 0):>8,} {r.state.get('alerts_active', 0):,}/"
+          f"{r.state.get('alerts_ended', 0):,}{extra}", flush=True)
 
 
 def judge(run: Run, args: argparse.Namespace) -> dict[str, Any]:
@@ -783,8 +792,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--probes-per-s", type=float, default=1.0, help="new probe tracks a second (default 1)")
     ap.add_argument("--fire-rule", default=None,
                     help="probe rule (default: the camera rule that opens soonest)")
-    ap.add_argument("--linger-ms", type=int, default=50,
-                    help="the producer's linger (default 50; counted in the latency)")
+    ap.add_argument("--linger-ms", type=int, default=200,
+                    help="the producer's linger (default 200; counted in the latency)")
+    ap.add_argument("--ingest-linger-ms", type=int, default=200,
+                    help="the worker's CITYORDER_INGEST_LINGER (default 200; counted in the latency)")
     ap.add_argument("--rss-band", type=float, default=0.10,
                     help="RSS tolerance after the warm-up (default 0.10)")
     ap.add_argument("--lag-abs-s", type=float, default=2.0,
@@ -862,13 +873,14 @@ def main(argv: list[str] | None = None) -> int:
           f"probes {stream.rule.id} (persist {stream.duration_s:g} s, {stream.fire_cameras} cameras) "
           f"{args.probes_per_s:g}/s, the rest from {args.tracks:,} load tracks "
           f"({', '.join(stream.bg_labels)}) living 30 s to {args.track_life:g} s; producer linger "
-          f"{args.linger_ms} ms", flush=True)
+          f"{args.linger_ms} ms, ingest linger {args.ingest_linger_ms} ms", flush=True)
     broker = EmbeddedBroker(log_dir=logs / "broker")
     worker: WorkerProc | None = None
     measured = False
     try:
         broker.start()
-        settings = make_settings(broker, fresh_prefix("soak"), "wall", logs / "state-soak")
+        settings = make_settings(broker, fresh_prefix("soak"), "wall", logs / "state-soak").model_copy(
+            update={"ingest_linger_ms": args.ingest_linger_ms})
         asyncio.run(ensure_topics(settings, default_topics(settings)))
         worker = WorkerProc(settings, logs / "soak-worker.log", "soak worker")
         wait_all_ready([worker])

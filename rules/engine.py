@@ -83,6 +83,19 @@ LATE_DEVICES = 256
 OTHER_DEVICES = "(other devices)"
 
 
+@dataclass(frozen=True, slots=True)
+class StateSizes:
+    """Counts of what an engine holds (:meth:`Engine.sizes`), one gauge each."""
+
+    subjects: int
+    alerts_active: int
+    alerts_ended: int
+    dedup_ids: int
+    timers: int
+    reorder: int
+    held_feedback: int
+
+
 @dataclass(slots=True)
 class Stats:
     """Everything counted rather than applied, so nothing is dropped silently.
@@ -1189,6 +1202,15 @@ class Engine:
 
     def subject_count(self) -> int:
         return sum(len(g.subjects) for g in self.grids.values())
+
+    def sizes(self) -> StateSizes:
+        """What the engine holds, so that a worker whose memory grows can say what grows: a
+        population that has not settled yet, or something nobody trims."""
+        alerts = [a for g in self.grids.values() for a in g.alerts.values()]
+        ended = sum(1 for a in alerts if a.ended_at is not None)
+        return StateSizes(subjects=self.subject_count(), alerts_active=len(alerts) - ended,
+                          alerts_ended=ended, dedup_ids=len(self.seen), timers=len(self.timers),
+                          reorder=len(self.pending), held_feedback=sum(map(len, self.held.values())))
 
 
 def format_span(ms: int) -> str:

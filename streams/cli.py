@@ -345,6 +345,9 @@ def kafka_options(f: Any) -> Any:
 @click.option("--checkpoint-interval", default=None,
               help="How often state is checkpointed; a crash redoes at most this much work. "
                    "[env: CITYORDER_CHECKPOINT_INTERVAL; default: 30s]")
+@click.option("--ingest-linger", default=None,
+              help="Least time between ingest's writes while it keeps up: fewer, larger batches "
+                   "for up to this much more latency. [env: CITYORDER_INGEST_LINGER; default: 0s]")
 @click.option("--loglevel", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 def worker(loglevel: str, rules_: str | None, **flags: Any) -> None:

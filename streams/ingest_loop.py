@@ -162,8 +162,12 @@ class IngestLoop:
         await self._retry(self.producer.start, "starting the producer")
         self.healthy = True
         last_progress = 0.0
+        linger = s.ingest_linger_ms / 1000
+        lingering_since: float | None = None   # the last write, while keeping up
         try:
             while True:
+                if lingering_since is not None:
+                    await asyncio.sleep(lingering_since + linger - time.monotonic())
                 fetched = await self.consumer.getmany(timeout_ms=FETCH_WAIT_MS, max_records=FETCH_MAX_RECORDS)
                 for tp, fetched_recs in fetched.items():
                     self.last_fetched[tp] = time.monotonic()
@@ -182,6 +186,8 @@ class IngestLoop:
                 self._advance_frontier(limit, free)
                 if released:
                     await self._write(released, self._by_source(self.frontier))
+                full = sum(map(len, fetched.values())) >= FETCH_MAX_RECORDS
+                lingering_since = time.monotonic() if linger and released and not full else None
                 self._flow_control(at_end)
                 shared = len(self.consumer.assignment()) < len(self.sources)
                 interval = min(s.tick_interval_ms, SHARED_PROGRESS_MS) if shared else s.tick_interval_ms

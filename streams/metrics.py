@@ -16,6 +16,7 @@ bounded per-device count (``rules.engine.Stats``), which ``cityorder replay`` pr
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import fields
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -109,9 +110,16 @@ class EngineCollector(Collector):
         held = GaugeMetricFamily("cityorder_held_inputs", "Inputs a partition holds until every source "
                                  "partition's ingest has written past their arrival (another worker's "
                                  "ingest is behind, or has not reported yet).", labels=["partition"])
+        state = GaugeMetricFamily("cityorder_engine_state", "What a partition engine holds, by kind "
+                                  "(subjects, alerts_active, alerts_ended, dedup_ids, timers, "
+                                  "reorder, held_feedback): to tell a growing population from a "
+                                  "leak.", labels=["partition", "kind"])
         for ev in self.evaluators():
             p = str(ev.partition)
             stats = ev.engine.stats
+            sizes = ev.engine.sizes()
+            for f in fields(sizes):
+                state.add_metric([p, f.name], getattr(sizes, f.name))
             for source, n in stats.late_sources.items():
                 late.add_metric([p, source], n)
             for source, n in stats.redelivered.items():
@@ -123,7 +131,7 @@ class EngineCollector(Collector):
             if ev.engine.clock is not None:
                 clock.add_metric([p], ev.engine.clock / 1000)
                 progress.add_metric([p], max(ev.engine.progress, 0) / 1000)
-        yield from (late, redelivered, dup, evicted, clock, progress, held)
+        yield from (late, redelivered, dup, evicted, clock, progress, held, state)
         ignored = CounterMetricFamily("cityorder_ignored_inputs", "Input ignored by ingest and counted "
                                       "(unknown label, kind, state or category; heartbeat).",
                                       labels=["kind", "value"])

@@ -84,9 +84,11 @@ MAX_PARTITIONS = 1024
 MIN_TICK_MS, MAX_TICK_MS = 10, 3_600_000
 MIN_SESSION_MS, MAX_SESSION_MS = 1_000, 300_000
 MIN_CHECKPOINT_MS, MAX_CHECKPOINT_MS = 100, 600_000
+MAX_LINGER_MS = 5_000
 _DURATION_RANGES = {"tick_interval_ms": (MIN_TICK_MS, MAX_TICK_MS, "1s"),
                     "session_timeout_ms": (MIN_SESSION_MS, MAX_SESSION_MS, "10s"),
-                    "checkpoint_interval_ms": (MIN_CHECKPOINT_MS, MAX_CHECKPOINT_MS, "30s")}
+                    "checkpoint_interval_ms": (MIN_CHECKPOINT_MS, MAX_CHECKPOINT_MS, "30s"),
+                    "ingest_linger_ms": (0, MAX_LINGER_MS, "200ms")}
 _TOPIC_CHARS = re.compile(r"^[A-Za-z0-9._-]*$")
 _DEFAULT_KAFKA_PORT = 9092
 
@@ -94,10 +96,11 @@ _DEFAULT_KAFKA_PORT = 9092
 #: variable a duration such as ``1s``.
 _ENV_NAMES = {"tick_interval_ms": "CITYORDER_TICK_INTERVAL",
               "session_timeout_ms": "CITYORDER_SESSION_TIMEOUT",
-              "checkpoint_interval_ms": "CITYORDER_CHECKPOINT_INTERVAL"}
+              "checkpoint_interval_ms": "CITYORDER_CHECKPOINT_INTERVAL",
+              "ingest_linger_ms": "CITYORDER_INGEST_LINGER"}
 #: Override keywords accepted besides the field names, as a CLI flag would spell them.
 _ALIASES = {"tick_interval": "tick_interval_ms", "session_timeout": "session_timeout_ms",
-            "checkpoint_interval": "checkpoint_interval_ms"}
+            "checkpoint_interval": "checkpoint_interval_ms", "ingest_linger": "ingest_linger_ms"}
 
 
 class SettingsError(ValueError):
@@ -220,6 +223,12 @@ class Settings(BaseModel):
     #: every 2 s is written at most once per interval) and against the work of serialising it
     #: (~0.3 s of CPU for a busy partition at 5,000 events/s, done in the background).
     checkpoint_interval_ms: int = 30_000
+    #: The least time between two of ingest's writes while it keeps up (CITYORDER_INGEST_LINGER,
+    #: e.g. ``200ms``; 0, the default, writes what each fetch brings at once). Fewer, larger
+    #: record batches for a broker whose cost grows with their number (the embedded one: see
+    #: bench/README.md, Soak), for up to this much more alert latency. A fetch that brings a
+    #: full batch is written at once, so a backlog drains at full speed.
+    ingest_linger_ms: int = 0
     #: How cityorder's producers compress record batches: ``lz4`` (the default: ~4x smaller
     #: input records on the broker and the wire for a few percent of a core at 5,000 events/s),
     #: ``zstd``, ``gzip``, ``snappy`` or ``none``. Consumers read any of them whatever this says.
@@ -322,7 +331,8 @@ class Settings(BaseModel):
     def _check_port(cls, value: object) -> int:
         return _whole(value, 1, 65535)
 
-    @field_validator("tick_interval_ms", "session_timeout_ms", "checkpoint_interval_ms", mode="before")
+    @field_validator("tick_interval_ms", "session_timeout_ms", "checkpoint_interval_ms",
+                     "ingest_linger_ms", mode="before")
     @classmethod
     def _check_duration(cls, value: object, info: ValidationInfo) -> int:
         low, high, example = _DURATION_RANGES[str(info.field_name)]

@@ -34,7 +34,9 @@ RULES_EXTRA = """
 # CITYORDER_PROPERTY_EXAMPLES raises the effort for a deeper search than CI's.
 PROPS = settings(max_examples=int(os.environ.get("CITYORDER_PROPERTY_EXAMPLES", "25")), deadline=None,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-TMP = Path(tempfile.mkdtemp(prefix="cityorder-props-"))
+# A TemporaryDirectory object, not mkdtemp: its finalizer removes the folder when pytest exits.
+_TMPDIR = tempfile.TemporaryDirectory(prefix="cityorder-props-")
+TMP = Path(_TMPDIR.name)
 
 
 def _harness(**kw: Any) -> Harness:

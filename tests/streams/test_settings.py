@@ -115,6 +115,7 @@ def test_all_problems_are_reported_at_once_and_overrides_are_named_as_flags() ->
     assert [p.split(":")[0] for p in found] == ["CITYORDER_PARTITIONS", "--clock", "CITYORDER_STORE"]
     assert problems({}, tick_interval="0s")[0].startswith("--tick-interval: 0s is out of range")
     assert problems({}, checkpoint_interval="20ms")[0].startswith("--checkpoint-interval: 20ms is out")
+    assert problems({}, ingest_linger="6s")[0].startswith("--ingest-linger: 6s is out")
 
 
 @pytest.mark.parametrize(("brokers", "message"), [
@@ -221,7 +222,7 @@ def test_ssl_with_a_client_certificate(tmp_path: Path) -> None:
 def test_to_env_gives_the_same_settings_back() -> None:
     s = Settings.from_env({}, brokers="a:1,b:2", topic_prefix="t.", partitions=3, clock="event",
                           tick_interval="250ms", session_timeout="3s", checkpoint_interval="750ms",
-                          security_protocol="SASL_PLAINTEXT",
+                          ingest_linger="150ms", security_protocol="SASL_PLAINTEXT",
                           sasl_username="u", sasl_password="p4ss", rules=[Path("x"), Path("y")])
     env = s.to_env()
     assert env["CITYORDER_SASL_PASSWORD"] == "p4ss" and "CITYORDER_SSL_CAFILE" not in env
