@@ -70,10 +70,11 @@ broker (~6 GB an hour with lz4), and the run stops and fails when the machine's 
 falls below ``--min-free-mb``. Tansu's fetch lists every record batch stored in the partition
 (bench/README.md), so its cost per fetch grows with the number of batches written, and the
 number of fetches with it: the broker's CPU grows with the square of the batch rate. The
-producer lingers ``--linger-ms`` and the worker's ingest ``--ingest-linger-ms`` (200 ms each:
-5 batches a second per partition, 18k in an hour) to keep batches few; both lingers count in
-the latency (CreateTime is taken when a message is handed to the producer). With 50 ms and
-no ingest linger, the broker took a core after 16 minutes and starved the worker. Alerts
+producer lingers ``--linger-ms`` and the worker's ingest ``--ingest-linger-ms`` (500 ms each:
+2 batches a second per partition, 7,200 in an hour) to keep batches few; both lingers count
+in the latency (CreateTime is taken when a message is handed to the producer). With 50 ms and
+no ingest linger, the broker took a core after 16 minutes and starved the worker; with 200 ms
+each its CPU still grew by ~0.03 cores a minute (0.11 at 1 min, 0.38 at 10). Alerts
 nobody acknowledges stay in the worker's state (``rules.engine``: only an alert that ended is
 dropped, 30 days later; ``cleared`` does not end it), so the probes' alerts (3,600 an hour at
 the default) add to RSS for the whole run; ``cityorder_engine_state`` shows them (the
@@ -792,10 +793,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--probes-per-s", type=float, default=1.0, help="new probe tracks a second (default 1)")
     ap.add_argument("--fire-rule", default=None,
                     help="probe rule (default: the camera rule that opens soonest)")
-    ap.add_argument("--linger-ms", type=int, default=200,
-                    help="the producer's linger (default 200; counted in the latency)")
-    ap.add_argument("--ingest-linger-ms", type=int, default=200,
-                    help="the worker's CITYORDER_INGEST_LINGER (default 200; counted in the latency)")
+    ap.add_argument("--linger-ms", type=int, default=500,
+                    help="the producer's linger (default 500; counted in the latency)")
+    ap.add_argument("--ingest-linger-ms", type=int, default=500,
+                    help="the worker's CITYORDER_INGEST_LINGER (default 500; counted in the latency)")
     ap.add_argument("--rss-band", type=float, default=0.10,
                     help="RSS tolerance after the warm-up (default 0.10)")
     ap.add_argument("--lag-abs-s", type=float, default=2.0,
