@@ -10,8 +10,11 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from rules.durations import Span
 from rules.evidence import Evidence
 from rules.pack import Policy, Rule
+from rules.schedule import CityCalendar
+from rules.worktime import day_length_ms, wt_add, wt_between
 
 ACTIVE = frozenset({"open", "acknowledged", "dispatched", "deferred"})
 RANK = {"open": 0, "acknowledged": 1, "dispatched": 2, "resolved": 3, "closed": 4}
@@ -40,19 +43,42 @@ def raise_severity(severity: str) -> str:
     return SEVERITIES[min(SEVERITIES.index(severity) + 1, len(SEVERITIES) - 1)]
 
 
+def span_add(cal: CityCalendar, t: int, span: Span) -> int | None:
+    """``t`` plus a natural or working span (None: beyond the calendar, never due)."""
+    if span.working:
+        return wt_add(cal, t, span.ms(day_length_ms(cal)))
+    return t + span.amount
+
+
+def _left(cal: CityCalendar, applied: int, due: int, span: Span) -> int:
+    """What remains of a pending due at ``applied``, in the span's own kind of time."""
+    return wt_between(cal, applied, due) if span.working else due - applied
+
+
+def _resume(cal: CityCalendar, end: int, left: int, span: Span) -> int | None:
+    return wt_add(cal, end, left) if span.working else end + left
+
+
 class Alert:
-    """Mutable state of one alert. ``shift`` is the total time spent deferred: every level
-    and the deadline are due that much later than the policy says."""
+    """Mutable state of one alert.
+
+    ``level_dues`` (one per policy level) and ``deadline`` are absolute instants, computed at
+    opening in the span's kind of time (natural, or working time from the city calendar).
+    A deferral (ASSESSMENT.md, Defer and reopen) takes, once at its first ``deferred``, what
+    remains of each item still pending (``defer_left``: level index or -1 for the deadline,
+    and the remaining time); when it ends each becomes due that much after its end. Items
+    already due when it was applied never move."""
 
     __slots__ = (
-        "armed", "assignee", "defer_start", "deferred_until", "dirty", "ended_at",
-        "episode_start", "evidence", "feedback_ids", "grid_id", "hotspot", "id", "last_msg_at",
-        "level", "observed", "open_lat", "open_lon", "opened_at", "overdue_fired", "prev_status",
-        "restart_base", "rule", "severity", "shift", "status", "subject", "subjects", "version",
+        "armed", "assignee", "deadline", "defer_left", "deferred_deadline", "deferred_until",
+        "dirty", "ended_at", "episode_start", "evidence", "feedback_ids", "grid_id", "hotspot",
+        "id", "last_msg_at", "level", "level_dues", "observed", "open_lat", "open_lon",
+        "opened_at", "overdue_fired", "prev_status", "rule", "severity", "status", "subject",
+        "subjects", "version",
     )
 
     def __init__(self, aid: str, grid_id: str, rule: Rule, subject: str, episode_start: int,
-                 opened_at: int, evidence: Evidence) -> None:
+                 opened_at: int, evidence: Evidence, cal: CityCalendar) -> None:
         self.id = aid
         self.grid_id = grid_id
         self.rule = rule
@@ -69,9 +95,11 @@ class Alert:
         self.severity = rule.severity
         self.hotspot = False
         self.overdue_fired = False
-        self.shift = 0
-        self.restart_base: int | None = None
-        self.defer_start: int | None = None
+        self.level_dues: tuple[int | None, ...] = tuple(
+            span_add(cal, opened_at, lv.after) for lv in rule.policy.levels)
+        self.deadline = span_add(cal, opened_at, rule.deadline) if rule.deadline is not None else None
+        self.defer_left: tuple[tuple[int, int], ...] | None = None
+        self.deferred_deadline: int | None = None
         self.deferred_until: int | None = None
         self.assignee: str | None = None
         self.observed: set[str] = set()
@@ -92,27 +120,16 @@ class Alert:
 
     # -- escalation arithmetic ------------------------------------------------------------
 
-    def deadline_at(self) -> int | None:
-        """The 处置时限 in force, shifted by time spent deferred (not by the current deferral)."""
-        deadline = self.policy.deadline_ms
-        if deadline is None:
-            return None
-        base = self.restart_base if self.restart_base is not None else self.opened_at
-        return base + deadline + self.shift
-
     def shown_deadline(self) -> int | None:
-        """While deferred, the deadline as it will be if the deferral lasts until ``until``."""
-        d = self.deadline_at()
-        if d is not None and self.status == "deferred":
-            assert self.deferred_until is not None and self.defer_start is not None
-            d += self.deferred_until - self.defer_start
-        return d
+        """The deadline a message shows: while deferred, as it will be if the deferral lasts
+        until ``deferred_until`` (CONTRACTS.md, Defer)."""
+        return self.deferred_deadline if self.status == "deferred" else self.deadline
 
     def level_due(self, level: int) -> int | None:
         """When a level not yet reached is due; None while deferred or once nothing can fire."""
         if self.level >= level or self.status in ("deferred", "rejected"):
             return None
-        return self.opened_at + self.policy.levels[level - 1].after_ms + self.shift
+        return self.level_dues[level - 1]
 
     def level_blocked(self, level: int) -> bool:
         """``unless``: skip the level once the alert has reached that status or a later one."""
@@ -122,14 +139,48 @@ class Alert:
     def overdue_due(self) -> int | None:
         if self.overdue_fired or self.status in ("deferred", "resolved", "closed", "rejected"):
             return None
-        return self.deadline_at()
+        return self.deadline
 
-    def end_deferral(self, now: int) -> None:
-        """Shift pending levels and the deadline by the time actually spent deferred."""
-        assert self.defer_start is not None
-        self.shift += max(0, now - self.defer_start)
-        self.defer_start = None
+    def _span(self, item: int) -> Span:
+        if item < 0:
+            assert self.rule.deadline is not None
+            return self.rule.deadline
+        return self.policy.levels[item].after
+
+    def defer(self, cal: CityCalendar, applied: int, until: int) -> None:
+        """Apply a ``defer`` at ``applied``: the first of a deferral takes what remains of each
+        pending item; a later one only moves the end."""
+        if self.status != "deferred":
+            self.prev_status = self.status
+            items = [(i, due) for i, due in enumerate(self.level_dues) if i >= self.level]
+            items.append((-1, self.deadline))
+            self.defer_left = tuple((i, _left(cal, applied, due, self._span(i)))
+                                    for i, due in items if due is not None and due > applied)
+        self.deferred_until = until
+        self.status = "deferred"
+        left = dict(self.defer_left or ())
+        self.deferred_deadline = (_resume(cal, until, left[-1], self._span(-1)) if -1 in left
+                                  else self.deadline)
+
+    def end_deferral(self, cal: CityCalendar, end: int) -> None:
+        """The deferral ends at ``end`` (``resumed``, ``resolve`` or ``reject``): each item
+        still pending when it began is due what remained of it after ``end``."""
+        dues = list(self.level_dues)
+        for i, left in self.defer_left or ():
+            due = _resume(cal, end, left, self._span(i))
+            if i < 0:
+                self.deadline = due
+            else:
+                dues[i] = due
+        self.level_dues = tuple(dues)
+        self.defer_left = None
+        self.deferred_deadline = None
         self.deferred_until = None
+
+    def restart_deadline(self, cal: CityCalendar, at: int) -> None:
+        """``on_reopen: restart``: a new deadline from the reopening, and a new overdue."""
+        self.deadline = span_add(cal, at, self.rule.deadline) if self.rule.deadline is not None else None
+        self.overdue_fired = False
 
     def notify(self, transition: str) -> list[str]:
         levels = self.policy.levels

@@ -31,7 +31,8 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 from shapely.validation import explain_validity
 
-from rules.schedule import DEFAULT_TIME_ZONE, CityCalendar, Schedule, ScheduleError
+from rules.schedule import DEFAULT_TIME_ZONE, DEFAULT_WORK_HOURS, CityCalendar, Schedule, ScheduleError
+from rules.worktime import parse_work_hours
 
 GRID_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 ZONE_KIND = re.compile(r"^[a-z_]+$")
@@ -42,7 +43,7 @@ FEATURE_TYPES = ("grid", "zone", "camera", "sensor")
 OVERLAP_TOLERANCE = 1e-10
 LOCATE_CACHE_LIMIT = 200_000
 _AREAL = ("Polygon", "MultiPolygon")
-_CITY_KEYS = ("name", "time_zone", "calendar")
+_CITY_KEYS = ("name", "time_zone", "calendar", "work_hours")
 _CALENDAR_KEYS = ("holidays", "workdays")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -231,7 +232,13 @@ class _MapBuilder:
             raise self._city_error("city.name", "expected the city's name as a non-empty string")
         tz = self._time_zone(raw.get("time_zone", DEFAULT_TIME_ZONE))
         holidays, workdays = self._calendar(raw.get("calendar"))
-        return name, CityCalendar(tz, holidays, workdays)
+        work_hours = DEFAULT_WORK_HOURS
+        if "work_hours" in raw:
+            try:
+                work_hours = parse_work_hours(raw["work_hours"])
+            except ValueError as e:
+                raise self._city_error("city.work_hours", str(e)) from None
+        return name, CityCalendar(tz, holidays, workdays, work_hours)
 
     def _time_zone(self, raw: object) -> ZoneInfo:
         try:

@@ -43,7 +43,8 @@ from rules.ops.count import CountState
 from rules.ops.holds import HoldsState, satisfies
 from rules.ops.persist import PersistState
 from rules.ops.silent import SilentState
-from rules.pack import Count, Holds, Persist, Rule, RuleSet, Silent
+from rules.pack import Count, Holds, Persist, Rule, RuleSet, Silent, check_work_day
+from rules.worktime import day_length_ms
 
 NEVER = -(1 << 62)
 STALE_LIMIT = 20_000
@@ -220,6 +221,9 @@ class Engine:
         self.retention = max(alert_retention_ms, hot_within)
         self.subject_cap = rules.subject_cap if subject_cap is None else subject_cap
         self.cal = city.calendar
+        problems = check_work_day(rules, day_length_ms(self.cal))
+        if problems:
+            raise ValueError("; ".join(problems))
         self.fmt = self.cal.format
         self.clock: int | None = None
         self.progress = NEVER
@@ -781,7 +785,7 @@ class Engine:
             return  # this very episode already had its alert (it ended): one alert per episode
         evidence = subj.evidence or Evidence()
         subj.evidence = None
-        alert = Alert(aid, g.grid.id, rule, subj.key, subj.episode_start(), now, evidence)
+        alert = Alert(aid, g.grid.id, rule, subj.key, subj.episode_start(), now, evidence, self.cal)
         key_zone = any(self.city.zones[z].key for z in evidence.zones or zones)
         key_period = any(s.is_open(now, self.cal) for s in rule.key_periods)
         if key_zone or key_period:
@@ -1076,7 +1080,7 @@ class Engine:
             if alert.deferred_until > due:
                 self._arm(alert, RESUME, 0, alert.deferred_until)
                 return
-            alert.end_deferral(alert.deferred_until)
+            alert.end_deferral(self.cal, alert.deferred_until)
             alert.status = alert.prev_status
             self._emit(alert, "resumed")
             self._arm_alert(alert)
@@ -1147,17 +1151,13 @@ class Engine:
                 return
         if fb.action == "defer":
             assert fb.until is not None
-            if alert.status != "deferred":
-                alert.prev_status = alert.status
-                alert.defer_start = now
-            alert.deferred_until = fb.until
-            alert.status = "deferred"
+            alert.defer(self.cal, now, fb.until)
             self._emit(alert, transition, fb)
             self._arm(alert, RESUME, 0, fb.until)
             self._arm_alert(alert)
             return
         if alert.status == "deferred":
-            alert.end_deferral(now)
+            alert.end_deferral(self.cal, now)
         alert.status = to_status
         if fb.action == "dispatch" and fb.assignee is not None:
             alert.assignee = fb.assignee
@@ -1181,8 +1181,7 @@ class Engine:
                     if subj.running():
                         alert.observed.add(key)
             if alert.policy.on_reopen == "restart":
-                alert.restart_base = now - alert.shift
-                alert.overdue_fired = False
+                alert.restart_deadline(self.cal, now)
         self._emit(alert, transition, fb)
         self._arm_alert(alert)
 
@@ -1443,6 +1442,8 @@ def restore(engine: Engine, records: dict[SnapshotKey, bytes]) -> None:
         elif kind == "alert":
             rule = rules[data.pop("rule")]
             data["evidence"] = Evidence.unpack(data["evidence"])
+            if "shift" in data:
+                data = _from_shift(data, rule)
             alert = Alert.__new__(Alert)
             alert.rule = rule
             alert.armed = {}
@@ -1479,3 +1480,26 @@ def restore(engine: Engine, records: dict[SnapshotKey, bytes]) -> None:
     if engine.track_changes:
         engine.known = {k for k in records if k[0] not in _WHOLE}
         engine.dirty = set()
+
+
+def _from_shift(data: dict[str, Any], rule: Rule) -> dict[str, Any]:
+    """An alert checkpointed before working-time deadlines (issue 14), when every level and the
+    deadline were due ``shift`` (the time spent deferred) later than the policy said, in the
+    new form: absolute instants, and what remained of each when a deferral began. Such a
+    checkpoint holds natural-time spans only."""
+    data = dict(data)
+    shift, restart, start = data.pop("shift"), data.pop("restart_base"), data.pop("defer_start")
+    opened = data["opened_at"]
+    dues = tuple(opened + lv.after.amount + (shift if i >= data["level"] else 0)
+                 for i, lv in enumerate(rule.policy.levels))   # levels reached never move
+    deadline = (None if rule.deadline is None
+                else (restart if restart is not None else opened) + rule.deadline.amount + shift)
+    left: tuple[tuple[int, int], ...] | None = None
+    shown = None
+    if data["status"] == "deferred" and start is not None:
+        items = [(i, due) for i, due in enumerate(dues) if i >= data["level"]] + [(-1, deadline)]
+        left = tuple((i, due - start) for i, due in items if due is not None and due > start)
+        remaining = dict(left)
+        shown = data["deferred_until"] + remaining[-1] if -1 in remaining else deadline
+    return {**data, "level_dues": dues, "deadline": deadline, "defer_left": left,
+            "deferred_deadline": shown}

@@ -20,6 +20,7 @@ import difflib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -30,8 +31,8 @@ from pydantic_core import ErrorDetails
 
 from models.vocabulary import CAMERA_LABELS, SENSOR_CATEGORIES
 from rules.citymap import CityMap
-from rules.durations import format_duration, parse_distance, parse_duration
-from rules.schedule import Schedule, ScheduleError
+from rules.durations import Span, format_duration, parse_distance, parse_duration, parse_span
+from rules.schedule import DAY_MS, DEFAULT_WORK_HOURS, MINUTE_MS, Schedule, ScheduleError
 
 DEFAULT_REORDER_WINDOW_MS = 5_000
 DEFAULT_ALLOWED_LATENESS_MS = 60_000
@@ -48,6 +49,8 @@ the pack was accepted. Ten years is far beyond any city rule (the longest window
 weeks, alerts are kept 30 days), and lets the sums overflow only for input times within
 decades of year 9999, which the edge's timestamp bounds are there to refuse.
 """
+#: ``1wd`` with ASSESSMENT.md's default working hours (7 h), for checks made without a map.
+DEFAULT_WORK_DAY_MS = sum(end - start for start, end in DEFAULT_WORK_HOURS) * MINUTE_MS
 SEVERITIES = ("minor", "major", "critical")
 SOURCES = ("camera", "sensor", "report")
 REPORT_SOURCES = ("inspector", "hotline", "app", "supervisor")
@@ -108,10 +111,11 @@ class PackError(ValueError):
 
 @dataclass(frozen=True)
 class Level:
-    """An escalation level: due at ``opened_at + after_ms`` unless the status got that far."""
+    """An escalation level: due ``after`` (natural or working time) from ``opened_at`` unless
+    the status got that far."""
 
     level: int
-    after_ms: int
+    after: Span
     unless: str | None
     notify: tuple[str, ...]
 
@@ -131,7 +135,7 @@ class Policy:
 
     id: str
     levels: tuple[Level, ...]
-    deadline_ms: int | None
+    deadline: Span | None
     on_reopen: str
     hotspot: Hotspot | None
 
@@ -204,6 +208,8 @@ class Rule:
     cooldown_ms: int
     merge_radius_m: float
     policy: Policy
+    #: The 处置时限 in force: the rule's own ``deadline``, else its policy's.
+    deadline: Span | None
     file: str
     line: int
 
@@ -237,6 +243,15 @@ def _duration(raw: object) -> int:
         raise ValueError(f"{raw!r} is too long: a duration in a pack is at most "
                          f"{format_duration(MAX_DURATION_MS)} (ten years)")
     return ms
+
+
+def _span(raw: object) -> Span:
+    span = parse_span(raw)
+    longest = span.ms(DAY_MS) if span.unit == "wd" else span.ms(0)
+    if longest > MAX_DURATION_MS:
+        raise ValueError(f"{raw!r} is too long: a duration in a pack is at most "
+                         f"{format_duration(MAX_DURATION_MS)} (ten years)")
+    return span
 
 
 def _distance(raw: object) -> float:
@@ -284,6 +299,8 @@ def _policy_name(raw: str) -> str:
 
 
 Duration = Annotated[int, BeforeValidator(_duration)]
+#: Where working time is allowed too (ASSESSMENT.md): a deadline and a level's ``after``.
+SpanField = Annotated[Span, BeforeValidator(_span)]
 Distance = Annotated[float, BeforeValidator(_distance)]
 Word = Annotated[str, AfterValidator(_word)]
 ZoneKind = Annotated[str, AfterValidator(_zone_kind)]
@@ -296,7 +313,7 @@ class _Model(BaseModel):
 
 class _LevelModel(_Model):
     level: int
-    after: Duration
+    after: SpanField
     unless: Literal["acknowledged", "dispatched", "resolved", "closed"] | None = None
     notify: list[Word]
 
@@ -309,7 +326,7 @@ class _HotspotModel(_Model):
 
 class _PolicyModel(_Model):
     levels: list[_LevelModel] = Field(min_length=1)
-    deadline: Duration | None = None
+    deadline: SpanField | None = None
     on_reopen: Literal["continue", "restart"] = "continue"
     hotspot: _HotspotModel | None = None
 
@@ -368,6 +385,7 @@ class _RuleModel(_Model):
     cooldown: Duration = 0
     merge_radius: Distance = 0.0
     policy: str
+    deadline: SpanField | None = None   # overrides the policy's: standards give one per category
 
 
 def _empty_as(value: object) -> BeforeValidator:
@@ -634,9 +652,7 @@ class _Where:
 
 def _compile_policy(name: str, m: _PolicyModel, where: _Where) -> Policy:
     levels = tuple(_compile_level(i, lv, m.levels, where) for i, lv in enumerate(m.levels))
-    if m.deadline is not None and m.deadline <= 0:
-        raise where.error(("deadline",), "0s is no deadline: give a positive duration such as "
-                          "2h, or leave deadline out for none")
+    _check_deadline(m.deadline, where)
     hotspot = None
     if m.hotspot is not None:
         hotspot = Hotspot(m.hotspot.count, m.hotspot.within, m.hotspot.raise_)
@@ -656,13 +672,49 @@ def _compile_level(i: int, lv: _LevelModel, all_levels: list[_LevelModel], where
     if lv.level != i + 1:
         raise where.error(("levels", i, "level"), f"level {lv.level} in position {i + 1}: "
                           f"number the levels 1, 2, 3… in order (expected {i + 1})")
-    if i == 0 and lv.after != 0:
+    if i == 0 and lv.after.amount != 0:
         raise where.error(("levels", 0, "after"), "level 1 applies at opening: write after: 0s")
-    if i > 0 and lv.after <= all_levels[i - 1].after:
-        prev = format_duration(all_levels[i - 1].after)
-        raise where.error(("levels", i, "after"), f"{format_duration(lv.after)} is not later "
-                          f"than level {i}'s {prev}: after must strictly increase")
+    if i > 1 and lv.after.working != all_levels[1].after.working:
+        raise where.error(("levels", i, "after"), f"{lv.after} and level 2's {all_levels[1].after} "
+                          "mix natural and working time: write the levels after level 1 in one "
+                          "family (s, m, h, d or wh, wd)")
+    before = all_levels[i - 1].after if i > 0 else None
+    if before is not None and _after_order(lv.after, DEFAULT_WORK_DAY_MS) <= _after_order(
+            before, DEFAULT_WORK_DAY_MS):
+        raise where.error(("levels", i, "after"), f"{lv.after} is not later than level {i}'s "
+                          f"{all_levels[i - 1].after}: after must strictly increase")
     return Level(lv.level, lv.after, lv.unless, tuple(lv.notify))
+
+
+def _after_order(span: Span, work_day_ms: int) -> int:
+    """What "after strictly increases" compares: ms, with a ``wd`` as that many working days'
+    hours (ASSESSMENT.md); level 1's ``0s`` is 0 in either family."""
+    return span.ms(work_day_ms)
+
+
+def _check_deadline(deadline: Span | None, where: _Where) -> None:
+    if deadline is not None and deadline.amount <= 0:
+        raise where.error(("deadline",), f"{deadline} is no deadline: give a positive duration "
+                          "such as 2h or 4wh, or leave deadline out for none")
+
+
+def check_work_day(rules: RuleSet, work_day_ms: int) -> list[str]:
+    """Levels that mix ``wh`` and ``wd`` stop increasing with the map's working day (the pack
+    was checked with the default 7 h one): one line each, naming the policy and the levels."""
+    problems = []
+    seen: set[str] = set()
+    for rule in rules.rules:
+        policy = rule.policy
+        if policy.id in seen:
+            continue
+        seen.add(policy.id)
+        for prev, lv in pairwise(policy.levels[1:]):
+            if _after_order(lv.after, work_day_ms) <= _after_order(prev.after, work_day_ms):
+                problems.append(
+                    f"policy {policy.id}: level {lv.level}'s after {lv.after} is not later than "
+                    f"level {prev.level}'s {prev.after} with the map's working day of "
+                    f"{format_duration(work_day_ms)}: after must strictly increase")
+    return problems
 
 
 def _compile_rule(m: _RuleModel, where: _Where, policies: dict[str, Policy]) -> Rule:
@@ -673,6 +725,7 @@ def _compile_rule(m: _RuleModel, where: _Where, policies: dict[str, Policy]) -> 
         valid = ", ".join(sorted(policies)) or "none: define policies in this pack"
         raise where.error(("policy",), f"{m.policy!r} is not a policy of this pack"
                           f"{_did_you_mean(m.policy, sorted(policies))} (its policies: {valid})")
+    _check_deadline(m.deadline, where)
     line = where.doc.line(where.base)
     assert line is not None  # every list item has its line recorded
     return Rule(
@@ -684,7 +737,9 @@ def _compile_rule(m: _RuleModel, where: _Where, policies: dict[str, Policy]) -> 
             _schedule(raw, ("key_periods", i), where) for i, raw in enumerate(m.key_periods)
         ),
         operator=operator, cooldown_ms=m.cooldown, merge_radius_m=m.merge_radius,
-        policy=policies[m.policy], file=where.doc.file, line=line,
+        policy=policies[m.policy],
+        deadline=m.deadline if m.deadline is not None else policies[m.policy].deadline,
+        file=where.doc.file, line=line,
     )
 
 

@@ -22,6 +22,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 DEFAULT_TIME_ZONE = "Asia/Shanghai"
+#: ASSESSMENT.md's default working day: 08:30-12:00 and 14:00-17:30, 7 h.
+DEFAULT_WORK_HOURS = ((8 * 60 + 30, 12 * 60), (14 * 60, 17 * 60 + 30))
 DAY_MS = 86_400_000
 MINUTE_MS = 60_000
 SEARCH_DAYS = 400
@@ -57,8 +59,9 @@ class CityCalendar:
     """A city's time zone and working-day calendar.
 
     ``holidays`` are rest days whatever their weekday; ``workdays`` are weekend days
-    worked in exchange (调休). The caches are excluded from equality and hashing: two
-    calendars with the same zone and dates are the same calendar.
+    worked in exchange (调休); ``work_hours`` are the windows of a working day. The caches
+    are excluded from equality and hashing: two calendars with the same zone and dates are
+    the same calendar.
 
     >>> cal = CityCalendar(ZoneInfo("Asia/Shanghai"))
     >>> cal.format(0)
@@ -68,6 +71,8 @@ class CityCalendar:
     tz: ZoneInfo = field(default_factory=_default_zone)
     holidays: frozenset[date] = frozenset()
     workdays: frozenset[date] = frozenset()
+    #: The windows of a working day, minutes from local midnight (rules/worktime.py).
+    work_hours: tuple[tuple[int, int], ...] = DEFAULT_WORK_HOURS
     _offsets: dict[int, int | None] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )

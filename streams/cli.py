@@ -39,7 +39,8 @@ def _load(city_path: Path, rule_paths: tuple[Path, ...], *, warn: bool = True) -
     ``_warnings`` on standard error: a worker or replay starting with a rule that cannot match
     (a typo'd label, a zone kind the map lacks) says so before it runs for hours."""
     from rules.citymap import CityMap, MapError
-    from rules.pack import PackError, load_rules
+    from rules.pack import PackError, check_work_day, load_rules
+    from rules.worktime import day_length_ms
 
     try:
         city = CityMap.load(city_path)
@@ -49,6 +50,9 @@ def _load(city_path: Path, rule_paths: tuple[Path, ...], *, warn: bool = True) -
         rules = load_rules(list(rule_paths) or [DEFAULT_PACK])
     except (PackError, OSError) as e:
         raise click.ClickException(str(e)) from None
+    problems = check_work_day(rules, day_length_ms(city.calendar))
+    if problems:
+        raise click.ClickException("\n".join(problems))
     if warn:
         for w in _warnings(city, rules):
             click.echo(f"warning: {w}", err=True)

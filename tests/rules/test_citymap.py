@@ -229,7 +229,7 @@ ERRORS = [
      'm.geojson: city: expected an object such as {"name": ..., "time_zone": "Asia/Shanghai"}'),
     (set_city(timezone="Asia/Shanghai"),
      "m.geojson: city: unknown key 'timezone'; did you mean 'time_zone'? "
-     "(valid keys: name, time_zone, calendar)"),
+     "(valid keys: name, time_zone, calendar, work_hours)"),
     (set_city(time_zone="Asia/Beijing"),
      "m.geojson: city.time_zone: 'Asia/Beijing' is not an IANA time zone: write one such as "
      "Asia/Shanghai or Asia/Urumqi"),

@@ -9,6 +9,7 @@ import pytest
 from models.decode import Source
 from rules.citymap import CityMap
 from rules.demo.city import GEOJSON_PATH as DEMO_CITY
+from rules.durations import Span
 from rules.ingest import Ingest
 from rules.pack import (
     Condition,
@@ -112,17 +113,17 @@ rules:
 STANDARD = Policy(
     id="standard",
     levels=(
-        Level(1, 0, None, ("grid_inspector",)),
-        Level(2, 900_000, "acknowledged", ("district_duty",)),
+        Level(1, Span(0), None, ("grid_inspector",)),
+        Level(2, Span(900_000), "acknowledged", ("district_duty",)),
     ),
-    deadline_ms=7_200_000,
+    deadline=Span(7_200_000),
     on_reopen="continue",
     hotspot=Hotspot(count=3, within_ms=604_800_000, raise_by=1),
 )
 URGENT = Policy(
     id="urgent",
-    levels=(Level(1, 0, None, ("district_duty", "district_leader")),),
-    deadline_ms=None,
+    levels=(Level(1, Span(0), None, ("district_duty", "district_leader")),),
+    deadline=None,
     on_reopen="restart",
     hotspot=None,
 )
@@ -150,7 +151,7 @@ def test_valid_pack_compiles_to_the_exact_rules(valid_pack: Path) -> None:
         schedule=Schedule(((420, 1320),)),
         key_periods=(Schedule(((420, 540), (1020, 1140)), ("workdays",)),),
         operator=Persist(duration_ms=600_000, gap_ms=120_000), cooldown_ms=1_800_000,
-        merge_radius_m=15.0, policy=STANDARD, file=file, line=2,
+        merge_radius_m=15.0, policy=STANDARD, deadline=Span(7_200_000), file=file, line=2,
     )
     assert by_id["light.out"] == Rule(
         id="light.out", category="streetlight_out", case_code=None, severity="minor",
@@ -161,7 +162,7 @@ def test_valid_pack_compiles_to_the_exact_rules(valid_pack: Path) -> None:
             trigger=Condition(frozenset({"off", "fault"}), None, None),  # words, not booleans
             clear=Condition(frozenset({"on"}), None, None),
         ),
-        cooldown_ms=0, merge_radius_m=0.0, policy=URGENT, file=file, line=22,
+        cooldown_ms=0, merge_radius_m=0.0, policy=URGENT, deadline=None, file=file, line=22,
     )
     assert by_id["noise.night"].operator == Holds(
         0, Condition(None, 70, None), Condition(None, None, 60.5))
@@ -211,7 +212,7 @@ RULE = """\
 """
 RULE_KEYS = ("id, category, case_code, severity, description, source, match, inside, outside, "
              "permitted, schedule, key_periods, persist, count, holds, silent, cooldown, "
-             "merge_radius, policy")
+             "merge_radius, policy, deadline")
 
 
 def rule_with(old: str, new: str) -> str:
@@ -401,7 +402,7 @@ POLICY_ERRORS = [
     (policy_with("    deadline: 2h\n", "    deadline: 2h\n    hotspot: {count: 0, within: 7d}\n"),
      7, "policies.standard.hotspot.count", "0 is out of range: must be greater than or equal to 1"),
     (policy_with("    deadline: 2h\n", "    deadline: 0s\n"), 6, "policies.standard.deadline",
-     "0s is no deadline: give a positive duration such as 2h, or leave deadline out for none"),
+     "0s is no deadline: give a positive duration such as 2h or 4wh, or leave deadline out for none"),
     (policy_with("    deadline: 2h\n", "    dedline: 2h\n"), 6, "policies.standard.dedline",
      "unknown key; did you mean 'deadline'? (valid keys: levels, deadline, on_reopen, hotspot)"),
     (policy_with("notify: [district_duty]", "notify: district_duty"), 5,

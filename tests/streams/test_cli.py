@@ -130,6 +130,37 @@ def test_help_explains_every_command() -> None:
     assert tuple(out.split("--compression [", 1)[1].split("]", 1)[0].split("|")) == COMPRESSIONS
 
 
+def test_rules_check_refuses_bad_work_hours_and_levels_the_working_day_breaks(tmp_path: Path) -> None:
+    """One line each, naming what is valid (issue 14): a map's ``work_hours``, and a policy
+    whose ``wh``/``wd`` levels stop increasing with the map's working day."""
+    from rules.demo.city import GEOJSON_PATH
+
+    geo = orjson.loads(GEOJSON_PATH.read_bytes())
+    geo["city"]["work_hours"] = ["14:00-12:00"]
+    bad_map = tmp_path / "bad.geojson"
+    bad_map.write_bytes(orjson.dumps(geo))
+    code, _, err = invoke("rules", "check", "--city", str(bad_map))
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert "city.work_hours" in err and "ends before it starts" in err and "08:30-12:00" in err
+
+    geo["city"]["work_hours"] = ["09:00-10:00"]            # a working day of one hour
+    short = tmp_path / "short.geojson"
+    short.write_bytes(orjson.dumps(geo))
+    pack = tmp_path / "pack.yaml"
+    pack.write_text("policies:\n  p:\n    levels:\n      - {level: 1, after: 0s, notify: [x]}\n"
+                    "      - {level: 2, after: 4wh, notify: [y]}\n"
+                    "      - {level: 3, after: 1wd, notify: [z]}\n"
+                    "rules:\n  - id: r1\n    category: street_vendor\n    severity: major\n"
+                    "    source: camera\n    match: {labels: [street_vendor]}\n"
+                    "    persist: {duration: 10m, gap: 2m}\n    policy: p\n", encoding="utf-8")
+    code, _, err = invoke("rules", "check", "--rules", str(pack))
+    assert code == 0, err                                # 1wd = 7wh with the demo city's day
+    code, _, err = invoke("rules", "check", "--rules", str(pack), "--city", str(short))
+    assert code == 1
+    assert err.strip() == ("Error: policy p: level 3's after 1wd is not later than level 2's 4wh "
+                           "with the map's working day of 1h: after must strictly increase")
+
+
 TYPO_PACK = ("policies:\n  p:\n    levels:\n      - {level: 1, after: 0s, notify: [x]}\n"
              "rules:\n  - id: r1\n    category: street_vendor\n    severity: major\n"
              "    source: camera\n    match: {labels: [street_vendorr]}\n"
