@@ -6,7 +6,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev demo test bench bench-runtime schemas clean
+.PHONY: dev demo test system-deps bench bench-runtime bench-ledger schemas clean
+
+# What pip cannot install, for the tests: a real PostgreSQL (the ledger) and a real browser
+# (Debian's chromium, driven by Playwright). Installed with apt-get when missing (CI runs as
+# root on Debian), saying so; never downloaded otherwise.
+DEB_PACKAGES_CHECK = \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || echo postgresql; \
+	command -v chromium >/dev/null 2>&1 || echo chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +27,18 @@ dev: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/cityorder demo
 
-test: $(STAMP)
+system-deps:
+	@missing="$$( $(DEB_PACKAGES_CHECK) )"; missing="$$(echo $$missing)"; \
+	if [ -n "$$missing" ]; then \
+	  echo "make: installing Debian packages the tests need: $$missing (apt-get)"; \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	  else \
+	    echo "make: run as root, or: sudo apt-get install $$missing" >&2; exit 1; \
+	  fi; \
+	fi
+
+test: $(STAMP) system-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m models.schema --check
 	$(BIN)/pytest
@@ -30,6 +48,9 @@ bench: $(STAMP)
 
 bench-runtime: $(STAMP)
 	$(BIN)/python -m bench.runtime_bench
+
+bench-ledger: $(STAMP) system-deps
+	$(BIN)/python -m bench.ledger_bench
 
 schemas: $(STAMP)
 	$(BIN)/python -m models.schema

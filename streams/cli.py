@@ -22,12 +22,13 @@ import orjson
 from rules.demo.city import GEOJSON_PATH as DEMO_CITY
 from rules.pack import DEFAULT_PACK
 from rules.partitioning import DEFAULT_PARTITIONS
+from streams.options import kafka_options, settings_from
 
 PROGRESS_BYTES = 4 * 1024 * 1024
 
 city_option = click.option(
     "--city", "city_path", type=click.Path(dir_okay=False, path_type=Path), default=DEMO_CITY,
-    show_default="the demo city", help="City map (GeoJSON FeatureCollection, RULES.md).")
+    show_default="the demo city", help="City map (GeoJSON FeatureCollection, docs/rules.md).")
 rules_option = click.option(
     "--rules", "rule_paths", multiple=True, type=click.Path(path_type=Path),
     help="Rule pack: a directory of *.yaml or one file. Repeat for several packs. "
@@ -101,7 +102,7 @@ def main() -> None:
 def replay(events: Path, city_path: Path, rule_paths: tuple[Path, ...], clock: str,
            until: str | None, output: Path | None, deadletters: Path | None, quiet: bool,
            partitions: int = DEFAULT_PARTITIONS) -> None:
-    """Replay a recorded input log (JSONL, RULES.md) and write the alerts it gives.
+    """Replay a recorded input log (JSONL, docs/rules.md) and write the alerts it gives.
 
     The output equals what a live worker with as many partitions would have produced for the
     same input, on every field but emitted_at.
@@ -305,25 +306,6 @@ def demo(ctx: click.Context, day: str, seed: int, scale: float, output: Path,
 
 # -- the streaming runtime ------------------------------------------------------------------
 
-def _settings(**overrides: Any) -> Any:
-    """Settings from CITYORDER_* variables with the given flags on top; bad values end here."""
-    from streams.settings import Settings, SettingsError
-
-    try:
-        return Settings.from_env(**overrides)
-    except SettingsError as e:
-        raise click.ClickException("bad configuration:\n  " + "\n  ".join(e.problems)) from None
-
-
-def kafka_options(f: Any) -> Any:
-    """Where the brokers and topics are (each also settable as a CITYORDER_* variable)."""
-    f = click.option("--topic-prefix", default=None,
-                     help="Prefix of every topic name. [env: CITYORDER_TOPIC_PREFIX]")(f)
-    f = click.option("--brokers", default=None, metavar="HOST:PORT[,...]",
-                     help="Bootstrap brokers. [env: CITYORDER_BROKERS; default: 127.0.0.1:9092]")(f)
-    return f
-
-
 @main.command()
 @kafka_options
 @click.option("--partitions", type=int, default=None,
@@ -361,7 +343,7 @@ def worker(loglevel: str, rules_: str | None, **flags: Any) -> None:
     its state, then consumes the input topics and writes city.alerts until stopped (SIGTERM,
     Ctrl-C). Start more workers with the same settings to share the partitions.
     """
-    _run_worker(_runtime(_settings(rules=rules_, **flags)), loglevel)
+    _run_worker(_runtime(settings_from(rules=rules_, **flags)), loglevel)
 
 
 def _runtime(settings: Any, **kwargs: Any) -> Any:
@@ -386,7 +368,7 @@ def _run_worker(runtime: Any, loglevel: str, before_start: Any = None) -> None:
 @kafka_options
 @click.option("--input", "input_path", default=None,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A replay file (RULES.md) to send. [default: generate the demo city's day]")
+              help="A replay file (docs/rules.md) to send. [default: generate the demo city's day]")
 @click.option("--day", default="2026-11-20", show_default=True, help="Demo: first local date.")
 @click.option("--days", default=1, show_default=True, help="Demo: consecutive days to generate.")
 @click.option("--seed", default=7, show_default=True, help="Demo: random seed.")
@@ -415,7 +397,7 @@ def simulate(input_path: Path | None, day: str, days: int, seed: int, scale: flo
     from streams.simulate import read_lines
     from streams.simulate import simulate as run_simulation
 
-    settings = _settings(**flags)
+    settings = settings_from(**flags)
     try:
         duration_s = parse_duration(duration) / 1000 if duration else None
     except ValueError as e:
@@ -473,7 +455,7 @@ def tail(from_beginning: bool, as_json: bool, show_all: bool, **flags: Any) -> N
 
     from streams.tail import NOTEWORTHY, describe, follow
 
-    settings = _settings(**flags)
+    settings = settings_from(**flags)
 
     def show(alert: dict[str, Any]) -> None:
         if as_json:
@@ -507,7 +489,7 @@ def feedback(alert_id: str, action: str, actor: str, note: str | None, assignee:
     event time of the alert's partition, read from Kafka (streams/clock.py), since the wall
     clock would move that system's clock to today. An --at too far ahead of that clock is
     refused here. An illegal action is not refused here: the worker rejects it to the
-    dead-letter topic with its reason (CONTRACTS.md), like any other system's feedback.
+    dead-letter topic with its reason (docs/contracts.md), like any other system's feedback.
     """
     import asyncio
     import uuid
@@ -518,7 +500,7 @@ def feedback(alert_id: str, action: str, actor: str, note: str | None, assignee:
     from models.timestamps import parse_input_timestamp_ms
     from streams.clock import FeedbackClockError, read_clock
 
-    settings = _settings(**flags)
+    settings = settings_from(**flags)
     at_ms = None
     if at is not None:
         try:
@@ -576,8 +558,11 @@ def _time_settings(settings: Any) -> tuple[int, int]:
               help="Write every line sent to this replay file (JSONL), to replay it later.")
 @click.option("--alerts", "alerts_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write every city.alerts message the worker sends to this file (JSONL).")
+@click.option("--ledger", "ledger_url", default=None,
+              help="The ledger's database (kept after dev stops). [default: a SQLite file in a new "
+                   "temporary directory]")
 def dev(speedup: float, day: str, seed: int, scale: float, partitions: int, web_port: int,
-        show_all: bool, record: Path | None, alerts_path: Path | None) -> None:
+        show_all: bool, record: Path | None, alerts_path: Path | None, ledger_url: str | None) -> None:
     """Run everything on this machine: embedded broker, a worker, the demo city's day streaming in.
 
     Starts the embedded Kafka-compatible broker (Tansu) on a free port, creates the topics,
@@ -594,6 +579,10 @@ def dev(speedup: float, day: str, seed: int, scale: float, partitions: int, web_
       cityorder compare live.jsonl replayed.jsonl
     """
 
+    import tempfile
+
+    from ledger.cli import open_store
+    from ledger.service import LedgerService
     from streams.broker import EmbeddedBroker
     from streams.dev import DevConsole, free_port
     from streams.simulate import simulate as run_simulation
@@ -603,8 +592,9 @@ def dev(speedup: float, day: str, seed: int, scale: float, partitions: int, web_
     alerts_out = alerts_path.open("wb") if alerts_path else None
     with EmbeddedBroker() as broker:
         port = web_port if free_port(web_port) else free_port(0)
-        settings = _settings(brokers=broker.url, clock="event", store="memory", session_timeout="3s",
-                             partitions=partitions, web_port=port, tick_interval="500ms")
+        settings = settings_from(brokers=broker.url, clock="event", store="memory",
+                                 session_timeout="3s", partitions=partitions, web_port=port,
+                                 tick_interval="500ms")
         console = DevConsole(show_all=show_all, started=started)
 
         def on_alert(alert: dict[str, Any]) -> None:
@@ -630,6 +620,9 @@ def dev(speedup: float, day: str, seed: int, scale: float, partitions: int, web_
 
         runtime.app.task(stream_demo)
         runtime.app.timer(1.0)(console.status)
+        ledger_at = ledger_url or str(Path(tempfile.mkdtemp(prefix="cityorder-dev-")) / "ledger.sqlite")
+        ledger_store = open_store(ledger_at)
+        runtime.app.task(LedgerService(settings, ledger_store).run)
         click.echo(f"cityorder dev: embedded broker at {broker.url} (pid {broker.pid})", err=True)
         click.echo("  clock      event: the demo day's time, not this machine's (see --help)", err=True)
         click.echo(f"  metrics    http://127.0.0.1:{port}/metrics", err=True)
@@ -639,6 +632,8 @@ def dev(speedup: float, day: str, seed: int, scale: float, partitions: int, web_
             click.echo(f"  recording  {record} (what is sent; cityorder replay it to compare)", err=True)
         if alerts_path:
             click.echo(f"  alerts     {alerts_path} (what the worker sends)", err=True)
+        click.echo(f"  ledger     {ledger_at}: cityorder report --ledger {ledger_at} --by district "
+                   f"--date {day}", err=True)
         click.echo(f"  streaming the demo day of {day} at {f'{speedup:g}x' if speedup else 'full speed'}; "
                    "Ctrl-C stops everything", err=True)
         try:
@@ -650,7 +645,8 @@ def dev(speedup: float, day: str, seed: int, scale: float, partitions: int, web_
             for f in (recorded, alerts_out):
                 if f is not None and not f.closed:
                     f.close()
-            click.echo("stopping the embedded broker", err=True)
+            ledger_store.close()
+            click.echo(f"the ledger stays in {ledger_at}; stopping the embedded broker", err=True)
 
 
 @main.command()
@@ -685,6 +681,16 @@ async def _send_one(settings: Any, topic: str, key: str, value: bytes) -> None:
     finally:
         await producer.stop()
 
+
+def _add_ledger() -> None:
+    """The ledger's commands live in their own package (ledger/cli.py)."""
+    from ledger.cli import ledger, report
+
+    main.add_command(ledger)
+    main.add_command(report)
+
+
+_add_ledger()
 
 if __name__ == "__main__":
     main()

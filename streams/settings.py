@@ -235,6 +235,9 @@ class Settings(BaseModel):
     compression: Compression = "lz4"
     #: Port of the worker's web server (/metrics, readiness).
     web_port: int = 6066
+    #: The case ledger's database (CITYORDER_LEDGER_URL): ``postgresql://user:pass@host/db``,
+    #: ``sqlite:///path`` or a file path; unset, ``<state_dir>/ledger.sqlite``.
+    ledger_url: str | None = None
     #: Table store: ``rocksdb`` (rocksdict, survives restarts) or ``memory`` (tests).
     store: Literal["rocksdb", "memory"] = "rocksdb"
     security_protocol: SecurityProtocol = "PLAINTEXT"
@@ -420,6 +423,18 @@ class Settings(BaseModel):
         """Faust app id = consumer group id; prefixed so that two deployments (or two tests) on
         one cluster never share a group, changelog topics or state directory."""
         return self.topic_prefix + "cityorder"
+
+    @property
+    def ledger_location(self) -> str:
+        """Where the ledger's database is: :attr:`ledger_url`, else a SQLite file in the state
+        directory."""
+        return self.ledger_url or str(self.state_dir / "ledger.sqlite")
+
+    @property
+    def ledger_group(self) -> str:
+        """The ledger's consumer group on ``city.alerts``: its own, so it reads every message
+        whatever other subscribers do."""
+        return self.app_id + "-ledger"
 
     @property
     def ingest_group(self) -> str:

@@ -1,0 +1,131 @@
+"""The ledger's tables (SQLAlchemy Core), for queries. The database itself is made and changed
+only by the Alembic migrations in ``ledger/migrations``; a test checks that a migrated
+database matches these tables exactly.
+
+Times are UTC epoch milliseconds (``BigInteger``) so that SQLite and PostgreSQL compare and
+index them the same way; every message is also kept whole, with its RFC 3339 times, as JSON.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+#: JSON on SQLite, JSONB on PostgreSQL (indexable, compact).
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+#: One row per case (``alert_id``): the latest message's fields (highest ``version``), and what
+#: the scorecards need from its whole history.
+cases = Table(
+    "cases", metadata,
+    Column("alert_id", String(100), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("transition", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("level", Integer, nullable=False),
+    Column("rule_id", String(200), nullable=False),
+    Column("category", String(100), nullable=False),
+    Column("case_code", String(50)),
+    Column("severity", String(10), nullable=False),
+    Column("grid_id", String(100), nullable=False),
+    Column("district", String(200)),
+    Column("responsible_unit", String(200)),
+    Column("address", Text),
+    Column("lat", Float, nullable=False),
+    Column("lon", Float, nullable=False),
+    Column("hotspot", Boolean, nullable=False),
+    Column("assignee", String(200)),
+    Column("opened_at", BigInteger, nullable=False),
+    Column("deadline", BigInteger),
+    Column("deferred_until", BigInteger),
+    Column("updated_at", BigInteger, nullable=False),          # the latest message's ``at``
+    # the first acknowledged, dispatched, resolved, rejected or deferred
+    Column("first_response_at", BigInteger),
+    Column("first_acknowledged_at", BigInteger),
+    Column("first_dispatched_at", BigInteger),
+    Column("first_resolved_at", BigInteger),
+    Column("last_resolved_at", BigInteger),                    # of the highest-version ``resolved``
+    Column("last_resolved_version", Integer),
+    Column("first_closed_at", BigInteger),
+    Column("reopen_count", Integer, nullable=False),
+    Column("ever_deferred", Boolean, nullable=False),
+    Column("overdue", Boolean, nullable=False),                # an ``overdue`` transition happened
+    Column("on_time", Boolean),             # closed and resolved by the deadline; null unless closed
+    Column("message", Json, nullable=False),                   # the latest message
+    Index("ix_cases_status", "status"),
+    Index("ix_cases_district", "district"),
+    Index("ix_cases_responsible_unit", "responsible_unit"),
+    Index("ix_cases_grid_id", "grid_id"),
+    Index("ix_cases_category", "category"),
+    Index("ix_cases_rule_id", "rule_id"),
+    Index("ix_cases_level", "level"),
+    Index("ix_cases_opened_at", "opened_at"),
+    Index("ix_cases_deadline", "deadline"),
+)
+
+#: Every message, once per ``(alert_id, version)``: the first copy received.
+transitions = Table(
+    "transitions", metadata,
+    Column("alert_id", String(100), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("transition", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("level", Integer, nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("opened_at", BigInteger, nullable=False),
+    Column("deadline", BigInteger),
+    Column("rule_id", String(200), nullable=False),
+    Column("category", String(100), nullable=False),
+    Column("grid_id", String(100), nullable=False),
+    Column("district", String(200)),
+    Column("responsible_unit", String(200)),
+    Column("actor", String(200)),
+    Column("content_hash", String(64), nullable=False),
+    Column("source_partition", Integer),                       # where it was read (null: imported)
+    Column("source_offset", BigInteger),
+    Column("message", Json, nullable=False),
+    Index("ix_transitions_at", "at"),
+    Index("ix_transitions_opened_at", "opened_at"),
+    Index("ix_transitions_transition_at", "transition", "at"),
+)
+
+#: A second copy of a ``(alert_id, version)`` with other content: kept apart, never applied.
+conflicts = Table(
+    "conflicts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("alert_id", String(100), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("source_partition", Integer),
+    Column("source_offset", BigInteger),
+    Column("received_at", BigInteger, nullable=False),
+    Column("message", Json, nullable=False),
+    Index("ix_conflicts_alert", "alert_id", "version"),
+)
+
+#: A record the ledger could not read (not JSON, not an alert message): kept, not lost.
+unreadable = Table(
+    "unreadable", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source_partition", Integer),
+    Column("source_offset", BigInteger),
+    Column("reason_code", String(32), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("received_at", BigInteger, nullable=False),
+    Column("payload", Text, nullable=False),                   # utf-8, or base64 (see models.outputs)
+    Column("payload_encoding", String(8), nullable=False),
+)
