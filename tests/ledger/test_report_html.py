@@ -1,0 +1,53 @@
+"""The HTML scorecard in a real browser (Debian's chromium, driven by Playwright): one file that
+asks the network for nothing, with its table and three charts drawn."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import orjson
+import pytest
+from click.testing import CliRunner
+from playwright.sync_api import sync_playwright
+
+from streams.cli import main
+from tests.ledger.test_assessment import AS_OF, LOG
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def test_the_html_report_is_self_contained_and_draws_its_charts(tmp_path: Path) -> None:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is not installed: run `make test`, whose set-up installs Debian's "
+                    "chromium package")
+    alerts = tmp_path / "alerts.jsonl"
+    alerts.write_bytes(b"".join(orjson.dumps(m) + b"\n" for m in LOG))
+    page_path = tmp_path / "report.html"
+    result = CliRunner().invoke(main, ["report", "--alerts", str(alerts), "--date", "2026-11-20",
+                                       "--as-of", AS_OF, "--by", "district", "--format", "html",
+                                       "-o", str(page_path)])
+    assert result.exit_code == 0, result.output
+    requests: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(page_path.as_uri())
+            assert "督查考核 月报 2026-11-01" in page.title()
+            rows = page.locator("tbody tr")
+            assert rows.count() == 4                                  # total + 3 districts
+            assert page.locator("tbody tr.bottom").count() == 3      # three groups: all bottom
+            assert "合计" in rows.nth(0).inner_text() and "未指定" in rows.nth(1).inner_text()
+            assert "66.67%" in rows.nth(0).inner_text()              # 结案率 4 / 6
+            svgs = page.locator("figure svg")
+            assert svgs.count() == 3
+            for i in range(3):
+                box = svgs.nth(i).bounding_box()
+                assert box is not None and box["width"] > 200 and box["height"] > 100
+            assert page.locator("figure svg text").count() > 10      # labels are text, not paths
+            page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+        finally:
+            browser.close()
+    assert requests == [page_path.as_uri()], requests
