@@ -11,7 +11,7 @@ the ranking and its ties.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -121,6 +121,26 @@ def choose(kind: str, on: date | None, as_of: int | None, newest_at: int | None,
 
 # -- cases as of T ----------------------------------------------------------------------------
 
+#: The ``cases`` columns :func:`case_of` reads, in its order.
+FACT_COLUMNS = ("opened_at", *GROUPINGS, "updated_at", "version", "status", "deadline",
+                "ever_deferred", "overdue", "first_resolved_at", "last_resolved_version",
+                "last_resolved_at", "reopen_count", "first_response_at")
+
+
+def case_of(row: Sequence[Any]) -> Case:
+    """A case's facts from its ``cases`` row (:data:`FACT_COLUMNS`, built by
+    ``ledger.case.fold`` from every transition), for a case none of whose transitions is after
+    T: then its latest message is its state at T, and the row's firsts and lasts are those at
+    T. Positional: a month's report reads a million of them."""
+    (opened, district, unit, grid, category, rule, updated, version, status, deadline, deferred,
+     overdue, first_resolved, last_version, last_resolved, reopens, first_response) = row
+    return Case(opened, {"district": district, "responsible_unit": unit, "grid_id": grid,
+                         "category": category, "rule_id": rule},
+                (updated, version), status, deadline, bool(deferred), bool(overdue),
+                first_resolved, None if last_resolved is None else (last_version, last_resolved),
+                reopens > 0, first_response)
+
+
 def cases_as_of(rows: Iterable[Row], t: int) -> dict[str, Case]:
     """Every case with an ``opened`` message at or before T, from the transitions at or
     before T (each ``(alert_id, version)`` once: the caller keeps the first copy)."""
@@ -168,11 +188,12 @@ def rate(num: int, den: int) -> float | None:
     return float(q)
 
 
-def nearest_rank(values: list[int], q: float) -> int | None:
+def nearest_rank(values: list[int], q: float, *, ordered: bool = False) -> int | None:
+    """The ⌈q·n⌉-th smallest of ``values`` (already sorted when ``ordered``); None for none."""
     if not values:
         return None
-    ordered = sorted(values)
-    return ordered[max(1, math.ceil(q * len(ordered))) - 1]
+    ranked = values if ordered else sorted(values)
+    return ranked[max(1, math.ceil(q * len(ranked))) - 1]
 
 
 def figures(cohort: list[Case], t: int, key: Any = None) -> dict[str, Any]:
@@ -185,10 +206,10 @@ def figures(cohort: list[Case], t: int, key: Any = None) -> dict[str, Any]:
     resolved = [c for c in cohort if c.first_resolved is not None]
     reopened = [c for c in cohort if c.reopened]
     base = len(due) - len(deferred)
-    responses = [(c.first_response - c.opened_at) // 1000 for c in cohort
-                 if c.first_response is not None]
-    resolutions = [(c.first_resolved - c.opened_at) // 1000 for c in cohort
-                   if c.first_resolved is not None]
+    responses = sorted((c.first_response - c.opened_at) // 1000 for c in cohort
+                       if c.first_response is not None)
+    resolutions = sorted((c.first_resolved - c.opened_at) // 1000 for c in cohort
+                         if c.first_resolved is not None)
     return {
         "key": key,
         "opened": len(cohort),
@@ -203,10 +224,10 @@ def figures(cohort: list[Case], t: int, key: Any = None) -> dict[str, Any]:
         "closure_rate": rate(len(closed), base),
         "on_time_rate": rate(len(on_time), base),
         "rework_rate": rate(len(reopened), len(resolved)),
-        "response_median_s": nearest_rank(responses, 0.5),
-        "response_p90_s": nearest_rank(responses, 0.9),
-        "resolution_median_s": nearest_rank(resolutions, 0.5),
-        "resolution_p90_s": nearest_rank(resolutions, 0.9),
+        "response_median_s": nearest_rank(responses, 0.5, ordered=True),
+        "response_p90_s": nearest_rank(responses, 0.9, ordered=True),
+        "resolution_median_s": nearest_rank(resolutions, 0.5, ordered=True),
+        "resolution_p90_s": nearest_rank(resolutions, 0.9, ordered=True),
     }
 
 
@@ -235,16 +256,13 @@ def rank_groups(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def report(rows: list[Row], kind: str, on: date | None, as_of: int | None,
-           newest_at: int | None, by: str | None, now: int, cal: CityCalendar) -> dict[str, Any]:
+def report(cases: list[Case], period: Period, t: int, by: str | None,
+           cal: CityCalendar) -> dict[str, Any]:
     """The report as ``cityorder report --format json`` writes it (keys in the spec's order),
-    with 环比: the same figures for the period before, as of the same T. ``newest_at`` is the
-    newest ``at`` of all the data (T when neither ``--as-of`` nor ``--date`` is given), which
-    ``rows`` alone may not hold: they are the lifecycle transitions only."""
+    with 环比: the same figures for the period before, as of the same T. ``cases``: every case
+    opened at or before T (its facts as of T) in the period or the one before."""
     if by is not None and by not in GROUPINGS:
         raise ValueError(f"{by!r} is not a grouping: use one of {', '.join(GROUPINGS)}")
-    period, t = choose(kind, on, as_of, newest_at, now, cal)
-    cases = list(cases_as_of(rows, t).values())
     out = _section(cases, period, t, by, cal)
     out["previous"] = _section(cases, previous(period, cal), t, by, cal)
     return out
@@ -271,15 +289,21 @@ def _section(cases: list[Case], period: Period, t: int, by: str | None,
 
 # -- what the HTML report draws besides the tables ---------------------------------------------
 
+def days_of(period: Period, cal: CityCalendar) -> list[tuple[date, int, int]]:
+    """Each local date of the period with its first instant and the next day's."""
+    out = []
+    d = period.first
+    while (start := _midnight(d, cal)) < period.end:
+        out.append((d, start, _midnight(d + timedelta(days=1), cal)))
+        d += timedelta(days=1)
+    return out
+
+
 def daily_trend(rows: Iterable[Row], period: Period, t: int,
                 cal: CityCalendar) -> list[tuple[date, int, int]]:
     """(local date, opened, closed) for each day of the period: ``opened`` and ``closed``
     transitions by their local date, over all cases, at or before T."""
-    days: dict[date, list[int]] = {}
-    d = period.first
-    while _midnight(d, cal) < period.end:
-        days[d] = [0, 0]
-        d += timedelta(days=1)
+    days: dict[date, list[int]] = {d: [0, 0] for d, _, _ in days_of(period, cal)}
     for r in rows:
         if r.at > t or r.transition not in ("opened", "closed") or not period.start <= r.at < period.end:
             continue
@@ -289,10 +313,10 @@ def daily_trend(rows: Iterable[Row], period: Period, t: int,
     return [(d, o, c) for d, (o, c) in days.items()]
 
 
-def top_categories(rows: Iterable[Row], period: Period, t: int, n: int = 10) -> list[tuple[str, int]]:
-    """高发问题: the categories with the most cases opened in the period (as of T)."""
+def top_categories(cases: Iterable[Case], period: Period, n: int = 10) -> list[tuple[str, int]]:
+    """高发问题: the categories with the most cases opened in the period."""
     counts: dict[str, int] = {}
-    for c in cases_as_of(rows, t).values():
+    for c in cases:
         if period.start <= c.opened_at < period.end:
             key = c.keys["category"] or UNSPECIFIED
             counts[key] = counts.get(key, 0) + 1

@@ -28,7 +28,7 @@ def fold(row: dict[str, Any] | None, t: Transition) -> dict[str, Any]:
                "first_acknowledged_at": None, "first_dispatched_at": None,
                "first_resolved_at": None, "last_resolved_at": None, "last_resolved_version": None,
                "first_closed_at": None, "reopen_count": 0, "ever_deferred": False,
-               "overdue": False}
+               "overdue": False, "opened_seen": False}
     else:
         row = dict(row)
     if t.version > row["version"]:
@@ -50,6 +50,7 @@ def fold(row: dict[str, Any] | None, t: Transition) -> dict[str, Any]:
     row["reopen_count"] += t.transition == "reopened"
     row["ever_deferred"] = row["ever_deferred"] or t.transition == "deferred"
     row["overdue"] = row["overdue"] or t.transition == "overdue"
+    row["opened_seen"] = row["opened_seen"] or t.transition == "opened"
     row["on_time"] = on_time(row)
     return row
 

@@ -248,7 +248,7 @@ def report(kind: str, on: str | None, as_of: str | None, by: str | None, fmt: st
     from datetime import date as date_type
 
     from ledger import assessment, render
-    from ledger.rows import rows_from_lines, rows_from_store
+    from ledger.rows import from_lines, from_store
     from models.timestamps import parse_timestamp_ms
     from rules.schedule import CityCalendar
 
@@ -273,7 +273,7 @@ def report(kind: str, on: str | None, as_of: str | None, by: str | None, fmt: st
         if ledger_url:
             raise click.UsageError("give --alerts or --ledger, not both")
         with alerts.open("rb") as f:
-            rows, newest, bad = rows_from_lines(f)
+            source, bad = from_lines(f, kind, day, t, now, cal)
         for line, why in bad[:20]:
             click.echo(f"{alerts}:{line}: {why.reason_code}: {why.reason} (skipped)", err=True)
         if len(bad) > 20:
@@ -281,10 +281,10 @@ def report(kind: str, on: str | None, as_of: str | None, by: str | None, fmt: st
     else:
         store = open_store(_location(ledger_url))
         try:
-            rows, newest = rows_from_store(store, kind, day, t, now, cal)
+            source = from_store(store, kind, day, t, now, cal, trend=fmt == "html")
         finally:
             store.close()
-    rep = assessment.report(rows, kind, day, t, newest, by, now, cal)
+    rep = assessment.report(source.cases, source.period, source.t, by, cal)
     if fmt == "json":
         text = render.as_json(rep) + "\n"
     elif fmt == "csv":
@@ -292,9 +292,7 @@ def report(kind: str, on: str | None, as_of: str | None, by: str | None, fmt: st
     elif fmt == "table":
         text = render.as_table(rep) + "\n"
     else:
-        period, t_used = assessment.choose(kind, day, t, newest, now, cal)
-        text = render.as_html(rep, assessment.daily_trend(rows, period, t_used, cal),
-                              assessment.top_categories(rows, period, t_used))
+        text = render.as_html(rep, source.trend, assessment.top_categories(source.cases, source.period))
     if output is None:
         click.echo(text, nl=False)
     else:

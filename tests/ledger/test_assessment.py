@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from ledger.assessment import figures, nearest_rank, rank_groups, rate, report
-from ledger.rows import rows_from_lines, rows_from_store
+from ledger.rows import Source, from_lines, from_store
 from ledger.store import LedgerStore
 from rules.schedule import CityCalendar
 from tests.pg import Postgres
@@ -142,14 +142,17 @@ def lines() -> list[bytes]:
     return [orjson.dumps(m) for m in LOG] + [orjson.dumps(CONFLICT)]
 
 
+def by_district(source: Source) -> dict[str, Any]:
+    return report(source.cases, source.period, source.t, "district", CAL)
+
+
 def test_the_figures_worked_by_hand_from_a_replay_output() -> None:
-    rows, newest, bad = rows_from_lines(lines())
+    source, bad = from_lines(lines(), "month", date(2026, 11, 20), None, 0, CAL)
     assert bad == []
-    got = report(rows, "month", date(2026, 11, 20), None, newest, "district", 0, CAL)
     # T is the newest `at` of the data when --as-of is not given: case 7's 12-01 10:00 resolve.
-    assert got["as_of"] == ts("12-01 10:00")
-    got = report(rows, "month", date(2026, 11, 20), _ms(AS_OF), newest, "district", 0, CAL)
-    check(got)
+    assert by_district(source)["as_of"] == ts("12-01 10:00")
+    source, _ = from_lines(lines(), "month", date(2026, 11, 20), _ms(AS_OF), 0, CAL)
+    check(by_district(source))
 
 
 @pytest.mark.parametrize("db", ["sqlite", "postgresql"])
@@ -170,20 +173,29 @@ def test_the_same_figures_from_the_ledger(db: str, tmp_path: Path,
     try:
         applied = store.apply([(raw, None, i) for i, raw in enumerate(lines())])
         assert len(applied.conflicts) == 1
-        rows, newest = rows_from_store(store, "month", date(2026, 11, 20), _ms(AS_OF), 0, CAL)
-        check(report(rows, "month", date(2026, 11, 20), _ms(AS_OF), newest, "district", 0, CAL))
+        source = from_store(store, "month", date(2026, 11, 20), _ms(AS_OF), 0, CAL, trend=True)
+        check(by_district(source))
+        from_file, _ = from_lines(lines(), "month", date(2026, 11, 20), _ms(AS_OF), 0, CAL)
+        assert source.trend == from_file.trend and sum(o for _, o, _ in source.trend) == 10
+        # T after every transition: every case is read from the cases table (its fast path).
+        late = _ms(ts("12-31 00:00"))
+        source = from_store(store, "month", date(2026, 11, 20), late, 0, CAL)
+        from_file, _ = from_lines(lines(), "month", date(2026, 11, 20), late, 0, CAL)
+        assert by_district(source) == by_district(from_file)
     finally:
         store.close()
 
 
 def test_an_empty_period_gives_zeros_and_nulls() -> None:
-    got = report([], "week", date(2026, 11, 18), None, None, "district", 0, CAL)
+    source, _ = from_lines([], "week", date(2026, 11, 18), None, 0, CAL)
+    got = report(source.cases, source.period, source.t, "district", CAL)
     assert got["period"] == {"kind": "week", "start": "2026-11-16T00:00:00.000+08:00",
                              "end": "2026-11-23T00:00:00.000+08:00"}
     assert got["as_of"] == "2026-11-23T00:00:00.000+08:00"      # p1, with --date and no data
     assert got["total"]["opened"] == 0 and got["total"]["on_time_rate"] is None
     assert got["total"]["response_median_s"] is None and got["groups"] == []
-    no_by = report([], "day", date(2026, 11, 18), None, None, None, 0, CAL)
+    source, _ = from_lines([], "day", date(2026, 11, 18), None, 0, CAL)
+    no_by = report(source.cases, source.period, source.t, None, CAL)
     assert no_by["by"] is None and no_by["groups"] == [] and no_by["previous"]["groups"] == []
 
 

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects.postgresql import JSONB
 
 revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
 
-JSON = sa.JSON().with_variant(JSONB(), "postgresql")
+JSON = sa.JSON()
 
 
 def upgrade() -> None:
@@ -53,6 +52,7 @@ def upgrade() -> None:
         sa.Column("reopen_count", sa.Integer, nullable=False),
         sa.Column("ever_deferred", sa.Boolean, nullable=False),
         sa.Column("overdue", sa.Boolean, nullable=False),
+        sa.Column("opened_seen", sa.Boolean, nullable=False),
         sa.Column("on_time", sa.Boolean),
         sa.Column("message", JSON, nullable=False),
     )
