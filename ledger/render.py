@@ -221,6 +221,8 @@ def _bar_chart(groups: list[dict[str, Any]]) -> str:
 
 
 def _trend_chart(trend: list[tuple[date, int, int]]) -> str:
+    from matplotlib.ticker import MaxNLocator
+
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 3.2))
     days = [d.strftime("%m-%d") for d, _, _ in trend]
@@ -228,15 +230,19 @@ def _trend_chart(trend: list[tuple[date, int, int]]) -> str:
     ax.plot(days, [c for _, _, c in trend], marker="s", label="结案")
     ax.legend()
     ax.set_ylabel("件数")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))   # counts: no 0.2 of a case
     if len(days) > 10:
         ax.set_xticks(days[:: max(1, len(days) // 10)])
     return _svg(fig)
 
 
 def _category_chart(categories: list[tuple[str, int]]) -> str:
+    from matplotlib.ticker import MaxNLocator
+
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(categories) + 1))
     names = [c for c, _ in categories][::-1]
     ax.barh(names, [n for _, n in categories][::-1], color="#8250df")
     ax.set_xlabel("立案数")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     return _svg(fig)
