@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import shutil
 import tempfile
 import time
 from datetime import date
@@ -209,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if pg is not None:
             pg.stop()
+        shutil.rmtree(tmp, ignore_errors=True)   # the SQLite files of a run take ~2 GB
     print("\n| figure | measured | target | verdict |\n| --- | --- | --- | --- |")
     for name, got, target, ok in verdicts:
         print(f"| {name} | {got} | {target} | {'PASS' if ok else 'SHORT'} |")
