@@ -27,7 +27,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ledger.store import Applied, LedgerStore, safe_url
 from streams.settings import Settings
-from streams.topics import log_start_offsets, true_end_offsets
+from streams.topics import log_start_offsets
 
 log = logging.getLogger(__name__)
 
@@ -177,20 +177,14 @@ class LedgerService:
     async def _measure_lag(self, caught_up: bool) -> None:
         consumer = self.consumer
         assert consumer is not None
-        assigned = list(consumer.assignment())
-        if not assigned:
-            return
-        try:
-            ends = await true_end_offsets(self.settings, assigned)
-        except Exception as e:   # lag is a figure, not a reason to stop
-            log.debug("ledger: no end offsets (%s)", e)
-            return
         lag = 0
-        for tp in assigned:
-            try:
-                lag += max(0, ends.get(tp, 0) - await consumer.position(tp))
-            except Exception:   # position unknown until the first fetch
+        # The high watermark every fetch answer carries, as ingest reads it: exact on Tansu too,
+        # and no probe consumer to start every few seconds.
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            if highwater is None:   # not fetched yet
                 continue
+            lag += max(0, highwater - await consumer.position(tp))
         self.metrics.lag_records.set(lag)
         if caught_up and lag == 0:
             self.metrics.lag_seconds.set(0)

@@ -32,7 +32,8 @@ from pydantic_core import ErrorDetails
 from models.vocabulary import CAMERA_LABELS, SENSOR_CATEGORIES
 from rules.citymap import CityMap
 from rules.durations import Span, format_duration, parse_distance, parse_duration, parse_span
-from rules.schedule import DAY_MS, DEFAULT_WORK_HOURS, MINUTE_MS, Schedule, ScheduleError
+from rules.schedule import DAY_MS, CityCalendar, Schedule, ScheduleError
+from rules.worktime import day_length_ms
 
 DEFAULT_REORDER_WINDOW_MS = 5_000
 DEFAULT_ALLOWED_LATENESS_MS = 60_000
@@ -50,7 +51,7 @@ weeks, alerts are kept 30 days), and lets the sums overflow only for input times
 decades of year 9999, which the edge's timestamp bounds are there to refuse.
 """
 #: ``1wd`` with ASSESSMENT.md's default working hours (7 h), for checks made without a map.
-DEFAULT_WORK_DAY_MS = sum(end - start for start, end in DEFAULT_WORK_HOURS) * MINUTE_MS
+DEFAULT_WORK_DAY_MS = day_length_ms(CityCalendar())
 SEVERITIES = ("minor", "major", "critical")
 SOURCES = ("camera", "sensor", "report")
 REPORT_SOURCES = ("inspector", "hotline", "app", "supervisor")
