@@ -19,7 +19,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import pairwise
 from pathlib import Path
 from types import UnionType
@@ -57,10 +57,14 @@ SOURCES = ("camera", "sensor", "report")
 REPORT_SOURCES = ("inspector", "hotline", "app", "supervisor")
 UNLESS_STATUSES = ("acknowledged", "dispatched", "resolved", "closed")
 OPERATORS = ("persist", "count", "holds", "silent")
-PACK_SETTINGS = ("reorder_window", "allowed_lateness", "subject_cap", "labels", "categories")
+PACK_SETTINGS = (
+    "reorder_window", "allowed_lateness", "subject_cap", "labels", "categories", "case_codes",
+)
 RULE_ID = re.compile(r"^[A-Za-z0-9._-]+$")
 ZONE_KIND = re.compile(r"^[a-z_]+$")
 CATEGORY = re.compile(r"^[a-z0-9_]+$")
+#: A 事部件 code as dispatch systems file it: "05-04", "0102", "SC-05-11"; the ledger keeps 50.
+CASE_CODE = re.compile(r"^[A-Za-z0-9._/-]{1,32}$")
 MATCH_KEYS = {
     "camera": ("labels", "min_confidence"),
     "report": ("categories", "sources"),
@@ -291,6 +295,15 @@ def _category(raw: str) -> str:
     return raw
 
 
+def _case_code(raw: str) -> str:
+    if not CASE_CODE.match(raw):
+        raise ValueError(
+            f"{raw!r} is not a case code: write up to 32 letters, digits, '.', '-', '_' or '/', "
+            'such as "05-04" (quote it, or YAML may read it as a number)'
+        )
+    return raw
+
+
 def _policy_name(raw: str) -> str:
     if not RULE_ID.match(raw):
         raise ValueError(
@@ -304,6 +317,7 @@ Duration = Annotated[int, BeforeValidator(_duration)]
 SpanField = Annotated[Span, BeforeValidator(_span)]
 Distance = Annotated[float, BeforeValidator(_distance)]
 Word = Annotated[str, AfterValidator(_word)]
+CaseCode = Annotated[str, AfterValidator(_case_code)]
 ZoneKind = Annotated[str, AfterValidator(_zone_kind)]
 
 
@@ -369,7 +383,7 @@ class _SilentModel(_Model):
 class _RuleModel(_Model):
     id: Annotated[str, AfterValidator(_rule_id)]
     category: Annotated[str, AfterValidator(_category)]
-    case_code: str | None = None
+    case_code: CaseCode | None = None
     severity: Literal["minor", "major", "critical"]
     description: str | None = None
     source: Literal["camera", "sensor", "report"]
@@ -400,6 +414,8 @@ class _PackFileModel(_Model):
     subject_cap: int | None = Field(None, ge=1)
     labels: list[Word] | None = Field(None, min_length=1)
     categories: list[Word] | None = Field(None, min_length=1)
+    # The city's own code list: rule id or category -> code, over the rules' case_code.
+    case_codes: dict[str, CaseCode] | None = Field(None, min_length=1)
     policies: Annotated[
         dict[Annotated[str, AfterValidator(_policy_name)], _PolicyModel], _empty_as({})
     ] = Field(default_factory=dict)
@@ -876,10 +892,13 @@ def load_rules(paths: Sequence[str | Path]) -> RuleSet:
     """
     compiled: dict[str, Rule] = {}
     settings: dict[str, list[Any]] = {key: [] for key in PACK_SETTINGS}
+    codes: dict[str, tuple[str, _Doc]] = {}
     for path in paths:
         pack = _read_pack(Path(path))
         for key, (value, _) in pack.settings.items():
             settings[key].append(value)
+        if "case_codes" in pack.settings:
+            _gather_codes(codes, *pack.settings["case_codes"])
         for rule in _compile_pack(pack):
             first = compiled.get(rule.id)
             if first is not None:
@@ -887,7 +906,7 @@ def load_rules(paths: Sequence[str | Path]) -> RuleSet:
                                 "rule ids are unique across all packs", line=rule.line,
                                 rule_id=rule.id, key="id")
             compiled[rule.id] = rule
-    rules = tuple(sorted(compiled.values(), key=lambda r: r.id))
+    rules = _with_case_codes(tuple(sorted(compiled.values(), key=lambda r: r.id)), codes)
     labels = frozenset(word for words in settings["labels"] for word in words)
     declared = frozenset(word for words in settings["categories"] for word in words)
     categories = {r.category for r in rules} | labels | declared
@@ -902,6 +921,38 @@ def load_rules(paths: Sequence[str | Path]) -> RuleSet:
         labels=labels,
         declared_categories=declared,
     )
+
+
+def _gather_codes(codes: dict[str, tuple[str, _Doc]], value: dict[str, str], doc: _Doc) -> None:
+    for name, code in value.items():
+        earlier = codes.get(name)
+        if earlier is not None and earlier[0] != code:
+            raise _error_at(doc, ("case_codes", name), f"{name} already has the code "
+                            f"{earlier[0]!r} in {earlier[1].file}: give it one code")
+        codes[name] = (code, doc)
+
+
+def _with_case_codes(rules: tuple[Rule, ...], codes: dict[str, tuple[str, _Doc]]
+                     ) -> tuple[Rule, ...]:
+    """The rules with a city's own ``case_codes`` in force: a rule's id, else its category.
+
+    Why a pack-level table and not an edit of every rule: a city keeps the shipped pack as it
+    is and loads one small pack of its own codes beside it, so an upgrade of the shipped pack
+    does not undo them. A key that names no loaded rule or category is an error, since a typo
+    would otherwise leave the standard's code on every case without a word.
+    """
+    ids = {r.id for r in rules}
+    categories = {r.category for r in rules}
+    for name, (_, doc) in codes.items():
+        if name not in ids and name not in categories:
+            hint = _did_you_mean(name, sorted(ids | categories))
+            raise _error_at(doc, ("case_codes", name), f"{name!r} is neither a loaded rule's id "
+                            f"nor a loaded rule's category{hint or ': check the spelling'}")
+    out: list[Rule] = []
+    for r in rules:
+        found = codes.get(r.id) or codes.get(r.category)
+        out.append(r if found is None else replace(r, case_code=found[0]))
+    return tuple(out)
 
 
 def _pack_files(path: Path) -> list[Path]:

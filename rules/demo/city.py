@@ -145,8 +145,12 @@ ZONES: tuple[Zone, ...] = (
     Zone("no-parking-station", "no_parking", "客运站广场禁停区", (2100, 280, 2300, 330)),
     Zone("no-parking-renminlu", "no_parking", "人民路禁停路段", (1000, 598, 1238, 632)),
     Zone("no-parking-dongdajie-east", "no_parking", "东大街东段禁停区", (2040, 978, 2400, 1012)),
-    # The city's own zone kind (RULES.md allows one): 老城区货车限行区.
+    # The city's own zone kinds (RULES.md allows them): 老城区货车限行区, a compound's marked
+    # 消防通道, and a stretch of road where works hold a 占道 permit.
     Zone("truck-restricted-oldtown", "truck_restricted", "老城区货车限行区", (0, 500, 1520, 1250)),
+    Zone("fire-lane-binjiang", "fire_lane", "滨江花园消防通道", (2230, 760, 2244, 900)),
+    Zone("road-works-nanmenxiang", "road_works_permitted", "南门巷管网改造（已批占道）",
+         (1050, 298, 1150, 316)),
 )
 
 

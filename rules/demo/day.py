@@ -301,8 +301,27 @@ STORIES: tuple[Track, ...] = (
     # A stray dog around 简阳中学 at school-in time (alert), and one in the park (none).
     Track("cam-0004", "stray_dog", "07:35", "08:05", (20, 68), wander=12, expect=("school",)),
     Track("cam-0036", "stray_dog", "14:00", "14:30", (20, 20), wander=15, avoid=("school",)),
-    # Laundry hung out (a known label no rule uses).
-    Track("cam-0037", "hanging_laundry", "09:00", "16:00", (20, 20)),
+    # 沿街晾挂 on 公园巷 (alert), and laundry inside 东湖小区's compound (none: not on a street).
+    Track("cam-0025", "hanging_laundry", "09:20", "15:30", (20, -6), expect=("back_street",)),
+    Track("cam-0037", "hanging_laundry", "09:00", "16:00", (20, 20),
+          expect=("residential",), avoid=("main_road", "back_street")),
+    # A spilt load on 雄州大道 by the building site, left until after lunch (alert; 2 工作时).
+    Track("cam-0022", "road_spill", "10:40", "13:00", (-20, 10), expect=("main_road",),
+          avoid=("construction",)),
+    # Leaves and rubbish burnt in 雄州公园 (alert, urgent).
+    Track("cam-0036", "open_burning", "16:40", "17:10", (-30, 40), expect=("scenic",)),
+    # A car in 滨江花园's fire lane for 50 minutes (alert), and one stopping for 3 (none).
+    Track("cam-0040", "parked_car", "20:10", "21:00", (-13, 0), expect=("fire_lane",)),
+    Track("cam-0040", "parked_car", "06:30", "06:33", (-13, 0), expect=("fire_lane",)),
+    # Works fencing off a lane of 建设路 (施工占道: alert) and the permitted works on 南门巷
+    # (none).
+    Track("cam-0018", "construction_fence", "08:40", "17:00", (-17, 0), expect=("main_road",),
+          avoid=("construction", "road_works_permitted")),
+    Track("cam-0030", "construction_fence", "08:30", "16:30", (-10, -8),
+          expect=("back_street", "road_works_permitted")),
+    # An uncovered muck truck leaving the site along 雄州大道 (alert).
+    Track("cam-0022", "uncovered_muck_truck", "11:35", "11:36:20", (-20, -40), to=(-20, 40),
+          expect=("main_road",)),
     *_trucks(),
 )
 
@@ -366,6 +385,14 @@ def _check_track(city: DemoCity, spec: Track) -> None:
             )
 
 
+_BACKGROUND_AVOID = {
+    "parked_car": ("no_parking", "fire_lane"),
+    "parked_ebike": ("no_parking",),
+    "hanging_laundry": ("main_road", "back_street"),
+}
+"""Where each kind of scenery would be a case: background objects are placed elsewhere."""
+
+
 def _background(city: DemoCity, rng: random.Random, count: int) -> list[Track]:
     """Ordinary scenery: legally parked cars and e-bikes, laundry. No rule should fire on them."""
     cams = sorted(city.cameras)
@@ -377,7 +404,7 @@ def _background(city: DemoCity, rng: random.Random, count: int) -> list[Track]:
         dur = rng.randint(2, 40) * MINUTE
         at = (round(rng.uniform(-40, 40), 1), round(rng.uniform(-40, 40), 1))
         spec = Track(cam, label, _clock_text(start), _clock_text(start + dur), at,
-                     avoid=("no_parking",))
+                     avoid=_BACKGROUND_AVOID[label])
         try:
             _check_track(city, spec)
         except ValueError:

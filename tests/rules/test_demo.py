@@ -371,3 +371,15 @@ def test_replayed_day_raises_every_story(day7: list[dict[str, Any]]) -> None:
     assert cameras[("street-vending.main-road", "cam-0003")] == 0  # arrived after 18:00
     assert cameras[("street-vending.main-road", "cam-0014")] == 0  # 便民摊点
     assert cameras[("street-vending.main-road", "cam-0002")] == 2  # before 18:00, after 23:00
+    # The standards' items added with case codes: each story once, each non-story never.
+    assert cameras[("street-hanging", "cam-0025")] == 1
+    assert cameras[("street-hanging", "cam-0037")] == 0  # inside a compound, not on a street
+    assert cameras[("fire-lane.blocked", "cam-0040")] == 1  # 50 min, not the 3-minute stop
+    assert cameras[("construction.road-occupation", "cam-0018")] == 1
+    assert cameras[("construction.road-occupation", "cam-0030")] == 0  # permitted works
+    by_rule = {a["rule_id"]: a for a in opened}
+    # 道路不洁 at 10:50 with 2 工作时: 70 min before the 12:00 lunch break, 50 after 14:00.
+    spill = by_rule["road.unclean"]
+    assert spill["opened_at"][11:16] == "10:50"
+    assert spill["deadline"][11:16] == "14:50"
+    assert all(a["case_code"] for a in opened)

@@ -409,7 +409,7 @@ POLICY_ERRORS = [
      "policies.standard.levels[1].notify", "expected a list such as [a, b], got 'district_duty'"),
     (policy_with("policies:", "rule: []\npolicies:"), 1, "rule",
      "unknown key; did you mean 'rules'? (valid keys: reorder_window, allowed_lateness, "
-     "subject_cap, labels, categories, policies, rules)"),
+     "subject_cap, labels, categories, case_codes, policies, rules)"),
     (policy_with("policies:", "reorder_window: soon\npolicies:"), 1, "reorder_window",
      "'soon' is not a duration: write a whole number and a unit (90s, 10m, 2h, 7d)"),
     (policy_with("policies:", "subject_cap: 0\npolicies:"), 1, "subject_cap",
@@ -543,6 +543,65 @@ def test_the_default_pack_loads() -> None:
     ruleset = load_rules([Path(__file__).parents[2] / "rules" / "packs" / "default"])
     assert ruleset.rules
     assert list(ruleset.rules) == sorted(ruleset.rules, key=lambda r: r.id)
+
+
+def test_every_default_rule_has_a_case_code_and_a_chinese_description() -> None:
+    ruleset = load_rules([Path(__file__).parents[2] / "rules" / "packs" / "default"])
+    assert [r.id for r in ruleset.rules if not r.case_code] == []
+    # The ops centre's language, not mixed: no Latin letters in any description.
+    assert [r.id for r in ruleset.rules
+            if not r.description or any("a" <= c.lower() <= "z" for c in r.description)] == []
+
+
+def test_a_citys_own_case_codes_override_by_rule_id_then_category(valid_pack: Path,
+                                                                  tmp_path: Path) -> None:
+    codes = write(tmp_path / "codes" / "codes.yaml", """
+        # The city's own list, loaded beside the shipped pack.
+        case_codes:
+          street_vendor: "SC-0501"
+          vending.main-road: "SC-0599"
+    """)
+    def codes_of(*paths: Path) -> dict[str, str | None]:
+        return {r.id: r.case_code for r in load_rules(list(paths)).rules}
+
+    shipped = codes_of(valid_pack)
+    assert shipped["vending.main-road"] == "05-04"
+    # The rule id wins over its category; rules neither names keep their own.
+    assert codes_of(valid_pack, codes) == {**shipped, "vending.main-road": "SC-0599"}
+    codes.write_text('case_codes:\n  street_vendor: "SC-0501"\n', encoding="utf-8")
+    assert codes_of(valid_pack, codes)["vending.main-road"] == "SC-0501"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('case_codes:\n  street_vendr: "X1"\n',
+     "'street_vendr' is neither a loaded rule's id nor a loaded rule's category; did you mean "
+     "'street_vendor'?"),
+    ('case_codes:\n  nothing_like_it: "X1"\n',
+     "'nothing_like_it' is neither a loaded rule's id nor a loaded rule's category: check the "
+     "spelling"),
+    ('case_codes:\n  street_vendor: "05 04"\n',
+     "'05 04' is not a case code: write up to 32 letters, digits, '.', '-', '_' or '/', such as "
+     '"05-04" (quote it, or YAML may read it as a number)'),
+])
+def test_case_codes_errors_name_the_key(valid_pack: Path, tmp_path: Path, text: str,
+                                        message: str) -> None:
+    codes = write(tmp_path / "codes.yaml", text)
+    with pytest.raises(PackError) as err:
+        load_rules([valid_pack, codes])
+    assert (err.value.line, err.value.reason) == (2, message)
+
+
+def test_two_packs_giving_one_name_two_codes_is_an_error(valid_pack: Path,
+                                                         tmp_path: Path) -> None:
+    a = write(tmp_path / "a.yaml", 'case_codes:\n  street_vendor: "A1"\n')
+    b = write(tmp_path / "b.yaml", 'case_codes:\n  street_vendor: "B1"\n')
+    same = write(tmp_path / "same.yaml", 'case_codes:\n  street_vendor: "A1"\n')
+    with pytest.raises(PackError) as err:
+        load_rules([valid_pack, a, b])
+    assert str(err.value) == (f"{b}:2: case_codes.street_vendor: street_vendor already has the "
+                              f"code 'A1' in {a}: give it one code")
+    assert {r.id: r.case_code for r in load_rules([valid_pack, a, same]).rules}[
+        "vending.main-road"] == "A1"
 
 
 # -- rules against the map ---------------------------------------------------------------------

@@ -48,7 +48,7 @@ def test_rules_test_reports_a_failing_test_and_exits_1(tmp_path: Path) -> None:
     code, out, _ = invoke("rules", "test", str(broken))
     assert code == 1
     assert "FAIL" in out and "occurrences: expected 12, got 11" in out
-    assert out.strip().endswith("10 passed, 1 failed")
+    assert out.strip().endswith("18 passed, 1 failed")
 
 
 def test_replay_writes_alerts_and_dead_letters_that_match_the_contract(demo_day: Path,
@@ -114,7 +114,7 @@ def test_a_rule_with_a_typo_is_one_line_naming_file_line_and_key(tmp_path: Path)
 def test_rules_check_accepts_the_default_pack_and_demo_city() -> None:
     code, out, err = invoke("rules", "check")
     assert code == 0, err
-    assert out.startswith("ok: 22 rules, 50 grids")
+    assert out.startswith("ok: 28 rules, 50 grids")
     assert "warning" not in err
 
 
