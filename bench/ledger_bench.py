@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import random
 import shutil
+import statistics
 import tempfile
 import time
 from datetime import date
@@ -137,28 +138,31 @@ def load_cases(url: str, n: int, seed: int) -> int:
     return total
 
 
-def bench_report(url: str) -> tuple[float, dict[str, Any]]:
-    """``cityorder report --period month --by district`` on the database, as of the newest
-    transition (so every case is read from ``cases``), and as of a time that sends one case in
-    ten through its transitions."""
+def bench_report(url: str, repeat: int) -> tuple[float, dict[str, Any]]:
+    """``cityorder report --period month --by district`` on the database, ``repeat`` times, as
+    of the newest transition (so every case is read from ``cases``); then once as of a time
+    that sends the last three days' cases through their transitions. Returns the median."""
     cal = CityCalendar()
     store = LedgerStore(url)
+    times = []
     try:
-        started = time.perf_counter()
-        source = from_store(store, "month", date(2026, 11, 15), None, 0, cal)
-        fetched = time.perf_counter() - started
-        rep = report(source.cases, source.period, source.t, "district", cal)
-        elapsed = time.perf_counter() - started
+        for _ in range(repeat):
+            started = time.perf_counter()
+            source = from_store(store, "month", date(2026, 11, 15), None, 0, cal, "district")
+            fetched = time.perf_counter() - started
+            rep = report(source.facts, source.period, source.t, "district", cal)
+            times.append(time.perf_counter() - started)
+            print(f"    {len(source.facts):,} cases read in {fetched:.2f} s, figures in "
+                  f"{times[-1] - fetched:.2f} s: {times[-1]:.2f} s", flush=True)
         earlier = time.perf_counter()
         as_of = 1_793_462_400_000 + 27 * 86_400_000    # 11-28: the last 3 days' cases are moving
-        source = from_store(store, "month", date(2026, 11, 15), as_of, 0, cal)
-        report(source.cases, source.period, source.t, "district", cal)
-        moving = time.perf_counter() - earlier
+        source = from_store(store, "month", date(2026, 11, 15), as_of, 0, cal, "district")
+        report(source.facts, source.period, source.t, "district", cal)
+        print(f"    as of 11-28 (a tenth of the cases folded again): "
+              f"{time.perf_counter() - earlier:.1f} s", flush=True)
     finally:
         store.close()
-    print(f"    {len(source.cases):,} cases read in {fetched:.2f} s, figures in "
-          f"{elapsed - fetched:.2f} s; as of 11-28: {moving:.1f} s", flush=True)
-    return elapsed, rep
+    return statistics.median(times), rep
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-postgres", action="store_true")
     ap.add_argument("--skip-report", action="store_true")
     ap.add_argument("--seed", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=3, help="report runs per database (median)")
     args = ap.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="cityorder-ledger-bench-"))
     pg = None
@@ -202,8 +207,9 @@ def main(argv: list[str] | None = None) -> int:
                 n = load_cases(url, args.cases, args.seed)
                 print(f"  loaded {args.cases:,} cases ({n:,} transitions) into {name} in "
                       f"{time.perf_counter() - started:.0f} s", flush=True)
-                elapsed, rep = bench_report(url)
-                verdicts.append((f"month report, {args.cases:,} cases, {name}", f"{elapsed:.1f} s",
+                elapsed, rep = bench_report(url, args.repeat)
+                verdicts.append((f"month report, {args.cases:,} cases, {name} (median of "
+                                 f"{args.repeat})", f"{elapsed:.1f} s",
                                  "<= 10 s", elapsed <= 10))
                 print(f"  report on {name}: {elapsed:.1f} s; opened {rep['total']['opened']:,}, "
                       f"on-time rate {rep['total']['on_time_rate']}", flush=True)

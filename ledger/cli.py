@@ -273,7 +273,7 @@ def report(kind: str, on: str | None, as_of: str | None, by: str | None, fmt: st
         if ledger_url:
             raise click.UsageError("give --alerts or --ledger, not both")
         with alerts.open("rb") as f:
-            source, bad = from_lines(f, kind, day, t, now, cal)
+            source, bad = from_lines(f, kind, day, t, now, cal, by)
         for line, why in bad[:20]:
             click.echo(f"{alerts}:{line}: {why.reason_code}: {why.reason} (skipped)", err=True)
         if len(bad) > 20:
@@ -281,10 +281,10 @@ def report(kind: str, on: str | None, as_of: str | None, by: str | None, fmt: st
     else:
         store = open_store(_location(ledger_url))
         try:
-            source = from_store(store, kind, day, t, now, cal, trend=fmt == "html")
+            source = from_store(store, kind, day, t, now, cal, by, trend=fmt == "html")
         finally:
             store.close()
-    rep = assessment.report(source.cases, source.period, source.t, by, cal)
+    rep = assessment.report(source.facts, source.period, source.t, by, cal)
     if fmt == "json":
         text = render.as_json(rep) + "\n"
     elif fmt == "csv":
@@ -292,7 +292,7 @@ def report(kind: str, on: str | None, as_of: str | None, by: str | None, fmt: st
     elif fmt == "table":
         text = render.as_table(rep) + "\n"
     else:
-        text = render.as_html(rep, source.trend, assessment.top_categories(source.cases, source.period))
+        text = render.as_html(rep, source.trend, assessment.top_categories(source.facts, source.period))
     if output is None:
         click.echo(text, nl=False)
     else:

@@ -16,19 +16,19 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, null, select
 
 from ledger.assessment import (
-    FACT_COLUMNS,
+    GROUPINGS,
     LIFECYCLE,
-    Case,
+    Facts,
     Period,
     Row,
-    case_of,
     cases_as_of,
     choose,
     daily_trend,
     days_of,
+    facts_of,
     previous,
 )
 from ledger.record import Transition, Unreadable, parse
@@ -39,10 +39,12 @@ from rules.schedule import CityCalendar
 
 @dataclass(frozen=True)
 class Source:
-    """What a report is computed from: the cases (as of T) opened in the period or the one
-    before, the period and T, and the daily opened/closed counts (for the HTML report)."""
+    """What a report is computed from: the facts (as of T) of the cases opened in the period
+    or the one before, keyed by ``by``; the period and T; and the daily opened/closed counts
+    (for the HTML report)."""
 
-    cases: list[Case]
+    facts: list[Facts]
+    by: str | None
     period: Period
     t: int
     trend: list[tuple[date, int, int]]
@@ -54,7 +56,7 @@ def row_of(t: Transition) -> Row:
 
 
 def from_lines(lines: Iterable[bytes], kind: str, on: date | None, as_of: int | None, now: int,
-               cal: CityCalendar) -> tuple[Source, list[tuple[int, Unreadable]]]:
+               cal: CityCalendar, by: str | None) -> tuple[Source, list[tuple[int, Unreadable]]]:
     """A JSONL file of alert messages, and its unreadable lines (line number, why)."""
     rows: list[Row] = []
     bad: list[tuple[int, Unreadable]] = []
@@ -75,30 +77,40 @@ def from_lines(lines: Iterable[bytes], kind: str, on: date | None, as_of: int | 
             rows.append(row_of(t))
     period, t_ = choose(kind, on, as_of, newest, now, cal)
     start = previous(period, cal).start
-    found = [c for c in cases_as_of(rows, t_).values() if start <= c.opened_at < period.end]
-    return Source(found, period, t_, daily_trend(rows, period, t_, cal)), bad
+    found = [facts_of(c, by) for c in cases_as_of(rows, t_).values()
+             if start <= c.opened_at < period.end]
+    return Source(found, by, period, t_, daily_trend(rows, period, t_, cal)), bad
 
 
 def from_store(store: LedgerStore, kind: str, on: date | None, as_of: int | None, now: int,
-               cal: CityCalendar, *, trend: bool = False) -> Source:
+               cal: CityCalendar, by: str | None, *, trend: bool = False) -> Source:
     """The ledger's cases for a report (see the module docstring)."""
+    if by is not None and by not in GROUPINGS:
+        raise ValueError(f"{by!r} is not a grouping: use one of {', '.join(GROUPINGS)}")
     c, tr = cases.c, transitions.c
     with store.engine.connect() as conn:
         newest = conn.execute(select(func.max(tr.at))).scalar_one()
         period, t = choose(kind, on, as_of, newest, now, cal)
         in_range = and_(c.opened_at >= previous(period, cal).start, c.opened_at < period.end)
-        settled = select(*(c[name] for name in FACT_COLUMNS)).where(
-            in_range, c.updated_at <= t, c.opened_seen.is_(True))
+        # Exactly assessment.Facts, so the cursor's tuples go to the figures as they are.
+        settled = select(
+            c.opened_at, null() if by is None else c[by], c.category, c.status, c.deadline,
+            c.ever_deferred, c.overdue, c.first_resolved_at, c.last_resolved_at, c.reopen_count,
+            c.first_response_at,
+        ).where(in_range, c.updated_at <= t, c.opened_seen.is_(True))
         # The driver's own cursor: SQLAlchemy's result rows cost twice the query for a million.
         compiled = settled.compile(conn, compile_kwargs={"render_postcompile": True})
         cursor = conn.connection.cursor()
         try:
             cursor.execute(str(compiled), _params(compiled, conn.dialect.paramstyle))
-            found = [case_of(row) for row in cursor.fetchall()]
+            found: list[Facts] = cursor.fetchall()
         finally:
             cursor.close()
         # Cases with a transition after T: folded again from their transitions up to T, asked
         # for by id (the primary key) a chunk at a time; a subquery made SQLite scan them all.
+        # Only the id is in the WHERE clause: given `at` or `transition` too, SQLite (which
+        # has no statistics unless ANALYZEd) chose the (transition, at) index and scanned
+        # millions of rows per chunk. The rest is filtered here.
         moving = list(conn.execute(select(c.alert_id).where(in_range, c.updated_at > t)).scalars())
         later: list[Row] = []
         for i in range(0, len(moving), CHUNK):
@@ -106,9 +118,9 @@ def from_store(store: LedgerStore, kind: str, on: date | None, as_of: int | None
                 select(tr.alert_id, tr.version, tr.transition, tr.status, tr.at, tr.opened_at,
                        tr.deadline, tr.district, tr.responsible_unit, tr.grid_id, tr.category,
                        tr.rule_id)
-                .where(tr.alert_id.in_(moving[i:i + CHUNK]), tr.at <= t,
-                       tr.transition.in_(LIFECYCLE)))]
-        found += cases_as_of(later, t).values()
+                .where(tr.alert_id.in_(moving[i:i + CHUNK])))
+                if r.at <= t and r.transition in LIFECYCLE]
+        found += (facts_of(case, by) for case in cases_as_of(later, t).values())
         days = []
         if trend:
             for d, lo, hi in days_of(period, cal):
@@ -118,7 +130,7 @@ def from_store(store: LedgerStore, kind: str, on: date | None, as_of: int | None
                            tr.at <= t)
                     .group_by(tr.transition)).all())
                 days.append((d, counts.get("opened", 0), counts.get("closed", 0)))
-    return Source(found, period, t, days)
+    return Source(found, by, period, t, days)
 
 
 def _params(compiled: Any, paramstyle: str) -> Any:

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 
-from ledger.assessment import figures, nearest_rank, rank_groups, rate, report
+from ledger.assessment import Tally, nearest_rank, rank_groups, rate, report
 from ledger.rows import Source, from_lines, from_store
 from ledger.store import LedgerStore
 from rules.schedule import CityCalendar
@@ -143,15 +143,15 @@ def lines() -> list[bytes]:
 
 
 def by_district(source: Source) -> dict[str, Any]:
-    return report(source.cases, source.period, source.t, "district", CAL)
+    return report(source.facts, source.period, source.t, "district", CAL)
 
 
 def test_the_figures_worked_by_hand_from_a_replay_output() -> None:
-    source, bad = from_lines(lines(), "month", date(2026, 11, 20), None, 0, CAL)
+    source, bad = from_lines(lines(), "month", date(2026, 11, 20), None, 0, CAL, "district")
     assert bad == []
     # T is the newest `at` of the data when --as-of is not given: case 7's 12-01 10:00 resolve.
     assert by_district(source)["as_of"] == ts("12-01 10:00")
-    source, _ = from_lines(lines(), "month", date(2026, 11, 20), _ms(AS_OF), 0, CAL)
+    source, _ = from_lines(lines(), "month", date(2026, 11, 20), _ms(AS_OF), 0, CAL, "district")
     check(by_district(source))
 
 
@@ -173,29 +173,50 @@ def test_the_same_figures_from_the_ledger(db: str, tmp_path: Path,
     try:
         applied = store.apply([(raw, None, i) for i, raw in enumerate(lines())])
         assert len(applied.conflicts) == 1
-        source = from_store(store, "month", date(2026, 11, 20), _ms(AS_OF), 0, CAL, trend=True)
+        source = from_store(store, "month", date(2026, 11, 20), _ms(AS_OF), 0, CAL, "district",
+                            trend=True)
         check(by_district(source))
-        from_file, _ = from_lines(lines(), "month", date(2026, 11, 20), _ms(AS_OF), 0, CAL)
+        from_file, _ = from_lines(lines(), "month", date(2026, 11, 20), _ms(AS_OF), 0, CAL, "district")
         assert source.trend == from_file.trend and sum(o for _, o, _ in source.trend) == 10
         # T after every transition: every case is read from the cases table (its fast path).
         late = _ms(ts("12-31 00:00"))
-        source = from_store(store, "month", date(2026, 11, 20), late, 0, CAL)
-        from_file, _ = from_lines(lines(), "month", date(2026, 11, 20), late, 0, CAL)
+        source = from_store(store, "month", date(2026, 11, 20), late, 0, CAL, "district")
+        from_file, _ = from_lines(lines(), "month", date(2026, 11, 20), late, 0, CAL, "district")
         assert by_district(source) == by_district(from_file)
     finally:
         store.close()
 
 
+def test_the_ledgers_fast_path_equals_the_fold_at_every_instant(tmp_path: Path) -> None:
+    """The database reads a case with nothing after T from its one ``cases`` row and folds the
+    others again; the file folds everything. At T on, just before and just after every
+    transition, for every grouping, the two give the same report."""
+    store = LedgerStore(tmp_path / "l.sqlite")
+    try:
+        store.apply([(raw, None, i) for i, raw in enumerate(lines())])
+        instants = sorted({_ms(m["at"]) + d for m in LOG for d in (-1, 0, 1)})
+        assert len(instants) > 60
+        for t in instants:
+            for by in (None, "district", "responsible_unit", "grid_id", "category", "rule_id"):
+                db = from_store(store, "month", date(2026, 11, 20), t, 0, CAL, by)
+                file, _ = from_lines(lines(), "month", date(2026, 11, 20), t, 0, CAL, by)
+                assert _plain(db.facts) == _plain(file.facts), (t, by)
+                assert (report(db.facts, db.period, t, by, CAL)
+                        == report(file.facts, file.period, t, by, CAL)), (t, by)
+    finally:
+        store.close()
+
+
 def test_an_empty_period_gives_zeros_and_nulls() -> None:
-    source, _ = from_lines([], "week", date(2026, 11, 18), None, 0, CAL)
-    got = report(source.cases, source.period, source.t, "district", CAL)
+    source, _ = from_lines([], "week", date(2026, 11, 18), None, 0, CAL, "district")
+    got = report(source.facts, source.period, source.t, "district", CAL)
     assert got["period"] == {"kind": "week", "start": "2026-11-16T00:00:00.000+08:00",
                              "end": "2026-11-23T00:00:00.000+08:00"}
     assert got["as_of"] == "2026-11-23T00:00:00.000+08:00"      # p1, with --date and no data
     assert got["total"]["opened"] == 0 and got["total"]["on_time_rate"] is None
     assert got["total"]["response_median_s"] is None and got["groups"] == []
-    source, _ = from_lines([], "day", date(2026, 11, 18), None, 0, CAL)
-    no_by = report(source.cases, source.period, source.t, None, CAL)
+    source, _ = from_lines([], "day", date(2026, 11, 18), None, 0, CAL, None)
+    no_by = report(source.facts, source.period, source.t, None, CAL)
     assert no_by["by"] is None and no_by["groups"] == [] and no_by["previous"]["groups"] == []
 
 
@@ -209,7 +230,7 @@ def test_rates_round_half_up_and_percentiles_are_nearest_rank() -> None:
 
 
 def _g(key: str | None, on_time: float | None, closure: float | None) -> dict[str, Any]:
-    return {**figures([], 0, key), "on_time_rate": on_time, "closure_rate": closure}
+    return {**Tally().figures(key), "on_time_rate": on_time, "closure_rate": closure}
 
 
 def test_ranking_ties_nulls_and_the_bottom_three() -> None:
@@ -221,6 +242,12 @@ def test_ranking_ties_nulls_and_the_bottom_three() -> None:
         ("e", 1, False), ("b", 2, False), ("a", 3, False), ("c", 4, False), (None, 5, True),
         ("z", 6, True), ("d", 7, True), ("f", None, False), (None, None, False)]
     assert [g["bottom"] for g in rank_groups(groups[:2])] == [True, True]
+
+
+def _plain(facts: list[Any]) -> list[tuple[Any, ...]]:
+    """Facts sorted, with SQLite's 0/1 for booleans read as bools."""
+    return sorted((tuple(bool(v) if i in (5, 6) else v for i, v in enumerate(f)) for f in facts),
+                  key=repr)
 
 
 def _ms(text: str) -> int:
