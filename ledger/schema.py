@@ -131,3 +131,47 @@ unreadable = Table(
     Column("payload", Text, nullable=False),                   # utf-8, or base64 (see models.outputs)
     Column("payload_encoding", String(8), nullable=False),
 )
+
+# -- the console's tables (``cityorder console``): its users, their sessions, the audit trail --
+
+#: People who sign in to the console. ``password_hash`` is argon2id (``console.auth``).
+users = Table(
+    "users", metadata,
+    Column("username", String(64), primary_key=True),
+    Column("password_hash", String(200), nullable=False),
+    Column("role", String(16), nullable=False),                # viewer|operator|supervisor|admin
+    Column("disabled", Boolean, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+#: Signed-in sessions. The cookie holds a random token; only its SHA-256 is stored, so a copy
+#: of the database signs nobody in.
+sessions = Table(
+    "sessions", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("username", String(64), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("address", String(64)),
+    Index("ix_sessions_username", "username"),
+)
+
+#: Every sign-in, failed sign-in and action (问责): who, role, what, which case, from where, and
+#: how it ended. Console notes on a case are rows with action ``note`` (the feedback contract
+#: has no note action).
+audit = Table(
+    "audit", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", BigInteger, nullable=False),
+    Column("actor", String(64)),
+    Column("role", String(16)),
+    Column("action", String(32), nullable=False),
+    Column("alert_id", String(100)),
+    Column("address", String(64)),
+    Column("result", String(16), nullable=False),
+    Column("detail", Json),
+    Index("ix_audit_at", "at"),
+    Index("ix_audit_alert", "alert_id"),
+)

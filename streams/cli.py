@@ -683,11 +683,13 @@ async def _send_one(settings: Any, topic: str, key: str, value: bytes) -> None:
 
 
 def _add_ledger() -> None:
-    """The ledger's commands live in their own package (ledger/cli.py)."""
+    """The ledger's and the console's commands live in their own packages."""
+    from console.cli import console
     from ledger.cli import ledger, report
 
     main.add_command(ledger)
     main.add_command(report)
+    main.add_command(console)
 
 
 _add_ledger()

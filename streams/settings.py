@@ -59,8 +59,10 @@ INPUT_TOPICS = ("city.events.camera", "city.events.sensor", "city.events.report"
 OUTPUT_TOPICS = ("city.alerts", "city.alerts.deadletter")
 #: Input parts and ticks keyed by grid (DESIGN.md "Time is data"); not part of the contract.
 INTERNAL_TOPIC = "cityorder.internal"
+#: The console's audit trail (who did what to which case), for other systems to follow.
+AUDIT_TOPIC = "city.audit"
 #: Every topic name :meth:`Settings.topic` knows, unprefixed.
-TOPICS = (*INPUT_TOPICS, *OUTPUT_TOPICS, INTERNAL_TOPIC)
+TOPICS = (*INPUT_TOPICS, *OUTPUT_TOPICS, INTERNAL_TOPIC, AUDIT_TOPIC)
 #: The largest record the input and internal topics accept (their ``max.message.bytes``, and
 #: what ``cityorder simulate`` may send). The contract allows 1 MiB per message and a worker
 #: dead-letters a larger one as ``too_large``, but only if the broker lets it through: Kafka's

@@ -143,7 +143,8 @@ def test_topic_prefixes_contract_and_internal_topics_and_rejects_others() -> Non
     s = Settings.from_env({"CITYORDER_TOPIC_PREFIX": "t-1_"})
     assert [s.topic(t) for t in TOPICS] == [
         "t-1_city.events.camera", "t-1_city.events.sensor", "t-1_city.events.report",
-        "t-1_city.alerts.feedback", "t-1_city.alerts", "t-1_city.alerts.deadletter", "t-1_cityorder.internal"]
+        "t-1_city.alerts.feedback", "t-1_city.alerts", "t-1_city.alerts.deadletter", "t-1_cityorder.internal",
+        "t-1_city.audit"]
     assert Settings.from_env({}).topic("city.alerts") == "city.alerts"
     with pytest.raises(KeyError, match=re.escape("'city.alert' is not a cityorder topic")):
         s.topic("city.alert")

@@ -1,0 +1,1 @@
+"""The operations-centre console (``cityorder console``): live board, cases, actions, audit."""

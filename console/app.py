@@ -1,0 +1,526 @@
+"""The console's web application (aiohttp): pages, the live board's SSE stream, actions.
+
+Every handler that reads needs a signed-in user; every handler that changes something also
+needs the session's CSRF token (form field ``csrf`` or header ``X-CSRF-Token``) and a role
+allowed to do it (``console.roles``), checked here on the server whatever the page offered.
+Every sign-in, failed sign-in, refusal and action is audited (``Console.audit``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import orjson
+from aiohttp import web
+from aiohttp.client_exceptions import ClientConnectionResetError
+from aiohttp_sse import sse_response
+from sqlalchemy import insert, select
+
+from console.auth import Accounts, Session, Throttle, UserError
+from console.board import Board, Change
+from console.roles import ACTIONS, NOTE, legal, may, offered
+from ledger.schema import audit, cases, transitions
+from ledger.store import LedgerStore
+from models.inputs import Feedback
+from models.timestamps import parse_timestamp_ms
+from rules.schedule import CityCalendar
+from rules.worktime import wt_between
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).parent
+COOKIE, PRE_COOKIE = "cityorder_session", "cityorder_pre"
+#: Actions awaiting the engine's answer that are remembered; the oldest is forgotten beyond it.
+MAX_PENDING = 10_000
+#: Audit results.
+OK, DENIED, FAILED, SENT, REFUSED = "ok", "denied", "failed", "sent", "refused"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+STATUS_ZH = {"open": "待受理", "acknowledged": "已受理", "dispatched": "已派遣", "deferred": "缓办",
+             "resolved": "已处置", "closed": "已结案", "rejected": "已作废"}
+SEVERITY_ZH = {"minor": "一般", "major": "较重", "critical": "严重"}
+TRANSITION_ZH = {"opened": "立案", "updated": "新证据", "escalated": "升级", "cleared": "现场消失",
+                 "acknowledged": "受理", "dispatched": "派遣", "deferred": "缓办", "resumed": "恢复",
+                 "resolved": "处置", "closed": "结案", "rejected": "作废", "reopened": "返工",
+                 "overdue": "超期"}
+CONSOLE = web.AppKey("console", "Console")
+SESSION = web.RequestKey("session", "Session")
+
+
+@dataclass
+class Pending:
+    """An action written to the feedback topic, waiting for the engine's next version."""
+
+    event_id: str
+    alert_id: str
+    action: str
+    actor: str
+    role: str
+    version: int
+    address: str | None
+
+
+class Console:
+    """The application's state: accounts, the board, the sender, the pending actions."""
+
+    def __init__(self, store: LedgerStore, board: Board, cal: CityCalendar, *,
+                 send: Callable[[dict[str, Any]], Awaitable[None]],
+                 stamp: Callable[[str], Awaitable[int]],
+                 publish_audit: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+                 secure_cookies: bool = False) -> None:
+        self.store, self.board, self.cal = store, board, cal
+        self.accounts = Accounts(store.engine)
+        self.throttle = Throttle()
+        self.send, self.stamp, self.publish_audit = send, stamp, publish_audit
+        self.secure_cookies = secure_cookies
+        self.pending: dict[str, Pending] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.listeners: set[asyncio.Queue[Change]] = set()
+        #: The open SSE streams' handler tasks, ended at shutdown (they never end by themselves).
+        self.streams: set[asyncio.Task[Any]] = set()
+        self.templates = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
+            undefined=jinja2.StrictUndefined)
+        self.templates.filters["local"] = self.local
+        self.templates.globals.update(STATUS=STATUS_ZH, SEVERITY=SEVERITY_ZH,
+                                      TRANSITION=TRANSITION_ZH)
+
+    def local(self, ms: int | None) -> str:
+        """An instant as the centre reads it: local date and time to the second."""
+        return "" if ms is None else self.cal.format(ms)[:19].replace("T", " ")
+
+    # -- fan-out ---------------------------------------------------------------------------
+
+    def publish(self, change: Change) -> None:
+        """A board change, to every connected browser; resolves the pending actions it answers."""
+        if change.event in ("case", "gone"):
+            aid, version = change.data["alert_id"], change.data["version"]
+            for eid in [e for e, p in self.pending.items()
+                        if p.alert_id == aid and version > p.version]:
+                del self.pending[eid]
+        for q in list(self.listeners):
+            q.put_nowait(change)
+
+    def refused(self, letter: dict[str, Any]) -> Change | None:
+        """The engine's dead letter for feedback: a refusal of one of ours is audited and shown."""
+        p = self.pending.pop(letter.get("event_id") or "", None)
+        if p is None:
+            return None
+        data = {"event_id": p.event_id, "alert_id": p.alert_id, "action": p.action,
+                "actor": p.actor, "reason_code": letter.get("reason_code"),
+                "reason": letter.get("reason")}
+        task = asyncio.get_running_loop().create_task(self.audit(
+            p.actor, p.role, p.action, p.alert_id, p.address, REFUSED,
+            {"event_id": p.event_id, "reason_code": data["reason_code"], "reason": data["reason"]}))
+        self._tasks.add(task)               # kept until done: a bare task may be collected
+        task.add_done_callback(self._tasks.discard)
+        return self.board.refused(data)
+
+    # -- audit -----------------------------------------------------------------------------
+
+    async def audit(self, actor: str | None, role: str | None, action: str, alert_id: str | None,
+                    address: str | None, result: str, detail: dict[str, Any] | None = None) -> None:
+        row = {"at": int(time.time() * 1000), "actor": actor, "role": role, "action": action,
+               "alert_id": alert_id, "address": (address or "")[:64] or None, "result": result,
+               "detail": detail}
+
+        def write() -> None:
+            with self.store.engine.begin() as conn:
+                conn.execute(insert(audit).values(**row))
+        await asyncio.to_thread(write)
+        if self.publish_audit is not None:
+            try:
+                await self.publish_audit({**row, "at": self.cal.format(row["at"])})
+            except Exception:   # the database row is the record; the topic is a copy for others
+                log.exception("console: could not write the audit topic")
+
+    # -- sessions and checks ---------------------------------------------------------------
+
+    def session_of(self, request: web.Request) -> Session | None:
+        return self.accounts.session(request.cookies.get(COOKIE))
+
+    def render(self, name: str, request: web.Request, status: int = 200,
+               **context: Any) -> web.Response:
+        session = request.get(SESSION)
+        html = self.templates.get_template(name).render(
+            session=session, user=session.user if session else None,
+            csrf=session.csrf if session else "", **context)
+        return web.Response(text=html, status=status, content_type="text/html")
+
+
+def _address(request: web.Request) -> str | None:
+    return request.remote
+
+
+def _wants_json(request: web.Request) -> bool:
+    return request.path.startswith("/api/") or request.path == "/events" or \
+        "application/json" in request.headers.get("Accept", "")
+
+
+def signed_in(handler: Handler) -> Handler:
+    """A page or API for any signed-in user."""
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        console: Console = request.app[CONSOLE]
+        session = await asyncio.to_thread(console.session_of, request)
+        if session is None:
+            if _wants_json(request) or request.method != "GET":
+                raise web.HTTPUnauthorized(text='{"error": "sign in first"}',
+                                           content_type="application/json")
+            raise web.HTTPSeeOther(f"/login?next={request.rel_url}")
+        request[SESSION] = session
+        return await handler(request)
+    return wrapped
+
+
+async def _check_csrf(request: web.Request, session: Session) -> None:
+    given = request.headers.get("X-CSRF-Token")
+    if given is None and request.content_type in ("application/x-www-form-urlencoded",
+                                                  "multipart/form-data"):
+        given = (await request.post()).get("csrf")
+    if not isinstance(given, str) or not hmac.compare_digest(given, session.csrf):
+        raise web.HTTPForbidden(text='{"error": "missing or wrong CSRF token: reload the page"}',
+                                content_type="application/json")
+
+
+# -- sign-in ------------------------------------------------------------------------------------
+
+async def login_page(request: web.Request) -> web.Response:
+    console: Console = request.app[CONSOLE]
+    pre = request.cookies.get(PRE_COOKIE) or secrets.token_urlsafe(24)
+    resp = console.render("login.html", request, next=request.query.get("next", "/"), pre=pre,
+                          error=None)
+    resp.set_cookie(PRE_COOKIE, pre, httponly=True, samesite="Strict",
+                    secure=console.secure_cookies)
+    return resp
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    console: Console = request.app[CONSOLE]
+    form = await request.post()
+    username, password = str(form.get("username", "")), str(form.get("password", ""))
+    nxt = str(form.get("next", "/"))
+    if not nxt.startswith("/") or nxt[1:2] in ("/", "\\"):     # "//host", "/\\host": elsewhere
+        nxt = "/"
+    pre = request.cookies.get(PRE_COOKIE)
+    if not pre or not hmac.compare_digest(str(form.get("pre", "")), pre):
+        raise web.HTTPForbidden(text="sign-in form expired: reload the page")
+    address = _address(request)
+    keys = [f"addr:{address}", f"user:{username}"]
+    now = int(time.time() * 1000)
+    wait = console.throttle.blocked_for(keys, now)
+    if wait:
+        await console.audit(username, None, "sign_in", None, address, DENIED,
+                            {"reason": "rate limited"})
+        return console.render("login.html", request, status=429, next=nxt, pre=pre,
+                              error=f"登录失败次数过多，请 {wait // 1000 + 1} 秒后再试")
+    user = await asyncio.to_thread(console.accounts.verify, username, password)
+    if user is None:
+        console.throttle.fail(keys, now)
+        await console.audit(username, None, "sign_in", None, address, FAILED)
+        return console.render("login.html", request, status=401, next=nxt, pre=pre,
+                              error="用户名或密码错误")
+    console.throttle.forget(keys)
+    token, _ = await asyncio.to_thread(console.accounts.start, user, address)
+    await console.audit(user.username, user.role, "sign_in", None, address, OK)
+    resp = web.HTTPSeeOther(nxt)
+    resp.set_cookie(COOKIE, token, httponly=True, samesite="Strict", secure=console.secure_cookies,
+                    path="/")
+    resp.del_cookie(PRE_COOKIE)
+    raise resp
+
+
+@signed_in
+async def logout(request: web.Request) -> web.StreamResponse:
+    console: Console = request.app[CONSOLE]
+    session: Session = request[SESSION]
+    await _check_csrf(request, session)
+    await asyncio.to_thread(console.accounts.end, request.cookies[COOKIE])
+    await console.audit(session.user.username, session.user.role, "sign_out", None,
+                        _address(request), OK)
+    resp = web.HTTPSeeOther("/login")
+    resp.del_cookie(COOKIE, path="/")
+    raise resp
+
+
+# -- the board ----------------------------------------------------------------------------------
+
+@signed_in
+async def board_page(request: web.Request) -> web.Response:
+    console: Console = request.app[CONSOLE]
+    return console.render("board.html", request)
+
+
+@signed_in
+async def board_json(request: web.Request) -> web.Response:
+    console: Console = request.app[CONSOLE]
+    return web.Response(body=orjson.dumps(console.board.snapshot()),
+                        content_type="application/json")
+
+
+@signed_in
+async def events(request: web.Request) -> web.StreamResponse:
+    """The board's changes as Server-Sent Events, ids ``epoch:seq``, resumable."""
+    console: Console = request.app[CONSOLE]
+    queue: asyncio.Queue[Change] = asyncio.Queue()
+    console.listeners.add(queue)        # before reading the log: nothing falls in between
+    task = asyncio.current_task()
+    assert task is not None
+    console.streams.add(task)
+    try:
+        return await _stream(request, console, queue)
+    except (ConnectionResetError, ClientConnectionResetError):
+        return web.Response(status=204)     # the browser went away; it reconnects if it wants
+    finally:
+        console.listeners.discard(queue)
+        console.streams.discard(task)
+
+
+async def _stream(request: web.Request, console: Console,
+                  queue: asyncio.Queue[Change]) -> web.StreamResponse:
+    async with sse_response(request) as resp:
+        resp.ping_interval = 15
+        backlog = console.board.since(request.headers.get("Last-Event-ID")
+                                      or request.query.get("last"))
+        if backlog is None:
+            await resp.send("{}", event="reset")
+            return resp
+        sent = 0
+        for change in backlog:
+            await _send(resp, console, change)
+            sent = change.seq
+        while resp.is_connected():
+            change = await queue.get()
+            if change.seq > sent:
+                await _send(resp, console, change)
+                sent = change.seq
+        return resp
+
+
+async def _send(resp: Any, console: Console, change: Change) -> None:
+    await resp.send(orjson.dumps(change.data).decode(), event=change.event,
+                    id=f"{console.board.epoch}:{change.seq}")
+
+
+# -- a case ---------------------------------------------------------------------------------------
+
+Record = tuple[dict[str, Any] | None, list[dict[str, Any]], list[dict[str, Any]]]
+
+
+def _case_record(store: LedgerStore, alert_id: str) -> Record:
+    """The case's latest message, every version of it, and the console's audit rows on it."""
+    with store.engine.connect() as conn:
+        row = conn.execute(select(cases.c.message).where(cases.c.alert_id == alert_id)).first()
+        history = [m if isinstance(m, dict) else orjson.loads(m) for (m,) in conn.execute(
+            select(transitions.c.message).where(transitions.c.alert_id == alert_id)
+            .order_by(transitions.c.version))]
+        notes = [dict(r._mapping) for r in conn.execute(
+            select(audit.c.at, audit.c.actor, audit.c.role, audit.c.action, audit.c.result,
+                   audit.c.detail).where(audit.c.alert_id == alert_id).order_by(audit.c.id))]
+    message = None if row is None else (row[0] if isinstance(row[0], dict) else orjson.loads(row[0]))
+    return message, history, notes
+
+
+@signed_in
+async def case_page(request: web.Request) -> web.Response:
+    console: Console = request.app[CONSOLE]
+    aid = request.match_info["alert_id"]
+    message, history, notes = await asyncio.to_thread(_case_record, console.store, aid)
+    live = console.board.cases.get(aid)
+    if live is not None and (message is None or live["version"] > message["version"]):
+        message = {**(message or {}), **live}
+    if message is None:
+        raise web.HTTPNotFound(text=f"no case {aid}")
+    if live is not None and (not history or live["version"] > history[-1]["version"]):
+        history.append(live)        # the ledger has not written it yet; the stream has
+    session: Session = request[SESSION]
+    return console.render("case.html", request, case=message, history=history, notes=notes,
+                          actions=offered(session.user.role, message["status"]),
+                          pending=[p for p in console.pending.values() if p.alert_id == aid],
+                          remaining=await _remaining(console, aid, message.get("deadline")))
+
+
+async def _remaining(console: Console, aid: str, deadline: str | None) -> str:
+    """Time left to the deadline on the system's clock (the event clock of a simulation),
+    in natural and in working time (docs/working-time.md)."""
+    if not deadline:
+        return ""
+    now = await console.stamp(aid)
+    due = parse_timestamp_ms(deadline)
+    if due <= now:
+        return f"已超时 {_span(now - due)}"
+    return f"剩余 {_span(due - now)}（工作时 {_span(wt_between(console.cal, now, due))}）"
+
+
+def _span(ms: int) -> str:
+    minutes = ms // 60_000
+    return f"{minutes // 60} 时 {minutes % 60} 分" if minutes >= 60 else f"{minutes} 分"
+
+
+@signed_in
+async def act(request: web.Request) -> web.Response:
+    """One action on one case: checked, then written to the feedback topic (pending)."""
+    console: Console = request.app[CONSOLE]
+    session: Session = request[SESSION]
+    await _check_csrf(request, session)
+    body = await _body(request)
+    aid = request.match_info["alert_id"]
+    code, result = await _act(console, session, aid, body, _address(request))
+    return web.json_response(result, status=code)
+
+
+@signed_in
+async def bulk_acknowledge(request: web.Request) -> web.Response:
+    console: Console = request.app[CONSOLE]
+    session: Session = request[SESSION]
+    await _check_csrf(request, session)
+    body = await _body(request)
+    ids = body.get("alert_ids")
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
+        return web.json_response({"error": "alert_ids: give a list of alert ids"}, status=400)
+    results = []
+    for aid in ids[:500]:
+        code, result = await _act(console, session, aid, {"action": "acknowledge",
+                                                           "note": body.get("note")},
+                                  _address(request))
+        results.append({"code": code, **result})
+    return web.json_response({"results": results},
+                             status=207 if any(r["code"] != 202 for r in results) else 202)
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    if request.content_type == "application/json":
+        try:
+            body = await request.json(loads=orjson.loads)
+        except orjson.JSONDecodeError:
+            raise web.HTTPBadRequest(text='{"error": "not JSON"}',
+                                     content_type="application/json") from None
+        if not isinstance(body, dict):
+            raise web.HTTPBadRequest(text='{"error": "expected an object"}',
+                                     content_type="application/json")
+        return body
+    return {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+
+
+async def _act(console: Console, session: Session, aid: str, body: dict[str, Any],
+               address: str | None) -> tuple[int, dict[str, Any]]:
+    """The HTTP status and body of one action on one case."""
+    user = session.user
+    action = body.get("action")
+    if action not in (*ACTIONS, NOTE):
+        return 400, {"alert_id": aid, "error": f"unknown action {action!r}"}
+    if not may(user.role, action):
+        await console.audit(user.username, user.role, action, aid, address, DENIED,
+                            {"reason": "role"})
+        return 403, {"alert_id": aid,
+                "error": f"role {user.role} may not {action}"}
+    case = console.board.cases.get(aid)
+    status = case["status"] if case is not None else await asyncio.to_thread(_status, console, aid)
+    version = case["version"] if case is not None else 0
+    if status is None:
+        return 404, {"alert_id": aid, "error": "no such case"}
+    if not legal(action, status):
+        await console.audit(user.username, user.role, action, aid, address, DENIED,
+                            {"reason": f"not from {status}"})
+        return 409, {"alert_id": aid, "error": f"{action} is not possible from {status}"}
+    note = body.get("note") or None
+    if action == NOTE:
+        if not note:
+            return 400, {"alert_id": aid, "error": "note: write the note"}
+        await console.audit(user.username, user.role, NOTE, aid, address, OK, {"note": note})
+        return 201, {"alert_id": aid, "status": "noted"}
+    if action == "reject" and not note:
+        return 400, {"alert_id": aid, "error": "note: a rejection needs its reason"}
+    at = await console.stamp(aid)
+    message: dict[str, Any] = {"event_id": f"fb-console-{uuid.uuid4().hex[:16]}", "alert_id": aid,
+                               "action": action, "actor": user.username, "at": console.cal.format(at)}
+    if note:
+        message["note"] = note
+    for key in ("assignee", "until"):
+        if body.get(key):
+            message[key] = body[key]
+    photos = body.get("photos")
+    if isinstance(photos, str):
+        photos = [p for p in photos.split() if p]
+    if photos:
+        message["photos"] = photos
+    try:
+        Feedback.model_validate_json(orjson.dumps(message))
+    except ValueError as e:
+        return 400, {"alert_id": aid, "error": str(e).splitlines()[-1] if str(e) else "invalid"}
+    if len(console.pending) >= MAX_PENDING:     # answers that never came (an engine down)
+        del console.pending[next(iter(console.pending))]
+    console.pending[message["event_id"]] = Pending(message["event_id"], aid, action,
+                                                  user.username, user.role, version, address)
+    try:
+        await console.send(message)
+    except Exception as e:
+        console.pending.pop(message["event_id"], None)
+        await console.audit(user.username, user.role, action, aid, address, FAILED,
+                            {"error": repr(e)})
+        return 503, {"alert_id": aid, "error": "could not write the feedback topic"}
+    await console.audit(user.username, user.role, action, aid, address, SENT,
+                        {"event_id": message["event_id"], "note": note})
+    return 202, {"alert_id": aid, "status": "pending", "event_id": message["event_id"],
+            "version": version}
+
+
+def _status(console: Console, aid: str) -> str | None:
+    with console.store.engine.connect() as conn:
+        return conn.execute(select(cases.c.status).where(cases.c.alert_id == aid)).scalar()
+
+
+# -- audit page, health ---------------------------------------------------------------------
+
+@signed_in
+async def audit_page(request: web.Request) -> web.Response:
+    console: Console = request.app[CONSOLE]
+    session: Session = request[SESSION]
+    if session.user.role not in ("supervisor", "admin"):
+        raise web.HTTPForbidden(text="the audit trail is for supervisors")
+
+    def read() -> list[dict[str, Any]]:
+        with console.store.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(
+                select(audit).order_by(audit.c.id.desc()).limit(500))]
+    return console.render("audit.html", request, rows=await asyncio.to_thread(read))
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+async def _end_streams(app: web.Application) -> None:
+    for task in list(app[CONSOLE].streams):
+        task.cancel()
+
+
+def make_app(console: Console) -> web.Application:
+    app = web.Application()
+    app[CONSOLE] = console
+    app.on_shutdown.append(_end_streams)
+    app.router.add_get("/login", login_page)
+    app.router.add_post("/login", login)
+    app.router.add_post("/logout", logout)
+    app.router.add_get("/", board_page)
+    app.router.add_get("/api/board", board_json)
+    app.router.add_get("/events", events)
+    app.router.add_get("/cases/{alert_id}", case_page)
+    app.router.add_post("/api/cases/{alert_id}/actions", act)
+    app.router.add_post("/api/bulk/acknowledge", bulk_acknowledge)
+    app.router.add_get("/audit", audit_page)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_static("/static", HERE / "static")
+    return app
+
+
+__all__ = ["Console", "UserError", "make_app"]

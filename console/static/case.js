@@ -1,0 +1,22 @@
+// A case page: actions sent with the session's CSRF token; shown pending until the engine's
+// next version of the case arrives on the live stream, or its refusal (a dead letter).
+"use strict";
+(() => {
+  const csrf = document.body.dataset.csrf, el = document.getElementById("case");
+  const aid = el.dataset.alertId, version = Number(el.dataset.version);
+  const pending = document.getElementById("pending"), refused = document.getElementById("refused");
+  const form = document.getElementById("act");
+  if (form) form.addEventListener("submit", async e => {
+    e.preventDefault();
+    const body = {}; for (const [k, v] of new FormData(form)) if (v) body[k] = v;
+    const r = await fetch(`/api/cases/${encodeURIComponent(aid)}/actions`, {method: "POST", headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf}, body: JSON.stringify(body)});
+    const out = await r.json();
+    if (r.status === 202) pending.textContent = `${body.action} 已提交，等待引擎确认…`;
+    else if (r.status === 201) location.reload();
+    else refused.textContent = out.error;
+  });
+  const source = new EventSource("/events");
+  source.addEventListener("case", e => { const c = JSON.parse(e.data); if (c.alert_id === aid && c.version > version) location.reload(); });
+  source.addEventListener("gone", e => { const c = JSON.parse(e.data); if (c.alert_id === aid && c.version > version) location.reload(); });
+  source.addEventListener("refused", e => { const d = JSON.parse(e.data); if (d.alert_id === aid) { pending.textContent = ""; refused.textContent = `引擎拒绝了 ${d.action}：${d.reason}`; } });
+})();

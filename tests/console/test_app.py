@@ -1,0 +1,277 @@
+"""The console's handlers on a real SQLite ledger: sign-in, sessions, CSRF, and every role ×
+action × status, checked on the server. Kafka is replaced by the two callables the console is
+given (what it would send, and the clock it would stamp): the end-to-end test uses a broker."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import select
+
+from console.app import Console, make_app
+from console.board import Board
+from console.follow import load_snapshot
+from console.roles import ACTIONS, NOTE, ROLES, legal, may
+from ledger.schema import audit
+from ledger.store import LedgerStore
+from rules.schedule import CityCalendar
+from tests.ledger.test_assessment import msg
+
+CAL = CityCalendar(ZoneInfo("Asia/Shanghai"))
+PASSWORD = "correct horse 1"
+#: One case per status, case n in status STATUSES[n].
+STATUSES = ("open", "acknowledged", "dispatched", "deferred", "resolved", "closed", "rejected")
+TRANSITION = {"acknowledged": "acknowledged", "dispatched": "dispatched", "deferred": "deferred",
+              "resolved": "resolved", "closed": "closed", "rejected": "rejected"}
+
+
+def aid(n: int) -> str:
+    return f"a-G-{n}-{n:020x}"
+
+
+class Harness:
+    def __init__(self, store: LedgerStore) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.audited: list[dict[str, Any]] = []
+        self.board = Board("T")
+        load_snapshot(self.board, store)
+
+        async def send(message: dict[str, Any]) -> None:
+            self.sent.append(message)
+
+        async def stamp(_alert_id: str) -> int:
+            return 1_795_000_000_000
+
+        async def publish_audit(row: dict[str, Any]) -> None:
+            self.audited.append(row)
+
+        self.console = Console(store, self.board, CAL, send=send, stamp=stamp,
+                               publish_audit=publish_audit)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LedgerStore:
+    s = LedgerStore(tmp_path / "l.sqlite")
+    records = []
+    for n, status in enumerate(STATUSES):
+        records.append(msg(n, 1, "opened", "open", "11-20 09:00", "11-20 09:00", "11-20 11:00", "甲街道"))
+        if status != "open":
+            records.append(msg(n, 2, TRANSITION[status], status, "11-20 09:10", "11-20 09:00",
+                               "11-20 11:00", "甲街道"))
+    s.apply([(orjson.dumps(r), None, i) for i, r in enumerate(records)])
+    from console.auth import Accounts
+    for role in ROLES:
+        Accounts(s.engine).add(role, PASSWORD, role)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+async def harness(store: LedgerStore) -> AsyncIterator[tuple[Harness, TestClient]]:
+    h = Harness(store)
+    async with TestClient(TestServer(make_app(h.console))) as client:
+        yield h, client
+
+
+async def sign_in(client: TestClient, username: str, password: str = PASSWORD) -> Any:
+    page = await client.get("/login")
+    pre = re.search(r'name="pre" value="([^"]+)"', await page.text())
+    assert pre
+    return await client.post("/login", data={"username": username, "password": password,
+                                             "pre": pre.group(1), "next": "/"},
+                             allow_redirects=False)
+
+
+async def csrf_of(client: TestClient) -> str:
+    page = await client.get("/")
+    token = re.search(r'data-csrf="([^"]+)"', await page.text())
+    assert token
+    return token.group(1)
+
+
+async def test_nothing_without_signing_in(harness: tuple[Harness, TestClient]) -> None:
+    h, client = harness
+    r = await client.get("/", allow_redirects=False)
+    assert r.status == 303 and r.headers["Location"].startswith("/login")
+    for path in ("/api/board", "/events"):
+        assert (await client.get(path)).status == 401
+    r = await client.post(f"/api/cases/{aid(0)}/actions", json={"action": "acknowledge"})
+    assert r.status == 401
+    assert (await client.post("/api/bulk/acknowledge", json={"alert_ids": [aid(0)]})).status == 401
+    assert (await client.post("/logout")).status == 401
+    assert h.sent == []
+
+
+async def test_sign_in_sets_a_strict_http_only_cookie_and_bad_ones_are_refused(
+        harness: tuple[Harness, TestClient]) -> None:
+    h, client = harness
+    r = await sign_in(client, "operator", "wrong password")
+    assert r.status == 401 and "用户名或密码错误" in await r.text()
+    r = await sign_in(client, "nobody", PASSWORD)
+    assert r.status == 401
+    r = await sign_in(client, "operator")
+    assert r.status == 303
+    cookie = r.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert (await client.get("/api/board")).status == 200
+    # The sign-in form itself is protected: without its pre-session token it is refused.
+    r = await client.post("/login", data={"username": "operator", "password": PASSWORD})
+    assert r.status == 403
+    with h.console.store.engine.connect() as conn:
+        results = [(r.actor, r.action, r.result) for r in conn.execute(
+            select(audit.c.actor, audit.c.action, audit.c.result).order_by(audit.c.id))]
+    assert results == [("operator", "sign_in", "failed"), ("nobody", "sign_in", "failed"),
+                       ("operator", "sign_in", "ok")]
+    assert [row["action"] for row in h.audited] == ["sign_in"] * 3
+
+
+async def test_sign_in_is_rate_limited(harness: tuple[Harness, TestClient]) -> None:
+    _, client = harness
+    for _ in range(5):
+        assert (await sign_in(client, "operator", "wrong password")).status == 401
+    r = await sign_in(client, "operator")          # the right password, too late
+    assert r.status == 429 and "登录失败次数过多" in await r.text()
+
+
+async def test_a_disabled_user_is_signed_out_at_once(harness: tuple[Harness, TestClient]) -> None:
+    h, client = harness
+    await sign_in(client, "operator")
+    assert (await client.get("/api/board")).status == 200
+    h.console.accounts.disable("operator")
+    assert (await client.get("/api/board")).status == 401
+    assert (await sign_in(client, "operator")).status == 401
+
+
+async def test_a_request_without_the_csrf_token_is_refused(
+        harness: tuple[Harness, TestClient]) -> None:
+    h, client = harness
+    await sign_in(client, "supervisor")
+    r = await client.post(f"/api/cases/{aid(0)}/actions", json={"action": "acknowledge"})
+    assert r.status == 403 and "CSRF" in await r.text()
+    r = await client.post(f"/api/cases/{aid(0)}/actions", json={"action": "acknowledge"},
+                          headers={"X-CSRF-Token": "not-it"})
+    assert r.status == 403
+    assert (await client.post("/logout", data={"csrf": "nope"})).status == 403
+    assert h.sent == []
+
+
+@pytest.mark.parametrize("role", ROLES)
+async def test_every_role_action_and_status_is_checked_on_the_server(
+        harness: tuple[Harness, TestClient], role: str) -> None:
+    h, client = harness
+    await sign_in(client, role)
+    token = await csrf_of(client)
+    for n, status in enumerate(STATUSES):
+        for action in (*ACTIONS, NOTE):
+            body = {"action": action, "note": "现场已核实"}
+            if action == "defer":
+                body["until"] = "2026-11-20T17:00:00+08:00"
+            before = len(h.sent)
+            r = await client.post(f"/api/cases/{aid(n)}/actions", json=body,
+                                  headers={"X-CSRF-Token": token})
+            expected = (403 if not may(role, action) else 409 if not legal(action, status)
+                        else 201 if action == NOTE else 202)
+            assert r.status == expected, (role, action, status, await r.text())
+            if expected == 202:
+                sent = h.sent[-1]
+                assert (sent["alert_id"], sent["action"], sent["actor"]) == (aid(n), action, role)
+                assert sent["at"] == "2026-11-18T19:06:40.000+08:00"    # the stamp given
+                assert sent["note"] == "现场已核实"
+            else:
+                assert len(h.sent) == before
+
+
+async def test_a_viewer_sees_no_action_and_a_supervisor_the_legal_ones(
+        harness: tuple[Harness, TestClient]) -> None:
+    _, client = harness
+    await sign_in(client, "viewer")
+    page = await (await client.get(f"/cases/{aid(4)}")).text()
+    assert 'id="act"' not in page and "批量受理" not in await (await client.get("/")).text()
+    async with TestClient(client.server) as other:
+        await sign_in(other, "supervisor")
+        page = await (await other.get(f"/cases/{aid(4)}")).text()
+        offered = re.findall(r'<option value="(\w+)">', page.split('id="act"')[1].split("</select>")[0])
+        assert offered == ["verify", "reopen", "note"]
+
+
+async def test_reject_needs_a_reason_and_defer_an_end(harness: tuple[Harness, TestClient]) -> None:
+    h, client = harness
+    await sign_in(client, "supervisor")
+    token = await csrf_of(client)
+    r = await client.post(f"/api/cases/{aid(0)}/actions", json={"action": "reject"},
+                          headers={"X-CSRF-Token": token})
+    assert r.status == 400 and "reason" in (await r.json())["error"]
+    r = await client.post(f"/api/cases/{aid(0)}/actions", json={"action": "defer"},
+                          headers={"X-CSRF-Token": token})
+    assert r.status == 400
+    assert h.sent == []
+
+
+async def test_bulk_acknowledge_sends_one_per_case_and_reports_each(
+        harness: tuple[Harness, TestClient]) -> None:
+    h, client = harness
+    await sign_in(client, "operator")
+    token = await csrf_of(client)
+    r = await client.post("/api/bulk/acknowledge", json={"alert_ids": [aid(0), aid(1)]},
+                          headers={"X-CSRF-Token": token})
+    body = await r.json()
+    assert r.status == 207
+    assert [(x["alert_id"], x.get("status"), x["code"]) for x in body["results"]] == [
+        (aid(0), "pending", 202), (aid(1), None, 409)]     # 1 is already acknowledged
+    assert [(m["alert_id"], m["action"]) for m in h.sent] == [(aid(0), "acknowledge")]
+
+
+async def test_a_refusal_is_audited_and_a_new_version_ends_the_pending(
+        harness: tuple[Harness, TestClient]) -> None:
+    h, client = harness
+    await sign_in(client, "operator")
+    token = await csrf_of(client)
+    for n in (0, 2):
+        await client.post(f"/api/cases/{aid(n)}/actions", json={"action": "dispatch"},
+                          headers={"X-CSRF-Token": token})
+    first, second = h.sent
+    assert set(h.console.pending) == {first["event_id"], second["event_id"]}
+    change = h.console.refused({"event_id": first["event_id"], "reason_code": "illegal_transition",
+                                "reason": "action: dispatch is not possible from closed"})
+    assert change is not None and change.event == "refused"
+    h.console.publish(h.board.apply(msg(2, 3, "dispatched", "dispatched", "11-20 09:20",
+                                        "11-20 09:00", "11-20 11:00", "甲街道")))
+    assert h.console.pending == {}
+    import asyncio
+    await asyncio.sleep(0.1)                    # the refusal's audit row is written in a task
+    with h.console.store.engine.connect() as conn:
+        rows = [(r.action, r.alert_id, r.result) for r in conn.execute(
+            select(audit.c.action, audit.c.alert_id, audit.c.result).where(
+                audit.c.action == "dispatch").order_by(audit.c.id))]
+    assert rows == [("dispatch", aid(0), "sent"), ("dispatch", aid(2), "sent"),
+                    ("dispatch", aid(0), "refused")]
+
+
+async def test_the_audit_page_is_for_supervisors(harness: tuple[Harness, TestClient]) -> None:
+    _, client = harness
+    await sign_in(client, "operator")
+    assert (await client.get("/audit")).status == 403
+    async with TestClient(client.server) as other:
+        await sign_in(other, "supervisor")
+        page = await (await other.get("/audit")).text()
+        assert "sign_in" in page and "operator" in page
+
+
+@pytest.mark.parametrize("target", ["//evil.example/x", "/\\evil.example", "https://evil.example"])
+async def test_sign_in_never_sends_anyone_elsewhere(harness: tuple[Harness, TestClient],
+                                                    target: str) -> None:
+    _, client = harness
+    page = await client.get("/login")
+    pre = re.search(r'name="pre" value="([^"]+)"', await page.text())
+    assert pre
+    r = await client.post("/login", data={"username": "viewer", "password": PASSWORD,
+                                          "pre": pre.group(1), "next": target},
+                          allow_redirects=False)
+    assert (r.status, r.headers["Location"]) == (303, "/")

@@ -1,0 +1,71 @@
+"""The pure parts of the console: who may do what, and the board's resumable change log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from console.board import Board
+from console.roles import ACTIONS, NOTE, PERMISSIONS, ROLES, legal, may, offered
+from rules.alerts import LIFECYCLE
+
+STATUSES = ("open", "acknowledged", "dispatched", "deferred", "resolved", "closed", "rejected")
+
+
+def test_roles_nest_and_only_admin_manages_users() -> None:
+    assert PERMISSIONS["viewer"] == frozenset()
+    assert PERMISSIONS["operator"] == {"acknowledge", "dispatch", "defer", NOTE}
+    assert PERMISSIONS["supervisor"] == PERMISSIONS["operator"] | {
+        "resolve", "verify", "reject", "reopen"}
+    assert [r for r in ROLES if may(r, "users")] == ["admin"]
+
+
+@pytest.mark.parametrize("status", STATUSES)
+def test_legal_is_the_engines_lifecycle_table(status: str) -> None:
+    assert {a for a in ACTIONS if legal(a, status)} == {
+        a for a, (sources, _, _) in LIFECYCLE.items() if status in sources}
+    assert legal(NOTE, status)
+
+
+def test_offered_is_permitted_and_legal() -> None:
+    assert offered("viewer", "open") == []
+    assert offered("operator", "open") == ["acknowledge", "dispatch", "defer", NOTE]
+    assert offered("operator", "resolved") == [NOTE]
+    assert offered("supervisor", "resolved") == ["verify", "reopen", NOTE]
+    assert offered("supervisor", "closed") == ["reopen", NOTE]
+    assert offered("admin", "rejected") == [NOTE]
+
+
+def m(aid: str, version: int, status: str, transition: str = "updated") -> dict[str, Any]:
+    return {"alert_id": aid, "version": version, "status": status, "transition": transition,
+            "evidence": [{"event_id": "e"}], "level": 1}
+
+
+def test_board_keeps_open_cases_at_their_newest_version() -> None:
+    b = Board("E")
+    b.load(m("a", 3, "open"), overdue=False)
+    b.load(m("z", 2, "closed"), overdue=False)
+    assert list(b.cases) == ["a"] and "evidence" not in b.cases["a"]
+    assert b.apply(m("a", 3, "open")) is None             # the snapshot had it
+    assert b.apply(m("a", 2, "open")) is None             # older
+    c = b.apply(m("a", 4, "acknowledged", "acknowledged"))
+    assert c is not None and (c.seq, c.event) == (1, "case")
+    c = b.apply(m("a", 5, "open", "overdue"))
+    assert c is not None and b.cases["a"]["overdue"] is True
+    c = b.apply(m("a", 6, "resolved", "resolved"))
+    assert c is not None and c.event == "gone" and "a" not in b.cases
+    assert b.apply(m("z", 3, "closed")) is None            # never on the board: no change
+
+
+def test_a_reconnect_gets_every_change_it_missed_or_is_told_to_reload() -> None:
+    b = Board("E", log_size=3)
+    for v in range(1, 6):
+        b.apply(m("a", v, "open"))
+    assert b.seq == 5
+    assert [c.seq for c in b.since("E:3") or []] == [4, 5]
+    assert b.since("E:5") == [] and b.since(None) == []
+    assert b.since("E:1") is None              # seq 2 has left the log (it keeps 3)
+    assert [c.seq for c in b.since("E:2") or []] == [3, 4, 5]
+    assert b.since("OTHER:4") is None          # another run of the console
+    assert b.since("E:9") is None and b.since("E:x") is None
