@@ -28,6 +28,7 @@ from sqlalchemy import insert, select
 
 from console.auth import Accounts, Session, Throttle, UserError
 from console.board import Board, Change
+from console.mapview import PAD, MapView, view_of
 from console.roles import ACTIONS, NOTE, legal, may, offered
 from ledger.schema import audit, cases, transitions
 from ledger.store import LedgerStore
@@ -77,8 +78,11 @@ class Console:
                  send: Callable[[dict[str, Any]], Awaitable[None]],
                  stamp: Callable[[str], Awaitable[int]],
                  publish_audit: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
-                 secure_cookies: bool = False) -> None:
+                 secure_cookies: bool = False, map_view: MapView | None = None,
+                 city_name: str = "") -> None:
         self.store, self.board, self.cal = store, board, cal
+        self.map_view = map_view or view_of({})
+        self.city_name = city_name
         self.accounts = Accounts(store.engine)
         self.throttle = Throttle()
         self.send, self.stamp, self.publish_audit = send, stamp, publish_audit
@@ -479,6 +483,13 @@ def _status(console: Console, aid: str) -> str | None:
         return conn.execute(select(cases.c.status).where(cases.c.alert_id == aid)).scalar()
 
 
+@signed_in
+async def map_page(request: web.Request) -> web.Response:
+    console: Console = request.app[CONSOLE]
+    return console.render("map.html", request, view=console.map_view, pad=PAD,
+                          city=console.city_name)
+
+
 # -- audit page, health ---------------------------------------------------------------------
 
 @signed_in
@@ -514,6 +525,7 @@ def make_app(console: Console) -> web.Application:
     app.router.add_get("/", board_page)
     app.router.add_get("/api/board", board_json)
     app.router.add_get("/events", events)
+    app.router.add_get("/map", map_page)
     app.router.add_get("/cases/{alert_id}", case_page)
     app.router.add_post("/api/cases/{alert_id}/actions", act)
     app.router.add_post("/api/bulk/acknowledge", bulk_acknowledge)

@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncio
 import getpass
 import logging
-import signal
 import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import click
 import orjson
 
-from ledger.cli import LEDGER_HELP, open_store
+from ledger.cli import LEDGER_HELP, open_store, run_until_stopped
 from streams.options import kafka_options, settings_from
 
 log = logging.getLogger("console")
@@ -52,19 +52,9 @@ def console(ctx: click.Context, ledger_url: str | None, host: str, port: int,
     settings = ctx.obj["settings"]
     store = open_store(settings.ledger_location)
 
-    async def main() -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
-        try:
-            await serve(settings, store, host, port, secure_cookies=secure_cookies)
-        except asyncio.CancelledError:
-            log.info("console: stopped")
-
     try:
-        asyncio.run(main())
+        run_until_stopped(lambda: serve(settings, store, host, port,
+                                        secure_cookies=secure_cookies), "console")
     finally:
         store.close()
 
@@ -78,12 +68,15 @@ async def serve(settings: Any, store: Any, host: str, port: int, *,
     from console.app import Console, make_app
     from console.board import Board
     from console.follow import Follower, Sender
+    from console.mapview import view_of
     from rules.citymap import CityMap
     from streams.cli import _time_settings
     from streams.clock import FeedbackClockError, read_clock
     from streams.topics import ensure_topics
 
-    cal = CityMap.load(settings.city).calendar
+    city = CityMap.load(settings.city)
+    cal = city.calendar
+    map_view = view_of(orjson.loads(Path(settings.city).read_bytes()))
     reorder_ms, lateness_ms = _time_settings(settings)
     audit_topic = settings.topic("city.audit")
     await ensure_topics(settings, {audit_topic: settings.partitions})
@@ -107,7 +100,8 @@ async def serve(settings: Any, store: Any, host: str, port: int, *,
 
     board = Board(uuid.uuid4().hex[:8])
     app_state = Console(store, board, cal, send=sender.send, stamp=stamp,
-                        publish_audit=publish_audit, secure_cookies=secure_cookies)
+                        publish_audit=publish_audit, secure_cookies=secure_cookies,
+                        map_view=map_view, city_name=city.name)
     follower = Follower(settings, store, board, app_state.publish, app_state.refused)
     runner = web.AppRunner(make_app(app_state), access_log=None)
     await runner.setup()

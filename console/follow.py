@@ -28,6 +28,7 @@ from streams.topics import log_start_offsets
 
 log = logging.getLogger(__name__)
 
+TOPIC_WAIT_S = 60.0
 ALERTS, DEADLETTERS, FEEDBACK = "city.alerts", "city.alerts.deadletter", "city.alerts.feedback"
 
 
@@ -71,11 +72,18 @@ class Follower:
 
     async def _position(self, consumer: AIOKafkaConsumer) -> None:
         topic = self.settings.topic(ALERTS)
-        await consumer.topics()                 # fetches the cluster's metadata
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        if not tps:
-            raise RuntimeError(f"topic {topic} does not exist: start a worker (it creates the "
-                               "topics) or `cityorder dev`")
+        tps: list[TopicPartition] = []
+        waited = 0.0
+        while not tps:                          # a worker started beside it creates the topics
+            await consumer.topics()             # fetches the cluster's metadata
+            tps = [TopicPartition(topic, p)
+                   for p in sorted(consumer.partitions_for_topic(topic) or ())]
+            if not tps:
+                if waited >= TOPIC_WAIT_S:
+                    raise RuntimeError(f"topic {topic} does not exist after {TOPIC_WAIT_S:g} s: "
+                                       "start a worker (it creates the topics) or `cityorder dev`")
+                await asyncio.sleep(0.5)
+                waited += 0.5
         consumer.assign(tps)
         committed = {tp: await consumer.committed(tp) for tp in tps}
         starts = await log_start_offsets(self.settings, [tp for tp, o in committed.items()

@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,23 @@ from streams.options import kafka_options, settings_from
 LEDGER_HELP = ("The ledger database: postgresql://user:pass@host/db, sqlite:///path or a file path. "
                "[env: CITYORDER_LEDGER_URL; default: <state dir>/ledger.sqlite]")
 IMPORT_BATCH = 2_000
+
+
+def run_until_stopped(start: Callable[[], Awaitable[None]], name: str) -> None:
+    """Run a service's coroutine until SIGINT or SIGTERM, which cancel it (and so run its
+    clean-up), then log that it stopped."""
+    async def main() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            await start()
+        except asyncio.CancelledError:
+            logging.getLogger(name).info("%s: stopped", name)
+
+    asyncio.run(main())
 
 
 def open_store(location: str) -> Any:
@@ -59,19 +77,8 @@ def ledger(ctx: click.Context, ledger_url: str | None, web_port: int, loglevel: 
     logging.basicConfig(level=loglevel.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    async def main() -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
-        try:
-            await serve(settings, store, web_port)
-        except asyncio.CancelledError:
-            logging.getLogger("ledger").info("ledger: stopped")
-
     try:
-        asyncio.run(main())
+        run_until_stopped(lambda: serve(settings, store, web_port), "ledger")
     finally:
         store.close()
 

@@ -561,8 +561,11 @@ def _time_settings(settings: Any) -> tuple[int, int]:
 @click.option("--ledger", "ledger_url", default=None,
               help="The ledger's database (kept after dev stops). [default: a SQLite file in a new "
                    "temporary directory]")
+@click.option("--console-port", default=8080, show_default=True,
+              help="Port of the operations console (a free one is taken if it is busy; 0: no console).")
 def dev(speedup: float, day: str, seed: int, scale: float, partitions: int, web_port: int,
-        show_all: bool, record: Path | None, alerts_path: Path | None, ledger_url: str | None) -> None:
+        show_all: bool, record: Path | None, alerts_path: Path | None, ledger_url: str | None,
+        console_port: int) -> None:
     """Run everything on this machine: embedded broker, a worker, the demo city's day streaming in.
 
     Starts the embedded Kafka-compatible broker (Tansu) on a free port, creates the topics,
@@ -623,6 +626,9 @@ def dev(speedup: float, day: str, seed: int, scale: float, partitions: int, web_
         ledger_at = ledger_url or str(Path(tempfile.mkdtemp(prefix="cityorder-dev-")) / "ledger.sqlite")
         ledger_store = open_store(ledger_at)
         runtime.app.task(LedgerService(settings, ledger_store).run)
+        console_url = None
+        if console_port:
+            console_url = _dev_console(runtime, settings, ledger_store, console_port)
         click.echo(f"cityorder dev: embedded broker at {broker.url} (pid {broker.pid})", err=True)
         click.echo("  clock      event: the demo day's time, not this machine's (see --help)", err=True)
         click.echo(f"  metrics    http://127.0.0.1:{port}/metrics", err=True)
@@ -634,6 +640,9 @@ def dev(speedup: float, day: str, seed: int, scale: float, partitions: int, web_
             click.echo(f"  alerts     {alerts_path} (what the worker sends)", err=True)
         click.echo(f"  ledger     {ledger_at}: cityorder report --ledger {ledger_at} --by district "
                    f"--date {day}", err=True)
+        if console_url:
+            click.echo(f"  console    {console_url} (sign in as {DEMO_USER[0]} / {DEMO_USER[1]}, an "
+                       "operator; the demo's dispatch acts beside you)", err=True)
         click.echo(f"  streaming the demo day of {day} at {f'{speedup:g}x' if speedup else 'full speed'}; "
                    "Ctrl-C stops everything", err=True)
         try:
@@ -647,6 +656,28 @@ def dev(speedup: float, day: str, seed: int, scale: float, partitions: int, web_
                     f.close()
             ledger_store.close()
             click.echo(f"the ledger stays in {ledger_at}; stopping the embedded broker", err=True)
+
+
+#: The operator ``cityorder dev`` adds to its ledger, for its console.
+DEMO_USER = ("demo", "demo-operator")
+
+
+def _dev_console(runtime: Any, settings: Any, store: Any, port: int) -> str:
+    """Start the console as one of dev's tasks, with the demo operator; its URL."""
+    from console.auth import Accounts
+    from console.cli import serve as serve_console
+    from streams.dev import free_port
+
+    accounts = Accounts(store.engine)
+    if accounts.get(DEMO_USER[0]) is None:          # a kept --ledger already has it
+        accounts.add(DEMO_USER[0], DEMO_USER[1], "operator")
+    port = port if free_port(port) else free_port(0)
+
+    async def run() -> None:
+        await serve_console(settings, store, "127.0.0.1", port)
+
+    runtime.app.task(run)
+    return f"http://127.0.0.1:{port}/"
 
 
 @main.command()

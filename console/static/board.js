@@ -42,8 +42,18 @@
   }
   const rank = {critical: 3, major: 2, minor: 1};
   function order(a, b) { return b.level - a.level || rank[b.severity] - rank[a.severity] || (a.opened_at < b.opened_at ? -1 : a.opened_at > b.opened_at ? 1 : 0); }
-  function age(c) {
-    const ms = Math.max(0, Date.parse(c.at) - Date.parse(c.opened_at)), m = Math.floor(ms / 60000);
+  // The system's "now": the wall clock for a live (wall-clock) engine, whose messages are
+  // emitted within seconds of their `at`; for an event-clock one (cityorder dev, a
+  // simulation) the newest `at` on the board, the demo day's time and not today's.
+  function systemNow() {
+    let newest = null;
+    for (const c of cases.values()) if (!newest || c.at > newest.at) newest = c;
+    if (!newest) return Date.now();
+    const at = Date.parse(newest.at);
+    return Math.abs(Date.parse(newest.emitted_at) - at) < 60000 ? Date.now() : at;
+  }
+  function age(c, now) {
+    const ms = Math.max(0, now - Date.parse(c.opened_at)), m = Math.floor(ms / 60000);
     return m < 60 ? m + " 分" : Math.floor(m / 60) + " 时 " + (m % 60) + " 分";
   }
   function cell(tr, text) { const td = tr.insertCell(); td.textContent = text == null ? "" : text; return td; }
@@ -51,6 +61,7 @@
     const f = filters(), rows = [...cases.values()].filter(c => shown(c, f)).sort(order);
     for (const name of ["district", "grid_id", "responsible_unit", "category", "rule_id"]) for (const c of cases.values()) ensureOption(form.elements[name], c[name]);
     tbody.replaceChildren();
+    const now = systemNow();
     for (const c of rows) {
       const tr = tbody.insertRow();
       tr.className = `level-${c.level}` + (c.overdue ? " overdue" : "") + (c.alert_id === fresh ? " fresh" : "");
@@ -61,7 +72,7 @@
       const td = tr.insertCell(); td.append(a, document.createElement("br"), c.alert_id);
       cell(tr, c.category + (c.case_code ? ` (${c.case_code})` : ""));
       cell(tr, (c.district || "未指定") + " / " + c.grid_id); cell(tr, c.responsible_unit || "");
-      cell(tr, STATUS[c.status] || c.status); cell(tr, age(c)); cell(tr, c.deadline ? c.deadline.slice(5, 16).replace("T", " ") : "—");
+      cell(tr, STATUS[c.status] || c.status); cell(tr, age(c, now)); cell(tr, c.deadline ? c.deadline.slice(5, 16).replace("T", " ") : "—");
     }
     const counts = {}; for (const c of rows) { counts["s:" + c.status] = (counts["s:" + c.status] || 0) + 1; counts["l:" + c.level] = (counts["l:" + c.level] || 0) + 1; }
     document.getElementById("counters").replaceChildren(...[["显示", rows.length], ...Object.entries(STATUS).map(([s, t]) => [t, counts["s:" + s] || 0]), ...[1, 2, 3].map(l => [l + " 级", counts["l:" + l] || 0]), ["超期", rows.filter(c => c.overdue).length]].map(([t, n]) => { const d = document.createElement("span"); d.className = "counter"; d.innerHTML = `${t} <b></b>`; d.querySelector("b").textContent = n; return d; }));

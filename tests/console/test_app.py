@@ -18,9 +18,11 @@ from sqlalchemy import select
 from console.app import Console, make_app
 from console.board import Board
 from console.follow import load_snapshot
+from console.mapview import view_of
 from console.roles import ACTIONS, NOTE, ROLES, legal, may
 from ledger.schema import audit
 from ledger.store import LedgerStore
+from rules.demo.city import GEOJSON_PATH
 from rules.schedule import CityCalendar
 from tests.ledger.test_assessment import msg
 
@@ -53,7 +55,9 @@ class Harness:
             self.audited.append(row)
 
         self.console = Console(store, self.board, CAL, send=send, stamp=stamp,
-                               publish_audit=publish_audit)
+                               publish_audit=publish_audit,
+                               map_view=view_of(orjson.loads(GEOJSON_PATH.read_bytes())),
+                               city_name="简阳市")
 
 
 @pytest.fixture
@@ -275,3 +279,14 @@ async def test_sign_in_never_sends_anyone_elsewhere(harness: tuple[Harness, Test
                                           "pre": pre.group(1), "next": target},
                           allow_redirects=False)
     assert (r.status, r.headers["Location"]) == (303, "/")
+
+
+async def test_the_map_draws_every_grid_as_a_link_to_the_filtered_board(
+        harness: tuple[Harness, TestClient]) -> None:
+    _, client = harness
+    assert (await client.get("/map", allow_redirects=False)).status == 303
+    await sign_in(client, "viewer")
+    page = await (await client.get("/map")).text()
+    links = re.findall(r'<a href="/\?grid_id=([^"]+)" class="grid-link"', page)
+    assert len(links) == 50 and "JY-0101" in links
+    assert page.count('class="zone ') == 29 and 'src="/static/map.js"' in page

@@ -163,6 +163,15 @@ async def test_the_console_in_a_real_browser(system: dict[str, Any], settings: S
             await page.goto(f"{url}/?district={other}&level=1")
             await page.wait_for_selector(f"tr[data-alert-id='{aid}']")
 
+            # The map: the city's 50 grids, the case as a marker; a grid filters the board.
+            await page.goto(f"{url}/map")
+            await page.wait_for_selector(f"circle.marker[data-alert-id='{aid}']")
+            assert await page.locator("a.grid-link").count() == 50
+            await page.screenshot(path=str(ARTIFACTS / "console-map.png"), full_page=True)
+            await page.click(f"a.grid-link[data-grid-id='{first['grid_id']}']")
+            await page.wait_for_url(f"{url}/?grid_id={first['grid_id']}")
+            await page.wait_for_selector(f"tr[data-alert-id='{aid}']")
+
             # Acknowledge with a note on the case page: pending, then the engine's version 2.
             await page.goto(f"{url}/cases/{aid}")
             await page.select_option("select[name=action]", "acknowledge")

@@ -3,15 +3,22 @@ checked against ``cityorder replay`` of what it sent (``--record``, ``--alerts``
 
 from __future__ import annotations
 
+import http.cookiejar
+import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 from click.testing import CliRunner
 
+from rules.alerts import ACTIVE
 from streams.cli import main
 from streams.compare import compare_alerts, read_alerts
 from streams.dev import free_port
@@ -19,11 +26,25 @@ from streams.dev import free_port
 pytestmark = pytest.mark.timeout(300)
 
 
+def _signed_in_get(url: str, user: str, password: str, path: str) -> Any:
+    """Sign in to the console as a browser would (cookies, the form's token) and GET ``path``."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    form = opener.open(url + "login", timeout=10).read().decode()
+    pre = re.search(r'name="pre" value="([^"]+)"', form)
+    assert pre, form
+    data = urllib.parse.urlencode({"username": user, "password": password, "pre": pre.group(1),
+                                   "next": "/"}).encode()
+    opener.open(url + "login", data=data, timeout=10).read()
+    return orjson.loads(opener.open(url + path, timeout=10).read())
+
+
 def test_dev_at_full_speed_equals_the_replay_of_its_recording(tmp_path: Path) -> None:
     record, alerts, replayed = tmp_path / "day.jsonl", tmp_path / "live.jsonl", tmp_path / "replayed.jsonl"
     ledger = tmp_path / "ledger.sqlite"
     out = (tmp_path / "dev.log").open("wb")
     argv = ["dev", "--speedup", "0", "--scale", "0.3", "--web-port", str(free_port(0)),
+            "--console-port", str(free_port(0)),
             "--record", str(record), "--alerts", str(alerts), "--ledger", str(ledger)]
     proc = subprocess.Popen([sys.executable, "-m", "streams.cli", *argv], stdout=out,
                             stderr=subprocess.STDOUT)
@@ -50,6 +71,21 @@ def test_dev_at_full_speed_equals_the_replay_of_its_recording(tmp_path: Path) ->
                 != expected.stdout and time.monotonic() < deadline:
             time.sleep(1)
         assert got.stdout == expected.stdout and "\"opened\"" in got.stdout
+        # The console dev starts shows the demo operator exactly the replay's open cases.
+        line = next(x for x in log.read_text(errors="replace").splitlines() if "  console " in x)
+        url = line.split()[1]
+        assert "sign in as demo / demo-operator" in line
+        latest: dict[str, dict[str, Any]] = {}
+        for m in want:
+            if m["version"] > latest.get(m["alert_id"], {}).get("version", 0):
+                latest[m["alert_id"]] = m
+        open_ids = {a for a, m in latest.items() if m["status"] in ACTIVE}
+        assert open_ids
+        board = _signed_in_get(url, "demo", "demo-operator", "api/board")
+        while {c["alert_id"] for c in board["cases"]} != open_ids and time.monotonic() < deadline:
+            time.sleep(1)
+            board = _signed_in_get(url, "demo", "demo-operator", "api/board")
+        assert {c["alert_id"] for c in board["cases"]} == open_ids
     finally:
         proc.send_signal(signal.SIGINT)
         try:
