@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +25,18 @@ import orjson
 from aiohttp import web
 from aiohttp.client_exceptions import ClientConnectionResetError
 from aiohttp_sse import sse_response
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import insert, select
 
 from console.auth import Accounts, Session, Throttle, UserError
 from console.board import Board, Change
+from console.deadletters import DeadLetters
 from console.mapview import PAD, MapView, view_of
 from console.roles import ACTIONS, NOTE, legal, may, offered
+from ledger import assessment, render
+from ledger.assessment import GROUPINGS, PERIODS
+from ledger.rows import from_store
 from ledger.schema import audit, cases, transitions
 from ledger.store import LedgerStore
 from models.inputs import Feedback
@@ -82,6 +89,8 @@ class Console:
                  city_name: str = "") -> None:
         self.store, self.board, self.cal = store, board, cal
         self.map_view = map_view or view_of({})
+        self.dead_letters = DeadLetters()
+        self.metrics = ConsoleMetrics(self)
         self.city_name = city_name
         self.accounts = Accounts(store.engine)
         self.throttle = Throttle()
@@ -134,6 +143,7 @@ class Console:
 
     async def audit(self, actor: str | None, role: str | None, action: str, alert_id: str | None,
                     address: str | None, result: str, detail: dict[str, Any] | None = None) -> None:
+        self.metrics.audited(action, result)
         row = {"at": int(time.time() * 1000), "actor": actor, "role": role, "action": action,
                "alert_id": alert_id, "address": (address or "")[:64] or None, "result": result,
                "detail": detail}
@@ -490,6 +500,59 @@ async def map_page(request: web.Request) -> web.Response:
                           city=console.city_name)
 
 
+# -- reports ----------------------------------------------------------------------------------
+
+@signed_in
+async def reports_page(request: web.Request) -> web.Response:
+    """The 督查考核 scorecards: a form, and the report of ``cityorder report --format html``."""
+    console: Console = request.app[CONSOLE]
+    q = request.query
+    period, by = q.get("period", "month"), q.get("by", "district")
+    if period not in PERIODS or by not in GROUPINGS:
+        raise web.HTTPBadRequest(text=f"period: one of {', '.join(PERIODS)}; by: one of "
+                                      f"{', '.join(GROUPINGS)}")
+    on = q.get("date") or None
+    if on is not None:
+        try:
+            date.fromisoformat(on)
+        except ValueError:
+            raise web.HTTPBadRequest(text=f"date: {on!r} is not YYYY-MM-DD") from None
+    return console.render("reports.html", request, periods=PERIODS, groupings=GROUPINGS,
+                          period=period, by=by, on=on or "", query=request.query_string)
+
+
+@signed_in
+async def report_view(request: web.Request) -> web.Response:
+    """The report itself, one self-contained page (shown in the reports page's frame)."""
+    console: Console = request.app[CONSOLE]
+    q = request.query
+    period, by = q.get("period", "month"), q.get("by", "district")
+    if period not in PERIODS or by not in GROUPINGS:
+        raise web.HTTPBadRequest(text="bad period or by")
+    try:
+        on = date.fromisoformat(q["date"]) if q.get("date") else None
+    except ValueError:
+        raise web.HTTPBadRequest(text="date: YYYY-MM-DD") from None
+
+    def build() -> str:
+        source = from_store(console.store, period, on, None, int(time.time() * 1000),
+                            console.cal, by, trend=True)
+        rep = assessment.report(source.facts, source.period, source.t, by, console.cal)
+        return render.as_html(rep, source.trend,
+                              assessment.top_categories(source.facts, source.period))
+    return web.Response(text=await asyncio.to_thread(build), content_type="text/html")
+
+
+@signed_in
+async def deadletters_page(request: web.Request) -> web.Response:
+    """What producers sent wrong, by reason and source topic, newest first."""
+    console: Console = request.app[CONSOLE]
+    reason, topic = request.query.get("reason") or None, request.query.get("topic") or None
+    counts, letters = console.dead_letters.view(reason, topic)
+    return console.render("deadletters.html", request, counts=counts, letters=letters,
+                          reason=reason, topic=topic)
+
+
 # -- audit page, health ---------------------------------------------------------------------
 
 @signed_in
@@ -510,6 +573,38 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus metrics: counts only (no names, no cases), unauthenticated like a worker's."""
+    console: Console = request.app[CONSOLE]
+    return web.Response(body=generate_latest(console.metrics.registry),
+                        headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+class ConsoleMetrics:
+    """``cityorder_console_*``: sign-ins and actions by result (counted where they are
+    audited, so the two always agree), open cases, live streams, actions awaiting the engine."""
+
+    def __init__(self, console: Console) -> None:
+        r = self.registry = CollectorRegistry()
+        self.sign_ins = Counter("cityorder_console_sign_ins", "Sign-in attempts by result "
+                                "(ok, failed, denied: rate limited).", ["result"], registry=r)
+        self.actions = Counter("cityorder_console_actions", "Actions by action and result (sent, "
+                               "denied, failed, refused by the engine, ok: a note).",
+                               ["action", "result"], registry=r)
+        Gauge("cityorder_console_open_cases", "Open cases on the board.",
+              registry=r).set_function(lambda: len(console.board.cases))
+        Gauge("cityorder_console_streams", "Browsers following the live stream.",
+              registry=r).set_function(lambda: len(console.streams))
+        Gauge("cityorder_console_pending_actions", "Actions sent and not yet answered by the "
+              "engine.", registry=r).set_function(lambda: len(console.pending))
+
+    def audited(self, action: str, result: str) -> None:
+        if action == "sign_in":
+            self.sign_ins.labels(result).inc()
+        elif action in (*ACTIONS, NOTE):
+            self.actions.labels(action, result).inc()
+
+
 async def _end_streams(app: web.Application) -> None:
     for task in list(app[CONSOLE].streams):
         task.cancel()
@@ -526,11 +621,15 @@ def make_app(console: Console) -> web.Application:
     app.router.add_get("/api/board", board_json)
     app.router.add_get("/events", events)
     app.router.add_get("/map", map_page)
+    app.router.add_get("/reports", reports_page)
+    app.router.add_get("/deadletters", deadletters_page)
+    app.router.add_get("/reports/view", report_view)
     app.router.add_get("/cases/{alert_id}", case_page)
     app.router.add_post("/api/cases/{alert_id}/actions", act)
     app.router.add_post("/api/bulk/acknowledge", bulk_acknowledge)
     app.router.add_get("/audit", audit_page)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
     app.router.add_static("/static", HERE / "static")
     return app
 

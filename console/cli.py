@@ -102,7 +102,8 @@ async def serve(settings: Any, store: Any, host: str, port: int, *,
     app_state = Console(store, board, cal, send=sender.send, stamp=stamp,
                         publish_audit=publish_audit, secure_cookies=secure_cookies,
                         map_view=map_view, city_name=city.name)
-    follower = Follower(settings, store, board, app_state.publish, app_state.refused)
+    follower = Follower(settings, store, board, app_state.publish, app_state.refused,
+                        app_state.dead_letters)
     runner = web.AppRunner(make_app(app_state), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)

@@ -20,11 +20,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy import select
 
 from console.board import Board, Change
+from console.deadletters import TAIL, DeadLetters
 from ledger.schema import cases
 from ledger.store import LedgerStore
 from rules.alerts import ACTIVE
 from streams.settings import Settings
-from streams.topics import log_start_offsets
+from streams.topics import log_start_offsets, true_end_offsets
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +48,11 @@ class Follower:
 
     def __init__(self, settings: Settings, store: LedgerStore, board: Board,
                  publish: Callable[[Change], None],
-                 on_refused: Callable[[dict[str, Any]], Change | None]) -> None:
+                 on_refused: Callable[[dict[str, Any]], Change | None],
+                 dead_letters: DeadLetters) -> None:
         self.settings, self.store, self.board = settings, store, board
         self.publish, self.on_refused = publish, on_refused
+        self.dead_letters = dead_letters
         self.ready = asyncio.Event()
 
     async def run(self) -> None:
@@ -57,13 +60,13 @@ class Follower:
         alerts = AIOKafkaConsumer(**s.aiokafka_kwargs(), group_id=s.ledger_group,
                                   client_id="cityorder-console", enable_auto_commit=False,
                                   fetch_max_wait_ms=100)
-        dead = AIOKafkaConsumer(s.topic(DEADLETTERS), **s.aiokafka_kwargs(),
-                                client_id="cityorder-console", enable_auto_commit=False,
-                                auto_offset_reset="latest", fetch_max_wait_ms=100)
+        dead = AIOKafkaConsumer(**s.aiokafka_kwargs(), client_id="cityorder-console",
+                                enable_auto_commit=False, fetch_max_wait_ms=100)
         await alerts.start()
         await dead.start()
         try:
             await self._position(alerts)
+            await self._tail(dead)
             self.ready.set()
             await asyncio.gather(self._alerts(alerts), self._dead(dead))
         finally:
@@ -93,6 +96,19 @@ class Follower:
             consumer.seek(tp, committed[tp] if committed[tp] is not None else starts.get(tp, 0))
         log.info("console: %d open cases from the ledger; following %s", n, topic)
 
+    async def _tail(self, consumer: AIOKafkaConsumer) -> None:
+        """The dead letters from the last :data:`TAIL` of each partition on."""
+        topic = self.settings.topic(DEADLETTERS)
+        await consumer.topics()
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(tps)
+        if not tps:
+            return
+        ends = await true_end_offsets(self.settings, tps)
+        starts = await log_start_offsets(self.settings, tps)
+        for tp in tps:
+            consumer.seek(tp, max(ends.get(tp, 0) - TAIL, starts.get(tp, 0)))
+
     async def _alerts(self, consumer: AIOKafkaConsumer) -> None:
         while True:
             batch = await consumer.getmany(timeout_ms=500, max_records=2_000)
@@ -118,7 +134,10 @@ class Follower:
                         letter = orjson.loads(r.value)
                     except orjson.JSONDecodeError:
                         continue
-                    if isinstance(letter, dict) and letter.get("topic") == feedback:
+                    if not isinstance(letter, dict):
+                        continue
+                    self.dead_letters.add(letter)
+                    if letter.get("topic") == feedback:
                         change = self.on_refused(letter)
                         if change is not None:
                             self.publish(change)

@@ -6,9 +6,20 @@
   const aid = el.dataset.alertId, version = Number(el.dataset.version);
   const pending = document.getElementById("pending"), refused = document.getElementById("refused");
   const form = document.getElementById("act");
+  // Only the fields the chosen action takes; the note is required for a rejection.
+  const NOTE = {reject: "作废原因（必填）", note: "备注内容（必填）"};
+  function fields() {
+    const action = form.elements.action.value;
+    for (const el of form.querySelectorAll("[data-for]")) el.hidden = el.dataset.for !== action;
+    form.elements.note.placeholder = NOTE[action] || "说明";
+    form.elements.note.required = action in NOTE;
+    form.elements.until.required = action === "defer";
+  }
+  if (form) { form.elements.action.addEventListener("change", fields); fields(); }
   if (form) form.addEventListener("submit", async e => {
     e.preventDefault();
-    const body = {}; for (const [k, v] of new FormData(form)) if (v) body[k] = v;
+    const body = {};
+    for (const [k, v] of new FormData(form)) { const el = form.elements[k]; if (v && !(el && el.hidden)) body[k] = v; }
     const r = await fetch(`/api/cases/${encodeURIComponent(aid)}/actions`, {method: "POST", headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf}, body: JSON.stringify(body)});
     const out = await r.json();
     if (r.status === 202) pending.textContent = `${body.action} 已提交，等待引擎确认…`;

@@ -290,3 +290,59 @@ async def test_the_map_draws_every_grid_as_a_link_to_the_filtered_board(
     links = re.findall(r'<a href="/\?grid_id=([^"]+)" class="grid-link"', page)
     assert len(links) == 50 and "JY-0101" in links
     assert page.count('class="zone ') == 29 and 'src="/static/map.js"' in page
+
+
+async def test_the_reports_page_shows_the_ledgers_scorecard(
+        harness: tuple[Harness, TestClient]) -> None:
+    _, client = harness
+    assert (await client.get("/reports/view", allow_redirects=False)).status == 303  # sign in
+    await sign_in(client, "viewer")
+    page = await (await client.get("/reports?period=day&date=2026-11-20&by=district")).text()
+    assert '<iframe id="report"' in page and "period=day&amp;date=2026-11-20&amp;by=district" in page
+    r = await client.get("/reports/view?period=day&date=2026-11-20&by=district")
+    report = await r.text()
+    assert r.status == 200 and "按期结案率" in report and "甲街道" in report
+    # 7 cases opened that day in 甲街道, one of them closed: the table says so.
+    assert re.search(r"<td[^>]*>甲街道</td>", report)
+    for bad in ("period=fortnight", "by=street", "date=20-11-2026"):
+        assert (await client.get(f"/reports?{bad}")).status == 400
+        assert (await client.get(f"/reports/view?{bad}")).status == 400
+
+
+async def test_the_dead_letters_page_filters_by_reason(harness: tuple[Harness, TestClient]) -> None:
+    h, client = harness
+    for reason in ("not_json", "invalid_field", "invalid_field"):
+        h.console.dead_letters.add({"received_at": "2026-11-20T10:00:00.000+08:00",
+                                    "topic": "city.events.camera", "reason_code": reason,
+                                    "reason": "<b>bad</b>", "payload": "<script>x</script>",
+                                    "payload_encoding": "utf-8"})
+    await sign_in(client, "viewer")
+    page = await (await client.get("/deadletters")).text()
+    assert "<script>x</script>" not in page and "&lt;script&gt;x&lt;/script&gt;" in page
+    assert re.search(r"invalid_field</a></td><td>.*?</td><td>2</td>", page)
+    page = await (await client.get("/deadletters?reason=not_json")).text()
+    assert page.count("<code>") == 1
+
+
+async def test_metrics_count_what_the_audit_records(harness: tuple[Harness, TestClient]) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    _, client = harness
+    await sign_in(client, "operator", "wrong password")
+    await sign_in(client, "operator")
+    token = await csrf_of(client)
+    await client.post(f"/api/cases/{aid(0)}/actions", json={"action": "acknowledge"},
+                      headers={"X-CSRF-Token": token})
+    await client.post(f"/api/cases/{aid(0)}/actions", json={"action": "verify"},
+                      headers={"X-CSRF-Token": token})
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for f in text_string_to_metric_families(await (await client.get("/metrics")).text())
+               for s in f.samples}
+    assert samples[("cityorder_console_sign_ins_total", (("result", "failed"),))] == 1
+    assert samples[("cityorder_console_sign_ins_total", (("result", "ok"),))] == 1
+    assert samples[("cityorder_console_actions_total",
+                    (("action", "acknowledge"), ("result", "sent")))] == 1
+    assert samples[("cityorder_console_actions_total",
+                    (("action", "verify"), ("result", "denied")))] == 1
+    assert samples[("cityorder_console_open_cases", ())] == 4       # open, ack'd, dispatched, deferred
+    assert samples[("cityorder_console_pending_actions", ())] == 1

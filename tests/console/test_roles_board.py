@@ -69,3 +69,25 @@ def test_a_reconnect_gets_every_change_it_missed_or_is_told_to_reload() -> None:
     assert [c.seq for c in b.since("E:2") or []] == [3, 4, 5]
     assert b.since("OTHER:4") is None          # another run of the console
     assert b.since("E:9") is None and b.since("E:x") is None
+
+
+def test_dead_letters_counted_by_reason_and_topic_newest_first() -> None:
+    from console.deadletters import DeadLetters
+
+    d = DeadLetters(keep=3)
+    for i, (reason, topic) in enumerate([("invalid_field", "city.events.camera"),
+                                         ("not_json", "city.events.report"),
+                                         ("invalid_field", "city.events.camera"),
+                                         ("illegal_transition", "city.alerts.feedback")]):
+        d.add({"received_at": f"t{i}", "topic": topic, "reason_code": reason, "reason": "r",
+               "key": None, "event_id": f"e{i}", "partition": 0, "offset": i,
+               "payload": "x" * 1000, "payload_encoding": "utf-8", "truncated": False})
+    d.add({"topic": 7, "payload_encoding": "base64", "offset": True})     # not the contract's
+    counts, letters = d.view()
+    assert counts[0] == ("invalid_field", "city.events.camera", 2)
+    assert ("?", "?", 1) in counts and sum(n for *_, n in counts) == 5
+    assert [x.event_id for x in letters] == [None, "e3", "e2"]              # keeps the last 3
+    assert letters[0].payload == "(binary)" and letters[0].offset is None
+    assert len(letters[1].payload) == 300
+    assert [x.event_id for x in d.view(reason="invalid_field")[1]] == ["e2"]
+    assert [x.event_id for x in d.view(topic="city.alerts.feedback")[1]] == ["e3"]

@@ -218,5 +218,19 @@ async def test_the_console_in_a_real_browser(system: dict[str, Any], settings: S
             assert len(ids) >= 3          # the two vendors, the first case (and cam-0007 silent)
             for a in ids:
                 await page.wait_for_selector(f"tr[data-alert-id='{a}']", timeout=20_000)
+
+            # What a producer sent wrong reaches the dead-letters page.
+            await simulate(settings, [{"topic": "city.events.camera", "key": "cam-0007",
+                                       "raw": "not json {"}])
+            end = time.monotonic() + 20
+            while "bad_json" not in (text := await (await page.request.get(
+                    f"{url}/deadletters")).text()) and time.monotonic() < end:
+                await asyncio.sleep(0.3)
+            assert "bad_json" in text and "not json {" in text
+
+            # The scorecard of the day, from the ledger, in the browser.
+            await page.goto(f"{url}/reports?period=day&date=2026-11-18&by=district")
+            frame = page.frame_locator("#report")
+            await frame.locator("text=按期结案率").first.wait_for(timeout=15_000)
         finally:
             await browser.close()
