@@ -8,12 +8,12 @@ import logging
 import sys
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import click
 import orjson
 
+from console.roles import ROLES
 from ledger.cli import LEDGER_HELP, open_store, run_until_stopped
 from streams.options import kafka_options, settings_from
 
@@ -69,14 +69,15 @@ async def serve(settings: Any, store: Any, host: str, port: int, *,
     from console.board import Board
     from console.follow import Follower, Sender
     from console.mapview import view_of
-    from rules.citymap import CityMap
+    from rules.citymap import CityMap, read_geojson
     from streams.cli import _time_settings
     from streams.clock import FeedbackClockError, read_clock
     from streams.topics import ensure_topics
 
-    city = CityMap.load(settings.city)
+    geojson = read_geojson(settings.city)           # read once: checked, and drawn
+    city = CityMap.from_geojson(geojson, source=str(settings.city))
     cal = city.calendar
-    map_view = view_of(orjson.loads(Path(settings.city).read_bytes()))
+    map_view = view_of(geojson)
     reorder_ms, lateness_ms = _time_settings(settings)
     audit_topic = settings.topic("city.audit")
     await ensure_topics(settings, {audit_topic: settings.partitions})
@@ -153,7 +154,7 @@ def _run(action: Any) -> None:
 
 @users.command("add")
 @click.argument("username")
-@click.option("--role", type=click.Choice(["viewer", "operator", "supervisor", "admin"]),
+@click.option("--role", type=click.Choice(ROLES),
               required=True)
 @click.option("--password", default=None,
               help="The password (default: asked for, or one line read from standard input).")
@@ -178,7 +179,7 @@ def users_passwd(ctx: click.Context, username: str, password: str | None) -> Non
 
 @users.command("role")
 @click.argument("username")
-@click.argument("role", type=click.Choice(["viewer", "operator", "supervisor", "admin"]))
+@click.argument("role", type=click.Choice(ROLES))
 @click.pass_context
 def users_role(ctx: click.Context, username: str, role: str) -> None:
     """Change a user's role."""

@@ -75,18 +75,14 @@ class Follower:
 
     async def _position(self, consumer: AIOKafkaConsumer) -> None:
         topic = self.settings.topic(ALERTS)
-        tps: list[TopicPartition] = []
         waited = 0.0
-        while not tps:                          # a worker started beside it creates the topics
-            await consumer.topics()             # fetches the cluster's metadata
-            tps = [TopicPartition(topic, p)
-                   for p in sorted(consumer.partitions_for_topic(topic) or ())]
-            if not tps:
-                if waited >= TOPIC_WAIT_S:
-                    raise RuntimeError(f"topic {topic} does not exist after {TOPIC_WAIT_S:g} s: "
-                                       "start a worker (it creates the topics) or `cityorder dev`")
-                await asyncio.sleep(0.5)
-                waited += 0.5
+        # A worker started beside it creates the topics.
+        while not (tps := await _partitions(consumer, topic)):
+            if waited >= TOPIC_WAIT_S:
+                raise RuntimeError(f"topic {topic} does not exist after {TOPIC_WAIT_S:g} s: "
+                                   "start a worker (it creates the topics) or `cityorder dev`")
+            await asyncio.sleep(0.5)
+            waited += 0.5
         consumer.assign(tps)
         committed = {tp: await consumer.committed(tp) for tp in tps}
         starts = await log_start_offsets(self.settings, [tp for tp, o in committed.items()
@@ -98,9 +94,7 @@ class Follower:
 
     async def _tail(self, consumer: AIOKafkaConsumer) -> None:
         """The dead letters from the last :data:`TAIL` of each partition on."""
-        topic = self.settings.topic(DEADLETTERS)
-        await consumer.topics()
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        tps = await _partitions(consumer, self.settings.topic(DEADLETTERS))
         consumer.assign(tps)
         if not tps:
             return
@@ -141,6 +135,12 @@ class Follower:
                         change = self.on_refused(letter)
                         if change is not None:
                             self.publish(change)
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """The topic's partitions as the cluster's metadata has them now (none: no such topic)."""
+    await consumer.topics()                     # fetches the cluster's metadata
+    return [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
 
 
 class Sender:

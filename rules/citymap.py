@@ -99,6 +99,20 @@ class Place:
     zone_ids: tuple[str, ...]
 
 
+def read_geojson(path: str | Path) -> object:
+    """A map file's parsed JSON (unchecked: :meth:`CityMap.from_geojson` checks it), for a
+    caller that needs the features themselves too (the console draws them)."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MapError(f"{source}: cannot read the map: {exc}") from exc
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except ValueError as exc:
+        raise MapError(f"{source}: not valid JSON: {exc}") from exc
+
+
 class CityMap:
     """The loaded map, indexed for point lookups.
 
@@ -134,16 +148,7 @@ class CityMap:
     @classmethod
     def load(cls, path: str | Path) -> CityMap:
         """Read and check a GeoJSON map file."""
-        source = str(path)
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise MapError(f"{source}: cannot read the map: {exc}") from exc
-        try:
-            obj = json.loads(text, parse_constant=_reject_constant)
-        except ValueError as exc:
-            raise MapError(f"{source}: not valid JSON: {exc}") from exc
-        return cls.from_geojson(obj, source=source)
+        return cls.from_geojson(read_geojson(path), source=str(path))
 
     @classmethod
     def from_geojson(cls, obj: object, source: str = "<map>") -> CityMap:
