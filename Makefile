@@ -6,14 +6,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev demo test system-deps bench bench-runtime bench-ledger schemas clean
+.PHONY: dev demo test system-deps bench bench-runtime bench-ledger bench-console schemas clean
 
 # What pip cannot install, for the tests: a real PostgreSQL (the ledger) and a real browser
-# (Debian's chromium, driven by Playwright). Installed with apt-get when missing (CI runs as
-# root on Debian), saying so; never downloaded otherwise.
+# (Debian's chromium, driven by Playwright, with a CJK font so the console's screenshots show
+# Chinese, not boxes). Installed with apt-get when missing (CI runs as root on Debian), saying
+# so; never downloaded otherwise.
 DEB_PACKAGES_CHECK = \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || echo postgresql; \
-	command -v chromium >/dev/null 2>&1 || echo chromium
+	command -v chromium >/dev/null 2>&1 || echo chromium; \
+	dpkg -s fonts-noto-cjk >/dev/null 2>&1 || echo fonts-noto-cjk
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +53,9 @@ bench-runtime: $(STAMP)
 
 bench-ledger: $(STAMP) system-deps
 	$(BIN)/python -m bench.ledger_bench
+
+bench-console: $(STAMP) system-deps
+	$(BIN)/python -m bench.console_bench
 
 schemas: $(STAMP)
 	$(BIN)/python -m models.schema

@@ -30,8 +30,25 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import insert, select
 
 from console.auth import Accounts, Session, Throttle, UserError
-from console.board import Board, Change
+from console.board import RESET, Board, Change
 from console.deadletters import DeadLetters
+from console.i18n import (
+    ACTION,
+    AUDITED,
+    GROUPING,
+    LANGS,
+    PERIOD,
+    RESULT,
+    ROLE,
+    SEVERITY,
+    STATUS,
+    TRANSITION,
+    Translate,
+    catalogue,
+    lang_of,
+    translator,
+)
+from console.i18n import COOKIE as LANG_COOKIE
 from console.mapview import PAD, MapView, view_of
 from console.roles import ACTIONS, NOTE, legal, may, offered
 from ledger import assessment, render
@@ -50,17 +67,13 @@ HERE = Path(__file__).parent
 COOKIE, PRE_COOKIE = "cityorder_session", "cityorder_pre"
 #: Actions awaiting the engine's answer that are remembered; the oldest is forgotten beyond it.
 MAX_PENDING = 10_000
+#: Changes waiting to be written to one browser (a stalled connection): beyond it, the browser
+#: is told to reload the board instead, and its queue is dropped.
+STREAM_BACKLOG = 5_000
 #: Audit results.
 OK, DENIED, FAILED, SENT, REFUSED = "ok", "denied", "failed", "sent", "refused"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-STATUS_ZH = {"open": "待受理", "acknowledged": "已受理", "dispatched": "已派遣", "deferred": "缓办",
-             "resolved": "已处置", "closed": "已结案", "rejected": "已作废"}
-SEVERITY_ZH = {"minor": "一般", "major": "较重", "critical": "严重"}
-TRANSITION_ZH = {"opened": "立案", "updated": "新证据", "escalated": "升级", "cleared": "现场消失",
-                 "acknowledged": "受理", "dispatched": "派遣", "deferred": "缓办", "resumed": "恢复",
-                 "resolved": "处置", "closed": "结案", "rejected": "作废", "reopened": "返工",
-                 "overdue": "超期"}
 CONSOLE = web.AppKey("console", "Console")
 SESSION = web.RequestKey("session", "Session")
 
@@ -86,9 +99,12 @@ class Console:
                  stamp: Callable[[str], Awaitable[int]],
                  publish_audit: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
                  secure_cookies: bool = False, map_view: MapView | None = None,
-                 city_name: str = "") -> None:
+                 city_name: str = "", tiles: str | None = None,
+                 tiles_attribution: str | None = None) -> None:
         self.store, self.board, self.cal = store, board, cal
         self.map_view = map_view or view_of({})
+        self.tiles = self.map_view.tiles(tiles) if tiles else []
+        self.tiles_attribution = tiles_attribution
         self.dead_letters = DeadLetters()
         self.metrics = ConsoleMetrics(self)
         self.city_name = city_name
@@ -105,8 +121,9 @@ class Console:
             loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
             undefined=jinja2.StrictUndefined)
         self.templates.filters["local"] = self.local
-        self.templates.globals.update(STATUS=STATUS_ZH, SEVERITY=SEVERITY_ZH,
-                                      TRANSITION=TRANSITION_ZH)
+        self.templates.globals.update(STATUS=STATUS, SEVERITY=SEVERITY, TRANSITION=TRANSITION,
+                                      ACTION=ACTION, AUDITED=AUDITED, ROLE=ROLE, PERIOD=PERIOD, RESULT=RESULT,
+                                      GROUPING=GROUPING)
 
     def local(self, ms: int | None) -> str:
         """An instant as the centre reads it: local date and time to the second."""
@@ -122,7 +139,11 @@ class Console:
                         if p.alert_id == aid and version > p.version]:
                 del self.pending[eid]
         for q in list(self.listeners):
-            q.put_nowait(change)
+            if q.qsize() >= STREAM_BACKLOG:
+                self.listeners.discard(q)
+                q.put_nowait(RESET)
+            else:
+                q.put_nowait(change)
 
     def refused(self, letter: dict[str, Any]) -> Change | None:
         """The engine's dead letter for feedback: a refusal of one of ours is audited and shown."""
@@ -166,10 +187,17 @@ class Console:
     def render(self, name: str, request: web.Request, status: int = 200,
                **context: Any) -> web.Response:
         session = request.get(SESSION)
+        lang = lang_of(request.cookies.get(LANG_COOKIE))
         html = self.templates.get_template(name).render(
             session=session, user=session.user if session else None,
-            csrf=session.csrf if session else "", **context)
+            csrf=session.csrf if session else "", lang=lang, _=translator(lang),
+            catalogue=catalogue(lang), here=request.path_qs, **context)
         return web.Response(text=html, status=status, content_type="text/html")
+
+
+def speaks(request: web.Request) -> Translate:
+    """The request's language (the browser's choice, ``/lang``)."""
+    return translator(lang_of(request.cookies.get(LANG_COOKIE)))
 
 
 def _address(request: web.Request) -> str | None:
@@ -222,9 +250,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     console: Console = request.app[CONSOLE]
     form = await request.post()
     username, password = str(form.get("username", "")), str(form.get("password", ""))
-    nxt = str(form.get("next", "/"))
-    if not nxt.startswith("/") or nxt[1:2] in ("/", "\\"):     # "//host", "/\\host": elsewhere
-        nxt = "/"
+    nxt = _local_path(str(form.get("next", "/")))
     pre = request.cookies.get(PRE_COOKIE)
     if not pre or not hmac.compare_digest(str(form.get("pre", "")), pre):
         raise web.HTTPForbidden(text="sign-in form expired: reload the page")
@@ -236,13 +262,14 @@ async def login(request: web.Request) -> web.StreamResponse:
         await console.audit(username, None, "sign_in", None, address, DENIED,
                             {"reason": "rate limited"})
         return console.render("login.html", request, status=429, next=nxt, pre=pre,
-                              error=f"登录失败次数过多，请 {wait // 1000 + 1} 秒后再试")
+                              error=speaks(request)("登录失败次数过多，请 {s} 秒后再试",
+                                                s=wait // 1000 + 1))
     user = await asyncio.to_thread(console.accounts.verify, username, password)
     if user is None:
         console.throttle.fail(keys, now)
         await console.audit(username, None, "sign_in", None, address, FAILED)
         return console.render("login.html", request, status=401, next=nxt, pre=pre,
-                              error="用户名或密码错误")
+                              error=speaks(request)("用户名或密码错误"))
     console.throttle.forget(keys)
     token, _ = await asyncio.to_thread(console.accounts.start, user, address)
     await console.audit(user.username, user.role, "sign_in", None, address, OK)
@@ -314,6 +341,9 @@ async def _stream(request: web.Request, console: Console,
             sent = change.seq
         while resp.is_connected():
             change = await queue.get()
+            if change is RESET:
+                await resp.send("{}", event="reset")
+                return resp
             if change.seq > sent:
                 await _send(resp, console, change)
                 sent = change.seq
@@ -321,8 +351,7 @@ async def _stream(request: web.Request, console: Console,
 
 
 async def _send(resp: Any, console: Console, change: Change) -> None:
-    await resp.send(orjson.dumps(change.data).decode(), event=change.event,
-                    id=f"{console.board.epoch}:{change.seq}")
+    await resp.send(change.text, event=change.event, id=f"{console.board.epoch}:{change.seq}")
 
 
 # -- a case ---------------------------------------------------------------------------------------
@@ -360,10 +389,24 @@ async def case_page(request: web.Request) -> web.Response:
     return console.render("case.html", request, case=message, history=history, notes=notes,
                           actions=offered(session.user.role, message["status"]),
                           pending=[p for p in console.pending.values() if p.alert_id == aid],
-                          remaining=await _remaining(console, aid, message.get("deadline")))
+                          key_area=console.board.key_area(message),
+                          remaining=await _remaining(console, aid, message.get("deadline"),
+                                                     speaks(request)))
 
 
-async def _remaining(console: Console, aid: str, deadline: str | None) -> str:
+@signed_in
+async def remaining(request: web.Request) -> web.Response:
+    """The case page's countdown, asked for again every half minute (working time needs the
+    city's calendar, which only the server has)."""
+    console: Console = request.app[CONSOLE]
+    aid = request.match_info["alert_id"]
+    live = console.board.cases.get(aid)
+    deadline = live.get("deadline") if live is not None else None
+    return web.json_response({"alert_id": aid, "remaining": await _remaining(
+        console, aid, deadline, speaks(request)) if live is not None else ""})
+
+
+async def _remaining(console: Console, aid: str, deadline: str | None, t: Translate) -> str:
     """Time left to the deadline on the system's clock (the event clock of a simulation),
     in natural and in working time (docs/working-time.md)."""
     if not deadline:
@@ -371,13 +414,15 @@ async def _remaining(console: Console, aid: str, deadline: str | None) -> str:
     now = await console.stamp(aid)
     due = parse_timestamp_ms(deadline)
     if due <= now:
-        return f"已超时 {_span(now - due)}"
-    return f"剩余 {_span(due - now)}（工作时 {_span(wt_between(console.cal, now, due))}）"
+        return t("已超时 {span}", span=_span(now - due, t))
+    return t("剩余 {span}（工作时 {work}）", span=_span(due - now, t),
+             work=_span(wt_between(console.cal, now, due), t))
 
 
-def _span(ms: int) -> str:
+def _span(ms: int, t: Translate) -> str:
     minutes = ms // 60_000
-    return f"{minutes // 60} 时 {minutes % 60} 分" if minutes >= 60 else f"{minutes} 分"
+    return t("{h} 时 {m} 分", h=minutes // 60, m=minutes % 60) if minutes >= 60 else \
+        t("{m} 分", m=minutes)
 
 
 @signed_in
@@ -388,7 +433,7 @@ async def act(request: web.Request) -> web.Response:
     await _check_csrf(request, session)
     body = await _body(request)
     aid = request.match_info["alert_id"]
-    code, result = await _act(console, session, aid, body, _address(request))
+    code, result = await _act(console, session, aid, body, _address(request), speaks(request))
     return web.json_response(result, status=code)
 
 
@@ -400,12 +445,13 @@ async def bulk_acknowledge(request: web.Request) -> web.Response:
     body = await _body(request)
     ids = body.get("alert_ids")
     if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
-        return web.json_response({"error": "alert_ids: give a list of alert ids"}, status=400)
+        return web.json_response({"error": speaks(request)("请选择要受理的案件（alert_ids）")},
+                                 status=400)
     results = []
     for aid in ids[:500]:
         code, result = await _act(console, session, aid, {"action": "acknowledge",
                                                            "note": body.get("note")},
-                                  _address(request))
+                                  _address(request), speaks(request))
         results.append({"code": code, **result})
     return web.json_response({"results": results},
                              status=207 if any(r["code"] != 202 for r in results) else 202)
@@ -426,34 +472,35 @@ async def _body(request: web.Request) -> dict[str, Any]:
 
 
 async def _act(console: Console, session: Session, aid: str, body: dict[str, Any],
-               address: str | None) -> tuple[int, dict[str, Any]]:
-    """The HTTP status and body of one action on one case."""
+               address: str | None, t: Translate) -> tuple[int, dict[str, Any]]:
+    """The HTTP status and body of one action on one case (``error`` in the page's language)."""
     user = session.user
     action = body.get("action")
     if action not in (*ACTIONS, NOTE):
-        return 400, {"alert_id": aid, "error": f"unknown action {action!r}"}
+        return 400, {"alert_id": aid, "error": t("未知操作 {action}", action=repr(action))}
     if not may(user.role, action):
         await console.audit(user.username, user.role, action, aid, address, DENIED,
                             {"reason": "role"})
-        return 403, {"alert_id": aid,
-                "error": f"role {user.role} may not {action}"}
+        return 403, {"alert_id": aid, "error": t("{role}无权{action}", role=t(ROLE[user.role]),
+                                                 action=t(ACTION[action]))}
     case = console.board.cases.get(aid)
     status = case["status"] if case is not None else await asyncio.to_thread(_status, console, aid)
     version = case["version"] if case is not None else 0
     if status is None:
-        return 404, {"alert_id": aid, "error": "no such case"}
+        return 404, {"alert_id": aid, "error": t("无此案件")}
     if not legal(action, status):
         await console.audit(user.username, user.role, action, aid, address, DENIED,
                             {"reason": f"not from {status}"})
-        return 409, {"alert_id": aid, "error": f"{action} is not possible from {status}"}
+        return 409, {"alert_id": aid, "error": t("案件{status}，不能{action}",
+                                                 status=t(STATUS[status]), action=t(ACTION[action]))}
     note = body.get("note") or None
     if action == NOTE:
         if not note:
-            return 400, {"alert_id": aid, "error": "note: write the note"}
+            return 400, {"alert_id": aid, "error": t("请填写备注内容")}
         await console.audit(user.username, user.role, NOTE, aid, address, OK, {"note": note})
         return 201, {"alert_id": aid, "status": "noted"}
     if action == "reject" and not note:
-        return 400, {"alert_id": aid, "error": "note: a rejection needs its reason"}
+        return 400, {"alert_id": aid, "error": t("作废须写明原因")}
     at = await console.stamp(aid)
     message: dict[str, Any] = {"event_id": f"fb-console-{uuid.uuid4().hex[:16]}", "alert_id": aid,
                                "action": action, "actor": user.username, "at": console.cal.format(at)}
@@ -481,7 +528,7 @@ async def _act(console: Console, session: Session, aid: str, body: dict[str, Any
         console.pending.pop(message["event_id"], None)
         await console.audit(user.username, user.role, action, aid, address, FAILED,
                             {"error": repr(e)})
-        return 503, {"alert_id": aid, "error": "could not write the feedback topic"}
+        return 503, {"alert_id": aid, "error": t("无法写入反馈主题，请稍后重试")}
     await console.audit(user.username, user.role, action, aid, address, SENT,
                         {"event_id": message["event_id"], "note": note})
     return 202, {"alert_id": aid, "status": "pending", "event_id": message["event_id"],
@@ -497,6 +544,7 @@ def _status(console: Console, aid: str) -> str | None:
 async def map_page(request: web.Request) -> web.Response:
     console: Console = request.app[CONSOLE]
     return console.render("map.html", request, view=console.map_view, pad=PAD,
+                          tiles=console.tiles, attribution=console.tiles_attribution,
                           city=console.city_name)
 
 
@@ -569,6 +617,39 @@ async def audit_page(request: web.Request) -> web.Response:
     return console.render("audit.html", request, rows=await asyncio.to_thread(read))
 
 
+def _local_path(target: str) -> str:
+    """``target`` if it is a path on this site, else ``/``: no redirect sends anyone elsewhere."""
+    if not target.startswith("/") or target[1:2] in ("/", "\\"):     # "//host", "/\\host"
+        return "/"
+    return target
+
+
+async def choose_language(request: web.Request) -> web.StreamResponse:
+    """``/lang?to=en&next=/map``: the browser's language cookie (nothing on the server
+    changes, so it needs no session: the sign-in page offers it too)."""
+    lang = request.query.get("to", "")
+    if lang not in LANGS:
+        raise web.HTTPBadRequest(text=f"to: one of {', '.join(LANGS)}")
+    resp = web.HTTPSeeOther(_local_path(request.query.get("next", "/")))
+    resp.set_cookie(LANG_COOKIE, lang, max_age=400 * 86_400, samesite="Lax", path="/",
+                    secure=request.app[CONSOLE].secure_cookies)
+    raise resp
+
+
+@signed_in
+async def preferences(request: web.Request) -> web.Response:
+    """The signed-in user's own settings: ``{"notify": bool}`` (the board's sound and
+    notification), kept with the user in the ledger."""
+    console: Console = request.app[CONSOLE]
+    session: Session = request[SESSION]
+    await _check_csrf(request, session)
+    body = await _body(request)
+    if not isinstance(body.get("notify"), bool):
+        return web.json_response({"error": "notify: give true or false"}, status=400)
+    await asyncio.to_thread(console.accounts.set_notify, session.user.username, body["notify"])
+    return web.json_response({"notify": body["notify"]})
+
+
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
@@ -626,8 +707,11 @@ def make_app(console: Console) -> web.Application:
     app.router.add_get("/reports/view", report_view)
     app.router.add_get("/cases/{alert_id}", case_page)
     app.router.add_post("/api/cases/{alert_id}/actions", act)
+    app.router.add_get("/api/cases/{alert_id}/remaining", remaining)
     app.router.add_post("/api/bulk/acknowledge", bulk_acknowledge)
     app.router.add_get("/audit", audit_page)
+    app.router.add_get("/lang", choose_language)
+    app.router.add_post("/api/prefs", preferences)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_static("/static", HERE / "static")

@@ -41,6 +41,9 @@ class User:
     username: str
     role: str
     disabled: bool
+    #: The board's sound and browser notification, the user's own switch (kept with the user,
+    #: so it follows them from the desk to the big screen).
+    notify: bool = False
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,9 @@ class Accounts:
     def enable(self, username: str) -> None:
         self._update(username, disabled=False)
 
+    def set_notify(self, username: str, on: bool) -> None:
+        self._update(username, notify=on)
+
     def _update(self, username: str, **values: object) -> None:
         with self.engine.begin() as conn:
             done = conn.execute(update(users).where(users.c.username == username)
@@ -119,15 +125,15 @@ class Accounts:
 
     def list(self) -> list[User]:
         with self.engine.connect() as conn:
-            rows = conn.execute(select(users.c.username, users.c.role, users.c.disabled)
-                                .order_by(users.c.username)).all()
-        return [User(r.username, r.role, bool(r.disabled)) for r in rows]
+            rows = conn.execute(select(users.c.username, users.c.role, users.c.disabled,
+                                       users.c.notify).order_by(users.c.username)).all()
+        return [User(r.username, r.role, bool(r.disabled), bool(r.notify)) for r in rows]
 
     def get(self, username: str) -> User | None:
         with self.engine.connect() as conn:
-            r = conn.execute(select(users.c.username, users.c.role, users.c.disabled)
-                             .where(users.c.username == username)).first()
-        return None if r is None else User(r.username, r.role, bool(r.disabled))
+            r = conn.execute(select(users.c.username, users.c.role, users.c.disabled,
+                                    users.c.notify).where(users.c.username == username)).first()
+        return None if r is None else User(r.username, r.role, bool(r.disabled), bool(r.notify))
 
     def verify(self, username: str, password: str) -> User | None:
         """The user, if the password is theirs and they are not disabled."""
@@ -162,12 +168,12 @@ class Accounts:
         with self.engine.connect() as conn:
             r = conn.execute(
                 select(sessions.c.csrf, sessions.c.expires_at, users.c.username, users.c.role,
-                       users.c.disabled)
+                       users.c.disabled, users.c.notify)
                 .join(users, users.c.username == sessions.c.username)
                 .where(sessions.c.token_hash == _digest(token))).first()
         if r is None or r.expires_at < _now() or r.disabled:
             return None
-        return Session(User(r.username, r.role, False), r.csrf, r.expires_at)
+        return Session(User(r.username, r.role, False, bool(r.notify)), r.csrf, r.expires_at)
 
     def end(self, token: str) -> None:
         with self.engine.begin() as conn:

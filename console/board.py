@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
+
+import orjson
 
 from rules.alerts import ACTIVE
 
@@ -24,27 +27,43 @@ _DROP = ("evidence",)
 @dataclass(frozen=True)
 class Change:
     seq: int
-    event: str               # case (added or changed) | gone (no longer open) | refused
+    event: str               # case (added or changed) | gone (no longer open) | refused | reset
     data: dict[str, Any]
 
+    @cached_property
+    def text(self) -> str:
+        """The event's data as sent: encoded once, however many browsers follow."""
+        return orjson.dumps(self.data).decode()
 
-def summary(message: dict[str, Any], overdue: bool) -> dict[str, Any]:
-    out = {k: v for k, v in message.items() if k not in _DROP}
-    out["overdue"] = overdue
-    return out
+
+#: Sent to a browser whose stream fell behind: it fetches the board again.
+RESET = Change(0, "reset", {})
 
 
 class Board:
     """Open cases by id, each at its highest version seen."""
 
-    def __init__(self, epoch: str, log_size: int = LOG_SIZE) -> None:
+    def __init__(self, epoch: str, log_size: int = LOG_SIZE,
+                 key_zones: frozenset[str] = frozenset()) -> None:
         #: Names this run of the log: a Last-Event-ID from another run means "reload".
         self.epoch = epoch
+        #: The city map's key zones (重点区域): a case in one is flagged ``key_area``.
+        self.key_zones = key_zones
         self.cases: dict[str, dict[str, Any]] = {}
         self.versions: dict[str, int] = {}
         self.overdue: set[str] = set()
         self.seq = 0
         self.log: deque[Change] = deque(maxlen=log_size)
+
+    def key_area(self, message: dict[str, Any]) -> bool:
+        return not self.key_zones.isdisjoint(message.get("zones") or ())
+
+    def summary(self, message: dict[str, Any], overdue: bool) -> dict[str, Any]:
+        """What the board shows of a case: all but the evidence, and two flags of its own."""
+        out = {k: v for k, v in message.items() if k not in _DROP}
+        out["overdue"] = overdue
+        out["key_area"] = self.key_area(message)
+        return out
 
     def load(self, message: dict[str, Any], overdue: bool) -> None:
         """A case from the ledger's snapshot (no change is logged: nobody has seen the board)."""
@@ -53,7 +72,7 @@ class Board:
         if overdue:
             self.overdue.add(aid)
         if message["status"] in ACTIVE:
-            self.cases[aid] = summary(message, overdue)
+            self.cases[aid] = self.summary(message, overdue)
 
     def apply(self, message: dict[str, Any]) -> Change | None:
         """A ``city.alerts`` message; None when it is not newer than what the board has."""
@@ -64,7 +83,7 @@ class Board:
         if message["transition"] == "overdue":
             self.overdue.add(aid)
         if message["status"] in ACTIVE:
-            self.cases[aid] = summary(message, aid in self.overdue)
+            self.cases[aid] = self.summary(message, aid in self.overdue)
             return self._log("case", self.cases[aid])
         if self.cases.pop(aid, None) is None:
             return None

@@ -29,6 +29,12 @@ log = logging.getLogger("console")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (0.0.0.0 for the centre's network).")
 @click.option("--port", type=int, default=8080, show_default=True)
+@click.option("--tiles", "console_tiles", default=None, metavar="URL",
+              help="A tile layer under the map: a URL with {z}/{x}/{y} (Web Mercator, e.g. the "
+              "centre's own tile server). [env: CITYORDER_CONSOLE_TILES; default: none]")
+@click.option("--tiles-attribution", "console_tiles_attribution", default=None,
+              help="Shown under the map, as the tiles' licence asks. "
+              "[env: CITYORDER_CONSOLE_TILES_ATTRIBUTION]")
 @click.option("--secure-cookies", is_flag=True,
               help="Mark cookies Secure (behind HTTPS, as in production).")
 @click.option("--loglevel", default="info", show_default=True,
@@ -99,10 +105,12 @@ async def serve(settings: Any, store: Any, host: str, port: int, *,
         await sender.producer.send_and_wait(audit_topic, orjson.dumps(row),
                                             key=(row["actor"] or "").encode())
 
-    board = Board(uuid.uuid4().hex[:8])
+    board = Board(uuid.uuid4().hex[:8],
+                  key_zones=frozenset(z.id for z in city.zones.values() if z.key))
     app_state = Console(store, board, cal, send=sender.send, stamp=stamp,
                         publish_audit=publish_audit, secure_cookies=secure_cookies,
-                        map_view=map_view, city_name=city.name)
+                        map_view=map_view, city_name=city.name, tiles=settings.console_tiles,
+                        tiles_attribution=settings.console_tiles_attribution)
     follower = Follower(settings, store, board, app_state.publish, app_state.refused,
                         app_state.dead_letters)
     runner = web.AppRunner(make_app(app_state), access_log=None)

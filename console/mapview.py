@@ -1,19 +1,28 @@
 """The console's map: the city map's grids and zones as SVG paths, with the projection the
-browser uses to place case markers.
+browser uses to place case markers, and (only if configured) the map tiles beneath them.
 
-Pure: from the GeoJSON (a dict) to a :class:`MapView`. The projection is equirectangular,
-scaled by the cosine of the map's middle latitude: at a city's size (tens of kilometres) its
-distortion is far below a marker's size, and the browser repeats it in three lines of JS.
+Pure: from the GeoJSON (a dict) to a :class:`MapView`. The projection is Web Mercator, the one
+map tiles are cut in, so a configured tile layer lies exactly under the grids; the browser
+repeats it in a few lines of JS (``static/map.js``).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 WIDTH = 1000.0
 PAD = 10.0
+#: Tiles are drawn at the zoom whose tiles are nearest this size on the map (their own size).
+TILE_PX = 256
+MAX_ZOOM = 20
+
+
+def mercator(lon: float, lat: float) -> tuple[float, float]:
+    """Web Mercator as a fraction of the world: (0, 0) north-west, (1, 1) south-east."""
+    phi = math.radians(max(-85.05112878, min(85.05112878, lat)))
+    return (lon + 180.0) / 360.0, (1.0 - math.asinh(math.tan(phi)) / math.pi) / 2.0
 
 
 @dataclass(frozen=True)
@@ -27,18 +36,39 @@ class Shape:
 
 
 @dataclass(frozen=True)
+class Tile:
+    href: str
+    x: float
+    y: float
+    size: float
+
+
+@dataclass(frozen=True)
 class MapView:
     width: float
     height: float
-    lon0: float            # the projection: x = (lon - lon0) * sx + PAD; y = (lat0 - lat) * sy + PAD
-    lat0: float
-    sx: float
-    sy: float
-    grids: list[Shape]
-    zones: list[Shape]
+    mx0: float             # the projection: x = (mx - mx0) * k + PAD, y = (my - my0) * k + PAD,
+    my0: float             # (mx, my) = mercator(lon, lat)
+    k: float
+    grids: list[Shape] = field(default_factory=list)
+    zones: list[Shape] = field(default_factory=list)
 
     def project(self, lon: float, lat: float) -> tuple[float, float]:
-        return ((lon - self.lon0) * self.sx + PAD, (self.lat0 - lat) * self.sy + PAD)
+        mx, my = mercator(lon, lat)
+        return (mx - self.mx0) * self.k + PAD, (my - self.my0) * self.k + PAD
+
+    def tiles(self, template: str) -> list[Tile]:
+        """The tiles (``{z}/{x}/{y}`` filled in ``template``) covering the picture."""
+        z = max(0, min(MAX_ZOOM, round(math.log2(self.k / TILE_PX))))
+        n = 2 ** z
+        size = self.k / n
+        inside = (self.width - 2 * PAD) / self.k, (self.height - 2 * PAD) / self.k
+        x0, y0 = math.floor(self.mx0 * n), math.floor(self.my0 * n)
+        x1 = min(n - 1, math.floor((self.mx0 + inside[0]) * n))
+        y1 = min(n - 1, math.floor((self.my0 + inside[1]) * n))
+        return [Tile(template.format(z=z, x=tx, y=ty), (tx / n - self.mx0) * self.k + PAD,
+                     (ty / n - self.my0) * self.k + PAD, size)
+                for ty in range(y0, y1 + 1) for tx in range(x0, x1 + 1)]
 
 
 def _rings(geometry: dict[str, Any]) -> list[list[list[float]]]:
@@ -56,14 +86,13 @@ def view_of(geojson: dict[str, Any]) -> MapView:
                 and _rings(f.get("geometry") or {})]
     points = [p for f in features for ring in _rings(f["geometry"]) for p in ring]
     if not points:
-        return MapView(WIDTH, WIDTH / 2, 0.0, 0.0, 1.0, 1.0, [], [])
-    lons, lats = [p[0] for p in points], [p[1] for p in points]
-    lon0, lon1, lat0, lat1 = min(lons), max(lons), min(lats), max(lats)
-    shrink = math.cos(math.radians((lat0 + lat1) / 2))
+        return MapView(WIDTH, WIDTH / 2, 0.0, 0.0, 1.0)
+    xs, ys = zip(*(mercator(*p[:2]) for p in points), strict=True)
+    mx0, mx1, my0, my1 = min(xs), max(xs), min(ys), max(ys)
     # The map fills the width (the page scales the SVG to its own width, however tall).
-    span = (lon1 - lon0) * shrink or (lat1 - lat0) or 1e-9
+    span = (mx1 - mx0) or (my1 - my0) or 1e-12
     k = (WIDTH - 2 * PAD) / span
-    view = MapView(WIDTH, (lat1 - lat0) * k + 2 * PAD, lon0, lat1, k * shrink, k, [], [])
+    view = MapView(WIDTH, (my1 - my0) * k + 2 * PAD, mx0, my0, k)
     for f in features:
         props = f["properties"]
         rings = _rings(f["geometry"])

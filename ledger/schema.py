@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 
 metadata = MetaData()
@@ -143,6 +144,8 @@ users = Table(
     Column("disabled", Boolean, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    #: The board's sound and browser notification for new level-2+ or key-area cases.
+    Column("notify", Boolean, nullable=False, server_default=false()),
 )
 
 #: Signed-in sessions. The cookie holds a random token; only its SHA-256 is stored, so a copy

@@ -240,6 +240,12 @@ class Settings(BaseModel):
     #: The case ledger's database (CITYORDER_LEDGER_URL): ``postgresql://user:pass@host/db``,
     #: ``sqlite:///path`` or a file path; unset, ``<state_dir>/ledger.sqlite``.
     ledger_url: str | None = None
+    #: The console map's tile layer (CITYORDER_CONSOLE_TILES), e.g. the centre's own tile
+    #: server ``http://tiles.city.local/{z}/{x}/{y}.png`` (Web Mercator, 256 px tiles);
+    #: unset, the map is the city map's grids and zones alone.
+    console_tiles: str | None = None
+    #: The attribution the tiles' licence asks for, shown under the map.
+    console_tiles_attribution: str | None = None
     #: Table store: ``rocksdb`` (rocksdict, survives restarts) or ``memory`` (tests).
     store: Literal["rocksdb", "memory"] = "rocksdb"
     security_protocol: SecurityProtocol = "PLAINTEXT"
@@ -307,6 +313,21 @@ class Settings(BaseModel):
         if not items:
             raise ValueError("no broker given; write kafka://HOST:PORT[,kafka://HOST:PORT...]")
         return tuple(_normalise_broker(str(item)) for item in items)
+
+    @field_validator("console_tiles")
+    @classmethod
+    def _check_tiles(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            value.format(z=0, x=0, y=0)
+        except (KeyError, IndexError, ValueError):
+            raise ValueError(f"{value!r}: only {{z}}, {{x}} and {{y}} may be in braces") from None
+        missing = [k for k in ("{z}", "{x}", "{y}") if k not in value]
+        if missing:
+            raise ValueError(f"{value!r} lacks {', '.join(missing)}: write it like "
+                             "http://tiles.example/{z}/{x}/{y}.png")
+        return value
 
     @field_validator("topic_prefix", mode="before")
     @classmethod

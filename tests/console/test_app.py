@@ -4,6 +4,7 @@ given (what it would send, and the clock it would stamp): the end-to-end test us
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,8 +16,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
-from console.app import Console, make_app
-from console.board import Board
+from console.app import STREAM_BACKLOG, Console, make_app
+from console.board import RESET, Board, Change
 from console.follow import load_snapshot
 from console.mapview import view_of
 from console.roles import ACTIONS, NOTE, ROLES, legal, may
@@ -100,17 +101,50 @@ async def csrf_of(client: TestClient) -> str:
     return token.group(1)
 
 
+#: What needs no session: the sign-in form, the language cookie, health, metrics, assets.
+OPEN = {"/login", "/lang", "/healthz", "/metrics"}
+
+
+def endpoints(h: Harness) -> list[tuple[str, str]]:
+    """Every (method, path) of the application, the path's variables filled in."""
+    out = []
+    for route in make_app(h.console).router.routes():
+        info = route.resource.get_info() if route.resource else {}
+        path = info.get("path") or info.get("formatter") or info.get("prefix", "")
+        if route.method in ("GET", "POST") and not path.startswith("/static"):
+            out.append((route.method, path.replace("{alert_id}", aid(0))))
+    return out
+
+
 async def test_nothing_without_signing_in(harness: tuple[Harness, TestClient]) -> None:
+    """Every endpoint, found on the router (a new one is checked without a new test)."""
     h, client = harness
-    r = await client.get("/", allow_redirects=False)
-    assert r.status == 303 and r.headers["Location"].startswith("/login")
-    for path in ("/api/board", "/events"):
-        assert (await client.get(path)).status == 401
-    r = await client.post(f"/api/cases/{aid(0)}/actions", json={"action": "acknowledge"})
-    assert r.status == 401
-    assert (await client.post("/api/bulk/acknowledge", json={"alert_ids": [aid(0)]})).status == 401
-    assert (await client.post("/logout")).status == 401
+    checked = endpoints(h)
+    assert len(checked) >= 18
+    for method, path in checked:
+        if path in OPEN:
+            continue
+        r = await client.request(method, path, json={"action": "acknowledge",
+                                                      "alert_ids": [aid(0)], "notify": True},
+                                 allow_redirects=False)
+        if method == "GET" and not path.startswith("/api/") and path != "/events":
+            assert r.status == 303 and r.headers["Location"].startswith("/login"), path
+        else:
+            assert r.status == 401, (method, path)
     assert h.sent == []
+
+
+async def test_every_state_changing_endpoint_needs_the_csrf_token(
+        harness: tuple[Harness, TestClient]) -> None:
+    h, client = harness
+    await sign_in(client, "admin")
+    posts = [path for method, path in endpoints(h) if method == "POST" and path != "/login"]
+    assert {"/logout", "/api/prefs", "/api/bulk/acknowledge"} <= set(posts)
+    for path in posts:
+        r = await client.post(path, json={"action": "acknowledge", "alert_ids": [aid(0)],
+                                          "notify": True})
+        assert r.status == 403 and "CSRF" in await r.text(), path
+    assert h.sent == [] and not h.console.accounts.get("admin").notify
 
 
 async def test_sign_in_sets_a_strict_http_only_cookie_and_bad_ones_are_refused(
@@ -211,7 +245,7 @@ async def test_reject_needs_a_reason_and_defer_an_end(harness: tuple[Harness, Te
     token = await csrf_of(client)
     r = await client.post(f"/api/cases/{aid(0)}/actions", json={"action": "reject"},
                           headers={"X-CSRF-Token": token})
-    assert r.status == 400 and "reason" in (await r.json())["error"]
+    assert r.status == 400 and "原因" in (await r.json())["error"]
     r = await client.post(f"/api/cases/{aid(0)}/actions", json={"action": "defer"},
                           headers={"X-CSRF-Token": token})
     assert r.status == 400
@@ -265,7 +299,7 @@ async def test_the_audit_page_is_for_supervisors(harness: tuple[Harness, TestCli
     async with TestClient(client.server) as other:
         await sign_in(other, "supervisor")
         page = await (await other.get("/audit")).text()
-        assert "sign_in" in page and "operator" in page
+        assert "<td>登录</td>" in page and "<td>operator</td><td>值班员</td>" in page
 
 
 @pytest.mark.parametrize("target", ["//evil.example/x", "/\\evil.example", "https://evil.example"])
@@ -290,6 +324,30 @@ async def test_the_map_draws_every_grid_as_a_link_to_the_filtered_board(
     links = re.findall(r'<a href="/\?grid_id=([^"]+)" class="grid-link"', page)
     assert len(links) == 50 and "JY-0101" in links
     assert page.count('class="zone ') == 29 and 'src="/static/map.js"' in page
+
+
+async def test_the_countdown_is_asked_for_again(harness: tuple[Harness, TestClient]) -> None:
+    _, client = harness
+    await sign_in(client, "viewer")
+    out = await (await client.get(f"/api/cases/{aid(0)}/remaining")).json()
+    # The harness's clock is 2026-11-18 19:06:40 (Beijing), the deadline 11-20 11:00.
+    assert out["remaining"].startswith("剩余 39 时 53 分（工作时 "), out
+    assert (await (await client.get(f"/api/cases/{aid(5)}/remaining")).json())["remaining"] == ""
+
+
+async def test_a_tile_layer_only_if_configured(store: LedgerStore) -> None:
+    h = Harness(store)
+    async with TestClient(TestServer(make_app(h.console))) as client:
+        await sign_in(client, "viewer")
+        assert "<image" not in await (await client.get("/map")).text()
+    tiled = Console(store, h.board, CAL, send=h.console.send, stamp=h.console.stamp,
+                    map_view=h.console.map_view, tiles="http://tiles.test/{z}/{x}/{y}.png",
+                    tiles_attribution="© 测绘院")
+    async with TestClient(TestServer(make_app(tiled))) as client:
+        await sign_in(client, "viewer")
+        page = await (await client.get("/map")).text()
+        hrefs = re.findall(r'<image href="http://tiles.test/(\d+)/(\d+)/(\d+).png"', page)
+        assert len(hrefs) == len(tiled.tiles) > 0 and "© 测绘院" in page
 
 
 async def test_the_reports_page_shows_the_ledgers_scorecard(
@@ -346,3 +404,63 @@ async def test_metrics_count_what_the_audit_records(harness: tuple[Harness, Test
                     (("action", "verify"), ("result", "denied")))] == 1
     assert samples[("cityorder_console_open_cases", ())] == 4       # open, ack'd, dispatched, deferred
     assert samples[("cityorder_console_pending_actions", ())] == 1
+
+
+async def test_the_notification_switch_is_kept_with_the_user(
+        harness: tuple[Harness, TestClient]) -> None:
+    h, client = harness
+    await sign_in(client, "operator")
+    assert 'id="notify" checked' not in await (await client.get("/")).text()
+    token = await csrf_of(client)
+    r = await client.post("/api/prefs", json={"notify": "yes"}, headers={"X-CSRF-Token": token})
+    assert r.status == 400
+    r = await client.post("/api/prefs", json={"notify": True}, headers={"X-CSRF-Token": token})
+    assert r.status == 200 and h.console.accounts.get("operator").notify
+    async with TestClient(client.server) as elsewhere:      # another desk, the same person
+        await sign_in(elsewhere, "operator")
+        assert 'id="notify" checked' in await (await elsewhere.get("/")).text()
+        await sign_in(elsewhere, "viewer")
+        assert 'id="notify" checked' not in await (await elsewhere.get("/")).text()
+
+
+async def test_english_on_request_chinese_by_default(harness: tuple[Harness, TestClient]) -> None:
+    _, client = harness
+    assert "值班登录" in await (await client.get("/login")).text()
+    r = await client.get("/lang", params={"to": "en", "next": "/login"}, allow_redirects=False)
+    assert r.status == 303 and r.headers["Location"] == "/login"
+    assert "Duty sign-in" in await (await client.get("/login")).text()
+    r = await sign_in(client, "operator", "wrong password")
+    assert "Wrong username or password" in await r.text()
+    await sign_in(client, "supervisor")
+    for path in ("/", "/map", f"/cases/{aid(0)}", "/reports", "/deadletters", "/audit"):
+        page = await (await client.get(path)).text()
+        # (the map's shapes are titled with the city map's own names: data, not interface)
+        visible = re.sub(r"<script[^>]*>.*?</script>|<svg.*?</svg>|<[^>]+>", " ", page,
+                         flags=re.S)
+        assert 'lang="en"' in page
+        # Chinese is left only where it is data (the city's names) or the way back to it.
+        leftover = set(re.findall(r"[\u4e00-\u9fff]+", visible)) - {"中文", "甲街道", "简阳市"}
+        assert not leftover, (path, leftover)
+    token = await csrf_of(client)
+    r = await client.post(f"/api/cases/{aid(5)}/actions", json={"action": "acknowledge"},
+                          headers={"X-CSRF-Token": token})
+    assert r.status == 409 and (await r.json())["error"] == \
+        "The case is Closed: it cannot Acknowledge"
+    for bad in ("//evil.example/", "/\\evil.example", "https://evil.example/"):
+        r = await client.get("/lang", params={"to": "zh", "next": bad}, allow_redirects=False)
+        assert r.headers["Location"] == "/"
+    assert (await client.get("/lang", params={"to": "fr"})).status == 400
+
+
+async def test_a_browser_that_falls_behind_is_told_to_reload(
+        harness: tuple[Harness, TestClient]) -> None:
+    h, _ = harness
+    slow: asyncio.Queue[Change] = asyncio.Queue()
+    h.console.listeners.add(slow)
+    for seq in range(STREAM_BACKLOG):
+        slow.put_nowait(Change(seq, "case", {}))
+    h.console.publish(Change(STREAM_BACKLOG, "case", {"alert_id": aid(0), "version": 9}))
+    assert slow not in h.console.listeners
+    assert slow.qsize() == STREAM_BACKLOG + 1
+    *_, last = [slow.get_nowait() for _ in range(slow.qsize())]
+    assert last is RESET

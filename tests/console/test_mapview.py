@@ -7,7 +7,8 @@ import math
 import orjson
 import pytest
 
-from console.mapview import PAD, WIDTH, view_of
+from console.mapview import PAD, WIDTH, mercator, view_of
+from rules.citymap import CityMap
 from rules.demo.city import GEOJSON_PATH
 
 
@@ -45,3 +46,37 @@ def test_devices_and_empty_maps_draw_nothing() -> None:
     assert view_of({"features": [{"type": "Feature", "properties": {"type": "camera"},
                                   "geometry": {"type": "Point", "coordinates": [1, 2]}}]}).grids == []
     assert view_of({}).zones == []
+
+
+def test_web_mercator_as_slippy_maps_number_it() -> None:
+    assert mercator(0.0, 0.0) == pytest.approx((0.5, 0.5))
+    assert mercator(-180.0, 85.05112878) == pytest.approx((0.0, 0.0), abs=1e-9)
+    # Tile numbers by the OpenStreetMap wiki's formula (ln(tan + sec), not asinh(tan)).
+    lon, lat, z = 104.5476, 30.3889, 15
+    x, y = mercator(lon, lat)
+    phi = math.radians(lat)
+    assert math.floor(x * 2 ** z) == math.floor((lon + 180) / 360 * 2 ** z)
+    assert math.floor(y * 2 ** z) == math.floor(
+        (1 - math.log(math.tan(phi) + 1 / math.cos(phi)) / math.pi) / 2 * 2 ** z)
+
+
+def test_the_tiles_cover_the_picture_and_lie_under_what_they_show() -> None:
+    view = view_of(orjson.loads(GEOJSON_PATH.read_bytes()))
+    tiles = view.tiles("http://tiles.test/{z}/{x}/{y}.png")
+    z = {int(t.href.split("/")[3]) for t in tiles}
+    assert len(z) == 1
+    size = tiles[0].size
+    assert 256 / math.sqrt(2) <= size <= 256 * math.sqrt(2)
+    assert min(t.x for t in tiles) <= PAD and max(t.x + t.size for t in tiles) >= view.width - PAD
+    assert min(t.y for t in tiles) <= PAD and max(t.y + t.size for t in tiles) >= view.height - PAD
+    assert len(tiles) == len({t.href for t in tiles}) < 100
+    # A place on the map is drawn inside the tile its slippy-map number names.
+    zoom = z.pop()
+    grids = list(CityMap.load(GEOJSON_PATH).grids.values())
+    for lon, lat in [(g.lon, g.lat) for g in grids[::7]]:
+        px, py = view.project(lon, lat)
+        phi = math.radians(lat)
+        tx = math.floor((lon + 180) / 360 * 2 ** zoom)
+        ty = math.floor((1 - math.log(math.tan(phi) + 1 / math.cos(phi)) / math.pi) / 2 * 2 ** zoom)
+        tile = next(t for t in tiles if t.x <= px < t.x + t.size and t.y <= py < t.y + t.size)
+        assert tile.href == f"http://tiles.test/{zoom}/{tx}/{ty}.png"

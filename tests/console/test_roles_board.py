@@ -58,6 +58,16 @@ def test_board_keeps_open_cases_at_their_newest_version() -> None:
     assert b.apply(m("z", 3, "closed")) is None            # never on the board: no change
 
 
+def test_a_case_in_a_key_zone_is_flagged_for_the_alarm() -> None:
+    b = Board("E", key_zones=frozenset({"school-1"}))
+    b.load({**m("a", 1, "open"), "zones": ["road-2", "school-1"]}, overdue=False)
+    c = b.apply({**m("b", 1, "open", "opened"), "zones": ["road-2"]})
+    assert b.cases["a"]["key_area"] is True
+    assert c is not None and c.data["key_area"] is False
+    assert Board("E").summary({**m("a", 1, "open"), "zones": ["school-1"]}, False)["key_area"] \
+        is False
+
+
 def test_a_reconnect_gets_every_change_it_missed_or_is_told_to_reload() -> None:
     b = Board("E", log_size=3)
     for v in range(1, 6):

@@ -6,7 +6,9 @@ case; it must be on the board within 2 s of its ``opened`` on ``city.alerts``. A
 acknowledges it with a note in the browser; the worker applies the feedback and the next
 version and the note are in the case's timeline. A viewer sees no action and gets 403 from the
 endpoint. The board's live stream, cut by the server, resumes with no change lost. A filtered
-URL shows only what it names. Screenshots of the board and the case page are saved to
+URL shows only what it names. Two new cases are acknowledged at once from the board; a request
+without the CSRF token is refused; the English switch turns the board to English. Screenshots
+of the board (in both languages), the map and the case page are saved to
 ``out/test-artifacts/``.
 """
 
@@ -167,6 +169,11 @@ async def test_the_console_in_a_real_browser(system: dict[str, Any], settings: S
             await page.goto(f"{url}/map")
             await page.wait_for_selector(f"circle.marker[data-alert-id='{aid}']")
             assert await page.locator("a.grid-link").count() == 50
+            # The browser puts the marker where the server's projection puts the place.
+            marker = page.locator(f"circle.marker[data-alert-id='{aid}']")
+            where = [float(await marker.get_attribute(a) or "nan") for a in ("cx", "cy")]
+            assert where == pytest.approx(system["console"].map_view.project(
+                first["location"]["lon"], first["location"]["lat"]), abs=0.01)
             await page.screenshot(path=str(ARTIFACTS / "console-map.png"), full_page=True)
             await page.click(f"a.grid-link[data-grid-id='{first['grid_id']}']")
             await page.wait_for_url(f"{url}/?grid_id={first['grid_id']}")
@@ -218,6 +225,37 @@ async def test_the_console_in_a_real_browser(system: dict[str, Any], settings: S
             assert len(ids) >= 3          # the two vendors, the first case (and cam-0007 silent)
             for a in ids:
                 await page.wait_for_selector(f"tr[data-alert-id='{a}']", timeout=20_000)
+
+            # Bulk acknowledge the two new cases from the board: the engine's next versions.
+            fresh = [m["alert_id"] for _, m in opened.messages if m["transition"] == "opened"
+                     and m["rule_id"] == first["rule_id"] and m["alert_id"] != aid]
+            assert len(fresh) == 2
+            for a in fresh:
+                await page.check(f"tr[data-alert-id='{a}'] input.pick")
+            await page.click("#bulk-ack")
+            await page.wait_for_selector("#bulk-result:has-text('已提交 2 件')")
+            for a in fresh:
+                _, m = await opened.wait(lambda m, a=a: m["alert_id"] == a
+                                         and m["transition"] == "acknowledged")
+                assert m["actor"] == "duty7"
+                await page.wait_for_selector(f"tr[data-alert-id='{a}']:has-text('已受理')",
+                                             timeout=15_000)
+
+            # Without the session's CSRF token, the same request is refused.
+            r = await page.request.post(f"{url}/api/cases/{aid}/actions",
+                                        data={"action": "note", "note": "no token"})
+            assert r.status == 403
+
+            # The English switch: the same board, in English, kept across pages.
+            await page.click("#lang")
+            await page.wait_for_selector("body[data-live='1']")
+            assert (await page.inner_text("nav")).split() == ["Live", "board", "Map", "Scorecards",
+                                                              "Dead", "letters"]
+            await page.wait_for_selector(f"tr[data-alert-id='{fresh[0]}']:has-text('Acknowledged')")
+            assert "Level 1" in await page.inner_text(f"tr[data-alert-id='{fresh[0]}']")
+            await page.screenshot(path=str(ARTIFACTS / "console-board-en.png"), full_page=True)
+            await page.click("#lang")
+            await page.wait_for_selector("nav:has-text('实时看板')")
 
             # What a producer sent wrong reaches the dead-letters page.
             await simulate(settings, [{"topic": "city.events.camera", "key": "cam-0007",
