@@ -70,16 +70,24 @@ CATEGORIES = [("street_vendor", "street-vending.main-road", "05-01", "主干道�
               ("street_light_out", "street-light.dark", "21-02", "路灯不亮")]
 SEVERITIES = ("minor", "major", "critical")
 #: Records every case/gone event the board applies: [alert_id, version, applied, painted].
-PROBE = """
+#: ``painted`` is the first animation frame after it, for a change that moved a row in the
+#: page (a frame is drawn for it anyway); a change to a case below the first rows shows only
+#: in the counters, written at most every 250 ms, and gets null (asking a frame for each
+#: would make the probe, not the board, the browsers' main cost).
+PROBE = r"""
 window.__lat = [];
 const add = EventSource.prototype.addEventListener;
+const rowOf = id => document.querySelector(`tr[data-alert-id="${CSS.escape(id)}"]`);
 EventSource.prototype.addEventListener = function (type, fn, options) {
   if (type !== "case" && type !== "gone") return add.call(this, type, fn, options);
   return add.call(this, type, e => {
+    const id = /"alert_id":"([^"]+)"/.exec(e.data)[1], version = +/"version":(\d+)/.exec(e.data)[1];
+    const had = rowOf(id) !== null;
     fn(e);
-    const d = JSON.parse(e.data), applied = performance.timeOrigin + performance.now();
-    requestAnimationFrame(() => window.__lat.push(
-      [d.alert_id, d.version, applied, performance.timeOrigin + performance.now()]));
+    const applied = performance.timeOrigin + performance.now();
+    if (had || rowOf(id) !== null) requestAnimationFrame(() => window.__lat.push(
+      [id, version, applied, performance.timeOrigin + performance.now()]));
+    else window.__lat.push([id, version, applied, null]);
   }, options);
 };
 """
@@ -239,6 +247,15 @@ async def run(args: argparse.Namespace) -> int:
             shutil.rmtree(work, ignore_errors=True)
 
 
+METRICS = ("TaskDuration", "ScriptDuration", "LayoutDuration", "RecalcStyleDuration")
+
+
+async def page_metrics(cdp: Any) -> dict[str, float]:
+    """Chromium's own accounting of a page's main thread (seconds, since ``enable``)."""
+    got = {m["name"]: m["value"] for m in (await cdp.send("Performance.getMetrics"))["metrics"]}
+    return {k: got.get(k, 0.0) for k in METRICS}
+
+
 async def open_screen(browser: Any, url: str, state: Any) -> tuple[Any, float, float]:
     """A new screen on the board: (page, the board's own first-paint mark, wall ms to it)."""
     ctx = await browser.new_context(viewport={"width": 1600, "height": 1000}, storage_state=state)
@@ -265,6 +282,10 @@ async def measure(args: argparse.Namespace, browser: Any, url: str, console: Any
     state = await ctx.storage_state()
     await ctx.close()
 
+    cookies = {c["name"]: c["value"] for c in state["cookies"]}
+    listeners = [Listener(url, cookies) for _ in range(args.streams)]
+    for listener in listeners:
+        await listener.start()
     screens, marks, walls = [], [], []
     for _ in range(args.browsers):
         page, mark, wall = await open_screen(browser, url, state)
@@ -276,7 +297,8 @@ async def measure(args: argparse.Namespace, browser: Any, url: str, console: Any
           f"({rows} rows drawn, the rest on scrolling): board mark median "
           f"{statistics.median(marks):.0f} ms, max {max(marks):.0f} ms; wall from goto median "
           f"{statistics.median(walls):.0f} ms, max {max(walls):.0f} ms", flush=True)
-    print(f"  streams open at the console: {len(console.streams)}", flush=True)
+    print(f"  streams open at the console: {len(console.streams)} ({args.browsers} browsers, "
+          f"{args.streams} streaming clients)", flush=True)
 
     sent: dict[tuple[str, int], int] = {}
     period = 1 / args.rate
@@ -304,18 +326,46 @@ async def measure(args: argparse.Namespace, browser: Any, url: str, console: Any
         loaded_marks.append(mark)
 
     print(f"load: {args.rate:g} transitions/s for {args.seconds:g} s ({total:,}) ...", flush=True)
+    sessions = [await page.context.new_cdp_session(page) for page in screens]
+    for cdp in sessions:
+        await cdp.send("Performance.enable")
+    before = [await page_metrics(cdp) for cdp in sessions]
+    if args.trace:
+        await browser.start_tracing(page=screens[0], path=str(args.trace))
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     await asyncio.gather(produce(), late())
     elapsed = time.perf_counter() - t0
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    after = [await page_metrics(cdp) for cdp in sessions]
+    if args.trace:
+        await browser.stop_tracing()
+        print(f"  the first screen's trace (chrome://tracing, Perfetto): {args.trace}", flush=True)
+    busy = {k: statistics.median((a[k] - b[k]) / elapsed for a, b in zip(after, before,
+                                                                          strict=True))
+            for k in METRICS}
     await asyncio.sleep(3)                              # the last changes reach every screen
     print(f"  sent {len(sent):,} in {elapsed:.1f} s ({len(sent) / elapsed:.1f}/s); this process "
           f"(console, ledger, producer, Playwright's driver) used "
           f"{(cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime) / elapsed:.0%} "
           f"of a core; max RSS {cpu1.ru_maxrss / 1024:.0f} MB", flush=True)
+    print(f"  a screen's main thread (median of the screens, share of one core): all tasks "
+          f"{busy['TaskDuration']:.1%}, script {busy['ScriptDuration']:.1%}, layout "
+          f"{busy['LayoutDuration']:.1%}, style {busy['RecalcStyleDuration']:.1%}", flush=True)
     print(f"first paint of a screen opened during the load: {loaded_marks[0]:.0f} ms", flush=True)
+    failures: list[str] = []
+    arrived: list[float] = []
 
+    for n, listener in enumerate(listeners):
+        await listener.stop()
+        got = {k: v - sent[k] for k, v in listener.arrived.items() if k in sent}
+        if len(got) != len(sent):
+            failures.append(f"streaming client {n}: {len(sent) - len(got)} changes never came")
+        arrived = [*arrived, *got.values()]
+    if listeners:
+        print(f"  arrival at the {len(listeners)} streaming clients (parsed): p50 "
+              f"{pct(arrived, 50):.0f} ms, p99 {pct(arrived, 99):.0f} ms, max {max(arrived):.0f} "
+              "ms", flush=True)
     rank = {"critical": 3, "major": 2, "minor": 1}
     expected = [m["alert_id"] for m in sorted(
         (model.last[a] for a in model.open),
@@ -323,17 +373,17 @@ async def measure(args: argparse.Namespace, browser: Any, url: str, console: Any
     painted: list[float] = []
     applied: list[float] = []
     worst: list[float] = []
-    failures = []
     for n, page in enumerate(screens):
         records = await page.evaluate("window.__lat")
         seen = {}
         for aid, version, a, r in records:
             if (aid, version) in sent:
-                seen[(aid, version)] = (a - sent[(aid, version)], r - sent[(aid, version)])
+                t = sent[(aid, version)]
+                seen[(aid, version)] = (a - t, None if r is None else r - t)
         missing = len(sent) - len(seen)
         if missing:
             failures.append(f"screen {n}: {missing} changes never reached the board")
-        lat = [r for _, r in seen.values()]
+        lat = [r for _, r in seen.values() if r is not None]
         painted += lat
         applied += [a for a, _ in seen.values()]
         worst.append(pct(lat, 99) if lat else float("nan"))
@@ -345,23 +395,62 @@ async def measure(args: argparse.Namespace, browser: Any, url: str, console: Any
         if shown != len(model.open):
             failures.append(f"screen {n}: shows {shown} open cases, the producer has "
                             f"{len(model.open)}")
-    print(f"update latency, {len(screens)} screens x {len(sent):,} changes = {len(painted):,} "
-          f"(city.alerts record timestamp -> the frame that paints it):", flush=True)
-    print(f"  painted: p50 {pct(painted, 50):.0f} ms, p95 {pct(painted, 95):.0f} ms, "
-          f"p99 {pct(painted, 99):.0f} ms, max {max(painted):.0f} ms; worst screen's p99 "
-          f"{max(worst):.0f} ms", flush=True)
-    print(f"  applied (before the frame): p50 {pct(applied, 50):.0f} ms, p99 "
-          f"{pct(applied, 99):.0f} ms", flush=True)
-    over = sum(v > 500 for v in painted)
-    print(f"  over 500 ms: {over:,} of {len(painted):,} ({over / len(painted):.2%})", flush=True)
-    ok = not failures and max(marks) <= 1000 and pct(painted, 99) <= 500
+    print(f"update latency, {len(screens)} screens x {len(sent):,} changes = {len(applied):,}, "
+          "from the city.alerts record's timestamp:", flush=True)
+    print(f"  applied by the board (all): p50 {pct(applied, 50):.0f} ms, p95 "
+          f"{pct(applied, 95):.0f} ms, p99 {pct(applied, 99):.0f} ms, max {max(applied):.0f} ms",
+          flush=True)
+    print(f"  painted, the {len(painted):,} that moved a row in the page: p50 "
+          f"{pct(painted, 50):.0f} ms, p95 {pct(painted, 95):.0f} ms, p99 {pct(painted, 99):.0f} "
+          f"ms, max {max(painted):.0f} ms; worst screen's p99 {max(worst):.0f} ms", flush=True)
+    over = sum(v > 500 for v in painted) + sum(v > 250 for v in applied)
+    print(f"  over 500 ms on screen (a row painted after 500 ms, or applied after 250 ms and so "
+          f"in the counters after 500): {over:,} of {len(applied):,} ({over / len(applied):.2%})",
+          flush=True)
+    ok = (not failures and max(marks) <= 1000 and pct(painted, 99) <= 500
+          and pct(applied, 99) <= 250)
     for f in failures:
         print("FAIL:", f, flush=True)
-    print(f"targets (first paint <= 1000 ms, p99 update <= 500 ms, every change on every "
-          f"screen): {'met' if ok else 'NOT met'}", flush=True)
+    print(f"targets (first paint <= 1000 ms; p99 on screen <= 500 ms: rows painted, counters "
+          f"applied + 250 ms; every change on every screen): {'met' if ok else 'NOT met'}",
+          flush=True)
     if late_screen is not None:
         await late_screen.context.close()
     return 0 if ok else 1
+
+
+class Listener:
+    """A streaming client that is not a browser: reads /events as a dispatch screen's script
+    would, parses each event, and notes when each (alert_id, version) arrived."""
+
+    def __init__(self, url: str, cookies: dict[str, str]) -> None:
+        self.url, self.cookies = url, cookies
+        self.arrived: dict[tuple[str, int], float] = {}
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        import aiohttp
+
+        self.session = aiohttp.ClientSession(cookies=self.cookies)
+        async with self.session.get(self.url + "/api/board") as r:
+            snap = await r.json(loads=orjson.loads)
+        self.resp = await self.session.get(f"{self.url}/events?last={snap['epoch']}:{snap['seq']}")
+        self.task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        async for line in self.resp.content:
+            if line.startswith(b"data:"):
+                d = orjson.loads(line[5:])
+                if "alert_id" in d and "version" in d:
+                    self.arrived[(d["alert_id"], d["version"])] = time.time() * 1000
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        self.resp.release()
+        await self.session.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -370,9 +459,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cases", type=int, default=5_000, help="open cases (default 5000)")
     ap.add_argument("--rate", type=float, default=50, help="transitions a second (default 50)")
     ap.add_argument("--browsers", type=int, default=20, help="screens at once (default 20)")
+    ap.add_argument("--streams", type=int, default=0,
+                    help="streaming clients besides the browsers (default 0): to load the "
+                    "console with connections while fewer browsers share this machine's CPUs")
     ap.add_argument("--seconds", type=float, default=60, help="length of the load (default 60)")
     ap.add_argument("--seed", type=int, default=15)
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--trace", type=Path, default=None,
+                    help="write a Chromium trace of the first screen during the load here")
     args = ap.parse_args(argv)
     return asyncio.run(run(args))
 

@@ -70,6 +70,7 @@ MAX_PENDING = 10_000
 #: Changes waiting to be written to one browser (a stalled connection): beyond it, the browser
 #: is told to reload the board instead, and its queue is dropped.
 STREAM_BACKLOG = 5_000
+SEND_TIMEOUT = 30.0
 #: Audit results.
 OK, DENIED, FAILED, SENT, REFUSED = "ok", "denied", "failed", "sent", "refused"
 
@@ -336,22 +337,33 @@ async def _stream(request: web.Request, console: Console,
             await resp.send("{}", event="reset")
             return resp
         sent = 0
-        for change in backlog:
-            await _send(resp, console, change)
-            sent = change.seq
+        if backlog:
+            await _send(resp, console, backlog)
+            sent = backlog[-1].seq
         while resp.is_connected():
-            change = await queue.get()
-            if change is RESET:
+            # What came together goes together: one write, one wake-up of the browser, for
+            # the changes of one Kafka fetch.
+            batch = [await queue.get()]
+            while not queue.empty():
+                batch.append(queue.get_nowait())
+            if any(c is RESET for c in batch):
                 await resp.send("{}", event="reset")
                 return resp
-            if change.seq > sent:
-                await _send(resp, console, change)
-                sent = change.seq
+            batch = [c for c in batch if c.seq > sent]
+            if batch:
+                await _send(resp, console, batch)
+                sent = batch[-1].seq
         return resp
 
 
-async def _send(resp: Any, console: Console, change: Change) -> None:
-    await resp.send(change.text, event=change.event, id=f"{console.board.epoch}:{change.seq}")
+async def _send(resp: Any, console: Console, changes: list[Change]) -> None:
+    """Server-Sent Events, in one write (the data is JSON on one line: nothing to split). A
+    browser that takes nothing for :data:`SEND_TIMEOUT` seconds is disconnected."""
+    epoch = console.board.epoch
+    frames = "".join(f"id: {epoch}:{c.seq}\nevent: {c.event}\ndata: {c.text}\n\n"
+                     for c in changes)
+    async with asyncio.timeout(SEND_TIMEOUT):
+        await resp.write(frames.encode())
 
 
 # -- a case ---------------------------------------------------------------------------------------

@@ -78,6 +78,7 @@
     const tr = document.createElement("tr");
     tr.className = `level-${c.level}` + (c.overdue ? " overdue" : "") + (c.key_area ? " key" : "") + (fresh ? " fresh" : "");
     tr.dataset.alertId = c.alert_id; tr.dataset.version = c.version;
+    if (fresh) setTimeout(() => tr.classList.remove("fresh"), 3000);
     if (role !== "viewer") { const box = document.createElement("input"); box.type = "checkbox"; box.className = "pick"; box.value = c.alert_id; box.disabled = c.status !== "open"; box.checked = picked && !box.disabled; tr.insertCell().append(box); }
     cell(tr, T("{n} 级", {n: c.level})); cell(tr, SEVERITY[c.severity] || c.severity);
     const a = document.createElement("a"); a.href = "/cases/" + encodeURIComponent(c.alert_id); a.textContent = c.description || c.rule_id;
@@ -91,7 +92,7 @@
   // Only the first `limit` rows are in the page (more as one scrolls): the top of the board
   // is what a screen shows, and a table of thousands of rows is slow to lay out at each
   // change. The rows in the page are always rows[0..k) for some k <= limit.
-  const STEP = 200;
+  const STEP = 100;
   let limit = STEP;
   function build() {                  // the whole table: a snapshot, a new filter
     rows = [...cases.values()].filter(shown).sort(order);
@@ -140,14 +141,24 @@
   addEventListener("scroll", () => {
     if (rowOf.size < rows.length && innerHeight + scrollY > document.body.scrollHeight - 600) { limit += STEP; fill(); counters(); }
   }, {passive: true});
-  let counting = false;               // counters: once a frame, however many changes came
-  function later() { if (!counting) { counting = true; requestAnimationFrame(() => { counting = false; counters(); }); } }
+  // The counters: their elements made once, a number written only when it changed, at most
+  // four times a second however many changes come (each write lays the page out again).
+  let counting = null, lastCount = 0;
+  function later() {
+    if (counting) return;
+    counting = setTimeout(() => { counting = null; lastCount = performance.now(); counters(); }, Math.max(0, 250 - (performance.now() - lastCount)));
+  }
+  const counterEls = new Map(), box = document.getElementById("counters"), more = document.getElementById("more");
+  function put(el, text) { if (el.textContent !== text) el.textContent = text; }
   function counters() {
     const n = {};
     for (const c of rows) { n["s:" + c.status] = (n["s:" + c.status] || 0) + 1; n["l:" + c.level] = (n["l:" + c.level] || 0) + 1; if (c.overdue) n.overdue = (n.overdue || 0) + 1; }
     const items = [[T("显示"), rows.length], ...Object.entries(STATUS).map(([s, t]) => [t, n["s:" + s] || 0]), ...[1, 2, 3].map(l => [T("{n} 级", {n: l}), n["l:" + l] || 0]), [T("超期"), n.overdue || 0]];
-    document.getElementById("counters").replaceChildren(...items.map(([t, v]) => { const d = document.createElement("span"); d.className = "counter"; d.append(t + " "); const b = document.createElement("b"); b.textContent = v; d.append(b); return d; }));
-    document.getElementById("more").textContent = rowOf.size < rows.length ? T("列出前 {k} 件，共 {n} 件；向下滚动查看更多", {k: rowOf.size, n: rows.length}) : "";
+    for (const [t, v] of items) {
+      if (!counterEls.has(t)) { const d = document.createElement("span"); d.className = "counter"; d.append(t + " "); const b = document.createElement("b"); d.append(b); box.append(d); counterEls.set(t, b); }
+      put(counterEls.get(t), String(v));
+    }
+    put(more, rowOf.size < rows.length ? T("列出前 {k} 件，共 {n} 件；向下滚动查看更多", {k: rowOf.size, n: rows.length}) : "");
     picks();
   }
   function picks() { const bulk = document.getElementById("bulk-ack"); if (bulk) bulk.disabled = !tbody.querySelector(".pick:checked"); }
