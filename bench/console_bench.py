@@ -13,7 +13,7 @@ big screens would be).
    board built from ``/api/board``), and the wall time from ``goto`` to that mark.
 3. **Updates**: for ``--seconds`` at ``--rate`` transitions a second, a producer writes the
    next version of random cases to ``city.alerts`` (new evidence, acknowledge, dispatch,
-   escalate, defer; new cases; cases resolved off the board), stamping each record with the
+   escalate; new cases; cases closed off the board), stamping each record with the
    time it sends it. Each screen records, for every ``case`` and ``gone`` event, the time of
    the first animation frame after the board applied it (the frame that paints it). The
    latency is that time minus the record's timestamp: Kafka, the console's follower, the SSE
@@ -147,8 +147,8 @@ class Cases:
         old = self.last[self.open[i]]
         m = {**old, "version": old["version"] + 1, "at": iso(now_ms), "emitted_at": iso(now_ms),
              "actor": None, "note": None}
-        if r < 0.2:                                      # resolved: off the board
-            m.update(transition="resolved", status="resolved", actor="bench", photos=None)
+        if r < 0.2:                                      # closed: off the board
+            m.update(transition="closed", status="closed", actor="bench")
             self.open[i] = self.open[-1]
             self.open.pop()
         elif r < 0.35 and old["status"] == "open":

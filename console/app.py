@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import jinja2
 import orjson
@@ -58,6 +59,7 @@ from ledger.schema import audit, cases, transitions
 from ledger.store import LedgerStore
 from models.inputs import Feedback
 from models.timestamps import parse_timestamp_ms
+from rules.alerts import ACTIVE
 from rules.schedule import CityCalendar
 from rules.worktime import wt_between
 
@@ -71,6 +73,8 @@ MAX_PENDING = 10_000
 #: is told to reload the board instead, and its queue is dropped.
 STREAM_BACKLOG = 5_000
 SEND_TIMEOUT = 30.0
+#: Cases one bulk acknowledge may name.
+MAX_BULK = 500
 #: Audit results.
 OK, DENIED, FAILED, SENT, REFUSED = "ok", "denied", "failed", "sent", "refused"
 
@@ -114,6 +118,9 @@ class Console:
         self.send, self.stamp, self.publish_audit = send, stamp, publish_audit
         self.secure_cookies = secure_cookies
         self.pending: dict[str, Pending] = {}
+        #: The system's clock as last read for a case's countdown (monotonic time read, value):
+        #: reading it asks Kafka, and every open case page asks every 30 s.
+        self._clocks: dict[str, tuple[float, int]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.listeners: set[asyncio.Queue[Change]] = set()
         #: The open SSE streams' handler tasks, ended at shutdown (they never end by themselves).
@@ -122,6 +129,7 @@ class Console:
             loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
             undefined=jinja2.StrictUndefined)
         self.templates.filters["local"] = self.local
+        self.templates.filters["web_url"] = web_url
         self.templates.globals.update(STATUS=STATUS, SEVERITY=SEVERITY, TRANSITION=TRANSITION,
                                       ACTION=ACTION, AUDITED=AUDITED, ROLE=ROLE, PERIOD=PERIOD, RESULT=RESULT,
                                       GROUPING=GROUPING)
@@ -160,6 +168,19 @@ class Console:
         self._tasks.add(task)               # kept until done: a bare task may be collected
         task.add_done_callback(self._tasks.discard)
         return self.board.refused(data)
+
+    async def clock_for_display(self, alert_id: str) -> int:
+        """The system's clock for a countdown: read at most every 15 s per case (an action is
+        stamped with a fresh reading, :attr:`stamp`)."""
+        now = time.monotonic()
+        hit = self._clocks.get(alert_id)
+        if hit is not None and now - hit[0] < 15:
+            return hit[1]
+        if len(self._clocks) > 10_000:
+            self._clocks.clear()
+        value = await self.stamp(alert_id)
+        self._clocks[alert_id] = (now, value)
+        return value
 
     # -- audit -----------------------------------------------------------------------------
 
@@ -201,6 +222,28 @@ def speaks(request: web.Request) -> Translate:
     return translator(lang_of(request.cookies.get(LANG_COOKIE)))
 
 
+def web_url(url: object) -> str | None:
+    """A link a page may show: http or https only (a producer's ``javascript:`` URL is not)."""
+    if not isinstance(url, str):
+        return None
+    return url if urlsplit(url.strip()).scheme.lower() in ("http", "https") else None
+
+
+#: Scripts only from the console itself; images also from the camera platform's and the tile
+#: server's addresses (snapshots, tiles), whatever they are.
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+       "img-src 'self' http: https: data:; frame-ancestors 'self'; form-action 'self'")
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    resp = await handler(request)
+    resp.headers.setdefault("Content-Security-Policy", CSP)
+    resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+    resp.headers.setdefault("Referrer-Policy", "same-origin")
+    return resp
+
+
 def _address(request: web.Request) -> str | None:
     return request.remote
 
@@ -219,7 +262,7 @@ def signed_in(handler: Handler) -> Handler:
             if _wants_json(request) or request.method != "GET":
                 raise web.HTTPUnauthorized(text='{"error": "sign in first"}',
                                            content_type="application/json")
-            raise web.HTTPSeeOther(f"/login?next={request.rel_url}")
+            raise web.HTTPSeeOther(f"/login?next={quote(str(request.rel_url), safe='/')}")
         request[SESSION] = session
         return await handler(request)
     return wrapped
@@ -322,6 +365,10 @@ async def events(request: web.Request) -> web.StreamResponse:
         return await _stream(request, console, queue)
     except (ConnectionResetError, ClientConnectionResetError):
         return web.Response(status=204)     # the browser went away; it reconnects if it wants
+    except TimeoutError:                    # took nothing for SEND_TIMEOUT s: cut it off
+        if request.transport is not None:
+            request.transport.abort()
+        return web.Response(status=204)
     finally:
         console.listeners.discard(queue)
         console.streams.discard(task)
@@ -329,8 +376,7 @@ async def events(request: web.Request) -> web.StreamResponse:
 
 async def _stream(request: web.Request, console: Console,
                   queue: asyncio.Queue[Change]) -> web.StreamResponse:
-    async with sse_response(request) as resp:
-        resp.ping_interval = 15
+    async with sse_response(request, ping_interval=15) as resp:
         backlog = console.board.since(request.headers.get("Last-Event-ID")
                                       or request.query.get("last"))
         if backlog is None:
@@ -402,6 +448,7 @@ async def case_page(request: web.Request) -> web.Response:
                           actions=offered(session.user.role, message["status"]),
                           pending=[p for p in console.pending.values() if p.alert_id == aid],
                           key_area=console.board.key_area(message),
+                          last=f"{console.board.epoch}:{console.board.seq}",
                           remaining=await _remaining(console, aid, message.get("deadline"),
                                                      speaks(request)))
 
@@ -423,7 +470,7 @@ async def _remaining(console: Console, aid: str, deadline: str | None, t: Transl
     in natural and in working time (docs/working-time.md)."""
     if not deadline:
         return ""
-    now = await console.stamp(aid)
+    now = await console.clock_for_display(aid)
     due = parse_timestamp_ms(deadline)
     if due <= now:
         return t("已超时 {span}", span=_span(now - due, t))
@@ -459,8 +506,11 @@ async def bulk_acknowledge(request: web.Request) -> web.Response:
     if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
         return web.json_response({"error": speaks(request)("请选择要受理的案件（alert_ids）")},
                                  status=400)
+    if len(ids) > MAX_BULK:
+        return web.json_response({"error": speaks(request)("一次最多受理 {n} 件", n=MAX_BULK)},
+                                 status=400)
     results = []
-    for aid in ids[:500]:
+    for aid in ids:
         code, result = await _act(console, session, aid, {"action": "acknowledge",
                                                            "note": body.get("note")},
                                   _address(request), speaks(request))
@@ -630,8 +680,14 @@ async def audit_page(request: web.Request) -> web.Response:
 
 
 def _local_path(target: str) -> str:
-    """``target`` if it is a path on this site, else ``/``: no redirect sends anyone elsewhere."""
-    if not target.startswith("/") or target[1:2] in ("/", "\\"):     # "//host", "/\\host"
+    """``target`` if it is a path on this site, else ``/``: no redirect sends anyone elsewhere.
+    Control characters are refused outright: a browser drops a tab or newline from a URL, so
+    ``/<TAB>/evil.example`` would become ``//evil.example``."""
+    if (not target.startswith("/") or target[1:2] in ("/", "\\") or "\\" in target
+            or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in target)):
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
         return "/"
     return target
 
@@ -684,8 +740,9 @@ class ConsoleMetrics:
         self.actions = Counter("cityorder_console_actions", "Actions by action and result (sent, "
                                "denied, failed, refused by the engine, ok: a note).",
                                ["action", "result"], registry=r)
-        Gauge("cityorder_console_open_cases", "Open cases on the board.",
-              registry=r).set_function(lambda: len(console.board.cases))
+        Gauge("cityorder_console_open_cases", "Open cases on the board (not counting the "
+              "resolved ones that wait for verification).", registry=r).set_function(
+            lambda: sum(c["status"] in ACTIVE for c in console.board.cases.values()))
         Gauge("cityorder_console_streams", "Browsers following the live stream.",
               registry=r).set_function(lambda: len(console.streams))
         Gauge("cityorder_console_pending_actions", "Actions sent and not yet answered by the "
@@ -704,7 +761,7 @@ async def _end_streams(app: web.Application) -> None:
 
 
 def make_app(console: Console) -> web.Application:
-    app = web.Application()
+    app = web.Application(middlewares=[security_headers])
     app[CONSOLE] = console
     app.on_shutdown.append(_end_streams)
     app.router.add_get("/login", login_page)

@@ -19,6 +19,9 @@ import orjson
 
 from rules.alerts import ACTIVE
 
+#: The cases the board shows: the engine's active ones and the resolved ones, which wait for a
+#: supervisor's verification (核查) before they close.
+ON_BOARD = ACTIVE | {"resolved"}
 LOG_SIZE = 20_000
 #: What the board shows of an alert message: all but the evidence (up to 10 events each).
 _DROP = ("evidence",)
@@ -27,7 +30,7 @@ _DROP = ("evidence",)
 @dataclass(frozen=True)
 class Change:
     seq: int
-    event: str               # case (added or changed) | gone (no longer open) | refused | reset
+    event: str               # case (added or changed) | gone (closed or rejected) | refused | reset
     data: dict[str, Any]
 
     @cached_property
@@ -71,7 +74,7 @@ class Board:
         self.versions[aid] = message["version"]
         if overdue:
             self.overdue.add(aid)
-        if message["status"] in ACTIVE:
+        if message["status"] in ON_BOARD:
             self.cases[aid] = self.summary(message, overdue)
 
     def apply(self, message: dict[str, Any]) -> Change | None:
@@ -82,7 +85,7 @@ class Board:
         self.versions[aid] = version
         if message["transition"] == "overdue":
             self.overdue.add(aid)
-        if message["status"] in ACTIVE:
+        if message["status"] in ON_BOARD:
             self.cases[aid] = self.summary(message, aid in self.overdue)
             return self._log("case", self.cases[aid])
         if self.cases.pop(aid, None) is None:

@@ -19,11 +19,10 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy import select
 
-from console.board import Board, Change
+from console.board import ON_BOARD, Board, Change
 from console.deadletters import TAIL, DeadLetters
 from ledger.schema import cases
 from ledger.store import LedgerStore
-from rules.alerts import ACTIVE
 from streams.settings import Settings
 from streams.topics import log_start_offsets, true_end_offsets
 
@@ -34,10 +33,11 @@ ALERTS, DEADLETTERS, FEEDBACK = "city.alerts", "city.alerts.deadletter", "city.a
 
 
 def load_snapshot(board: Board, store: LedgerStore) -> int:
-    """The open cases the ledger holds, into ``board``; how many."""
+    """The cases on the board (active, or resolved and awaiting verification) that the ledger
+    holds, into ``board``; how many."""
     with store.engine.connect() as conn:
         rows = conn.execute(select(cases.c.message, cases.c.overdue)
-                            .where(cases.c.status.in_(sorted(ACTIVE)))).all()
+                            .where(cases.c.status.in_(sorted(ON_BOARD)))).all()
     for message, overdue in rows:
         board.load(message if isinstance(message, dict) else orjson.loads(message), bool(overdue))
     return len(rows)

@@ -70,7 +70,8 @@ EN: Mapping[str, str] = {
     "{n} 级": "Level {n}", "仅超期": "Overdue only", "声音/通知": "Sound/notify",
     "新的 2 级以上或重点区域案件时提示（按用户保存）":
         "Alert on a new case of level 2 or above or in a key area (saved for you)",
-    "批量受理": "Acknowledge selected", "全选待受理": "Select all open",
+    "批量受理": "Acknowledge selected", "批量受理（{n} 件）": "Acknowledge selected ({n})",
+    "全选待受理": "Select all open",
     "连接中…": "Connecting…", "实时连接正常": "Live", "连接中断，正在重连…":
         "Disconnected, reconnecting…",
     "等级": "Level", "严重度": "Severity", "案件": "Case", "街道 / 网格": "Sub-district / grid",
@@ -90,7 +91,7 @@ EN: Mapping[str, str] = {
     "案件号": "Alert id", "编码": "code", "地址 / 位置": "Address / position", "区域": "Zones",
     "立案时间": "Opened at", "无": "none", "派遣对象": "Assignee", "缓办至": "Deferred until",
     "发现次数": "Occurrences", "{n}（{first} 至 {last}）": "{n} ({first} to {last})",
-    "证据": "Evidence", "抓拍 {id}": "Snapshot {id}",
+    "证据": "Evidence", "抓拍 {id}": "Snapshot {id}", "处置照片": "Photo of the fix",
     "派遣对象（责任单位或处置人员）": "Assignee (responsible unit or person)",
     "缓办至，如 2026-11-20T17:00:00+08:00（必填）":
         "Defer until, e.g. 2026-11-20T17:00:00+08:00 (required)",
@@ -109,6 +110,7 @@ EN: Mapping[str, str] = {
     "请填写备注内容": "Write the note", "作废须写明原因": "A rejection needs its reason",
     "无法写入反馈主题，请稍后重试": "Could not write the feedback topic: try again shortly",
     "请选择要受理的案件（alert_ids）": "Choose the cases to acknowledge (alert_ids)",
+    "一次最多受理 {n} 件": "At most {n} cases at once",
     # reports
     "周期": "Period", "日期": "Date", "分组": "Group by", "生成": "Show", "单独打开":
         "Open alone",

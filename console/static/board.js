@@ -8,12 +8,13 @@
 "use strict";
 (() => {
   const body = document.body, csrf = body.dataset.csrf, role = body.dataset.role;
-  const cases = new Map(), rowOf = new Map();
+  const cases = new Map(), rowOf = new Map(), picked = new Set();  // picked: for bulk acknowledge
   let rows = [];                      // the cases shown, in board order
-  const STATUS = {open: T("待受理"), acknowledged: T("已受理"), dispatched: T("已派遣"), deferred: T("缓办")};
+  const STATUS = {open: T("待受理"), acknowledged: T("已受理"), dispatched: T("已派遣"), deferred: T("缓办"), resolved: T("已处置")};
   const SEVERITY = {minor: T("一般"), major: T("较重"), critical: T("严重")};
   const form = document.getElementById("filters"), tbody = document.getElementById("cases");
   const live = document.getElementById("live"), notify = document.getElementById("notify");
+  const all = document.getElementById("all");
   const FILTERED = ["district", "grid_id", "responsible_unit", "category", "rule_id"];
   const known = Object.fromEntries(FILTERED.map(k => [k, new Set()]));
   for (const [k, v] of new URLSearchParams(location.search)) { const el = form.elements[k]; if (el) { if (el.type === "checkbox") el.checked = v === "1"; else { option(k, v); el.value = v; } } }
@@ -74,12 +75,12 @@
     return m < 60 ? T("{m} 分", {m}) : T("{h} 时 {m} 分", {h: Math.floor(m / 60), m: m % 60});
   }
   function cell(tr, text) { const td = tr.insertCell(); td.textContent = text == null ? "" : text; return td; }
-  function row(c, now, fresh, picked) {
+  function row(c, now, fresh) {
     const tr = document.createElement("tr");
     tr.className = `level-${c.level}` + (c.overdue ? " overdue" : "") + (c.key_area ? " key" : "") + (fresh ? " fresh" : "");
     tr.dataset.alertId = c.alert_id; tr.dataset.version = c.version;
     if (fresh) setTimeout(() => tr.classList.remove("fresh"), 3000);
-    if (role !== "viewer") { const box = document.createElement("input"); box.type = "checkbox"; box.className = "pick"; box.value = c.alert_id; box.disabled = c.status !== "open"; box.checked = picked && !box.disabled; tr.insertCell().append(box); }
+    if (role !== "viewer") { const box = document.createElement("input"); box.type = "checkbox"; box.className = "pick"; box.value = c.alert_id; box.disabled = c.status !== "open"; box.checked = picked.has(c.alert_id) && !box.disabled; tr.insertCell().append(box); }
     cell(tr, T("{n} 级", {n: c.level})); cell(tr, SEVERITY[c.severity] || c.severity);
     const a = document.createElement("a"); a.href = "/cases/" + encodeURIComponent(c.alert_id); a.textContent = c.description || c.rule_id;
     tr.insertCell().append(a, document.createElement("br"), c.alert_id);
@@ -96,9 +97,11 @@
   let limit = STEP;
   function build() {                  // the whole table: a snapshot, a new filter
     rows = [...cases.values()].filter(shown).sort(order);
+    for (const id of picked) { const c = cases.get(id); if (!c || c.status !== "open" || !shown(c)) picked.delete(id); }
+    if (all) all.checked = false;
     rowOf.clear();
     const now = systemNow(), frag = document.createDocumentFragment();
-    for (const c of rows.slice(0, limit)) { const tr = row(c, now, false, false); rowOf.set(c.alert_id, tr); frag.append(tr); }
+    for (const c of rows.slice(0, limit)) { const tr = row(c, now, false); rowOf.set(c.alert_id, tr); frag.append(tr); }
     tbody.replaceChildren(frag);
     counters();
   }
@@ -107,36 +110,36 @@
     while (rowOf.size > want) { const tr = tbody.lastElementChild; rowOf.delete(tr.dataset.alertId); tr.remove(); }
     if (rowOf.size < want) {
       const now = systemNow(), frag = document.createDocumentFragment();
-      for (const c of rows.slice(rowOf.size, want)) { const tr = row(c, now, false, false); rowOf.set(c.alert_id, tr); frag.append(tr); }
+      for (const c of rows.slice(rowOf.size, want)) { const tr = row(c, now, false); rowOf.set(c.alert_id, tr); frag.append(tr); }
       tbody.append(frag);
     }
   }
-  function remove(id) {               // whether its row was picked for bulk acknowledge
+  function remove(id) {
     const old = cases.get(id);
-    if (!old) return false;
+    if (!old) return;
     cases.delete(id);
     const i = rows.indexOf(old);
     if (i >= 0) rows.splice(i, 1);
     const tr = rowOf.get(id);
-    if (!tr) return false;
-    rowOf.delete(id); tr.remove();
-    return tr.querySelector(".pick:checked") !== null;
+    if (tr) { rowOf.delete(id); tr.remove(); }
   }
   function change(c) {                // one case added or changed: one row out, one row in
-    const old = cases.get(c.alert_id), picked = remove(c.alert_id);
+    const old = cases.get(c.alert_id);
+    remove(c.alert_id);
+    if (c.status !== "open") picked.delete(c.alert_id);
     cases.set(c.alert_id, c); seen(c);
     for (const k of FILTERED) option(k, c[k]);
     if (shown(c)) {
       const i = place(c);
       rows.splice(i, 0, c);
       if (i <= rowOf.size && i < limit) {
-        const tr = row(c, systemNow(), true, picked), next = rows[i + 1];
+        const tr = row(c, systemNow(), true), next = rows[i + 1];
         rowOf.set(c.alert_id, tr);
         tbody.insertBefore(tr, next && rowOf.get(next.alert_id) || null);
       }
     }
     fill(); later();
-    if (!old ? c.level >= 2 || c.key_area : c.level >= 2 && old.level < c.level) alarm(c);
+    if (shown(c) && (!old ? c.level >= 2 || c.key_area : c.level >= 2 && old.level < c.level)) alarm(c);
   }
   addEventListener("scroll", () => {
     if (rowOf.size < rows.length && innerHeight + scrollY > document.body.scrollHeight - 600) { limit += STEP; fill(); counters(); }
@@ -161,16 +164,26 @@
     put(more, rowOf.size < rows.length ? T("列出前 {k} 件，共 {n} 件；向下滚动查看更多", {k: rowOf.size, n: rows.length}) : "");
     picks();
   }
-  function picks() { const bulk = document.getElementById("bulk-ack"); if (bulk) bulk.disabled = !tbody.querySelector(".pick:checked"); }
+  function picks() { const bulk = document.getElementById("bulk-ack"); if (bulk) { bulk.disabled = picked.size === 0; bulk.textContent = picked.size ? T("批量受理（{n} 件）", {n: picked.size}) : T("批量受理"); } }
   setInterval(() => { const now = systemNow(); for (const c of rows.slice(0, rowOf.size)) rowOf.get(c.alert_id).querySelector(".age").textContent = age(c, now); }, 30000);
+  // One sound at most every 2 s (a burst of cases, or the changes replayed after a
+  // reconnect, is one alarm), one notification per case (tagged: shown again, it replaces).
+  let audio = null, lastSound = 0;
   function alarm(c) {
     if (!notify.checked) return;
-    try { const ctx = new AudioContext(), o = ctx.createOscillator(); o.frequency.value = 880; o.connect(ctx.destination); o.start(); o.stop(ctx.currentTime + 0.3); } catch (e) { /* no audio */ }
-    if ("Notification" in window && Notification.permission === "granted") new Notification(`${T("{n} 级", {n: c.level})}${c.key_area ? " · " + T("重点区域") : ""}：${c.description || c.rule_id}`, {body: `${c.district || ""} ${c.grid_id}`});
+    if (performance.now() - lastSound > 2000) {
+      lastSound = performance.now();
+      try { audio ||= new AudioContext(); const o = audio.createOscillator(); o.frequency.value = 880; o.connect(audio.destination); o.start(); o.stop(audio.currentTime + 0.3); } catch (e) { /* no audio */ }
+    }
+    if ("Notification" in window && Notification.permission === "granted") new Notification(`${T("{n} 级", {n: c.level})}${c.key_area ? " · " + T("重点区域") : ""}：${c.description || c.rule_id}`, {body: `${c.district || ""} ${c.grid_id}`, tag: c.alert_id});
   }
+  // A board that cannot be fetched, or a stream the browser gave up on (it does after an
+  // HTTP error such as 401), is tried again every 5 s; a 401 goes to sign-in.
   async function load() {
-    const r = await fetch("/api/board", {headers: {Accept: "application/json"}});
-    if (r.status === 401) { location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search); return; }
+    let r;
+    try { r = await fetch("/api/board", {headers: {Accept: "application/json"}}); } catch (e) { r = null; }
+    if (r && r.status === 401) { location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search); return; }
+    if (!r || !r.ok) { setTimeout(load, 5000); return; }
     const snap = await r.json();
     cases.clear(); newestAt = null;
     for (const c of snap.cases) { cases.set(c.alert_id, c); seen(c); for (const k of FILTERED) option(k, c[k]); }
@@ -183,20 +196,29 @@
     if (source) source.close();
     source = new EventSource("/events?last=" + encodeURIComponent(last));
     source.onopen = () => { live.textContent = T("实时连接正常"); live.className = "live"; body.dataset.live = "1"; };
-    source.onerror = () => { live.textContent = T("连接中断，正在重连…"); live.className = "live down"; body.dataset.live = "0"; };
+    source.onerror = () => {
+      live.textContent = T("连接中断，正在重连…"); live.className = "live down"; body.dataset.live = "0";
+      if (source.readyState === EventSource.CLOSED) setTimeout(load, 5000);
+    };
     source.addEventListener("case", e => change(JSON.parse(e.data)));
-    source.addEventListener("gone", e => { remove(JSON.parse(e.data).alert_id); later(); });
+    source.addEventListener("gone", e => { const id = JSON.parse(e.data).alert_id; remove(id); picked.delete(id); fill(); later(); });
     source.addEventListener("refused", e => { const d = JSON.parse(e.data); const el = document.getElementById("bulk-result"); if (el) el.textContent = T("引擎拒绝 {action} {id}：{reason}", {action: d.action, id: d.alert_id, reason: d.reason}); });
     source.addEventListener("reset", () => { source.close(); load(); });
   }
-  tbody.addEventListener("change", picks);
-  const all = document.getElementById("all");
-  if (all) all.addEventListener("change", () => { for (const b of tbody.querySelectorAll(".pick:not(:disabled)")) b.checked = all.checked; picks(); });
+  tbody.addEventListener("change", e => { if (e.target.classList.contains("pick")) { if (e.target.checked) picked.add(e.target.value); else picked.delete(e.target.value); } picks(); });
+  // Select all: every open case the filters let through, listed or not.
+  if (all) all.addEventListener("change", () => {
+    for (const c of rows) if (c.status === "open") { if (all.checked) picked.add(c.alert_id); else picked.delete(c.alert_id); }
+    for (const b of tbody.querySelectorAll(".pick:not(:disabled)")) b.checked = all.checked;
+    picks();
+  });
   const bulk = document.getElementById("bulk-ack");
   if (bulk) bulk.addEventListener("click", async () => {
-    const ids = [...tbody.querySelectorAll(".pick:checked")].map(b => b.value);
+    const ids = [...picked].slice(0, 500);
     const r = await fetch("/api/bulk/acknowledge", {method: "POST", headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf}, body: JSON.stringify({alert_ids: ids})});
     const out = await r.json();
+    if (out.results) for (const x of out.results) if (x.status === "pending") picked.delete(x.alert_id);
+    picks();
     document.getElementById("bulk-result").textContent = out.results ? T("已提交 {n} 件，等待引擎确认", {n: out.results.filter(x => x.status === "pending").length}) : out.error;
   });
   load();

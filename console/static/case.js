@@ -33,7 +33,10 @@
     const r = await fetch(`/api/cases/${encodeURIComponent(aid)}/remaining`);
     if (r.ok) { const out = await r.json(); if (out.remaining) countdown.textContent = out.remaining; }
   }, 30000);
-  const source = new EventSource("/events");
+  // From the board's position when the page was made: nothing between is missed. A "reset"
+  // (the console restarted, or the change left its log) means: make the page again.
+  const source = new EventSource("/events?last=" + encodeURIComponent(el.dataset.last));
+  source.addEventListener("reset", () => { source.close(); location.reload(); });
   source.addEventListener("case", e => { const c = JSON.parse(e.data); if (c.alert_id === aid && c.version > version) location.reload(); });
   source.addEventListener("gone", e => { const c = JSON.parse(e.data); if (c.alert_id === aid && c.version > version) location.reload(); });
   source.addEventListener("refused", e => { const d = JSON.parse(e.data); if (d.alert_id === aid) { pending.textContent = ""; refused.textContent = T("引擎拒绝了 {action}：{reason}", {action: d.action, reason: d.reason}); } });

@@ -94,6 +94,15 @@ async def sign_in(client: TestClient, username: str, password: str = PASSWORD) -
                              allow_redirects=False)
 
 
+async def sign_in_to(client: TestClient, username: str, nxt: str) -> Any:
+    page = await client.get("/login")
+    pre = re.search(r'name="pre" value="([^"]+)"', await page.text())
+    assert pre
+    return await client.post("/login", data={"username": username, "password": PASSWORD,
+                                             "pre": pre.group(1), "next": nxt},
+                             allow_redirects=False)
+
+
 async def csrf_of(client: TestClient) -> str:
     page = await client.get("/")
     token = re.search(r'data-csrf="([^"]+)"', await page.text())
@@ -302,10 +311,16 @@ async def test_the_audit_page_is_for_supervisors(harness: tuple[Harness, TestCli
         assert "<td>登录</td>" in page and "<td>operator</td><td>值班员</td>" in page
 
 
-@pytest.mark.parametrize("target", ["//evil.example/x", "/\\evil.example", "https://evil.example"])
+ELSEWHERE = ["//evil.example/x", "/\\evil.example", "https://evil.example", "/\t/evil.example",
+             "/\n/evil.example", "/\r/evil.example", "/%2F/x\\y", "/x\\..\\\\evil.example"]
+
+
+@pytest.mark.parametrize("target", ELSEWHERE)
 async def test_sign_in_never_sends_anyone_elsewhere(harness: tuple[Harness, TestClient],
                                                     target: str) -> None:
     _, client = harness
+    r = await client.get("/lang", params={"to": "en", "next": target}, allow_redirects=False)
+    assert (r.status, r.headers["Location"]) == (303, "/")
     page = await client.get("/login")
     pre = re.search(r'name="pre" value="([^"]+)"', await page.text())
     assert pre
@@ -313,6 +328,45 @@ async def test_sign_in_never_sends_anyone_elsewhere(harness: tuple[Harness, Test
                                           "pre": pre.group(1), "next": target},
                           allow_redirects=False)
     assert (r.status, r.headers["Location"]) == (303, "/")
+
+
+async def test_a_bookmarked_filter_survives_signing_in(harness: tuple[Harness, TestClient]) -> None:
+    _, client = harness
+    r = await client.get("/?district=甲街道&level=1", allow_redirects=False)
+    target = r.headers["Location"]
+    assert target.startswith("/login?next=")
+    page = await client.get(target)
+    nxt = re.search(r'name="next" value="([^"]+)"', await page.text())
+    assert nxt and nxt.group(1).replace("&amp;", "&") == "/?district=%E7%94%B2%E8%A1%97%E9%81%93&level=1"
+    r = await sign_in_to(client, "viewer", nxt.group(1).replace("&amp;", "&"))
+    assert r.headers["Location"] == "/?district=%E7%94%B2%E8%A1%97%E9%81%93&level=1"
+
+
+async def test_pages_carry_a_content_security_policy_and_show_only_web_links(
+        harness: tuple[Harness, TestClient]) -> None:
+    h, client = harness
+    await sign_in(client, "viewer")
+    r = await client.get("/")
+    assert "script-src 'self'" in r.headers["Content-Security-Policy"]
+    evil = {**h.board.cases[aid(0)], "version": 9, "transition": "updated", "evidence": [
+        {"event_id": "e1", "source": "camera", "kind": "street_vendor",
+         "observed_at": "2026-11-20T09:00:00.000+08:00", "camera_id": "c", "track_id": None,
+         "confidence": None, "snapshot_url": "javascript:alert(1)"},
+        {"event_id": "e2", "source": "camera", "kind": "street_vendor",
+         "observed_at": "2026-11-20T09:00:00.000+08:00", "camera_id": "c", "track_id": None,
+         "confidence": None, "snapshot_url": "https://cams.example/e2.jpg"}]}
+    h.console.store.apply([(orjson.dumps(evil), None, 100)])
+    page = await (await client.get(f"/cases/{aid(0)}")).text()
+    assert 'src="https://cams.example/e2.jpg"' in page
+    assert "javascript:" not in page, re.findall(r".{80}javascript:.{40}", page)
+
+
+async def test_bulk_acknowledge_refuses_more_than_it_may(harness: tuple[Harness, TestClient]) -> None:
+    h, client = harness
+    await sign_in(client, "operator")
+    r = await client.post("/api/bulk/acknowledge", json={"alert_ids": [aid(0)] * 501},
+                          headers={"X-CSRF-Token": await csrf_of(client)})
+    assert r.status == 400 and h.sent == []
 
 
 async def test_the_map_draws_every_grid_as_a_link_to_the_filtered_board(

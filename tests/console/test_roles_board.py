@@ -53,7 +53,9 @@ def test_board_keeps_open_cases_at_their_newest_version() -> None:
     assert c is not None and (c.seq, c.event) == (1, "case")
     c = b.apply(m("a", 5, "open", "overdue"))
     assert c is not None and b.cases["a"]["overdue"] is True
-    c = b.apply(m("a", 6, "resolved", "resolved"))
+    c = b.apply(m("a", 6, "resolved", "resolved"))      # awaits verification: still shown
+    assert c is not None and c.event == "case" and b.cases["a"]["status"] == "resolved"
+    c = b.apply(m("a", 7, "closed", "closed"))
     assert c is not None and c.event == "gone" and "a" not in b.cases
     assert b.apply(m("z", 3, "closed")) is None            # never on the board: no change
 

@@ -210,6 +210,9 @@ async def test_the_console_in_a_real_browser(system: dict[str, Any], settings: S
             # cases open; once it can, it resumes (Last-Event-ID) and every one is on the board.
             await page.goto(url)
             await page.wait_for_selector("body[data-live='1']")
+            snapshots: list[str] = []         # a resumed stream needs no new snapshot
+            page.on("request", lambda r: snapshots.append(r.url) if "/api/board" in r.url
+                    else None)
             await page.route("**/events*", lambda route: route.abort())
             for stream in list(system["console"].streams):
                 stream.cancel()
@@ -225,6 +228,7 @@ async def test_the_console_in_a_real_browser(system: dict[str, Any], settings: S
             assert len(ids) >= 3          # the two vendors, the first case (and cam-0007 silent)
             for a in ids:
                 await page.wait_for_selector(f"tr[data-alert-id='{a}']", timeout=20_000)
+            assert snapshots == [], "the board was fetched again instead of resuming the stream"
 
             # Bulk acknowledge the two new cases from the board: the engine's next versions.
             fresh = [m["alert_id"] for _, m in opened.messages if m["transition"] == "opened"

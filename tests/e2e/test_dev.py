@@ -18,7 +18,7 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from rules.alerts import ACTIVE
+from console.board import ON_BOARD
 from streams.cli import main
 from streams.compare import compare_alerts, read_alerts
 from streams.dev import free_port
@@ -79,7 +79,8 @@ def test_dev_at_full_speed_equals_the_replay_of_its_recording(tmp_path: Path) ->
         for m in want:
             if m["version"] > latest.get(m["alert_id"], {}).get("version", 0):
                 latest[m["alert_id"]] = m
-        open_ids = {a for a, m in latest.items() if m["status"] in ACTIVE}
+        # The board: the active cases and the resolved ones awaiting verification.
+        open_ids = {a for a, m in latest.items() if m["status"] in ON_BOARD}
         assert open_ids
         board = _signed_in_get(url, "demo", "demo-operator", "api/board")
         while {c["alert_id"] for c in board["cases"]} != open_ids and time.monotonic() < deadline:
