@@ -222,6 +222,15 @@ def speaks(request: web.Request) -> Translate:
     return translator(lang_of(request.cookies.get(LANG_COOKIE)))
 
 
+def _json_error(text: str) -> str:
+    return orjson.dumps({"error": text}).decode()
+
+
+def _report_params(request: web.Request) -> str:
+    return speaks(request)("周期须为 {periods} 之一，分组须为 {groupings} 之一",
+                           periods=", ".join(PERIODS), groupings=", ".join(GROUPINGS))
+
+
 def web_url(url: object) -> str | None:
     """A link a page may show: http or https only (a producer's ``javascript:`` URL is not)."""
     if not isinstance(url, str):
@@ -260,7 +269,7 @@ def signed_in(handler: Handler) -> Handler:
         session = await asyncio.to_thread(console.session_of, request)
         if session is None:
             if _wants_json(request) or request.method != "GET":
-                raise web.HTTPUnauthorized(text='{"error": "sign in first"}',
+                raise web.HTTPUnauthorized(text=_json_error(speaks(request)("请先登录")),
                                            content_type="application/json")
             raise web.HTTPSeeOther(f"/login?next={quote(str(request.rel_url), safe='/')}")
         request[SESSION] = session
@@ -274,7 +283,7 @@ async def _check_csrf(request: web.Request, session: Session) -> None:
                                                   "multipart/form-data"):
         given = (await request.post()).get("csrf")
     if not isinstance(given, str) or not hmac.compare_digest(given, session.csrf):
-        raise web.HTTPForbidden(text='{"error": "missing or wrong CSRF token: reload the page"}',
+        raise web.HTTPForbidden(text=_json_error(speaks(request)("CSRF 令牌缺失或错误，请刷新页面")),
                                 content_type="application/json")
 
 
@@ -297,7 +306,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     nxt = _local_path(str(form.get("next", "/")))
     pre = request.cookies.get(PRE_COOKIE)
     if not pre or not hmac.compare_digest(str(form.get("pre", "")), pre):
-        raise web.HTTPForbidden(text="sign-in form expired: reload the page")
+        raise web.HTTPForbidden(text=speaks(request)("登录表单已过期，请刷新页面"))
     address = _address(request)
     keys = [f"addr:{address}", f"user:{username}"]
     now = int(time.time() * 1000)
@@ -440,7 +449,7 @@ async def case_page(request: web.Request) -> web.Response:
     if live is not None and (message is None or live["version"] > message["version"]):
         message = {**(message or {}), **live}
     if message is None:
-        raise web.HTTPNotFound(text=f"no case {aid}")
+        raise web.HTTPNotFound(text=speaks(request)("无此案件") + f": {aid}")
     if live is not None and (not history or live["version"] > history[-1]["version"]):
         history.append(live)        # the ledger has not written it yet; the stream has
     session: Session = request[SESSION]
@@ -524,10 +533,10 @@ async def _body(request: web.Request) -> dict[str, Any]:
         try:
             body = await request.json(loads=orjson.loads)
         except orjson.JSONDecodeError:
-            raise web.HTTPBadRequest(text='{"error": "not JSON"}',
+            raise web.HTTPBadRequest(text=_json_error(speaks(request)("请求体不是 JSON")),
                                      content_type="application/json") from None
         if not isinstance(body, dict):
-            raise web.HTTPBadRequest(text='{"error": "expected an object"}',
+            raise web.HTTPBadRequest(text=_json_error(speaks(request)("请求体须为 JSON 对象")),
                                      content_type="application/json")
         return body
     return {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
@@ -619,14 +628,13 @@ async def reports_page(request: web.Request) -> web.Response:
     q = request.query
     period, by = q.get("period", "month"), q.get("by", "district")
     if period not in PERIODS or by not in GROUPINGS:
-        raise web.HTTPBadRequest(text=f"period: one of {', '.join(PERIODS)}; by: one of "
-                                      f"{', '.join(GROUPINGS)}")
+        raise web.HTTPBadRequest(text=_report_params(request))
     on = q.get("date") or None
     if on is not None:
         try:
             date.fromisoformat(on)
         except ValueError:
-            raise web.HTTPBadRequest(text=f"date: {on!r} is not YYYY-MM-DD") from None
+            raise web.HTTPBadRequest(text=speaks(request)("日期须为 YYYY-MM-DD")) from None
     return console.render("reports.html", request, periods=PERIODS, groupings=GROUPINGS,
                           period=period, by=by, on=on or "", query=request.query_string)
 
@@ -638,11 +646,11 @@ async def report_view(request: web.Request) -> web.Response:
     q = request.query
     period, by = q.get("period", "month"), q.get("by", "district")
     if period not in PERIODS or by not in GROUPINGS:
-        raise web.HTTPBadRequest(text="bad period or by")
+        raise web.HTTPBadRequest(text=_report_params(request))
     try:
         on = date.fromisoformat(q["date"]) if q.get("date") else None
     except ValueError:
-        raise web.HTTPBadRequest(text="date: YYYY-MM-DD") from None
+        raise web.HTTPBadRequest(text=speaks(request)("日期须为 YYYY-MM-DD")) from None
 
     def build() -> str:
         source = from_store(console.store, period, on, None, int(time.time() * 1000),
@@ -670,7 +678,7 @@ async def audit_page(request: web.Request) -> web.Response:
     console: Console = request.app[CONSOLE]
     session: Session = request[SESSION]
     if session.user.role not in ("supervisor", "admin"):
-        raise web.HTTPForbidden(text="the audit trail is for supervisors")
+        raise web.HTTPForbidden(text=speaks(request)("操作审计仅供督查员和管理员查看"))
 
     def read() -> list[dict[str, Any]]:
         with console.store.engine.connect() as conn:

@@ -88,7 +88,7 @@ EN: Mapping[str, str] = {
     "高发点位": "Hotspot", "{city} 网格与案件": "{city}: grids and cases",
     "实时": "Live", "重连中…": "Reconnecting…",
     # case
-    "案件号": "Alert id", "编码": "code", "地址 / 位置": "Address / position", "区域": "Zones",
+    "案件号": "Alert id", "地址 / 位置": "Address / position", "区域": "Zones",
     "立案时间": "Opened at", "无": "none", "派遣对象": "Assignee", "缓办至": "Deferred until",
     "发现次数": "Occurrences", "{n}（{first} 至 {last}）": "{n} ({first} to {last})",
     "证据": "Evidence", "抓拍 {id}": "Snapshot {id}", "处置照片": "Photo of the fix",
@@ -111,6 +111,21 @@ EN: Mapping[str, str] = {
     "无法写入反馈主题，请稍后重试": "Could not write the feedback topic: try again shortly",
     "请选择要受理的案件（alert_ids）": "Choose the cases to acknowledge (alert_ids)",
     "一次最多受理 {n} 件": "At most {n} cases at once",
+    # refusals of requests
+    "请先登录": "Sign in first", "CSRF 令牌缺失或错误，请刷新页面":
+        "Missing or wrong CSRF token: reload the page",
+    "登录表单已过期，请刷新页面": "The sign-in form expired: reload the page",
+    "请求体不是 JSON": "The request body is not JSON",
+    "请求体须为 JSON 对象": "The request body must be a JSON object",
+    "周期须为 {periods} 之一，分组须为 {groupings} 之一":
+        "period: one of {periods}; by: one of {groupings}",
+    "日期须为 YYYY-MM-DD": "date: YYYY-MM-DD",
+    "操作审计仅供督查员和管理员查看": "The audit trail is for supervisors and admins",
+    # punctuation and frames around data
+    "{user}（{role}）": "{user} ({role})", "{name}（{kind}）": "{name} ({kind})",
+    "{rule}（{category}）": "{rule} ({category})",
+    "{rule}（{category}，编码 {code}）": "{rule} ({category}, code {code})",
+    "、": ", ", "{head}：{text}": "{head}: {text}",
     # reports
     "周期": "Period", "日期": "Date", "分组": "Group by", "生成": "Show", "单独打开":
         "Open alone",

@@ -36,6 +36,8 @@
     f = filters();
     const query = new URLSearchParams(f).toString();
     history.replaceState(null, "", query ? "?" + query : location.pathname);
+    const lang = document.getElementById("lang");      // the other language keeps the filters
+    if (lang) { const u = new URL(lang.href); u.searchParams.set("next", location.pathname + location.search); lang.href = u; }
     build();
   });
   notify.addEventListener("change", async () => {
@@ -175,7 +177,7 @@
       lastSound = performance.now();
       try { audio ||= new AudioContext(); const o = audio.createOscillator(); o.frequency.value = 880; o.connect(audio.destination); o.start(); o.stop(audio.currentTime + 0.3); } catch (e) { /* no audio */ }
     }
-    if ("Notification" in window && Notification.permission === "granted") new Notification(`${T("{n} 级", {n: c.level})}${c.key_area ? " · " + T("重点区域") : ""}：${c.description || c.rule_id}`, {body: `${c.district || ""} ${c.grid_id}`, tag: c.alert_id});
+    if ("Notification" in window && Notification.permission === "granted") new Notification(T("{head}：{text}", {head: T("{n} 级", {n: c.level}) + (c.key_area ? " · " + T("重点区域") : ""), text: c.description || c.rule_id}), {body: `${c.district || ""} ${c.grid_id}`, tag: c.alert_id});
   }
   // A board that cannot be fetched, or a stream the browser gave up on (it does after an
   // HTTP error such as 401), is tried again every 5 s; a 401 goes to sign-in.
@@ -202,7 +204,7 @@
     };
     source.addEventListener("case", e => change(JSON.parse(e.data)));
     source.addEventListener("gone", e => { const id = JSON.parse(e.data).alert_id; remove(id); picked.delete(id); fill(); later(); });
-    source.addEventListener("refused", e => { const d = JSON.parse(e.data); const el = document.getElementById("bulk-result"); if (el) el.textContent = T("引擎拒绝 {action} {id}：{reason}", {action: d.action, id: d.alert_id, reason: d.reason}); });
+    source.addEventListener("refused", e => { const d = JSON.parse(e.data); const el = document.getElementById("bulk-result"); if (el) el.textContent = T("引擎拒绝 {action} {id}：{reason}", {action: T(NAMES.action[d.action] || d.action), id: d.alert_id, reason: d.reason}); });
     source.addEventListener("reset", () => { source.close(); load(); });
   }
   tbody.addEventListener("change", e => { if (e.target.classList.contains("pick")) { if (e.target.checked) picked.add(e.target.value); else picked.delete(e.target.value); } picks(); });

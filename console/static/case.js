@@ -39,5 +39,5 @@
   source.addEventListener("reset", () => { source.close(); location.reload(); });
   source.addEventListener("case", e => { const c = JSON.parse(e.data); if (c.alert_id === aid && c.version > version) location.reload(); });
   source.addEventListener("gone", e => { const c = JSON.parse(e.data); if (c.alert_id === aid && c.version > version) location.reload(); });
-  source.addEventListener("refused", e => { const d = JSON.parse(e.data); if (d.alert_id === aid) { pending.textContent = ""; refused.textContent = T("引擎拒绝了 {action}：{reason}", {action: d.action, reason: d.reason}); } });
+  source.addEventListener("refused", e => { const d = JSON.parse(e.data); if (d.alert_id === aid) { pending.textContent = ""; refused.textContent = T("引擎拒绝了 {action}：{reason}", {action: T(NAMES.action[d.action] || d.action), reason: d.reason}); } });
 })();
