@@ -8,14 +8,15 @@ STAMP := $(VENV)/.installed
 
 .PHONY: dev demo test system-deps bench bench-runtime bench-ledger bench-console schemas clean
 
-# What pip cannot install, for the tests: a real PostgreSQL (the ledger) and a real browser
+# What pip cannot install, for the tests: a real PostgreSQL (the ledger), a real browser
 # (Debian's chromium, driven by Playwright, with a CJK font so the console's screenshots show
-# Chinese, not boxes). Installed with apt-get when missing (CI runs as root on Debian), saying
-# so; never downloaded otherwise.
+# Chinese, not boxes) and Prometheus's promtool (the metrics' lint). Installed with apt-get
+# when missing (CI runs as root on Debian), saying so; never downloaded otherwise.
 DEB_PACKAGES_CHECK = \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || echo postgresql; \
 	command -v chromium >/dev/null 2>&1 || echo chromium; \
-	dpkg -s fonts-noto-cjk >/dev/null 2>&1 || echo fonts-noto-cjk
+	dpkg -s fonts-noto-cjk >/dev/null 2>&1 || echo fonts-noto-cjk; \
+	command -v promtool >/dev/null 2>&1 || echo prometheus
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -26,6 +26,7 @@ from ledger.store import LedgerStore
 from rules.demo.city import GEOJSON_PATH
 from rules.schedule import CityCalendar
 from tests.ledger.test_assessment import msg
+from tests.promtool import check_metrics
 
 CAL = CityCalendar(ZoneInfo("Asia/Shanghai"))
 PASSWORD = "correct horse 1"
@@ -447,9 +448,10 @@ async def test_metrics_count_what_the_audit_records(harness: tuple[Harness, Test
                       headers={"X-CSRF-Token": token})
     await client.post(f"/api/cases/{aid(0)}/actions", json={"action": "verify"},
                       headers={"X-CSRF-Token": token})
+    text = await (await client.get("/metrics")).text()
+    check_metrics(text)
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for f in text_string_to_metric_families(await (await client.get("/metrics")).text())
-               for s in f.samples}
+               for f in text_string_to_metric_families(text) for s in f.samples}
     assert samples[("cityorder_console_sign_ins_total", (("result", "failed"),))] == 1
     assert samples[("cityorder_console_sign_ins_total", (("result", "ok"),))] == 1
     assert samples[("cityorder_console_actions_total",

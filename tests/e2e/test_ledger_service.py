@@ -33,6 +33,7 @@ from streams.settings import Settings
 from streams.topics import default_topics, ensure_topics
 from tests.e2e.workers import replay_of
 from tests.pg import Postgres
+from tests.promtool import check_metrics
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -155,6 +156,7 @@ def test_killed_at_random_moments_the_ledger_ends_with_every_transition_once(
         status, metrics = proc.get("/metrics") or (0, "")
         assert 'cityorder_ledger_records_total{outcome="inserted"}' in metrics
         assert "cityorder_ledger_lag_records" in metrics
+        check_metrics(metrics)
     finally:
         proc.stop()
         store.close()

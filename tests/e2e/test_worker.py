@@ -34,6 +34,7 @@ from tests.e2e.workers import (
     replay_of,
     without_emitted_at,
 )
+from tests.promtool import check_metrics
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -93,6 +94,7 @@ def test_city_alerts_equal_the_replay_of_the_same_input(settings: Settings, tmp_
         metrics = worker.metrics()
     finally:
         worker.stop()
+    check_metrics(metrics)                # after a demo day: every labelled series is there
     assert_same(without_emitted_at(alerts), without_emitted_at(expected[0]))
     assert all(a["emitted_at"] >= "2026-11-23" for a in alerts)   # stamped when sent, not replayed
     # Malformed input: every reason of the replay, each pointing at the real source record.
