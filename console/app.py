@@ -209,7 +209,7 @@ class Console:
     def render(self, name: str, request: web.Request, status: int = 200,
                **context: Any) -> web.Response:
         session = request.get(SESSION)
-        lang = lang_of(request.cookies.get(LANG_COOKIE))
+        lang = _language(request)
         html = self.templates.get_template(name).render(
             session=session, user=session.user if session else None,
             csrf=session.csrf if session else "", lang=lang, _=translator(lang),
@@ -217,18 +217,31 @@ class Console:
         return web.Response(text=html, status=status, content_type="text/html")
 
 
+def _language(request: web.Request) -> str:
+    """The request's language: the browser's choice (``/lang``)."""
+    return lang_of(request.cookies.get(LANG_COOKIE))
+
+
 def speaks(request: web.Request) -> Translate:
-    """The request's language (the browser's choice, ``/lang``)."""
-    return translator(lang_of(request.cookies.get(LANG_COOKIE)))
+    return translator(_language(request))
 
 
 def _json_error(text: str) -> str:
     return orjson.dumps({"error": text}).decode()
 
 
-def _report_params(request: web.Request) -> str:
-    return speaks(request)("周期须为 {periods} 之一，分组须为 {groupings} 之一",
-                           periods=", ".join(PERIODS), groupings=", ".join(GROUPINGS))
+def _report_query(request: web.Request) -> tuple[str, str, date | None]:
+    """The scorecard's ``period``, ``by`` and ``date`` (the reports page and its frame)."""
+    q = request.query
+    period, by = q.get("period", "month"), q.get("by", "district")
+    if period not in PERIODS or by not in GROUPINGS:
+        raise web.HTTPBadRequest(text=speaks(request)(
+            "周期须为 {periods} 之一，分组须为 {groupings} 之一",
+            periods=", ".join(PERIODS), groupings=", ".join(GROUPINGS)))
+    try:
+        return period, by, date.fromisoformat(q["date"]) if q.get("date") else None
+    except ValueError:
+        raise web.HTTPBadRequest(text=speaks(request)("日期须为 YYYY-MM-DD")) from None
 
 
 def web_url(url: object) -> str | None:
@@ -625,32 +638,17 @@ async def map_page(request: web.Request) -> web.Response:
 async def reports_page(request: web.Request) -> web.Response:
     """The 督查考核 scorecards: a form, and the report of ``cityorder report --format html``."""
     console: Console = request.app[CONSOLE]
-    q = request.query
-    period, by = q.get("period", "month"), q.get("by", "district")
-    if period not in PERIODS or by not in GROUPINGS:
-        raise web.HTTPBadRequest(text=_report_params(request))
-    on = q.get("date") or None
-    if on is not None:
-        try:
-            date.fromisoformat(on)
-        except ValueError:
-            raise web.HTTPBadRequest(text=speaks(request)("日期须为 YYYY-MM-DD")) from None
+    period, by, on = _report_query(request)
     return console.render("reports.html", request, periods=PERIODS, groupings=GROUPINGS,
-                          period=period, by=by, on=on or "", query=request.query_string)
+                          period=period, by=by, on=on.isoformat() if on else "",
+                          query=request.query_string)
 
 
 @signed_in
 async def report_view(request: web.Request) -> web.Response:
     """The report itself, one self-contained page (shown in the reports page's frame)."""
     console: Console = request.app[CONSOLE]
-    q = request.query
-    period, by = q.get("period", "month"), q.get("by", "district")
-    if period not in PERIODS or by not in GROUPINGS:
-        raise web.HTTPBadRequest(text=_report_params(request))
-    try:
-        on = date.fromisoformat(q["date"]) if q.get("date") else None
-    except ValueError:
-        raise web.HTTPBadRequest(text=speaks(request)("日期须为 YYYY-MM-DD")) from None
+    period, by, on = _report_query(request)
 
     def build() -> str:
         source = from_store(console.store, period, on, None, int(time.time() * 1000),

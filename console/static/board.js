@@ -23,8 +23,7 @@
   function option(name, value) {
     if (!value || !known[name] || known[name].has(value)) return;
     known[name].add(value);
-    const select = form.elements[name];
-    if (![...select.options].some(o => o.value === value)) select.add(new Option(value, value));
+    form.elements[name].add(new Option(value, value));
   }
   function filters() {
     const out = {};
