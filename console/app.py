@@ -26,7 +26,7 @@ import orjson
 from aiohttp import web
 from aiohttp.client_exceptions import ClientConnectionResetError
 from aiohttp_sse import sse_response
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import insert, select
 
@@ -62,6 +62,7 @@ from models.timestamps import parse_timestamp_ms
 from rules.alerts import ACTIVE
 from rules.schedule import CityCalendar
 from rules.worktime import wt_between
+from streams.metrics import component_registry
 
 log = logging.getLogger(__name__)
 
@@ -740,7 +741,7 @@ class ConsoleMetrics:
     audited, so the two always agree), open cases, live streams, actions awaiting the engine."""
 
     def __init__(self, console: Console) -> None:
-        r = self.registry = CollectorRegistry()
+        r = self.registry = component_registry("console")
         self.sign_ins = Counter("cityorder_console_sign_ins", "Sign-in attempts by result "
                                 "(ok, failed, denied: rate limited).", ["result"], registry=r)
         self.actions = Counter("cityorder_console_actions", "Actions by action and result (sent, "

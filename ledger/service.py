@@ -22,10 +22,11 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ledger.store import Applied, LedgerStore, safe_url
+from streams.metrics import component_registry
 from streams.settings import Settings
 from streams.topics import log_start_offsets
 
@@ -40,7 +41,7 @@ LAG_EVERY_S = 5.0
 
 class LedgerMetrics:
     def __init__(self) -> None:
-        r = self.registry = CollectorRegistry()
+        r = self.registry = component_registry("ledger")
         self.records = Counter("cityorder_ledger_records", "city.alerts records the ledger read, by "
                                "outcome (inserted, redelivered, conflict, unreadable).",
                                ["outcome"], registry=r)

@@ -297,10 +297,10 @@ class Runtime:
             batch = decode(value)
         except ValueError as e:
             if ev.process(offset, Batch()) is not None:   # applied as nothing: offsets stay contiguous
-                await self._send(partition, [Outgoing(DEADLETTERS, None, orjson.dumps(dead_letter(
-                    self.settings.topic(INTERNAL_TOPIC), partition, offset, None, None, "invalid_field",
-                    str(e), value, self.city.calendar.format(wall_ms()))))])
-                self.metrics.deadletters.labels("invalid_field").inc()
+                dead = dead_letter(self.settings.topic(INTERNAL_TOPIC), partition, offset, None, None,
+                                   "invalid_field", str(e), value, self.city.calendar.format(wall_ms()))
+                await self._send(partition, [Outgoing(DEADLETTERS, None, orjson.dumps(dead))])
+                self.metrics.dead(dead)
             return True
         try:
             step = ev.process(offset, batch)
@@ -314,9 +314,9 @@ class Runtime:
             return True
         self.metrics.internal_records.labels("parts" if batch.parts else "progress").inc()
         for a in step.alerts:
-            self.metrics.transitions.labels(a["transition"], a["severity"]).inc()
+            self.metrics.transition(a)
         for d in step.dead:
-            self.metrics.deadletters.labels(d["reason_code"]).inc()
+            self.metrics.dead(d)
         await self._send(partition, step.messages)
         return True
 
@@ -359,7 +359,7 @@ class Runtime:
                       "rebuilding the partition from its checkpoint without it", partition, where,
                       exc_info=fault.error)
         await self._send(partition, [Outgoing(DEADLETTERS, dead["key"], orjson.dumps(dead))])
-        self.metrics.deadletters.labels("internal_error").inc()
+        self.metrics.dead(dead)
         settling = self._settling.get(partition)
         if settling is not None:
             await asyncio.wait([settling])        # its failure, if any, is _settled's to report
@@ -448,8 +448,11 @@ class Runtime:
         for manual, event in events:
             await manual.ack(event)
         self.metrics.checkpoint.observe(time.perf_counter() - started)
+        self.metrics.checkpoint_last.set_to_current_time()
 
     def _settled(self, task: asyncio.Future[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self.metrics.checkpoint_failures.inc()
         if not task.cancelled() and task.exception() is not None and self.failure is None:
             self.failure = task.exception()
             log.critical("a checkpoint or output was not acknowledged (%r): stopping at the next "
@@ -564,6 +567,7 @@ class Runtime:
         write of the old evaluator lands after it. Records since the last checkpoint stay
         unacknowledged: the next owner is given them again."""
         internal = self.settings.topic(INTERNAL_TOPIC)
+        self.metrics.rebalances.inc()
         async with self._lock:
             settling = []
             for tp in revoked:
@@ -634,4 +638,5 @@ class Runtime:
 
     async def _metrics(self, request: Any) -> Any:
         self.ready()
+        self.metrics.partitions_owned.set(len(self.evaluators))
         return self.app.web.bytes(self.metrics.exposition(), content_type=CONTENT_TYPE)

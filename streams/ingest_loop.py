@@ -136,6 +136,7 @@ class IngestLoop:
         self.acked: dict[TopicPartition, int] = {}       # next offset whose input is not yet written
         self.committed: dict[TopicPartition, int] = {}
         self.last_fetched: dict[TopicPartition, float] = {}   # monotonic time of its last record
+        self.last_stamp: dict[TopicPartition, int] = {}      # Kafka timestamp of its last record
         self.known_below: dict[TopicPartition, int] = {}  # committed offset at assignment (look_back)
         self.looking_back: set[TopicPartition] = set()    # paused by look_back until sought
         self.healthy = False
@@ -171,6 +172,7 @@ class IngestLoop:
                 fetched = await self.consumer.getmany(timeout_ms=FETCH_WAIT_MS, max_records=FETCH_MAX_RECORDS)
                 for tp, fetched_recs in fetched.items():
                     self.last_fetched[tp] = time.monotonic()
+                    self.last_stamp[tp] = fetched_recs[-1].timestamp
                     recs = self._known(tp, fetched_recs)
                     if not recs:
                         continue
@@ -322,7 +324,7 @@ class IngestLoop:
             sends += [(self.internal, None, value, p) for p, values in result.records.items()
                       for value in values]
             for dead in result.dead:
-                self.metrics.deadletters.labels(dead["reason_code"]).inc()
+                self.metrics.dead(dead)
             sends += [(self.settings.topic(DEADLETTERS), d["key"], orjson.dumps(d), None)
                       for d in result.dead]
         await self._produce(sends, "ingest")
@@ -360,8 +362,12 @@ class IngestLoop:
             position = _known_position(self.consumer, tp)
             if highwater is None or position is None:
                 continue
-            self.metrics.ingest_lag.labels(self.contract[tp.topic], str(tp.partition)).set(
-                max(highwater - position, 0) + self.merge.held(tp))
+            behind = max(highwater - position, 0) + self.merge.held(tp)
+            labels = (self.contract[tp.topic], str(tp.partition))
+            self.metrics.ingest_lag.labels(*labels).set(behind)
+            stamp = self.last_stamp.get(tp)
+            self.metrics.ingest_lag_seconds.labels(*labels).set(
+                max(self.now() - stamp, 0) / 1000 if behind and stamp is not None else 0)
             if position >= highwater:
                 at_end.add(tp)
         return at_end

@@ -8,18 +8,35 @@ replay`` prints. A worker has its own registry, so two runtimes in one process (
 clash.
 
 Labels are bounded: late and redelivered input by source (``camera``, ``sensor``, ``report``,
-``feedback``), duplicates by topic, never by device id, which a real city has by the hundred
-thousand (and an attacker by the million). Which devices send late input is in the engine's
-bounded per-device count (``rules.engine.Stats``), which ``cityorder replay`` prints.
+``feedback``), duplicates and dead letters by topic, cases by the city map's districts and the
+packs' rules and categories, never by device, track or alert id, which a real city has by the
+hundred thousand (and an attacker by the million). Which devices send late input is in the
+engine's bounded per-device count (``rules.engine.Stats``), which ``cityorder replay`` prints.
+
+docs/metrics.md lists every metric with what it is for; deploy/prometheus/ holds the rules and
+alerts built on them.
 """
 
 from __future__ import annotations
 
+import platform
+from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import fields
-from typing import TYPE_CHECKING
+from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -30,20 +47,58 @@ if TYPE_CHECKING:
 CONTENT_TYPE = "text/plain; version=0.0.4"
 _BATCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _DELAY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+#: Time to acknowledge and to resolve a case: minutes to days (a case waits over a weekend).
+_CASE_BUCKETS = (60.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0,
+                 172800.0, 604800.0)
+#: Statuses of a case not yet ended: counted as open (resolved waits for its verification).
+_OPEN = ("open", "acknowledged", "dispatched", "deferred", "resolved")
+
+
+def build_version() -> str:
+    try:
+        return version("cityorder")
+    except PackageNotFoundError:   # a source tree that was never installed
+        return "unknown"
+
+
+def component_registry(component: str) -> CollectorRegistry:
+    """A registry for one of cityorder's processes (``worker``, ``ledger``, ``console``) with
+    what every process exports: the process's CPU, memory and file descriptors, the Python
+    platform, the collector's generations, and ``cityorder_build_info``, so a dashboard can
+    tell which version runs where and an upgrade shows on every graph."""
+    r = CollectorRegistry()
+    for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+        r.register(collector)
+    Gauge("cityorder_build_info", "Always 1: the version of cityorder and of Python a process runs, "
+          "and which process it is.", ["component", "version", "python"], registry=r).labels(
+        component, build_version(), platform.python_version()).set(1)
+    return r
+
+
+def _seconds_between(start: str, end: str) -> float:
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
 
 
 class Metrics:
     """The registry and every metric a worker exports."""
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        r = self.registry
+        r = self.registry = component_registry("worker")
         self.input_records = Counter("cityorder_input_records", "Source records consumed by ingest.",
                                      ["topic"], registry=r)
-        self.deadletters = Counter("cityorder_deadletters", "Messages written to the dead-letter topic.",
-                                   ["reason_code"], registry=r)
+        self.deadletters = Counter("cityorder_deadletters", "Messages written to the dead-letter "
+                                   "topic, by reason and by the topic the bad record came from.",
+                                   ["reason_code", "topic"], registry=r)
         self.transitions = Counter("cityorder_alert_transitions", "Alert messages written to city.alerts.",
-                                   ["transition", "severity"], registry=r)
+                                   ["transition", "rule_id", "category", "severity"], registry=r)
+        self.time_to_acknowledge = Histogram(
+            "cityorder_case_acknowledge_seconds", "From a case's opening to its acknowledgement (a "
+            "case reopened and acknowledged again counts again), natural time on the engine's "
+            "clock, by category.", ["category"], buckets=_CASE_BUCKETS, registry=r)
+        self.time_to_resolve = Histogram(
+            "cityorder_case_resolve_seconds", "From a case's opening to its resolution, natural "
+            "time on the engine's clock, by category.", ["category"], buckets=_CASE_BUCKETS,
+            registry=r)
         self.internal_records = Counter("cityorder_internal_records",
                                         "Internal records applied by the evaluators (batches and progress).",
                                         ["kind"], registry=r)
@@ -56,6 +111,10 @@ class Metrics:
                                        registry=r)
         self.ingest_lag = Gauge("cityorder_ingest_lag_records", "Records not yet consumed by ingest.",
                                 ["topic", "partition"], registry=r)
+        self.ingest_lag_seconds = Gauge("cityorder_ingest_lag_seconds", "Age (wall clock less its "
+                                        "Kafka timestamp) of the last record ingest consumed from "
+                                        "a partition, while more wait behind it; 0 at the end.",
+                                        ["topic", "partition"], registry=r)
         self.ingest_batch = Histogram("cityorder_ingest_batch_seconds", "Time to decode, locate and "
                                       "write one fetched batch.", buckets=_BATCH_BUCKETS, registry=r)
         self.gc_pause = Histogram("cityorder_gc_pause_seconds", "Pauses of the cyclic garbage "
@@ -76,11 +135,34 @@ class Metrics:
                                     "in the background: serialise its cut, wait for the one before "
                                     "and for its output, write the state.", buckets=_BATCH_BUCKETS,
                                     registry=r)
+        self.checkpoint_failures = Counter("cityorder_checkpoint_failures", "Checkpoints or outputs "
+                                           "the broker did not acknowledge; the worker stops at the "
+                                           "next record and restarts from the last checkpoint.",
+                                           registry=r)
+        self.checkpoint_last = Gauge("cityorder_checkpoint_last_success_timestamp_seconds",
+                                     "When the last checkpoint of any partition was written.",
+                                     registry=r)
+        self.rebalances = Counter("cityorder_rebalances", "Rebalances of the consumer group this "
+                                  "worker took part in (partitions revoked).", registry=r)
+        self.partitions_owned = Gauge("cityorder_partitions_owned", "Internal partitions this "
+                                      "worker evaluates.", registry=r)
         self.ready = Gauge("cityorder_ready", "1 when the worker has recovered its state and reaches "
                            "the brokers.", registry=r)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+    def dead(self, message: dict[str, Any]) -> None:
+        """Count a dead letter the worker writes (one place, so none goes uncounted)."""
+        self.deadletters.labels(message["reason_code"], message["topic"]).inc()
+
+    def transition(self, alert: dict[str, Any]) -> None:
+        """Count an alert message written, and time the case's acknowledgement or resolution."""
+        transition, category = alert["transition"], alert["category"]
+        self.transitions.labels(transition, alert["rule_id"], category, alert["severity"]).inc()
+        timer = {"acknowledged": self.time_to_acknowledge, "resolved": self.time_to_resolve}.get(transition)
+        if timer is not None:
+            timer.labels(category).observe(_seconds_between(alert["opened_at"], alert["at"]))
 
 
 class EngineCollector(Collector):
@@ -114,8 +196,17 @@ class EngineCollector(Collector):
                                   "(subjects, alerts_active, alerts_ended, dedup_ids, timers, "
                                   "reorder, held_feedback): to tell a growing population from a "
                                   "leak.", labels=["partition", "kind"])
+        watermark = GaugeMetricFamily("cityorder_engine_watermark_timestamp_seconds", "A partition "
+                                      "engine's watermark: its clock less the reorder allowance.",
+                                      labels=["partition"])
+        unacked = GaugeMetricFamily("cityorder_oldest_unacknowledged_age_seconds", "Age on the "
+                                    "engine's clock of the oldest case still open (not acknowledged), "
+                                    "0 when there is none.", labels=["partition"])
+        cases: Tally[tuple[str, str, str, str]] = Tally()
+        overdue: Tally[tuple[str, str]] = Tally()
         for ev in self.evaluators():
             p = str(ev.partition)
+            oldest = _count_cases(ev, cases, overdue)
             stats = ev.engine.stats
             sizes = ev.engine.sizes()
             for f in fields(sizes):
@@ -131,7 +222,22 @@ class EngineCollector(Collector):
             if ev.engine.clock is not None:
                 clock.add_metric([p], ev.engine.clock / 1000)
                 progress.add_metric([p], max(ev.engine.progress, 0) / 1000)
-        yield from (late, redelivered, dup, evicted, clock, progress, held, state)
+                watermark.add_metric([p], max(ev.engine.watermark or 0, 0) / 1000)
+                unacked.add_metric([p], max(ev.engine.clock - oldest, 0) / 1000 if oldest is not None else 0)
+        yield from (late, redelivered, dup, evicted, clock, progress, watermark, held, state, unacked)
+        open_cases = GaugeMetricFamily("cityorder_open_cases", "Cases not yet ended (closed or "
+                                       "rejected), from the engines' state: exact after a restart. "
+                                       "Resolved cases wait for verification.",
+                                       labels=["district", "category", "level", "status"])
+        for key, n in sorted(cases.items()):
+            open_cases.add_metric(list(key), n)
+        late_cases = GaugeMetricFamily("cityorder_overdue_cases", "Open cases past their deadline "
+                                       "(an overdue transition was written and the case has not "
+                                       "ended, been resolved or deferred since).",
+                                       labels=["district", "category"])
+        for key2, n in sorted(overdue.items()):
+            late_cases.add_metric(list(key2), n)
+        yield from (open_cases, late_cases)
         ignored = CounterMetricFamily("cityorder_ignored_inputs", "Input ignored by ingest and counted "
                                       "(unknown label, kind, state or category; heartbeat).",
                                       labels=["kind", "value"])
@@ -140,3 +246,24 @@ class EngineCollector(Collector):
             for (kind, value), n in ingest.ignored.items():
                 ignored.add_metric([kind, value], n)
         yield ignored
+
+
+def _count_cases(ev: PartitionEvaluator, cases: Tally[tuple[str, str, str, str]],
+                 overdue: Tally[tuple[str, str]]) -> int | None:
+    """Add a partition's cases not yet ended to ``cases`` and its overdue ones to ``overdue``;
+    return the opening of its oldest case nobody has acknowledged. Read from the engine at
+    each scrape rather than counted as transitions pass, so the figures are right after a
+    restart or a rebalance (a counter would start again from zero)."""
+    oldest: int | None = None
+    for g in ev.engine.grids.values():
+        district = g.grid.district
+        for a in g.alerts.values():
+            if a.status not in _OPEN:
+                continue
+            category = a.rule.category
+            cases[(district, category, str(a.level), a.status)] += 1
+            if a.overdue_fired and a.status in ("open", "acknowledged", "dispatched"):
+                overdue[(district, category)] += 1
+            if a.status == "open" and (oldest is None or a.opened_at < oldest):
+                oldest = a.opened_at
+    return oldest
