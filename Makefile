@@ -6,17 +6,19 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev demo test system-deps bench bench-runtime bench-ledger bench-console schemas clean
+.PHONY: dev demo test system-deps bench bench-runtime bench-ledger bench-console schemas dashboards clean
 
 # What pip cannot install, for the tests: a real PostgreSQL (the ledger), a real browser
 # (Debian's chromium, driven by Playwright, with a CJK font so the console's screenshots show
-# Chinese, not boxes) and Prometheus's promtool (the metrics' lint). Installed with apt-get
+# Chinese, not boxes), Prometheus and promtool (the metrics' lint, the rules' unit tests, the
+# dashboards' queries) and Alertmanager's amtool (its configuration). Installed with apt-get
 # when missing (CI runs as root on Debian), saying so; never downloaded otherwise.
 DEB_PACKAGES_CHECK = \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || echo postgresql; \
 	command -v chromium >/dev/null 2>&1 || echo chromium; \
 	dpkg -s fonts-noto-cjk >/dev/null 2>&1 || echo fonts-noto-cjk; \
-	command -v promtool >/dev/null 2>&1 || echo prometheus
+	command -v promtool >/dev/null 2>&1 || echo prometheus; \
+	command -v amtool >/dev/null 2>&1 || echo prometheus-alertmanager
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +62,10 @@ bench-console: $(STAMP) system-deps
 
 schemas: $(STAMP)
 	$(BIN)/python -m models.schema
+
+# The Grafana dashboards are generated (docs/monitoring.md): edit deploy/grafana/build.py, then this.
+dashboards:
+	$(PYTHON) deploy/grafana/build.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache .hypothesis

@@ -35,6 +35,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    disable_created_metrics,
     generate_latest,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -52,6 +53,11 @@ _CASE_BUCKETS = (60.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 8
                  172800.0, 604800.0)
 #: Statuses of a case not yet ended: counted as open (resolved waits for its verification).
 _OPEN = ("open", "acknowledged", "dispatched", "deferred", "resolved")
+
+
+# No `*_created` series beside each counter and histogram: in the text format Prometheus stores
+# them as gauges of their own, one more series per labelled counter, which no query here reads.
+disable_created_metrics()
 
 
 def build_version() -> str:
@@ -199,14 +205,10 @@ class EngineCollector(Collector):
         watermark = GaugeMetricFamily("cityorder_engine_watermark_timestamp_seconds", "A partition "
                                       "engine's watermark: its clock less the reorder allowance.",
                                       labels=["partition"])
-        unacked = GaugeMetricFamily("cityorder_oldest_unacknowledged_age_seconds", "Age on the "
-                                    "engine's clock of the oldest case still open (not acknowledged), "
-                                    "0 when there is none.", labels=["partition"])
-        cases: Tally[tuple[str, str, str, str]] = Tally()
-        overdue: Tally[tuple[str, str]] = Tally()
+        count = CaseCount()
         for ev in self.evaluators():
             p = str(ev.partition)
-            oldest = _count_cases(ev, cases, overdue)
+            count.add(ev)
             stats = ev.engine.stats
             sizes = ev.engine.sizes()
             for f in fields(sizes):
@@ -223,21 +225,8 @@ class EngineCollector(Collector):
                 clock.add_metric([p], ev.engine.clock / 1000)
                 progress.add_metric([p], max(ev.engine.progress, 0) / 1000)
                 watermark.add_metric([p], max(ev.engine.watermark or 0, 0) / 1000)
-                unacked.add_metric([p], max(ev.engine.clock - oldest, 0) / 1000 if oldest is not None else 0)
-        yield from (late, redelivered, dup, evicted, clock, progress, watermark, held, state, unacked)
-        open_cases = GaugeMetricFamily("cityorder_open_cases", "Cases not yet ended (closed or "
-                                       "rejected), from the engines' state: exact after a restart. "
-                                       "Resolved cases wait for verification.",
-                                       labels=["district", "category", "level", "status"])
-        for key, n in sorted(cases.items()):
-            open_cases.add_metric(list(key), n)
-        late_cases = GaugeMetricFamily("cityorder_overdue_cases", "Open cases past their deadline "
-                                       "(an overdue transition was written and the case has not "
-                                       "ended, been resolved or deferred since).",
-                                       labels=["district", "category"])
-        for key2, n in sorted(overdue.items()):
-            late_cases.add_metric(list(key2), n)
-        yield from (open_cases, late_cases)
+        yield from (late, redelivered, dup, evicted, clock, progress, watermark, held, state)
+        yield from count.families()
         ignored = CounterMetricFamily("cityorder_ignored_inputs", "Input ignored by ingest and counted "
                                       "(unknown label, kind, state or category; heartbeat).",
                                       labels=["kind", "value"])
@@ -248,22 +237,67 @@ class EngineCollector(Collector):
         yield ignored
 
 
-def _count_cases(ev: PartitionEvaluator, cases: Tally[tuple[str, str, str, str]],
-                 overdue: Tally[tuple[str, str]]) -> int | None:
-    """Add a partition's cases not yet ended to ``cases`` and its overdue ones to ``overdue``;
-    return the opening of its oldest case nobody has acknowledged. Read from the engine at
-    each scrape rather than counted as transitions pass, so the figures are right after a
-    restart or a rebalance (a counter would start again from zero)."""
-    oldest: int | None = None
-    for g in ev.engine.grids.values():
-        district = g.grid.district
-        for a in g.alerts.values():
-            if a.status not in _OPEN:
-                continue
-            category = a.rule.category
-            cases[(district, category, str(a.level), a.status)] += 1
-            if a.overdue_fired and a.status in ("open", "acknowledged", "dispatched"):
-                overdue[(district, category)] += 1
-            if a.status == "open" and (oldest is None or a.opened_at < oldest):
-                oldest = a.opened_at
-    return oldest
+
+class CaseCount:
+    """The cases of a worker's partitions, read from the engines at each scrape rather than
+    counted as transitions pass, so the figures are right after a restart or a rebalance (a
+    counter would start again from zero). Ages are on each partition's own clock."""
+
+    def __init__(self) -> None:
+        self.cases: Tally[tuple[str, str, str, str]] = Tally()
+        self.overdue: Tally[tuple[str, str]] = Tally()
+        self.grids: Tally[tuple[str, str]] = Tally()
+        self.unacked_age = 0
+        self.active_age: dict[str, int] = {}    # by level: the oldest case not resolved
+
+    def add(self, ev: PartitionEvaluator) -> None:
+        engine = ev.engine
+        for rule in engine.rules.rules:     # every level a case can reach: 0 until one does
+            for level in range(1, max(len(rule.policy.levels), 1) + 1):
+                self.active_age.setdefault(str(level), 0)
+        now = engine.clock
+        for g in engine.grids.values():
+            district = g.grid.district
+            for a in g.alerts.values():
+                if a.status not in _OPEN:
+                    continue
+                category, level = a.rule.category, str(a.level)
+                self.cases[(district, category, level, a.status)] += 1
+                self.grids[(district, g.grid.id)] += 1
+                if a.status == "resolved" or now is None:
+                    continue
+                age = max(now - a.opened_at, 0)
+                if a.overdue_fired and a.status != "deferred":
+                    self.overdue[(district, category)] += 1
+                self.active_age[level] = max(self.active_age.get(level, 0), age)
+                if a.status == "open":
+                    self.unacked_age = max(self.unacked_age, age)
+
+    def families(self) -> Iterator[Metric]:
+        open_cases = GaugeMetricFamily("cityorder_open_cases", "Cases not yet ended (closed or "
+                                       "rejected), from the engines' state: exact after a restart. "
+                                       "Resolved cases wait for verification.",
+                                       labels=["district", "category", "level", "status"])
+        for key, n in sorted(self.cases.items()):
+            open_cases.add_metric(list(key), n)
+        overdue = GaugeMetricFamily("cityorder_overdue_cases", "Open cases past their deadline "
+                                    "(an overdue transition was written and the case has not "
+                                    "ended, been resolved or deferred since).",
+                                    labels=["district", "category"])
+        for key2, n in sorted(self.overdue.items()):
+            overdue.add_metric(list(key2), n)
+        grids = GaugeMetricFamily("cityorder_grid_open_cases", "Open cases by grid (the map's "
+                                  "grids: a bounded set), for the hotspot grids.",
+                                  labels=["district", "grid_id"])
+        for key2, n in sorted(self.grids.items()):
+            grids.add_metric(list(key2), n)
+        unacked = GaugeMetricFamily("cityorder_oldest_unacknowledged_age_seconds", "Age on the "
+                                    "engine's clock of the oldest case still open (not "
+                                    "acknowledged); 0 when there is none.")
+        unacked.add_metric([], self.unacked_age / 1000)
+        active = GaugeMetricFamily("cityorder_oldest_active_case_age_seconds", "Age on the "
+                                   "engine's clock of the oldest case not yet resolved, by level; "
+                                   "0 for a level with none.", labels=["level"])
+        for level, age in sorted(self.active_age.items(), key=lambda kv: int(kv[0])):
+            active.add_metric([level], age / 1000)
+        yield from (open_cases, overdue, grids, unacked, active)

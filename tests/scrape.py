@@ -3,6 +3,8 @@ compare numbers, not strings that a format change or a new label would break."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prometheus_client.parser import text_string_to_metric_families
 
 
@@ -16,3 +18,11 @@ def series(text: str, sample: str, *labels: str) -> dict[tuple[str, ...], float]
                 key = tuple(s.labels[name] for name in labels)
                 out[key] = out.get(key, 0.0) + s.value
     return {k: v for k, v in out.items() if v}
+
+
+def undocumented(text: str) -> list[str]:
+    """cityorder's metric families in an exposition that docs/monitoring.md does not list (as
+    `name` or, for a counter, `name_total`)."""
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "monitoring.md").read_text(encoding="utf-8")
+    names = {f.name for f in text_string_to_metric_families(text) if f.name.startswith("cityorder_")}
+    return sorted(n for n in names if f"`{n}`" not in doc and f"`{n}_total`" not in doc)

@@ -27,6 +27,7 @@ from rules.demo.city import GEOJSON_PATH
 from rules.schedule import CityCalendar
 from tests.ledger.test_assessment import msg
 from tests.promtool import check_metrics
+from tests.scrape import undocumented
 
 CAL = CityCalendar(ZoneInfo("Asia/Shanghai"))
 PASSWORD = "correct horse 1"
@@ -450,6 +451,8 @@ async def test_metrics_count_what_the_audit_records(harness: tuple[Harness, Test
                       headers={"X-CSRF-Token": token})
     text = await (await client.get("/metrics")).text()
     check_metrics(text)
+    assert not undocumented(text), "metrics missing from docs/monitoring.md"
+    assert 'cityorder_build_info{component="console"' in text and "process_cpu_seconds_total" in text
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
                for f in text_string_to_metric_families(text) for s in f.samples}
     assert samples[("cityorder_console_sign_ins_total", (("result", "failed"),))] == 1

@@ -193,16 +193,72 @@ def test_worker_ports_and_state_volumes_do_not_collide() -> None:
     assert len(set(volumes)) == len(volumes), "two workers share one RocksDB directory"
 
 
-def test_prometheus_scrapes_every_worker() -> None:
+def command_port(service: dict[str, Any], flag: str) -> int:
+    """The port a ledger or console service listens on, from its command line."""
+    command = service["command"]
+    return int(command[command.index(flag) + 1])
+
+
+def test_prometheus_scrapes_every_process_and_loads_its_rules() -> None:
     services = compose()["services"]
-    if "prometheus" not in services:
-        pytest.skip("no prometheus service in compose")
-    config = yaml.safe_load((DEPLOY / "prometheus.yml").read_text(encoding="utf-8"))
-    targets = {target for job in config["scrape_configs"] if job.get("metrics_path", "/metrics") == "/metrics"
-               for static in job["static_configs"] for target in static["targets"]}
-    assert targets == {f"{name}:{WEB_PORT}" for name in workers()}
-    mounted = {v.split(":")[0] for v in services["prometheus"]["volumes"]}
-    assert "./prometheus.yml" in mounted
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text(encoding="utf-8"))
+    targets = {job["job_name"]: {target for static in job["static_configs"] for target in static["targets"]}
+               for job in config["scrape_configs"]}
+    assert targets == {"cityorder": {f"{name}:{WEB_PORT}" for name in workers()},
+                       "ledger": {f"ledger:{command_port(services['ledger'], '--web-port')}"},
+                       "console": {f"console:{command_port(services['console'], '--port')}"}}
+    mounts = dict(v.rsplit(":", 1)[0].split(":") for v in services["prometheus"]["volumes"])
+    assert mounts["./prometheus/prometheus.yml"] == "/etc/prometheus/prometheus.yml"
+    for rules in config["rule_files"]:     # relative to the configuration file, in the container too
+        assert (DEPLOY / "prometheus" / rules).is_file()
+        assert mounts[f"./prometheus/{rules}"] == f"/etc/prometheus/{rules}"
+    (manager,) = [t for am in config["alerting"]["alertmanagers"] for s in am["static_configs"]
+                  for t in s["targets"]]
+    assert manager.split(":")[0] in services
+    assert "./alertmanager/alertmanager.yml:/etc/alertmanager/alertmanager.yml:ro" in \
+        services["alertmanager"]["volumes"]
+
+
+def test_ledger_and_console_share_the_workers_brokers_and_database() -> None:
+    services = compose()["services"]
+    brokers = {worker_env(svc)["CITYORDER_BROKERS"] for svc in workers().values()}
+    urls = set()
+    for name in ("ledger", "console"):
+        env = worker_env(services[name])
+        assert {k for k in env if k.startswith(ENV_PREFIX)} <= known_variables(), name
+        assert {env["CITYORDER_BROKERS"]} == brokers, name
+        urls.add(env["CITYORDER_LEDGER_URL"])
+        assert services[name]["depends_on"]["postgres"]["condition"] == "service_healthy", name
+    (url,) = urls
+    postgres = services["postgres"]["environment"]
+    assert url == (f"postgresql://{postgres['POSTGRES_USER']}:${{POSTGRES_PASSWORD:-cityorder}}"
+                   f"@postgres/{postgres['POSTGRES_DB']}")
+
+
+def test_grafana_is_provisioned_with_the_dashboards_and_their_data_sources() -> None:
+    grafana = compose()["services"]["grafana"]
+    mounts = dict(v.rsplit(":", 1)[0].split(":") for v in grafana["volumes"] if v.startswith("./"))
+    provisioning = DEPLOY / "grafana" / "provisioning"
+    assert mounts["./grafana/provisioning"] == "/etc/grafana/provisioning"
+    (provider,) = yaml.safe_load((provisioning / "dashboards" / "cityorder.yml").read_text())["providers"]
+    assert mounts["./grafana/dashboards"] == provider["options"]["path"]
+    home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert (DEPLOY / "grafana" / "dashboards" / Path(home).name).is_file()
+    assert home.startswith(provider["options"]["path"] + "/")
+    sources = yaml.safe_load((provisioning / "datasources" / "cityorder.yml").read_text())["datasources"]
+    provided = {(s["type"], s["uid"]) for s in sources}
+    used = set()
+    for path in (DEPLOY / "grafana" / "dashboards").glob("*.json"):
+        board = json.loads(path.read_text(encoding="utf-8"))
+        refs = [p["datasource"] for p in board["panels"]] + \
+            [t["datasource"] for p in board["panels"] for t in p["targets"]] + \
+            [v["datasource"] for v in board["templating"]["list"] if "datasource" in v]
+        used |= {(r["type"], r["uid"]) for r in refs}
+    assert used == provided
+    services = compose()["services"]
+    for source in sources:     # a host of the compose network, on the port its service listens on
+        host = source["url"].split("://")[-1].split(":")[0]
+        assert host in services, source["name"]
 
 
 # -- Dockerfile -------------------------------------------------------------------------------

@@ -5,15 +5,8 @@ away while it runs. Whatever happens, the ledger ends with every transition exac
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import random
-import signal
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -28,10 +21,9 @@ from ledger.store import CaseQuery, LedgerStore
 from rules.demo.city import GEOJSON_PATH as DEMO_CITY
 from rules.demo.dispatch import generate_with_feedback
 from rules.pack import DEFAULT_PACK
-from streams.dev import free_port
 from streams.settings import Settings
 from streams.topics import default_topics, ensure_topics
-from tests.e2e.workers import replay_of
+from tests.e2e.workers import LedgerProc, replay_of
 from tests.pg import Postgres
 from tests.promtool import check_metrics
 
@@ -44,45 +36,6 @@ def day_alerts() -> list[dict[str, Any]]:
     alerts, _ = replay_of(generate_with_feedback(DEMO_CITY, DEFAULT_PACK, date(2026, 11, 20), 7),
                           DEMO_CITY, [DEFAULT_PACK])
     return alerts
-
-
-class LedgerProc:
-    def __init__(self, settings: Settings, ledger_url: str, log_path: Path) -> None:
-        self.port = free_port(0)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CITYORDER_")}
-        env |= settings.to_env() | {"CITYORDER_LEDGER_URL": ledger_url}
-        self.log_path = log_path
-        self.log = log_path.open("ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "ledger", "--web-port",
-                                      str(self.port)], env=env, stdout=self.log,
-                                     stderr=subprocess.STDOUT)
-
-    def get(self, path: str) -> tuple[int, Any] | None:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=3) as r:
-                body = r.read()
-                return r.status, json.loads(body) if path != "/metrics" else body.decode()
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read())
-        except (OSError, ValueError):
-            return None
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-        self.log.close()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.log.close()
-
-    def tail(self) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-40:])
 
 
 def produce(settings: Settings, messages: list[dict[str, Any]]) -> None:

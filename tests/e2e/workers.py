@@ -194,3 +194,42 @@ def metric_total(worker: Worker, name: str) -> float:
     """A counter summed over its labels, from the worker's /metrics."""
     return sum(float(line.rsplit(" ", 1)[1]) for line in worker.metrics().splitlines()
                if line.startswith(name) and not line.startswith("#"))
+
+
+class LedgerProc:
+    def __init__(self, settings: Settings, ledger_url: str, log_path: Path) -> None:
+        self.port = free_port(0)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CITYORDER_")}
+        env |= settings.to_env() | {"CITYORDER_LEDGER_URL": ledger_url}
+        self.log_path = log_path
+        self.log = log_path.open("ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "ledger", "--web-port",
+                                      str(self.port)], env=env, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+
+    def get(self, path: str) -> tuple[int, Any] | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=3) as r:
+                body = r.read()
+                return r.status, json.loads(body) if path != "/metrics" else body.decode()
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+        except (OSError, ValueError):
+            return None
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        self.log.close()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.log.close()
+
+    def tail(self) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-40:])

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 
+from models.timestamps import parse_timestamp_ms
 from streams.metrics import EngineCollector
 from tests.rules.harness import Harness, T
 
@@ -41,3 +42,40 @@ def test_the_state_gauge_follows_an_alert_from_open_to_ended(tmp_path: Path) -> 
     assert 'cityorder_engine_state{kind="alerts_ended",partition="2"} 1.0' in text
     assert 'cityorder_engine_state{kind="alerts_active",partition="2"} 0.0' in text
     assert f'cityorder_engine_state{{kind="subjects",partition="2"}} {float(sizes.subjects)}' in text
+
+
+def test_the_case_gauges_follow_a_case_through_acknowledgement_and_rejection(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    registry = CollectorRegistry()
+    registry.register(EngineCollector(lambda: [_Evaluator(h)], lambda: None))  # type: ignore[list-item]
+
+    def scrape() -> str:
+        return generate_latest(registry).decode()
+
+    h.sensor(T("10:00:00"), "mh-1", "manhole_cover", state="open")
+    h.tick(T("10:00:30"))
+    opened = h.last("opened")
+    h.tick(T("10:05:30"))
+    assert h.engine.clock is not None
+    age = (h.engine.clock - parse_timestamp_ms(opened["opened_at"])) / 1000
+    where = f'category="{opened["category"]}",district="{opened["district"]}"'
+    text = scrape()
+    assert f'cityorder_open_cases{{{where},level="1",status="open"}} 1.0' in text
+    grid = f'district="{opened["district"]}",grid_id="{opened["grid_id"]}"'
+    assert f"cityorder_grid_open_cases{{{grid}}} 1.0" in text
+    assert age > 300
+    assert f"cityorder_oldest_unacknowledged_age_seconds {age}" in text
+    assert f'cityorder_oldest_active_case_age_seconds{{level="1"}} {age}' in text
+
+    h.fb(T("10:06:00"), opened["alert_id"], "acknowledge")
+    h.tick(T("10:06:30"))
+    text = scrape()
+    assert f'cityorder_open_cases{{{where},level="1",status="acknowledged"}} 1.0' in text
+    assert "cityorder_oldest_unacknowledged_age_seconds 0.0" in text   # acknowledged: none waits
+    assert 'cityorder_oldest_active_case_age_seconds{level="1"} 0.0' not in text
+
+    h.fb(T("10:07:00"), opened["alert_id"], "reject", reason="a test")
+    h.tick(T("10:07:30"))
+    text = scrape()
+    assert "cityorder_open_cases{" not in text and "cityorder_grid_open_cases{" not in text
+    assert 'cityorder_oldest_active_case_age_seconds{level="1"} 0.0' in text   # every level, 0
