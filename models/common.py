@@ -31,8 +31,10 @@ Photos = Annotated[tuple[str, ...], Field(max_length=16)]
 Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
 Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
 
-STRICT_FROZEN: Final = ConfigDict(strict=True, frozen=True, extra="ignore")
-"""Every topic model's config: no lax coercion, immutable once validated, extras ignored."""
+STRICT_FROZEN: Final = ConfigDict(strict=True, frozen=True, extra="ignore", use_attribute_docstrings=True)
+"""Every topic model's config: no lax coercion, immutable once validated, extras ignored. A
+field's docstring is its description in the published JSON Schema (``schemas/``), written for
+the integrators who read it: units, coordinate system, time format, what each value means."""
 
 
 class Location(BaseModel):
@@ -41,4 +43,6 @@ class Location(BaseModel):
     model_config = STRICT_FROZEN
 
     lat: Latitude
+    """Latitude in decimal degrees, WGS 84 (GPS; not GCJ-02 or BD-09), -90 to 90."""
     lon: Longitude
+    """Longitude in decimal degrees, WGS 84, -180 to 180."""

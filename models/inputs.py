@@ -49,10 +49,21 @@ class Detection(BaseModel):
     model_config = STRICT_FROZEN
 
     label: str
+    """What was seen: one of the contract's 13 labels (street_vendor, vendor_stall,
+    outdoor_business, parked_car, parked_ebike, heavy_truck, abandoned_vehicle, garbage_pile,
+    debris, illegal_poster, outdoor_bbq, stray_dog, hanging_laundry) or one a loaded rule pack
+    declares. Any other label is ignored and counted; the rest of the message is still used."""
     track_id: Id | None = None
+    """The tracker's id of one object across frames (1 to 128 characters). With it, one object
+    is one subject; without it, the subject is the label in the rule's zone."""
     confidence: Fraction
+    """The detector's confidence, 0 to 1. Rules may require a minimum."""
     bbox: tuple[Fraction, Fraction, Fraction, Fraction] | None = None
+    """The box in the frame as [x, y, w, h], each a fraction 0 to 1 of the frame's width or
+    height, from the top left corner."""
     location: Location | None = None
+    """Where the object is (WGS 84). Default: the camera's registered position. Required for a
+    camera that is not in the city map."""
 
     @property
     def ignored_reason(self) -> IgnoredReason | None:
@@ -66,10 +77,16 @@ class CameraEvent(BaseModel):
     model_config = STRICT_FROZEN
 
     event_id: Id
+    """Unique per message (1 to 128 characters): a message sent twice is recognised by it."""
     camera_id: Id
+    """The camera. If the city map registers it, its position, grid and zones are known."""
     observed_at: Timestamp
+    """When the frame was taken, on the camera's clock."""
     snapshot_url: str | None = None
+    """A link to the frame, copied into the alert's evidence."""
     detections: Annotated[tuple[Detection, ...], Field(max_length=256)]
+    """What the frame shows, at most 256. An empty array is a heartbeat: it proves the camera
+    alive (what `silent` rules watch)."""
 
 
 def _kind_is(kinds: list[str], then: dict[str, Any]) -> dict[str, Any]:
@@ -111,12 +128,25 @@ class SensorEvent(BaseModel):
     model_config = ConfigDict(**STRICT_FROZEN, json_schema_extra=_SENSOR_SCHEMA_RULES)
 
     event_id: Id
+    """Unique per reading (1 to 128 characters)."""
     sensor_id: Id
+    """The sensor. If the city map registers it, its position and grid are known."""
     kind: str
+    """What it measures. State kinds: parking_occupancy (occupied, free), manhole_cover (ok,
+    tilted, open), streetlight (on, off, fault). Value kinds: noise (dB, >= 0), bin_fill
+    (fraction 0 to 1, 0.9 = 90 % full), water_level (cm, >= 0). Another kind is ignored and
+    counted."""
     observed_at: Timestamp
+    """When the reading was taken."""
     state: str | None = Field(default=None, validate_default=True)
+    """Required, as a string, for a state kind; ignored for a value kind. An unknown state of
+    a known kind is ignored and counted."""
     value: float | None = Field(default=None, validate_default=True)
+    """Required for a value kind: a finite number in the kind's range, in its unit; ignored
+    for a state kind."""
     location: Location | None = None
+    """Where the sensor is (WGS 84). Required for a sensor not in the city map; if given, used
+    even for a registered one."""
 
     @field_validator("state", mode="plain", json_schema_input_type=Any)
     @classmethod
@@ -204,15 +234,30 @@ class ReportEvent(BaseModel):
     )
 
     event_id: Id
+    """Unique per report, e.g. the work-order number (1 to 128 characters)."""
     source: ReportSource
+    """Who reports: inspector (巡查员), hotline (12345 市民热线), app (随手拍) or supervisor (督查)."""
     reporter_id: Id | None = None
+    """Who reported."""
     category: Annotated[str, StringConstraints(min_length=1)]
+    """What is reported: a camera label, a sensor-derived category (streetlight_out,
+    manhole_open, camera_offline, sensor_offline, noise_nuisance, bin_overflow, waterlogging,
+    parking_overstay), other, or a category a loaded rule pack names. Others are ignored and
+    counted."""
     observed_at: Timestamp
+    """When it was seen or reported."""
     location: Location | None = None
+    """Where (WGS 84). One of location and grid_id is required; location wins if both are
+    given."""
     grid_id: GridId | None = Field(default=None, validate_default=True)
+    """The grid (万米单元网格), for a ticket that knows only its grid. The report then sits at the
+    grid's representative point, in no zone. A grid not in the map is outside_map."""
     address: Address | None = None
+    """Free-text address, e.g. 东大街 12 号 (at most 512 characters)."""
     description: Text | None = None
+    """Free text (at most 4,000 characters)."""
     photos: Photos | None = None
+    """Photo URLs, at most 16."""
 
     @field_validator("grid_id", mode="after")
     @classmethod
@@ -235,14 +280,27 @@ class Feedback(BaseModel):
     )
 
     event_id: Id
+    """Unique per action: a resend with the same id is a duplicate, ignored, not rejected."""
     alert_id: AlertId
+    """The alert acted on: a- + grid id + - + 20 lowercase hex digits, as in city.alerts. Also
+    the record's key."""
     action: FeedbackAction
+    """acknowledge (受理), dispatch (派遣), resolve (处置), verify (核查结案), reject (作废), reopen
+    (返工) or defer (缓办). Which applies in which status: docs/contracts.md section 4.2."""
     actor: Id
+    """Who acted, e.g. duty-officer-7; copied into the transition message."""
     at: Timestamp
+    """When the person acted, on the clock of the system that applies it."""
     note: Text | None = None
+    """e.g. 已派单 (at most 4,000 characters); copied into the transition message."""
     assignee: Id | None = None
+    """With dispatch: the team or person assigned. Ignored with other actions."""
     photos: Photos | None = None
+    """Photo URLs (at most 16), e.g. of the handled site for verification; copied into the
+    transition message."""
     until: Timestamp | None = Field(default=None, validate_default=True)
+    """With defer, required: when the deferral ends, later than at. Ignored with other
+    actions."""
 
     @field_validator("until", mode="after")
     @classmethod

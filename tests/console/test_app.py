@@ -23,6 +23,7 @@ from console.mapview import view_of
 from console.roles import ACTIONS, NOTE, ROLES, legal, may
 from ledger.schema import audit
 from ledger.store import LedgerStore
+from models.outputs import AuditRecord
 from rules.demo.city import GEOJSON_PATH
 from rules.schedule import CityCalendar
 from tests.ledger.test_assessment import msg
@@ -55,6 +56,7 @@ class Harness:
             return 1_795_000_000_000
 
         async def publish_audit(row: dict[str, Any]) -> None:
+            AuditRecord.model_validate_json(orjson.dumps(row))     # the topic's contract
             self.audited.append(row)
 
         self.console = Console(store, self.board, CAL, send=send, stamp=stamp,

@@ -34,8 +34,35 @@ from streams.settings import Settings
 READY_TIMEOUT_S = 40.0
 
 
-class Worker:
-    """One ``cityorder worker`` process; its log is kept in ``log_path`` for failures."""
+class Child:
+    """A ``cityorder`` process a test started, its output kept in ``log_path`` for failures."""
+
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    log: Any
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log.close()
+
+    def tail(self, lines: int = 60) -> str:
+        if not self.log.closed:
+            self.log.flush()
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+class Worker(Child):
+    """One ``cityorder worker`` process."""
 
     def __init__(self, settings: Settings, log_path: Path, module: str = "streams.cli",
                  **overrides: Any) -> None:
@@ -73,24 +100,6 @@ class Worker:
             time.sleep(0.2)
         raise AssertionError(f"worker not ready after {timeout} s (last: {self.readyz()}):\n{self.tail()}")
 
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.log.close()
-
-    def tail(self, lines: int = 60) -> str:
-        if not self.log.closed:
-            self.log.flush()
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
 def read_topic(settings: Settings, name: str, *, done: Callable[[list[dict[str, Any]]], bool],
@@ -196,7 +205,9 @@ def metric_total(worker: Worker, name: str) -> float:
                if line.startswith(name) and not line.startswith("#"))
 
 
-class LedgerProc:
+class LedgerProc(Child):
+    """One ``cityorder ledger`` process."""
+
     def __init__(self, settings: Settings, ledger_url: str, log_path: Path) -> None:
         self.port = free_port(0)
         env = {k: v for k, v in os.environ.items() if not k.startswith("CITYORDER_")}
@@ -218,18 +229,5 @@ class LedgerProc:
             return None
 
     def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
+        super().kill()
         self.log.close()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.log.close()
-
-    def tail(self) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-40:])

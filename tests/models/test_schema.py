@@ -10,15 +10,10 @@ import pytest
 from models.schema import DEFAULT_DIR, TOPIC_MODELS, main, render, stale_files, write_all
 from models.timestamps import TIMESTAMP_RANGE
 from models.vocabulary import REASON_CODES
+from streams.settings import AUDIT_TOPIC, INPUT_TOPICS, OUTPUT_TOPICS
 
-TOPICS = [
-    "city.events.camera",
-    "city.events.sensor",
-    "city.events.report",
-    "city.alerts.feedback",
-    "city.alerts",
-    "city.alerts.deadletter",
-]
+#: Every topic other systems read or write: all but cityorder's own internal one.
+TOPICS = [*INPUT_TOPICS, *OUTPUT_TOPICS, AUDIT_TOPIC]
 
 
 def test_committed_schemas_are_up_to_date() -> None:
@@ -34,7 +29,7 @@ def test_committed_schemas_are_up_to_date() -> None:
 
 def test_there_is_a_schema_for_every_topic() -> None:
     assert list(TOPIC_MODELS) == TOPICS
-    assert sorted(p.name for p in DEFAULT_DIR.glob("*.schema.json")) == sorted(
+    assert sorted(p.name for p in DEFAULT_DIR.glob("*.schema.json")) == sorted(  # and asyncapi.yaml
         f"{topic}.schema.json" for topic in TOPICS
     )
 
@@ -42,7 +37,8 @@ def test_there_is_a_schema_for_every_topic() -> None:
 def test_check_names_missing_and_changed_files(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert stale_files(tmp_path) == [tmp_path / f"{topic}.schema.json" for topic in TOPICS]
+    assert stale_files(tmp_path) == [tmp_path / f"{topic}.schema.json" for topic in TOPICS] + \
+        [tmp_path / "asyncapi.yaml"]
     assert main(["--check", "--dir", str(tmp_path)]) == 1
     write_all(tmp_path)
     assert main(["--check", "--dir", str(tmp_path)]) == 0
@@ -74,7 +70,7 @@ def test_input_timestamps_are_date_time_strings_that_name_their_range() -> None:
     ]:
         prop = _schema(topic)["properties"][field]
         assert (prop["type"], prop["format"]) == ("string", "date-time")
-        assert TIMESTAMP_RANGE in prop["description"]
+        assert TIMESTAMP_RANGE in prop["description"] and "offset" in prop["description"]
     until = _schema("city.alerts.feedback")["properties"]["until"]["anyOf"][0]
     assert until == {"type": "string", "format": "date-time",
                      "description": f"RFC 3339 with a UTC offset, in {TIMESTAMP_RANGE}"}
@@ -95,7 +91,9 @@ def test_output_times_carry_milliseconds_pattern() -> None:
 def test_schema_states_the_bounds() -> None:
     camera = _schema("city.events.camera")
     assert camera["properties"]["detections"]["maxItems"] == 256
-    assert camera["$defs"]["Detection"]["properties"]["confidence"] == {
+    confidence = camera["$defs"]["Detection"]["properties"]["confidence"]
+    assert "0 to 1" in confidence.pop("description")
+    assert confidence == {
         "maximum": 1,
         "minimum": 0,
         "title": "Confidence",
@@ -115,3 +113,16 @@ def test_schema_states_the_bounds() -> None:
     ]
     assert _schema("city.events.report")["anyOf"][1]["required"] == ["grid_id"]
     assert "description" not in camera["$defs"]["Detection"]  # docstrings are for maintainers
+
+
+@pytest.mark.parametrize("topic", sorted(TOPIC_MODELS))
+def test_every_field_has_a_description_for_integrators(topic: str) -> None:
+    """Every property, nested ones too, says what it is in one line (units, WGS 84, the time
+    format, what each enum value means)."""
+    schema = json.loads(render(topic))
+    models = [schema, *schema.get("$defs", {}).values()]
+    for model in models:
+        for name, prop in model.get("properties", {}).items():
+            text = prop.get("description", "")
+            assert len(text) >= 10, f"{model.get('title')}.{name} has no description"
+            assert "\n" not in text and "  " not in text, f"{model.get('title')}.{name}: {text!r}"
