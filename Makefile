@@ -6,19 +6,21 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev demo test system-deps bench bench-runtime bench-ledger bench-console schemas dashboards clean
+.PHONY: dev demo test system-deps bench bench-runtime bench-ledger bench-console bench-adapters schemas dashboards clean
 
 # What pip cannot install, for the tests: a real PostgreSQL (the ledger), a real browser
 # (Debian's chromium, driven by Playwright, with a CJK font so the console's screenshots show
 # Chinese, not boxes), Prometheus and promtool (the metrics' lint, the rules' unit tests, the
-# dashboards' queries) and Alertmanager's amtool (its configuration). Installed with apt-get
+# dashboards' queries), Alertmanager's amtool (its configuration) and mosquitto (the MQTT broker
+# the Frigate adapter's tests read from). Installed with apt-get
 # when missing (CI runs as root on Debian), saying so; never downloaded otherwise.
 DEB_PACKAGES_CHECK = \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || echo postgresql; \
 	command -v chromium >/dev/null 2>&1 || echo chromium; \
 	dpkg -s fonts-noto-cjk >/dev/null 2>&1 || echo fonts-noto-cjk; \
 	command -v promtool >/dev/null 2>&1 || echo prometheus; \
-	command -v amtool >/dev/null 2>&1 || echo prometheus-alertmanager
+	command -v amtool >/dev/null 2>&1 || echo prometheus-alertmanager; \
+	[ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null 2>&1 || echo mosquitto
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +61,9 @@ bench-ledger: $(STAMP) system-deps
 
 bench-console: $(STAMP) system-deps
 	$(BIN)/python -m bench.console_bench
+
+bench-adapters: $(STAMP)
+	$(BIN)/python -m bench.adapters_bench
 
 schemas: $(STAMP)
 	$(BIN)/python -m models.schema

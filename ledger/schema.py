@@ -178,3 +178,20 @@ audit = Table(
     Index("ix_audit_at", "at"),
     Index("ix_audit_alert", "alert_id"),
 )
+
+# -- Open311 (``cityorder adapt open311``) ------------------------------------------------------
+
+#: Service requests received, so one's status can be told whether or not its report (the
+#: ``city.events.report`` message with the request's id as ``event_id``) opened a case. No names
+#: or contact details: where and what only.
+open311_requests = Table(
+    "open311_requests", metadata,
+    Column("service_request_id", String(64), primary_key=True),
+    Column("service_code", String(100), nullable=False),
+    Column("description", Text),
+    Column("lat", Float, nullable=False),
+    Column("lon", Float, nullable=False),
+    Column("address", Text),
+    Column("media_url", Text),
+    Column("requested_at", BigInteger, nullable=False),
+)

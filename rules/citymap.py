@@ -31,6 +31,7 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 from shapely.validation import explain_validity
 
+from rules.calibration import Calibration, CalibrationError, fit
 from rules.schedule import DEFAULT_TIME_ZONE, DEFAULT_WORK_HOURS, CityCalendar, Schedule, ScheduleError
 from rules.worktime import parse_work_hours
 
@@ -80,7 +81,8 @@ class Zone:
 
 @dataclass(frozen=True, slots=True)
 class Device:
-    """A registered camera or sensor, with its grid and zones worked out at load."""
+    """A registered camera or sensor, with its grid and zones worked out at load. A camera
+    whose platform sends pixel boxes (DeepStream, Frigate) has a ``calibration``."""
 
     id: str
     type: str
@@ -89,6 +91,7 @@ class Device:
     lon: float
     grid_id: str
     zone_ids: tuple[str, ...]
+    calibration: Calibration | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -467,9 +470,43 @@ class _MapBuilder:
         if place is None:
             raise self._error(index, fid, f"geometry: ({lon}, {lat}) is in no grid: a "
                               f"{kind_of_device} must stand inside a grid (GeoJSON is [lon, lat])")
-        device = Device(fid, kind_of_device, kind, lat, lon, place.grid_id, place.zone_ids)
+        calibration = self._calibration(index, fid, props.get("calibration"))
+        if calibration is not None and kind_of_device != "camera":
+            raise self._error(index, fid, "properties.calibration: only a camera has one")
+        device = Device(fid, kind_of_device, kind, lat, lon, place.grid_id, place.zone_ids, calibration)
         target = city.cameras if kind_of_device == "camera" else city.sensors
         target[fid] = device
+
+    def _calibration(self, index: int, fid: str, raw: object) -> Calibration | None:
+        """``{"image": [width, height], "points": [{"pixel": [u, v], "position": [lon, lat]}, ...]}``:
+        four or more pixels of the camera's image and the WGS 84 positions they show (GeoJSON's
+        [lon, lat] order), spread over the ground in view (docs/adapters.md)."""
+        if raw is None:
+            return None
+        where = "properties.calibration"
+        if not isinstance(raw, Mapping) or set(raw) != {"image", "points"}:
+            raise self._error(index, fid, f"{where}: expected {{\"image\": [width, height], \"points\": "
+                              '[{"pixel": [u, v], "position": [lon, lat]}, ...]}')
+        image, points = raw["image"], raw["points"]
+        if not (isinstance(image, list) and len(image) == 2 and all(type(x) is int for x in image)):
+            raise self._error(index, fid, f"{where}.image: expected [width, height] in whole pixels, "
+                              f"got {image!r}")
+        if not isinstance(points, list):
+            raise self._error(index, fid, f"{where}.points: expected a list of reference points")
+        refs = []
+        for i, point in enumerate(points):
+            ok = isinstance(point, Mapping) and set(point) == {"pixel", "position"} and all(
+                isinstance(point[k], list) and len(point[k]) == 2
+                and all(type(x) in (int, float) for x in point[k]) for k in ("pixel", "position"))
+            if not ok:
+                raise self._error(index, fid, f"{where}.points[{i}]: expected "
+                                  f'{{"pixel": [u, v], "position": [lon, lat]}}, got {point!r}')
+            (u, v), (lon, lat) = point["pixel"], point["position"]
+            refs.append((float(u), float(v), float(lat), float(lon)))
+        try:
+            return fit(image[0], image[1], refs)
+        except CalibrationError as e:
+            raise self._error(index, fid, f"{where}.{e}") from None
 
     def _error(self, index: int, fid: object, message: str) -> MapError:
         label = f"feature {index}" + (f" (id {fid!r})" if isinstance(fid, str) and fid else "")

@@ -713,17 +713,19 @@ async def _send_one(settings: Any, topic: str, key: str, value: bytes) -> None:
         await producer.stop()
 
 
-def _add_ledger() -> None:
-    """The ledger's and the console's commands live in their own packages."""
+def _add_packages() -> None:
+    """The ledger's, the console's and the adapters' commands live in their own packages."""
+    from adapters.cli import adapt
     from console.cli import console
     from ledger.cli import ledger, report
 
     main.add_command(ledger)
     main.add_command(report)
     main.add_command(console)
+    main.add_command(adapt)
 
 
-_add_ledger()
+_add_packages()
 
 if __name__ == "__main__":
     main()

@@ -12,6 +12,7 @@ import pytest
 from rules import citymap
 from rules.citymap import CityMap, Device, Grid, MapError, Place, Zone
 from rules.schedule import Schedule
+from tests.pinhole import PIXELS, camera, ground_of, position
 
 
 def square(x0: float, y0: float, x1: float, y1: float) -> dict[str, Any]:
@@ -346,3 +347,38 @@ def test_load_errors(tmp_path: Path) -> None:
     bad.write_text('{"type": "FeatureCollection", "features": [NaN]}', encoding="utf-8")
     with pytest.raises(MapError, match=r"bad\.geojson: not valid JSON: NaN is not JSON"):
         CityMap.load(bad)
+
+
+def calibration_for(lon0: float, lat0: float, pixels: list[tuple[float, float]] = PIXELS
+                    ) -> dict[str, Any]:
+    m = camera(8, 30, 0, 1400)
+    points = []
+    for u, v in pixels:
+        lat, lon = position(lat0, lon0, *ground_of(m, u, v))
+        points.append({"pixel": [u, v], "position": [float(lon), float(lat)]})
+    return {"image": [1920, 1080], "points": points}
+
+
+def test_a_camera_may_carry_its_calibration() -> None:
+    obj = broken(set_props(4, calibration=calibration_for(104.013, 30.005)))
+    cal = CityMap.from_geojson(obj, source="m.geojson").cameras["cam-1"].calibration
+    assert cal is not None and (cal.width, cal.height) == (1920, 1080) and cal.rms_error_m < 1e-6
+    assert CityMap.from_geojson(MAP).cameras["cam-1"].calibration is None
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (set_props(5, calibration=calibration_for(104.013, 30.005)),
+     "properties.calibration: only a camera has one"),
+    (set_props(4, calibration={"points": []}), 'properties.calibration: expected {"image": [width, height]'),
+    (set_props(4, calibration={"image": [1920.5, 1080], "points": []}),
+     "properties.calibration.image: expected [width, height] in whole pixels, got [1920.5, 1080]"),
+    (set_props(4, calibration={"image": [1920, 1080], "points": [{"pixel": [1, 2]}]}),
+     'properties.calibration.points[0]: expected {"pixel": [u, v], "position": [lon, lat]}'),
+    (set_props(4, calibration=calibration_for(104.013, 30.005, PIXELS[:3])),
+     "properties.calibration.points: 3 given, a homography needs at least 4"),
+])
+def test_a_bad_calibration_is_refused_with_what_to_write(change: Any, message: str) -> None:
+    with pytest.raises(MapError) as err:
+        CityMap.from_geojson(broken(change), source="m.geojson")
+    assert message in str(err.value)
+    assert "feature" in str(err.value)
