@@ -57,6 +57,7 @@ from ledger.assessment import GROUPINGS, PERIODS
 from ledger.rows import from_store
 from ledger.schema import audit, cases, transitions
 from ledger.store import LedgerStore
+from models import cap
 from models.inputs import Feedback
 from models.timestamps import parse_timestamp_ms
 from rules.alerts import ACTIVE
@@ -78,6 +79,8 @@ SEND_TIMEOUT = 30.0
 MAX_BULK = 500
 #: Audit results.
 OK, DENIED, FAILED, SENT, REFUSED = "ok", "denied", "failed", "sent", "refused"
+#: ``sender`` of the case pages' CAP messages.
+CAP_SENDER = "cityorder"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CONSOLE = web.AppKey("console", "Console")
@@ -477,6 +480,18 @@ async def case_page(request: web.Request) -> web.Response:
 
 
 @signed_in
+async def case_cap(request: web.Request) -> web.Response:
+    """The case's latest version as a CAP 1.2 message (models.cap), from the ledger."""
+    console: Console = request.app[CONSOLE]
+    aid = request.match_info["alert_id"]
+    message, _, _ = await asyncio.to_thread(_case_record, console.store, aid)
+    if message is None:
+        raise web.HTTPNotFound(text=speaks(request)("无此案件") + f": {aid}")
+    return web.Response(body=cap.render(message, CAP_SENDER, console.city_name or None),
+                        content_type="application/cap+xml", charset="utf-8")
+
+
+@signed_in
 async def remaining(request: web.Request) -> web.Response:
     """The case page's countdown, asked for again every half minute (working time needs the
     city's calendar, which only the server has)."""
@@ -784,6 +799,7 @@ def make_app(console: Console) -> web.Application:
     app.router.add_get("/cases/{alert_id}", case_page)
     app.router.add_post("/api/cases/{alert_id}/actions", act)
     app.router.add_get("/api/cases/{alert_id}/remaining", remaining)
+    app.router.add_get("/cases/{alert_id}/cap.xml", case_cap)
     app.router.add_post("/api/bulk/acknowledge", bulk_acknowledge)
     app.router.add_get("/audit", audit_page)
     app.router.add_get("/lang", choose_language)

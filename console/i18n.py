@@ -88,7 +88,7 @@ EN: Mapping[str, str] = {
     "高发点位": "Hotspot", "{city} 网格与案件": "{city}: grids and cases",
     "实时": "Live", "重连中…": "Reconnecting…",
     # case
-    "案件号": "Alert id", "地址 / 位置": "Address / position", "区域": "Zones",
+    "案件号": "Alert id", "CAP 1.2 格式": "as CAP 1.2", "地址 / 位置": "Address / position", "区域": "Zones",
     "立案时间": "Opened at", "无": "none", "派遣对象": "Assignee", "缓办至": "Deferred until",
     "发现次数": "Occurrences", "{n}（{first} 至 {last}）": "{n} ({first} to {last})",
     "证据": "Evidence", "抓拍 {id}": "Snapshot {id}", "处置照片": "Photo of the fix",

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
+import xmlschema
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
@@ -30,6 +31,7 @@ from tests.ledger.test_assessment import msg
 from tests.promtool import check_metrics
 from tests.scrape import undocumented
 
+CAP_SCHEMA = xmlschema.XMLSchema(Path(__file__).resolve().parents[1] / "models" / "schemas" / "cap-1.2.xsd")
 CAL = CityCalendar(ZoneInfo("Asia/Shanghai"))
 PASSWORD = "correct horse 1"
 #: One case per status, case n in status STATUSES[n].
@@ -391,6 +393,17 @@ async def test_the_countdown_is_asked_for_again(harness: tuple[Harness, TestClie
     # The harness's clock is 2026-11-18 19:06:40 (Beijing), the deadline 11-20 11:00.
     assert out["remaining"].startswith("剩余 39 时 53 分（工作时 "), out
     assert (await (await client.get(f"/api/cases/{aid(5)}/remaining")).json())["remaining"] == ""
+
+
+async def test_a_case_is_also_a_valid_cap_message(harness: tuple[Harness, TestClient]) -> None:
+    _, client = harness
+    await sign_in(client, "viewer")
+    page = await (await client.get(f"/cases/{aid(0)}")).text()
+    assert f'href="/cases/{aid(0)}/cap.xml"' in page
+    response = await client.get(f"/cases/{aid(0)}/cap.xml")
+    assert response.status == 200 and response.content_type == "application/cap+xml"
+    CAP_SCHEMA.validate((await response.read()).decode())
+    assert (await client.get("/cases/a-G-0000000000000000000f/cap.xml")).status == 404
 
 
 async def test_a_tile_layer_only_if_configured(store: LedgerStore) -> None:
