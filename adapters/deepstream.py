@@ -24,7 +24,7 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from adapters.placing import PixelBox, Placer, parse_object, worker_check
+from adapters.placing import PixelBox, Placer, not_a, parse_object, worker_check
 from models.decode import BadInput
 
 #: Keys of the full schema's ``object`` that hold something other than its class.
@@ -89,10 +89,7 @@ class DeepStream:
             else:
                 event = self._full(_Full.model_validate(doc))
         except ValidationError as e:
-            first = e.errors(include_url=False)[0]
-            path = ".".join(str(p) for p in first["loc"]) or "message"
-            return BadInput("invalid_field", f"{path}: {first['msg']} (a DeepStream nvmsgconv message, "
-                            "full or minimal schema)", _event_id(doc))
+            return not_a(e, "a DeepStream nvmsgconv message, full or minimal schema", _event_id(doc))
         return worker_check(event)
 
     def _full(self, m: _Full) -> dict[str, Any] | BadInput:

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from adapters.placing import PixelBox, Placer, parse_object, worker_check
+from adapters.placing import PixelBox, Placer, not_a, parse_object, worker_check
 from models.decode import BadInput
 
 _LAX = ConfigDict(extra="ignore", frozen=True)
@@ -62,10 +62,7 @@ class Frigate:
         try:
             event = _Event.model_validate(doc)
         except ValidationError as e:
-            first = e.errors(include_url=False)[0]
-            path = ".".join(str(p) for p in first["loc"]) or "message"
-            return BadInput("invalid_field", f"{path}: {first['msg']} (a Frigate frigate/events "
-                            "message)", None)
+            return not_a(e, "a Frigate frigate/events message", None)
         o = event.after
         try:
             observed_at = datetime.fromtimestamp(o.frame_time, UTC).isoformat(timespec="milliseconds")

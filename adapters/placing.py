@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
+from pydantic import ValidationError
 
 from models.decode import BadInput, Source, decode
 from models.vocabulary import MAX_MESSAGE_BYTES
@@ -106,6 +107,14 @@ def parse_object(raw: bytes) -> dict[str, Any] | BadInput:
     if not isinstance(doc, dict):
         return BadInput("invalid_field", "message must be a JSON object", None)
     return doc
+
+
+def not_a(error: ValidationError, what: str, event_id: str | None) -> BadInput:
+    """``invalid_field`` for a message that is not ``what`` (a platform's format), naming the
+    first field pydantic found wrong."""
+    first = error.errors(include_url=False)[0]
+    path = ".".join(str(p) for p in first["loc"]) or "message"
+    return BadInput("invalid_field", f"{path}: {first['msg']} ({what})", event_id)
 
 
 def worker_check(event: dict[str, Any] | BadInput) -> dict[str, Any] | BadInput:

@@ -484,9 +484,10 @@ async def case_cap(request: web.Request) -> web.Response:
     """The case's latest version as a CAP 1.2 message (models.cap), from the ledger."""
     console: Console = request.app[CONSOLE]
     aid = request.match_info["alert_id"]
-    message, _, _ = await asyncio.to_thread(_case_record, console.store, aid)
-    if message is None:
+    row = await asyncio.to_thread(console.store.case, aid)
+    if row is None:
         raise web.HTTPNotFound(text=speaks(request)("无此案件") + f": {aid}")
+    message = row["message"] if isinstance(row["message"], dict) else orjson.loads(row["message"])
     return web.Response(body=cap.render(message, CAP_SENDER, console.city_name or None),
                         content_type="application/cap+xml", charset="utf-8")
 

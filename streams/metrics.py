@@ -23,7 +23,6 @@ import platform
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import fields
-from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +39,8 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from models.timestamps import parse_timestamp_ms
 
 if TYPE_CHECKING:
     from rules.ingest import Ingest
@@ -79,10 +80,6 @@ def component_registry(component: str) -> CollectorRegistry:
           "and which process it is.", ["component", "version", "python"], registry=r).labels(
         component, build_version(), platform.python_version()).set(1)
     return r
-
-
-def _seconds_between(start: str, end: str) -> float:
-    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
 
 
 class Metrics:
@@ -168,7 +165,8 @@ class Metrics:
         self.transitions.labels(transition, alert["rule_id"], category, alert["severity"]).inc()
         timer = {"acknowledged": self.time_to_acknowledge, "resolved": self.time_to_resolve}.get(transition)
         if timer is not None:
-            timer.labels(category).observe(_seconds_between(alert["opened_at"], alert["at"]))
+            timer.labels(category).observe(
+                (parse_timestamp_ms(alert["at"]) - parse_timestamp_ms(alert["opened_at"])) / 1000)
 
 
 class EngineCollector(Collector):
@@ -252,9 +250,10 @@ class CaseCount:
 
     def add(self, ev: PartitionEvaluator) -> None:
         engine = ev.engine
-        for rule in engine.rules.rules:     # every level a case can reach: 0 until one does
-            for level in range(1, max(len(rule.policy.levels), 1) + 1):
-                self.active_age.setdefault(str(level), 0)
+        if not self.active_age:      # every level a case can reach, 0 until one does: the
+            for rule in engine.rules.rules:   # partitions share one rule set, so once a scrape
+                for level in range(1, max(len(rule.policy.levels), 1) + 1):
+                    self.active_age.setdefault(str(level), 0)
         now = engine.clock
         for g in engine.grids.values():
             district = g.grid.district

@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -28,7 +24,7 @@ from models.decode import BadInput, Source, decode
 from streams.dev import free_port
 from streams.settings import Settings
 from streams.topics import default_topics, ensure_topics
-from tests.e2e.workers import read_topic
+from tests.e2e.workers import Cli, read_topic
 from tests.mosquitto import Mosquitto
 from tests.pinhole import calibrated_geojson
 from tests.promtool import check_metrics
@@ -55,25 +51,15 @@ BAD = [b"not json", orjson.dumps({"version": "4.0", "id": "1", "@timestamp": "20
                                   "sensorId": "cam-0001", "objects": ["1|900|500|1000|760|car"]})]
 
 
-class Adapter:
+class Adapter(Cli):
     def __init__(self, settings: Settings, city: Path, log: Path, *args: str) -> None:
         """``args``: the adapter's name and its own arguments, e.g. ``deepstream TOPIC``."""
         self.port = free_port(0)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CITYORDER_")} | settings.to_env()
-        self.log = log.open("ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "adapt", *args,
-                                      "--city", str(city), "--web-port", str(self.port)],
-                                     env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        super().__init__(settings, log, "adapt", *args, "--city", str(city), "--web-port", str(self.port))
 
     def metrics(self) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
             return str(r.read().decode())
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(20)
-        self.log.close()
 
 
 def collect(settings: Settings, adapter: Adapter, want: set[str]) -> tuple[list[dict[str, Any]],
@@ -116,7 +102,7 @@ def test_deepstream_in_camera_messages_out_through_a_kill(settings: Settings, tm
     try:
         produce(settings, source, good[:2000] + BAD)
         time.sleep(1.0)
-        adapter.stop(signal.SIGKILL)                 # mid-stream, offsets partly committed
+        adapter.kill()                 # mid-stream, offsets partly committed
         produce(settings, source, good[2000:])
         adapter = Adapter(settings, city, tmp_path / "adapter.log", "deepstream", source)
         stamp = "2026-11-22T00:15:03.120Z"
@@ -172,7 +158,7 @@ def test_frigate_over_mqtt_in_camera_messages_out_through_a_kill(settings: Setti
     try:
         time.sleep(2)                               # subscribed: its session exists from now on
         publish(broker.url, [*events[:750], b"not json"])
-        adapter.stop(signal.SIGKILL)
+        adapter.kill()
         publish(broker.url, [*events[750:], b'{"type": "new"}'])    # kept by the broker meanwhile
         adapter = Adapter(settings, city, log, "frigate", "--mqtt", broker.url)
         want = set()
@@ -193,11 +179,8 @@ def test_frigate_over_mqtt_in_camera_messages_out_through_a_kill(settings: Setti
 def test_open311_requests_reach_the_report_topic(settings: Settings, tmp_path: Path) -> None:
     """The real process: a request posted over HTTP is a report on the topic, its status served."""
     port = free_port(0)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CITYORDER_")} | settings.to_env()
-    log = (tmp_path / "open311.log").open("ab")
-    proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "adapt", "open311", "--port", str(port),
-                             "--ledger", str(tmp_path / "ledger.sqlite")],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = Cli(settings, tmp_path / "open311.log", "adapt", "open311", "--port", str(port),
+               "--ledger", str(tmp_path / "ledger.sqlite"))
     base = f"http://127.0.0.1:{port}/open311/v2"
     try:
         deadline = time.monotonic() + 60
@@ -206,8 +189,7 @@ def test_open311_requests_reach_the_report_topic(settings: Settings, tmp_path: P
                 urllib.request.urlopen(f"{base}/services.json", timeout=2).close()
                 break
             except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline, \
-                    (tmp_path / "open311.log").read_text(errors="replace")
+                assert proc.proc.poll() is None and time.monotonic() < deadline, proc.tail()
                 time.sleep(0.2)
         body = urllib.parse.urlencode({"service_code": "garbage_pile", "lat": "30.385677",
                                        "long": "104.541455", "description": "垃圾"}).encode()
@@ -222,6 +204,4 @@ def test_open311_requests_reach_the_report_topic(settings: Settings, tmp_path: P
             (status,) = json.loads(r.read())
         assert status["status"] == "open" and status["description"] == "垃圾"
     finally:
-        proc.terminate()
-        proc.wait(20)
-        log.close()
+        proc.stop()

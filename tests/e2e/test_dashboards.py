@@ -20,13 +20,14 @@ import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
 
+from ledger.assessment import period_containing
 from ledger.store import LedgerStore
 from models.timestamps import parse_timestamp_ms
+from rules.citymap import CityMap
 from rules.demo.city import GEOJSON_PATH as DEMO_CITY
 from rules.demo.dispatch import generate_with_feedback
 from rules.pack import DEFAULT_PACK
@@ -124,8 +125,8 @@ def check_sql(dashboards: dict[str, dict[str, Any]], url: str, alerts: list[dict
               tmp_path: Path) -> None:
     """Every SQL target returns rows; the by-district scorecard equals ``cityorder report``'s."""
     board = dashboards["assessment"]
-    start_ms = _local_midnight_ms(DAY)
-    t_ms = max(_ms(a["at"]) for a in alerts)
+    start_ms = period_containing("day", DAY, CityMap.load(DEMO_CITY).calendar).start
+    t_ms = max(parse_timestamp_ms(a["at"]) for a in alerts)
     with psycopg.connect(url) as conn:
         values = {}
         for variable in board["templating"]["list"]:
@@ -149,14 +150,6 @@ def check_sql(dashboards: dict[str, dict[str, Any]], url: str, alerts: list[dict
                             ("返工率", "rework_rate")):
             got = None if row[column] is None else float(row[column])
             assert got == g[key], (g["key"], column, got, g[key])
-
-
-def _ms(stamp: str) -> int:
-    return parse_timestamp_ms(stamp)
-
-
-def _local_midnight_ms(d: date) -> int:
-    return int(datetime(d.year, d.month, d.day, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp() * 1000)
 
 
 def _report(url: str, t_ms: int, tmp_path: Path) -> list[dict[str, Any]]:

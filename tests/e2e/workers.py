@@ -34,6 +34,12 @@ from streams.settings import Settings
 READY_TIMEOUT_S = 40.0
 
 
+def child_env(settings: Settings) -> dict[str, str]:
+    """The environment of a ``cityorder`` process a test starts: this one's, with ``settings``
+    as its only ``CITYORDER_*`` variables."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("CITYORDER_")} | settings.to_env()
+
+
 class Child:
     """A ``cityorder`` process a test started, its output kept in ``log_path`` for failures."""
 
@@ -69,8 +75,7 @@ class Worker(Child):
         """``module``: what ``python -m`` runs (a test's own wrapper of the CLI, e.g.
         ``tests.e2e.faulty_worker``); ``overrides``: settings for this worker."""
         self.port = free_port(0)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CITYORDER_")}
-        env |= settings.model_copy(update=overrides | {"web_port": self.port}).to_env()
+        env = child_env(settings.model_copy(update=overrides | {"web_port": self.port}))
         self.log_path = log_path
         self.log = log_path.open("ab")
         self.proc = subprocess.Popen([sys.executable, "-m", module, "worker", "--loglevel", "info"],
@@ -205,18 +210,25 @@ def metric_total(worker: Worker, name: str) -> float:
                if line.startswith(name) and not line.startswith("#"))
 
 
-class LedgerProc(Child):
+class Cli(Child):
+    """``cityorder ARGV...`` as a process, configured by ``settings`` (and ``env`` on top)."""
+
+    def __init__(self, settings: Settings, log_path: Path, *argv: str,
+                 env: dict[str, str] | None = None) -> None:
+        self.log_path = log_path
+        self.log = log_path.open("ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", *argv],
+                                     env=child_env(settings) | (env or {}), stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+
+
+class LedgerProc(Cli):
     """One ``cityorder ledger`` process."""
 
     def __init__(self, settings: Settings, ledger_url: str, log_path: Path) -> None:
         self.port = free_port(0)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CITYORDER_")}
-        env |= settings.to_env() | {"CITYORDER_LEDGER_URL": ledger_url}
-        self.log_path = log_path
-        self.log = log_path.open("ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "ledger", "--web-port",
-                                      str(self.port)], env=env, stdout=self.log,
-                                     stderr=subprocess.STDOUT)
+        super().__init__(settings, log_path, "ledger", "--web-port", str(self.port),
+                         env={"CITYORDER_LEDGER_URL": ledger_url})
 
     def get(self, path: str) -> tuple[int, Any] | None:
         try:
