@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev demo test system-deps bench bench-runtime bench-ledger bench-console bench-adapters schemas dashboards clean
+.PHONY: dev demo test system-deps bench bench-runtime bench-ledger bench-console bench-adapters bench-webhooks schemas dashboards clean
 
 # What pip cannot install, for the tests: a real PostgreSQL (the ledger), a real browser
 # (Debian's chromium, driven by Playwright, with a CJK font so the console's screenshots show
@@ -64,6 +64,9 @@ bench-console: $(STAMP) system-deps
 
 bench-adapters: $(STAMP)
 	$(BIN)/python -m bench.adapters_bench
+
+bench-webhooks: $(STAMP)
+	$(BIN)/python -m bench.webhooks_bench --cpu 0
 
 schemas: $(STAMP)
 	$(BIN)/python -m models.schema

@@ -18,7 +18,6 @@ from typing import Any
 import orjson
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -26,12 +25,11 @@ from models.decode import BadInput
 from rules.replay import dead_letter
 from streams.metrics import component_registry
 from streams.settings import Settings
-from streams.topics import default_configs, ensure_topics
+from streams.topics import default_configs, ensure_topics, start_when_reachable
 
 log = logging.getLogger(__name__)
 
 FETCH_MAX_RECORDS = 2_000
-RETRY_S = 2.0
 #: A converter: a source record's value to a ``city.events.camera`` message, or why not.
 Convert = Callable[[bytes], dict[str, Any] | BadInput]
 
@@ -85,7 +83,7 @@ class Router:
         await ensure_topics(settings, mine, configs=default_configs(settings))
         producer = AIOKafkaProducer(**settings.producer_kwargs(), acks="all", linger_ms=5,
                                     max_request_size=settings.max_record_bytes)
-        await _started(producer.start, "the producer")
+        await start_when_reachable(producer.start, "the producer")
         return producer
 
     def web_app(self) -> web.Application:
@@ -117,7 +115,7 @@ class KafkaBridge:
                                     group_id=f"{s.app_id}-adapter-{self.adapter}",
                                     auto_offset_reset="earliest")
         producer = await self.router.producer(s)
-        await _started(consumer.start, "the consumer")
+        await start_when_reachable(consumer.start, "the consumer")
         self.metrics.ready.labels(self.adapter).set(1)
         log.info("adapter %s: %s -> %s", self.adapter, ", ".join(self.topics), self.router.camera_topic)
         try:
@@ -152,13 +150,3 @@ class KafkaBridge:
 
     def web_app(self) -> web.Application:
         return self.router.web_app()
-
-
-async def _started(start: Callable[[], Any], what: str) -> None:
-    while True:
-        try:
-            await start()
-            return
-        except KafkaError as e:
-            log.warning("adapter: cannot start %s (%s); retrying in %.0f s", what, e, RETRY_S)
-            await asyncio.sleep(RETRY_S)

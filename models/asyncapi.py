@@ -115,6 +115,20 @@ TOPICS: Final = (
                                "alert_id": "a-JY-0312-3f9c0e51d2a4b7c81e09", "address": "10.0.8.21",
                                "result": "sent", "detail": {"event_id": "fb-77812", "note": "已派单"}}),
           ]),
+    Topic("city.webhooks.deadletter", "webhookDeadLetter", "send", "the receiver's name",
+          "Alert transitions a webhook receiver (cityorder webhooks) never took, with the message, "
+          "to send again once the receiver is fixed.", [
+              ("refused", {"receiver": "dispatch-jiancheng",
+                           "url": "https://dispatch.jiancheng.example/hooks/cityorder",
+                           "topic": "city.alerts", "partition": 1, "offset": 20417,
+                           "alert_id": "a-JY-0312-3f9c0e51d2a4b7c81e09", "version": 3,
+                           "transition": "escalated", "reason_code": "rejected",
+                           "reason": "HTTP 422: {\"error\": \"unknown district\"}", "attempts": 1,
+                           "last_status": 422, "first_attempt_at": "2026-11-22T08:30:07.602+08:00",
+                           "failed_at": "2026-11-22T08:30:07.640+08:00",
+                           "payload": '{"alert_id": "a-JY-0312-3f9c0e51d2a4b7c81e09", "version": 3}',
+                           "payload_encoding": "utf-8", "truncated": False}),
+          ]),
 )
 
 

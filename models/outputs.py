@@ -1,4 +1,5 @@
-"""The two output topics, ``city.alerts`` and ``city.alerts.deadletter``.
+"""The output topics: ``city.alerts`` and ``city.alerts.deadletter`` (the contract's),
+``city.audit`` and ``city.webhooks.deadletter`` (cityorder's own).
 
 These models check what cityorder itself emits (tests and the producer validate every message
 against them) and publish its JSON Schema. Every field is required, even when null, because
@@ -263,6 +264,52 @@ class AuditRecord(BaseModel):
     letter for it)."""
     detail: dict[str, object] | None
     """More about it: the note, the feedback's event_id, the engine's reason_code and reason."""
+
+
+class WebhookDeadLetter(BaseModel):
+    """An alert transition a webhook receiver never took (``city.webhooks.deadletter``), kept
+    with the message so it can be sent again by hand once the receiver is fixed."""
+
+    model_config = STRICT_FROZEN
+
+    receiver: NonEmpty
+    """The receiver's name in the receivers file."""
+    url: NonEmpty
+    """Where it was sent, without the query (which may hold a token)."""
+    topic: NonEmpty
+    """The topic the message came from (city.alerts, with its prefix)."""
+    partition: Annotated[int, Field(ge=0)]
+    """Its partition there."""
+    offset: Annotated[int, Field(ge=0)]
+    """Its offset there."""
+    alert_id: AlertId | None
+    """The alert; null if the message could not be read."""
+    version: Annotated[int, Field(ge=1)] | None
+    """The transition's version; null if the message could not be read."""
+    transition: Transition | None
+    """The transition; null if the message could not be read."""
+    reason_code: Literal["rejected", "gave_up", "unreadable", "error"]
+    """rejected: the receiver answered with a status that another try would not change (4xx
+    other than 408, 425 and 429; or a redirect); gave_up: it failed the message `attempts` times
+    while accepting others, or failed everything for `give_up_after`; unreadable: the record is
+    not an alert message; error: cityorder itself failed to send it (a bug: reason has the
+    error)."""
+    reason: str
+    """For people: the last answer (status and the start of its body) or error."""
+    attempts: Annotated[int, Field(ge=0)]
+    """Requests made (0 for an unreadable record)."""
+    last_status: Annotated[int, Field(ge=100, le=599)] | None
+    """The HTTP status of the last answer; null after a timeout or a connection error."""
+    first_attempt_at: OutputTimestamp | None
+    """When the first request was made (wall clock); null if none was."""
+    failed_at: OutputTimestamp
+    """When it was given up (wall clock)."""
+    payload: Annotated[str, StringConstraints(max_length=(DEADLETTER_PAYLOAD_BYTES + 2) // 3 * 4)]
+    """The city.alerts record as it was read (JSON text), first 64 KiB; base64 if not UTF-8."""
+    payload_encoding: Literal["utf-8", "base64"]
+    """How to read payload."""
+    truncated: bool
+    """True if payload was cut to 64 KiB."""
 
 
 def deadletter_payload(raw: bytes) -> tuple[str, Literal["utf-8", "base64"], bool]:

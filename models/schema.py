@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from models import asyncapi
 from models.inputs import CameraEvent, Feedback, ReportEvent, SensorEvent
-from models.outputs import Alert, AuditRecord, DeadLetter
+from models.outputs import Alert, AuditRecord, DeadLetter, WebhookDeadLetter
 from models.timestamps import TIMESTAMP_RANGE
 
 TOPIC_MODELS: Final[dict[str, tuple[type[BaseModel], str]]] = {
@@ -31,6 +31,7 @@ TOPIC_MODELS: Final[dict[str, tuple[type[BaseModel], str]]] = {
     "city.alerts": (Alert, "Every change of every alert; unique by (alert_id, version)."),
     "city.alerts.deadletter": (DeadLetter, "Input that could not be used, and why."),
     "city.audit": (AuditRecord, "The console's audit trail: sign-ins and actions on cases."),
+    "city.webhooks.deadletter": (WebhookDeadLetter, "Alert transitions a webhook receiver never took."),
 }
 DEFAULT_DIR: Final = Path(__file__).resolve().parent.parent / "schemas"
 ASYNCAPI_FILE: Final = "asyncapi.yaml"

@@ -714,15 +714,18 @@ async def _send_one(settings: Any, topic: str, key: str, value: bytes) -> None:
 
 
 def _add_packages() -> None:
-    """The ledger's, the console's and the adapters' commands live in their own packages."""
+    """The ledger's, the console's, the adapters' and the webhooks' commands live in their own
+    packages."""
     from adapters.cli import adapt
     from console.cli import console
     from ledger.cli import ledger, report
+    from webhooks.cli import webhooks
 
     main.add_command(ledger)
     main.add_command(report)
     main.add_command(console)
     main.add_command(adapt)
+    main.add_command(webhooks)
 
 
 _add_packages()

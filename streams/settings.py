@@ -61,8 +61,10 @@ OUTPUT_TOPICS = ("city.alerts", "city.alerts.deadletter")
 INTERNAL_TOPIC = "cityorder.internal"
 #: The console's audit trail (who did what to which case), for other systems to follow.
 AUDIT_TOPIC = "city.audit"
+#: Alert transitions a webhook receiver never took (``cityorder webhooks``, docs/webhooks.md).
+WEBHOOK_DEADLETTER_TOPIC = "city.webhooks.deadletter"
 #: Every topic name :meth:`Settings.topic` knows, unprefixed.
-TOPICS = (*INPUT_TOPICS, *OUTPUT_TOPICS, INTERNAL_TOPIC, AUDIT_TOPIC)
+TOPICS = (*INPUT_TOPICS, *OUTPUT_TOPICS, INTERNAL_TOPIC, AUDIT_TOPIC, WEBHOOK_DEADLETTER_TOPIC)
 #: The largest record the input and internal topics accept (their ``max.message.bytes``, and
 #: what ``cityorder simulate`` may send). The contract allows 1 MiB per message and a worker
 #: dead-letters a larger one as ``too_large``, but only if the broker lets it through: Kafka's

@@ -38,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -55,6 +55,7 @@ MAX_MESSAGE_BYTES = "max.message.bytes"
 _TOPIC_EXISTS = 36
 _UNKNOWN_TOPIC = 3
 _METADATA_WAIT_S = 10.0
+_START_RETRY_S = 2.0
 TP = TypeVar("TP", bound=tuple[str, int])
 
 
@@ -308,3 +309,15 @@ async def log_start_offsets(settings: Settings, partitions: Iterable[TP], *,
     finally:
         await probe.stop()
     return {by_tp[tp]: start for tp, start in starts.items()}
+
+
+async def start_when_reachable(start: Callable[[], Awaitable[Any]], what: str) -> None:
+    """``await start()`` (a client's ``start``) until the brokers answer, logging each refusal:
+    a service started together with its broker waits for it instead of exiting."""
+    while True:
+        try:
+            await start()
+            return
+        except KafkaError as e:
+            log.warning("cannot start %s (%s); retrying in %.0f s", what, e, _START_RETRY_S)
+            await asyncio.sleep(_START_RETRY_S)

@@ -319,7 +319,7 @@ async def topic_partitions(settings: Settings) -> dict[str, int]:
 
 async def test_ensure_topics_creates_every_topic_with_the_configured_partitions(settings: Settings) -> None:
     wanted = default_topics(settings)
-    assert len(wanted) == 8 and set(wanted.values()) == {settings.partitions}
+    assert len(wanted) == 9 and set(wanted.values()) == {settings.partitions}
     assert sorted(await ensure_topics(settings, wanted)) == sorted(wanted)
     assert await topic_partitions(settings) == wanted
     assert await ensure_topics(settings, wanted) == []  # idempotent: a restart creates nothing

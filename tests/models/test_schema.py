@@ -10,10 +10,10 @@ import pytest
 from models.schema import DEFAULT_DIR, TOPIC_MODELS, main, render, stale_files, write_all
 from models.timestamps import TIMESTAMP_RANGE
 from models.vocabulary import REASON_CODES
-from streams.settings import AUDIT_TOPIC, INPUT_TOPICS, OUTPUT_TOPICS
+from streams.settings import AUDIT_TOPIC, INPUT_TOPICS, OUTPUT_TOPICS, WEBHOOK_DEADLETTER_TOPIC
 
 #: Every topic other systems read or write: all but cityorder's own internal one.
-TOPICS = [*INPUT_TOPICS, *OUTPUT_TOPICS, AUDIT_TOPIC]
+TOPICS = [*INPUT_TOPICS, *OUTPUT_TOPICS, AUDIT_TOPIC, WEBHOOK_DEADLETTER_TOPIC]
 
 
 def test_committed_schemas_are_up_to_date() -> None:

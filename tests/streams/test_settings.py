@@ -144,7 +144,7 @@ def test_topic_prefixes_contract_and_internal_topics_and_rejects_others() -> Non
     assert [s.topic(t) for t in TOPICS] == [
         "t-1_city.events.camera", "t-1_city.events.sensor", "t-1_city.events.report",
         "t-1_city.alerts.feedback", "t-1_city.alerts", "t-1_city.alerts.deadletter", "t-1_cityorder.internal",
-        "t-1_city.audit"]
+        "t-1_city.audit", "t-1_city.webhooks.deadletter"]
     assert Settings.from_env({}).topic("city.alerts") == "city.alerts"
     with pytest.raises(KeyError, match=re.escape("'city.alert' is not a cityorder topic")):
         s.topic("city.alert")

@@ -1,0 +1,1 @@
+"""Dispatch systems out: alert transitions POSTed to webhook receivers (docs/webhooks.md)."""
