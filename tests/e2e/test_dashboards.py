@@ -29,9 +29,8 @@ from ledger.store import LedgerStore
 from models.timestamps import parse_timestamp_ms
 from rules.citymap import CityMap
 from rules.demo.city import GEOJSON_PATH as DEMO_CITY
-from rules.demo.dispatch import generate_with_feedback
-from rules.pack import DEFAULT_PACK
 from streams.settings import Settings
+from tests.demo_day import day_lines
 from tests.e2e.test_worker import produce
 from tests.e2e.workers import LedgerProc, Worker, read_topic
 from tests.pg import Postgres
@@ -82,7 +81,7 @@ def finite(samples: list[dict[str, Any]]) -> bool:
 
 
 def test_every_dashboard_query_returns_data(settings: Settings, tmp_path: Path) -> None:
-    day = list(generate_with_feedback(DEMO_CITY, DEFAULT_PACK, DAY, 7))
+    day = day_lines()
     pg = Postgres().start()
     worker = Worker(settings, tmp_path / "worker.log", clock="event", session_timeout_ms=3000)
     ledger = LedgerProc(settings, pg.url, tmp_path / "ledger.log")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import date, timedelta, timezone
+from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +22,11 @@ import pytest
 
 from models.timestamps import format_timestamp_ms
 from rules.demo.city import GEOJSON_PATH as DEMO_CITY
-from rules.demo.dispatch import generate_with_feedback
 from rules.engine import Engine
 from rules.pack import DEFAULT_PACK
 from streams.settings import Settings
 from streams.simulate import line_time
+from tests.demo_day import day_lines
 from tests.e2e.faulty_worker import POISON, plant
 from tests.e2e.test_worker import produce, source_record
 from tests.e2e.workers import Worker, assert_same, read_topic, replay_of, without_emitted_at
@@ -57,7 +57,7 @@ def lines() -> list[dict[str, Any]]:
     """07:00-07:40 of the demo day with the edge poison early on and three planted faults: copies
     of camera detections (a second earlier than the original, so they move no clock) whose
     application raises."""
-    day = list(generate_with_feedback(DEMO_CITY, DEFAULT_PACK, date(2026, 11, 20), 7))
+    day = day_lines()
     first = line_time(day[0]) or 0
     start, end = first + 7 * 3_600_000, first + 7 * 3_600_000 + 40 * 60_000
     morning = [x for x in day if "tick" not in x and start <= (line_time(x) or start) < end]

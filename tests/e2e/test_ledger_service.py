@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +17,10 @@ from aiokafka import AIOKafkaProducer
 from ledger.case import fold
 from ledger.record import Transition, parse
 from ledger.store import CaseQuery, LedgerStore
-from rules.demo.city import GEOJSON_PATH as DEMO_CITY
-from rules.demo.dispatch import generate_with_feedback
-from rules.pack import DEFAULT_PACK
 from streams.settings import Settings
 from streams.topics import default_topics, ensure_topics
-from tests.e2e.workers import LedgerProc, replay_of
+from tests.demo_day import day_replay
+from tests.e2e.workers import LedgerProc
 from tests.pg import Postgres
 from tests.promtool import check_metrics
 
@@ -33,8 +30,7 @@ pytestmark = pytest.mark.timeout(300)
 @pytest.fixture(scope="module")
 def day_alerts() -> list[dict[str, Any]]:
     """The demo day's alert messages, as a worker or a replay writes them (~2,300)."""
-    alerts, _ = replay_of(generate_with_feedback(DEMO_CITY, DEFAULT_PACK, date(2026, 11, 20), 7),
-                          DEMO_CITY, [DEFAULT_PACK])
+    alerts, _ = day_replay()
     return alerts
 
 

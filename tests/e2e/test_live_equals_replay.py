@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, date
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +24,12 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from models.timestamps import format_timestamp_ms, parse_timestamp_ms
 from rules.demo.city import GEOJSON_PATH as DEMO_CITY
-from rules.demo.dispatch import generate_with_feedback
 from rules.pack import DEFAULT_PACK
 from streams.ingest_loop import IDLE_GRACE_S
 from streams.settings import INPUT_TOPICS, Settings
 from streams.simulate import line_time, simulate
 from streams.topics import default_topics, ensure_topics, true_end_offsets
+from tests.demo_day import day_lines
 from tests.e2e.workers import Worker, assert_same, read_topic, replay_of, without_emitted_at
 
 pytestmark = pytest.mark.timeout(300)
@@ -40,7 +40,7 @@ SLICE_HOURS = (7, 9)
 
 @pytest.fixture(scope="module")
 def demo_day() -> list[dict[str, Any]]:
-    return list(generate_with_feedback(DEMO_CITY, DEFAULT_PACK, date(2026, 11, 20), 7))
+    return day_lines()
 
 
 def day_slice(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -7,17 +7,14 @@ seed, so it can be run again)."""
 from __future__ import annotations
 
 import os
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from rules.demo.city import GEOJSON_PATH as DEMO_CITY
-from rules.demo.dispatch import generate_with_feedback
-from rules.pack import DEFAULT_PACK
 from streams.settings import Settings
 from streams.simulate import line_time
+from tests.demo_day import day_lines
 from tests.e2e import chaos
 
 pytestmark = pytest.mark.timeout(300)
@@ -28,7 +25,7 @@ SEEDS = [int(s) for s in os.environ.get("CITYORDER_KILL_SEEDS", "1,2").split(","
 @pytest.fixture(scope="module")
 def morning() -> list[dict[str, Any]]:
     """06:00-11:00 of the demo day (a third of it): alerts open, escalate and get feedback."""
-    day = list(generate_with_feedback(DEMO_CITY, DEFAULT_PACK, date(2026, 11, 20), 7))
+    day = day_lines()
     first = line_time(day[0]) or 0
     start, end = first + 6 * 3_600_000, first + 11 * 3_600_000
     return [x for x in day if "tick" not in x and start <= (line_time(x) or start) < end]

@@ -11,27 +11,24 @@ import os
 import signal
 import time
 from collections import Counter
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from rules.demo.city import GEOJSON_PATH as DEMO_CITY
-from rules.demo.dispatch import generate_with_feedback
-from rules.pack import DEFAULT_PACK
 from streams.broker import EmbeddedBroker
 from streams.settings import Settings
 from streams.simulate import simulate
 from streams.topics import default_topics, ensure_topics
+from tests.demo_day import day_lines, day_replay
 from tests.e2e.workers import (
     Worker,
     assert_same,
     frontier_breaches,
     metric_total,
     read_topic,
-    replay_of,
     without_emitted_at,
 )
 from tests.promtool import check_metrics
@@ -45,12 +42,13 @@ OUTAGE_S = 20.0
 
 @pytest.fixture(scope="module")
 def demo_day() -> list[dict[str, Any]]:
-    return list(generate_with_feedback(DEMO_CITY, DEFAULT_PACK, date(2026, 11, 20), 7))
+    return day_lines()
 
 
 @pytest.fixture(scope="module")
-def expected(demo_day: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    return replay_of(demo_day, DEMO_CITY, [DEFAULT_PACK])
+def expected() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """What ``cityorder replay`` gives for the demo day: (alerts, dead letters)."""
+    return day_replay()
 
 
 def produce(settings: Settings, lines: list[dict[str, Any]], **kwargs: Any) -> None:

@@ -27,6 +27,7 @@ from streams import partitioned
 from streams.codec import Batch, decode, encode
 from streams.partitioned import IngestBatcher, PartitionEvaluator, SourceRecord, grid_partition, source_key
 from streams.statelog import apply
+from tests.demo_day import day_lines
 from tests.rules.harness import T
 from tests.rules.test_properties import _harness, stream
 
@@ -357,7 +358,7 @@ def demo_internal_log() -> dict[int, list[bytes]]:
                                                         "city.events.report", "city.alerts.feedback")},
                             now=lambda: 0)
     recs = []
-    for n, line in enumerate(generate_with_feedback(DEMO_CITY, DEFAULT_PACK, date(2026, 11, 20), 7)):
+    for n, line in enumerate(day_lines()):
         if "tick" in line:
             continue
         value = (orjson.dumps(line["value"]) if "value" in line else
@@ -393,7 +394,7 @@ def demo_source_records(source_partitions: int) -> list[SourceRecord]:
     """The demo city's day as source records in arrival order, keys spread over partitions."""
     recs = []
     offsets: dict[tuple[str, int], int] = {}
-    for line in generate_with_feedback(DEMO_CITY, DEFAULT_PACK, date(2026, 11, 20), 7):
+    for line in day_lines():
         if "tick" in line:
             continue
         value = (orjson.dumps(line["value"]) if "value" in line else
