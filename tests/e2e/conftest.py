@@ -42,7 +42,9 @@ def settings(broker: EmbeddedBroker, topic_prefix: str, tmp_path: Path) -> Setti
 
     Built from an empty environment so a developer's CITYORDER_* variables cannot leak in.
     Checkpoints every second (30 s by default), so that crashes land before, between and in
-    the middle of checkpoints within a short test.
+    the middle of checkpoints within a short test. Consumer sessions of 3 s (10 s by default),
+    so that a killed process's membership lapses soon and its successor does not wait.
     """
     return Settings.from_env({}, brokers=broker.url, topic_prefix=topic_prefix, store="memory",
-                             state_dir=tmp_path / "state", checkpoint_interval="1s")
+                             state_dir=tmp_path / "state", checkpoint_interval="1s",
+                             session_timeout="3s")
