@@ -22,7 +22,7 @@ from prometheus_client import Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from models.decode import BadInput
-from rules.replay import dead_letter
+from models.outputs import dead_letter
 from streams.metrics import component_registry
 from streams.settings import Settings
 from streams.topics import default_configs, ensure_topics, start_when_reachable
@@ -70,8 +70,9 @@ class Router:
             m.messages.labels(self.adapter, "dead").inc()
             m.deadletters.labels(self.adapter, result.reason_code).inc()
             text_key = key.decode("utf-8", "replace") if key is not None else None
-            dead = dead_letter(topic, partition, offset, text_key, result.event_id, result.reason_code,
-                               result.reason, value, self.stamp())
+            dead = dead_letter(topic=topic, partition=partition, offset=offset, key=text_key,
+                               event_id=result.event_id, reason_code=result.reason_code,
+                               reason=result.reason, payload=value, received_at=self.stamp())
             return self.dead_topic, key, orjson.dumps(dead)
         m.messages.labels(self.adapter, "converted").inc()
         return self.camera_topic, result["camera_id"].encode(), orjson.dumps(result)

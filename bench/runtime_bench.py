@@ -96,6 +96,7 @@ from bench.engine_bench import (
     camera_spots,
 )
 from models.timestamps import format_timestamp_ms, parse_timestamp_ms
+from models.vocabulary import ALERTS_TOPIC as ALERTS
 from rules.citymap import CityMap
 from rules.pack import Persist, Rule, load_rules
 from streams.broker import EmbeddedBroker
@@ -106,7 +107,6 @@ from streams.topics import default_topics, ensure_topics
 
 ROOT = Path(__file__).resolve().parent.parent
 CAMERA = "city.events.camera"
-ALERTS = "city.alerts"
 
 TARGET_SHARE_OF_BARE = 0.40
 TARGET_P99_MS = 250.0

@@ -23,13 +23,13 @@ from console.board import ON_BOARD, Board, Change
 from console.deadletters import TAIL, DeadLetters
 from ledger.schema import cases
 from ledger.store import LedgerStore
+from models.vocabulary import ALERTS_TOPIC, DEADLETTER_TOPIC, FEEDBACK_TOPIC
 from streams.settings import Settings
 from streams.topics import log_start_offsets, true_end_offsets
 
 log = logging.getLogger(__name__)
 
 TOPIC_WAIT_S = 60.0
-ALERTS, DEADLETTERS, FEEDBACK = "city.alerts", "city.alerts.deadletter", "city.alerts.feedback"
 
 
 def load_snapshot(board: Board, store: LedgerStore) -> int:
@@ -74,7 +74,7 @@ class Follower:
             await dead.stop()
 
     async def _position(self, consumer: AIOKafkaConsumer) -> None:
-        topic = self.settings.topic(ALERTS)
+        topic = self.settings.topic(ALERTS_TOPIC)
         waited = 0.0
         # A worker started beside it creates the topics.
         while not (tps := await _partitions(consumer, topic)):
@@ -94,7 +94,7 @@ class Follower:
 
     async def _tail(self, consumer: AIOKafkaConsumer) -> None:
         """The dead letters from the last :data:`TAIL` of each partition on."""
-        tps = await _partitions(consumer, self.settings.topic(DEADLETTERS))
+        tps = await _partitions(consumer, self.settings.topic(DEADLETTER_TOPIC))
         consumer.assign(tps)
         if not tps:
             return
@@ -119,7 +119,7 @@ class Follower:
                         self.publish(change)
 
     async def _dead(self, consumer: AIOKafkaConsumer) -> None:
-        feedback = self.settings.topic(FEEDBACK)
+        feedback = self.settings.topic(FEEDBACK_TOPIC)
         while True:
             batch = await consumer.getmany(timeout_ms=500)
             for records in batch.values():
@@ -161,5 +161,5 @@ class Sender:
 
     async def send(self, message: dict[str, Any]) -> None:
         assert self.producer is not None
-        await self.producer.send_and_wait(self.settings.topic(FEEDBACK), orjson.dumps(message),
+        await self.producer.send_and_wait(self.settings.topic(FEEDBACK_TOPIC), orjson.dumps(message),
                                           key=message["alert_id"].encode())

@@ -26,13 +26,13 @@ from prometheus_client import Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ledger.store import Applied, LedgerStore, safe_url
+from models.vocabulary import ALERTS_TOPIC
 from streams.metrics import component_registry
 from streams.settings import Settings
 from streams.topics import log_start_offsets
 
 log = logging.getLogger(__name__)
 
-ALERTS = "city.alerts"
 BATCH = 2_000
 FETCH_WAIT_MS = 500
 MAX_BACKOFF_S = 10.0
@@ -88,7 +88,7 @@ class LedgerService:
     def __init__(self, settings: Settings, store: LedgerStore) -> None:
         self.settings = settings
         self.store = store
-        self.topic = settings.topic(ALERTS)
+        self.topic = settings.topic(ALERTS_TOPIC)
         self.metrics = LedgerMetrics()
         self.consumer: AIOKafkaConsumer | None = None
         self.db_ok = True

@@ -8,7 +8,7 @@ exact strings sent, since consumers compare them as text and two runs must agree
 """
 
 import base64
-from typing import Annotated, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, Field, Strict, StringConstraints
 
@@ -330,3 +330,14 @@ def deadletter_payload(raw: bytes) -> tuple[str, Literal["utf-8", "base64"], boo
         while end > 0 and (raw[end] & 0xC0) == 0x80:
             end -= 1
     return head[:end].decode("utf-8"), "utf-8", truncated
+
+
+def dead_letter(*, topic: str, partition: int | None, offset: int | None, key: str | None,
+                event_id: str | None, reason_code: str, reason: str, payload: bytes,
+                received_at: str) -> dict[str, Any]:
+    """The ``city.alerts.deadletter`` message of ``payload`` (the raw bytes), as every writer
+    of dead letters builds it: the replay, the worker, the adapters."""
+    text, encoding, truncated = deadletter_payload(payload)
+    return {"topic": topic, "partition": partition, "offset": offset, "key": key,
+            "event_id": event_id, "reason_code": reason_code, "reason": reason, "payload": text,
+            "payload_encoding": encoding, "truncated": truncated, "received_at": received_at}

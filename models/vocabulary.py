@@ -1,10 +1,22 @@
-"""The closed word lists of CONTRACTS.md in one place.
+"""The closed word lists of CONTRACTS.md, and its topic names, in one place.
 
 Rules, metrics and the models all check membership against these sets, so a label added to the
 contract is added here once. They are frozensets because the hot path only ever asks ``in``.
 """
 
 from typing import Final, Literal, get_args
+
+#: The contract's topics (unprefixed: a deployment may prefix them, streams.settings).
+CAMERA_TOPIC: Final = "city.events.camera"
+SENSOR_TOPIC: Final = "city.events.sensor"
+REPORT_TOPIC: Final = "city.events.report"
+FEEDBACK_TOPIC: Final = "city.alerts.feedback"
+ALERTS_TOPIC: Final = "city.alerts"
+DEADLETTER_TOPIC: Final = "city.alerts.deadletter"
+#: The input topics, in the contract's source order.
+INPUT_TOPICS: Final = (CAMERA_TOPIC, SENSOR_TOPIC, REPORT_TOPIC, FEEDBACK_TOPIC)
+#: The output topics.
+OUTPUT_TOPICS: Final = (ALERTS_TOPIC, DEADLETTER_TOPIC)
 
 CAMERA_LABELS: Final = frozenset(
     {

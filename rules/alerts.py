@@ -17,6 +17,8 @@ from rules.schedule import CityCalendar
 from rules.worktime import day_length_ms, wt_add, wt_between
 
 ACTIVE = frozenset({"open", "acknowledged", "dispatched", "deferred"})
+#: Statuses a case leaves only by a reopen: no evidence, escalation or timer changes it.
+FINAL = frozenset({"closed", "rejected"})
 RANK = {"open": 0, "acknowledged": 1, "dispatched": 2, "resolved": 3, "closed": 4}
 SEVERITIES = ("minor", "major", "critical")
 UPDATE_SPACING_MS = 60_000

@@ -28,6 +28,7 @@ from functools import partial
 from typing import Any
 
 from rules.alerts import (
+    FINAL,
     LIFECYCLE,
     UPDATE_SPACING_MS,
     Alert,
@@ -742,7 +743,7 @@ class Engine:
             if item is not None:
                 self._attribute(alert, item, zones)
             elif subj.evidence is not None:
-                if alert.status not in ("closed", "rejected") and alert.evidence.fold(subj.evidence):
+                if alert.status not in FINAL and alert.evidence.fold(subj.evidence):
                     self._changed(alert)
                 subj.evidence = None
             return
@@ -819,7 +820,7 @@ class Engine:
             g.hot = [h for h in g.hot if h[0] > horizon]
 
     def _attribute(self, alert: Alert, item: Item, zones: tuple[str, ...]) -> None:
-        if alert.status in ("closed", "rejected"):
+        if alert.status in FINAL:
             return
         if alert.evidence.add(item, zones):
             self._changed(alert)
@@ -841,7 +842,7 @@ class Engine:
 
     def _update_or_hold(self, alert: Alert) -> None:
         """``updated`` never within 60 s of the alert's previous message: due then instead."""
-        if not alert.dirty or alert.status in ("closed", "rejected"):
+        if not alert.dirty or alert.status in FINAL:
             return
         if self.progress >= alert.last_msg_at + UPDATE_SPACING_MS:
             self._emit(alert, "updated")

@@ -198,7 +198,7 @@ class Ingest:
                       grid_id=grid_id, obs=(obs,), **_fields(base))]
 
     def _feedback(self, msg: Feedback, base: Base, raw: bytes) -> list[Input] | BadInput:
-        grid_id = msg.alert_id[2:-21]
+        grid_id = msg.grid_id
         if grid_id not in self.city.grids:
             return BadInput("unknown_alert",
                             f"alert_id: no alert {msg.alert_id} exists (grid {grid_id} is not in "

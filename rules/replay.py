@@ -44,7 +44,7 @@ from typing import Any, Final
 import orjson
 
 from models.decode import TOPIC_SOURCES, BadInput, Source
-from models.outputs import deadletter_payload
+from models.outputs import dead_letter
 from models.timestamps import check_range, in_range
 from models.timestamps import parse_timestamp_ms as parse_timestamp
 from rules import faults
@@ -185,16 +185,6 @@ def _time(value: Any, source: str, line: int, name: str) -> int:
         return parse_timestamp(value)
     except ValueError as e:
         raise ReplayFileError(source, line, f"'{name}': {e}") from None
-
-
-def dead_letter(topic: str, partition: int | None, offset: int | None, key: str | None,
-                event_id: str | None, reason_code: str, reason: str, payload: bytes,
-                received_at: str) -> dict[str, Any]:
-    """The ``city.alerts.deadletter`` message, payload as text or base64, cut at 64 KiB."""
-    text, encoding, truncated = deadletter_payload(payload)
-    return {"topic": topic, "partition": partition, "offset": offset, "key": key,
-            "event_id": event_id, "reason_code": reason_code, "reason": reason, "payload": text,
-            "payload_encoding": encoding, "truncated": truncated, "received_at": received_at}
 
 
 @dataclass(slots=True)
@@ -580,8 +570,9 @@ class Replay:
     def _dead(self, topic: str, partition: int | None, offset: int | None, key: str | None,
               event_id: str | None, code: str, reason: str, payload: bytes,
               arrival: int | None) -> None:
-        self.on_dead(dead_letter(topic, partition, offset, key, event_id, code, reason, payload,
-                                 self._received(arrival)))
+        self.on_dead(dead_letter(topic=topic, partition=partition, offset=offset, key=key,
+                                 event_id=event_id, reason_code=code, reason=reason, payload=payload,
+                                 received_at=self._received(arrival)))
 
     def _received(self, arrival: int | None) -> str:
         """A dead letter's ``received_at``: its arrival, else the newest clock of the replay

@@ -47,15 +47,14 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from mode.supervisors import CrashingSupervisor
 
+from models.outputs import dead_letter
+from models.vocabulary import ALERTS_TOPIC, DEADLETTER_TOPIC
 from rules.citymap import CityMap
 from rules.pack import RuleSet
-from rules.replay import dead_letter
 from streams.codec import Batch, decode
-from streams.ingest_loop import IngestLoop, wall_ms
+from streams.ingest_loop import FETCH_WAIT_MS, IngestLoop, wall_ms
 from streams.metrics import CONTENT_TYPE, EngineCollector, Metrics
 from streams.partitioned import (
-    ALERTS,
-    DEADLETTERS,
     Cut,
     Outgoing,
     PartFault,
@@ -71,7 +70,6 @@ from streams.tuning import WorkerCollector
 
 log = logging.getLogger(__name__)
 
-FETCH_WAIT_MS = 50
 STATE_TABLE = "state"
 #: Seconds after which a partition still past a gap is sought back to it again.
 REWIND_RETRY_S = 1.0
@@ -297,9 +295,11 @@ class Runtime:
             batch = decode(value)
         except ValueError as e:
             if ev.process(offset, Batch()) is not None:   # applied as nothing: offsets stay contiguous
-                dead = dead_letter(self.settings.topic(INTERNAL_TOPIC), partition, offset, None, None,
-                                   "invalid_field", str(e), value, self.city.calendar.format(wall_ms()))
-                await self._send(partition, [Outgoing(DEADLETTERS, None, orjson.dumps(dead))])
+                dead = dead_letter(topic=self.settings.topic(INTERNAL_TOPIC), partition=partition,
+                                   offset=offset, key=None, event_id=None, reason_code="invalid_field",
+                                   reason=str(e), payload=value,
+                                   received_at=self.city.calendar.format(wall_ms()))
+                await self._send(partition, [Outgoing(DEADLETTER_TOPIC, None, orjson.dumps(dead))])
                 self.metrics.dead(dead)
             return True
         try:
@@ -342,15 +342,18 @@ class Runtime:
         if part is not None:
             known = part_key(part) in quarantine.inputs
             quarantine.inputs[part_key(part)] = part
-            dead = dead_letter(self.settings.topic(part.topic), part.partition, part.offset, part.key,
-                               part.event_id, "internal_error", why, part.raw or b"", now)
+            dead = dead_letter(topic=self.settings.topic(part.topic), partition=part.partition,
+                               offset=part.offset, key=part.key, event_id=part.event_id,
+                               reason_code="internal_error", reason=why, payload=part.raw or b"",
+                               received_at=now)
             where = f"{part.topic} partition {part.partition} offset {part.offset} ({part.event_id})"
         else:
             known = offset in quarantine.ticks
             quarantine.ticks.add(offset)
-            dead = dead_letter(self.settings.topic(INTERNAL_TOPIC), partition, offset, None, None,
-                               "internal_error", f"{why}; firing timers: the record's ticks are skipped",
-                               value, now)
+            dead = dead_letter(topic=self.settings.topic(INTERNAL_TOPIC), partition=partition,
+                               offset=offset, key=None, event_id=None, reason_code="internal_error",
+                               reason=f"{why}; firing timers: the record's ticks are skipped",
+                               payload=value, received_at=now)
             where = f"timers at internal partition {partition} offset {offset}"
         if known:
             log.error("partition %d: %s raised again (%s)", partition, where, fault)
@@ -358,7 +361,7 @@ class Runtime:
             log.error("partition %d: internal error applying %s; dead-lettered as internal_error, "
                       "rebuilding the partition from its checkpoint without it", partition, where,
                       exc_info=fault.error)
-        await self._send(partition, [Outgoing(DEADLETTERS, dead["key"], orjson.dumps(dead))])
+        await self._send(partition, [Outgoing(DEADLETTER_TOPIC, dead["key"], orjson.dumps(dead))])
         self.metrics.dead(dead)
         settling = self._settling.get(partition)
         if settling is not None:
@@ -551,13 +554,13 @@ class Runtime:
         producer = self.app.producer
         unsent = self._unsent.setdefault(partition, [])
         for m in messages:
-            value = m.value[:-1] + stamp if m.topic == ALERTS else m.value
+            value = m.value[:-1] + stamp if m.topic == ALERTS_TOPIC else m.value
             unsent.append(await producer.send(self.settings.topic(m.topic),
                                               m.key.encode() if m.key is not None else None,
                                               value, None, None, None))
         if self.on_alert is not None:
             for m in messages:
-                if m.topic == ALERTS:
+                if m.topic == ALERTS_TOPIC:
                     self.on_alert(orjson.loads(m.value))
 
     async def _on_revoked(self, app: Any, revoked: set[TP], **_: Any) -> None:

@@ -82,6 +82,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from models.timestamps import format_timestamp_ms, parse_timestamp_ms
+from models.vocabulary import ALERTS_TOPIC
 from rules.engine import format_span
 from rules.ingest import FUTURE_LIMIT_MS
 from streams.codec import Batch, decode
@@ -91,7 +92,6 @@ from streams.topics import log_start_offsets, true_end_offsets
 
 Mode = Literal["wall", "event"]
 
-ALERTS: Final = "city.alerts"
 ALERT_ID: Final = re.compile(r"a-([A-Za-z0-9._-]{1,64})-[0-9a-f]{20}")
 """CONTRACTS.md, Cases: ``a-`` + grid id + ``-`` + 20 lowercase hex digits."""
 
@@ -258,7 +258,7 @@ async def read_clock(settings: Settings, alert_id: str, *,
     ``cityorder.internal`` (module docstring). :class:`FeedbackClockError` when the id is not
     an alert id, the brokers do not answer, or no such alert was ever produced."""
     grid_id = grid_of(alert_id)
-    alerts_topic, internal_topic = settings.topic(ALERTS), settings.topic(INTERNAL_TOPIC)
+    alerts_topic, internal_topic = settings.topic(ALERTS_TOPIC), settings.topic(INTERNAL_TOPIC)
     brokers = ", ".join(settings.brokers)
     counts = await _partition_counts(settings, [alerts_topic, internal_topic], timeout_s)
     if not counts.get(alerts_topic):

@@ -45,6 +45,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
 from models.timestamps import in_range, parse_timestamp_ms
+from models.vocabulary import DEADLETTER_TOPIC
 from rules.citymap import CityMap
 from rules.ingest import Ingest
 from rules.pack import RuleSet
@@ -52,7 +53,6 @@ from streams.codec import encode
 from streams.merge import ArrivalMerge
 from streams.metrics import Metrics
 from streams.partitioned import (
-    DEADLETTERS,
     PROGRESS_HEADER,
     TICK_HEADER,
     IngestBatcher,
@@ -67,7 +67,8 @@ from streams.topics import TopicsError, log_start_offsets
 log = logging.getLogger(__name__)
 
 FETCH_MAX_RECORDS = 5_000
-#: Tansu answers a fetch only after about half its wait (streams.app): each hop costs up to this / 2.
+#: Tansu answers a fetch only after about half its wait: each hop costs up to this / 2. The
+#: Faust consumer of the internal topic (streams.app) waits as long.
 FETCH_WAIT_MS = 50
 #: Records held per partition before it is paused (it is ahead of the slowest partition).
 MAX_HELD = 20_000
@@ -325,7 +326,7 @@ class IngestLoop:
                       for value in values]
             for dead in result.dead:
                 self.metrics.dead(dead)
-            sends += [(self.settings.topic(DEADLETTERS), d["key"], orjson.dumps(d), None)
+            sends += [(self.settings.topic(DEADLETTER_TOPIC), d["key"], orjson.dumps(d), None)
                       for d in result.dead]
         await self._produce(sends, "ingest")
         for tp, nxt in nexts.items():

@@ -40,6 +40,8 @@ from typing import Any, NamedTuple
 import orjson
 
 from models.decode import TOPIC_SOURCES, BadInput, Source
+from models.outputs import dead_letter
+from models.vocabulary import ALERTS_TOPIC, DEADLETTER_TOPIC
 from rules import faults
 from rules.citymap import CityMap
 from rules.engine import DeadOut, Engine, Snapshot, restore, take
@@ -47,14 +49,12 @@ from rules.ingest import Ingest
 from rules.inputs import Input
 from rules.pack import RuleSet
 from rules.partitioning import grid_partition
-from rules.replay import dead_letter
 from streams.codec import Batch, encode, pack_part, unpack_part
 from streams.merge import ArrivalMerge
 from streams.settings import INPUT_TOPICS
 from streams.statelog import CHUNK_BYTES, Record, StateLog
 
 META = "meta"
-ALERTS, DEADLETTERS = "city.alerts", "city.alerts.deadletter"
 #: Kafka record header by which a producer (``cityorder simulate``) marks an event-mode tick:
 #: an empty record whose header value is the tick time (RFC 3339), sent to every source partition.
 TICK_HEADER = "cityorder-tick"
@@ -146,8 +146,9 @@ class IngestBatcher:
                               arrival=rec.timestamp, partition=rec.partition, offset=rec.offset)
             if isinstance(out, BadInput):
                 result.dead.append(dead_letter(
-                    rec.topic, rec.partition, rec.offset, key, out.event_id, out.reason_code,
-                    out.reason, rec.value or b"", self.city.calendar.format(self.now())))
+                    topic=rec.topic, partition=rec.partition, offset=rec.offset, key=key,
+                    event_id=out.event_id, reason_code=out.reason_code, reason=out.reason,
+                    payload=rec.value or b"", received_at=self.city.calendar.format(self.now())))
                 continue
             for part in out:
                 grouped.setdefault(grid_partition(part.grid_id, self.partitions), []).append(part)
@@ -377,13 +378,14 @@ class PartitionEvaluator:
         for item in out:
             if isinstance(item, DeadOut):
                 inp = item.input
-                dead.append(dead_letter(self.topic_of(inp.topic), inp.partition, inp.offset,
-                                        inp.key, inp.event_id, item.reason_code, item.reason,
-                                        inp.raw or b"", fmt(self.now())))
+                dead.append(dead_letter(topic=self.topic_of(inp.topic), partition=inp.partition,
+                                        offset=inp.offset, key=inp.key, event_id=inp.event_id,
+                                        reason_code=item.reason_code, reason=item.reason,
+                                        payload=inp.raw or b"", received_at=fmt(self.now())))
             else:
                 alerts.append(item)
-        messages = [Outgoing(ALERTS, a["alert_id"], orjson.dumps(a)) for a in alerts] + \
-            [Outgoing(DEADLETTERS, d["key"], orjson.dumps(d)) for d in dead]
+        messages = [Outgoing(ALERTS_TOPIC, a["alert_id"], orjson.dumps(a)) for a in alerts] + \
+            [Outgoing(DEADLETTER_TOPIC, d["key"], orjson.dumps(d)) for d in dead]
         return Step(alerts, dead, messages)
 
     def _release(self, limit: float) -> list[Any]:

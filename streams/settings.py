@@ -41,6 +41,7 @@ from pydantic import (
     model_validator,
 )
 
+from models.vocabulary import INPUT_TOPICS, OUTPUT_TOPICS
 from rules.demo.city import GEOJSON_PATH
 from rules.durations import format_duration, parse_duration
 from rules.pack import DEFAULT_PACK
@@ -53,10 +54,6 @@ ENV_PREFIX = "CITYORDER_"
 DEFAULT_RULES = DEFAULT_PACK
 DEFAULT_CITY = GEOJSON_PATH
 
-#: The input topics of CONTRACTS.md, in the contract's source order.
-INPUT_TOPICS = ("city.events.camera", "city.events.sensor", "city.events.report", "city.alerts.feedback")
-#: The output topics of CONTRACTS.md.
-OUTPUT_TOPICS = ("city.alerts", "city.alerts.deadletter")
 #: Input parts and ticks keyed by grid (DESIGN.md "Time is data"); not part of the contract.
 INTERNAL_TOPIC = "cityorder.internal"
 #: The console's audit trail (who did what to which case), for other systems to follow.

@@ -42,9 +42,9 @@ import orjson
 from shapely.geometry import Point, shape
 from shapely.geometry.base import BaseGeometry
 
+from models.vocabulary import CAMERA_TOPIC
 from rules.demo.city import GEOJSON_PATH
 
-CAMERA_TOPIC = "city.events.camera"
 SENSOR_TOPIC = "city.events.sensor"
 REPORT_TOPIC = "city.events.report"
 

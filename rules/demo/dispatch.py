@@ -24,12 +24,12 @@ from typing import Any
 import orjson
 
 from models.timestamps import parse_timestamp_ms
+from models.vocabulary import FEEDBACK_TOPIC
 from rules.citymap import CityMap
 from rules.demo.day import TICK_AFTER_MS, generate_events
 from rules.pack import load_rules
 from rules.replay import Replay
 
-FEEDBACK_TOPIC = "city.alerts.feedback"
 MINUTE = 60_000
 DELIVERY_MS = 300
 
