@@ -18,14 +18,14 @@ from typing import Any
 import orjson
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from prometheus_client import Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client import Counter, Gauge, Histogram
 
 from models.decode import BadInput
 from models.outputs import dead_letter
 from streams.metrics import component_registry
 from streams.settings import Settings
 from streams.topics import default_configs, ensure_topics, start_when_reachable
+from streams.web import metrics_app
 
 log = logging.getLogger(__name__)
 
@@ -88,18 +88,7 @@ class Router:
         return producer
 
     def web_app(self) -> web.Application:
-        app = web.Application()
-
-        async def metrics(_: web.Request) -> web.Response:
-            return web.Response(body=generate_latest(self.metrics.registry),
-                                headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-        async def healthz(_: web.Request) -> web.Response:
-            return web.json_response({"ok": True})
-
-        app.router.add_get("/metrics", metrics)
-        app.router.add_get("/healthz", healthz)
-        return app
+        return metrics_app(self.metrics.registry)
 
 
 class KafkaBridge:

@@ -142,20 +142,12 @@ def _router(adapter: str, city: str | None, labels_path: Path | None, loglevel: 
 
 def _run(bridge: Any, web_port: int) -> None:
     from ledger.cli import run_until_stopped
+    from streams.web import serve_beside
 
-    run_until_stopped(lambda: _serve(bridge, web_port), "adapter")
+    run_until_stopped(lambda: serve_beside(bridge.run, bridge.web_app(), web_port), "adapter")
 
 
-async def _serve(bridge: Any, web_port: int) -> None:
-    from aiohttp import web
 
-    runner = web.AppRunner(bridge.web_app())
-    await runner.setup()
-    await web.TCPSite(runner, "0.0.0.0", web_port).start()
-    try:
-        await bridge.run()
-    finally:
-        await runner.cleanup()
 
 
 def _labels(path: Path | None) -> dict[str, str]:

@@ -22,28 +22,15 @@ import time
 import uuid
 from pathlib import Path
 
-from aiokafka import AIOKafkaProducer
-
 from streams.broker import EmbeddedBroker
 from streams.dev import free_port
 from streams.settings import Settings
 from streams.topics import default_topics, ensure_topics
-from tests.webhook_receiver import Receiver, encoded, keys_of, transitions
+from tests.webhook_receiver import Receiver, encoded, keys_of, produce_alerts, transitions
 
 TARGET = 1_000
 SECRET = "bench-secret-0123456789abcdef"
 VERSIONS = 5
-
-
-async def produce(settings: Settings, records: list[tuple[bytes, bytes]]) -> None:
-    await ensure_topics(settings, default_topics(settings))
-    producer = AIOKafkaProducer(**settings.producer_kwargs(), acks="all", linger_ms=20)
-    await producer.start()
-    try:
-        acks = [await producer.send(settings.topic("city.alerts"), v, key=k) for k, v in records]
-        await asyncio.gather(*acks)
-    finally:
-        await producer.stop()
 
 
 def one_run(broker: EmbeddedBroker, n: int, fmt: str, concurrency: int, cpu: int | None,
@@ -53,7 +40,8 @@ def one_run(broker: EmbeddedBroker, n: int, fmt: str, concurrency: int, cpu: int
     settings = Settings.from_env({}, brokers=broker.url, topic_prefix=prefix, store="memory",
                                  state_dir=logs / prefix)
     messages = transitions(n // VERSIONS, VERSIONS)
-    asyncio.run(produce(settings, encoded(messages)))
+    asyncio.run(ensure_topics(settings, default_topics(settings)))
+    asyncio.run(produce_alerts(settings, encoded(messages)))
     server = Receiver(SECRET.encode(), free_port(0))
     server.behaviour.slow_s = latency_ms / 1000
     server.start()

@@ -18,8 +18,10 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiokafka import AIOKafkaProducer
 
 from models.asyncapi import TOPICS
+from streams.settings import Settings
 
 EXAMPLE: dict[str, Any] = next(t for t in TOPICS if t.name == "city.alerts").examples[0][1]
 DISTRICTS = ("简城街道", "东溪街道", "十里坝街道", "射洪坝街道")
@@ -175,3 +177,14 @@ def keys_of(messages: list[dict[str, Any]]) -> set[str]:
 def encoded(messages: list[dict[str, Any]]) -> list[tuple[bytes, bytes]]:
     """(key, value) records of city.alerts."""
     return [(m["alert_id"].encode(), orjson.dumps(m)) for m in messages]
+
+
+async def produce_alerts(settings: Settings, records: list[tuple[bytes | None, bytes]]) -> None:
+    """Write (key, value) records to ``city.alerts``, all acknowledged, at full speed."""
+    producer = AIOKafkaProducer(**settings.producer_kwargs(), acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        acks = [await producer.send(settings.topic("city.alerts"), v, key=k) for k, v in records]
+        await asyncio.gather(*acks)
+    finally:
+        await producer.stop()

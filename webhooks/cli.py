@@ -42,6 +42,7 @@ def run(receivers: Path, city: str | None, web_port: int, loglevel: str, **flags
     At least once, in version order per alert; a restart goes on from what was delivered."""
     from ledger.cli import run_until_stopped
     from rules.citymap import CityMap, MapError
+    from streams.web import serve_beside
     from webhooks.service import Webhooks
 
     config, secrets = _load(receivers)
@@ -53,7 +54,7 @@ def run(receivers: Path, city: str | None, web_port: int, loglevel: str, **flags
     logging.basicConfig(level=loglevel.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     service = Webhooks(settings, config, secrets, stamp=lambda s: calendar.format(int(s * 1000)))
-    run_until_stopped(lambda: _serve(service, web_port), "webhooks")
+    run_until_stopped(lambda: serve_beside(service.run, service.web_app(), web_port), "webhooks")
 
 
 @webhooks.command()
@@ -86,15 +87,3 @@ def _load(path: Path) -> tuple[Receivers, dict[str, bytes]]:
         return load(path)
     except ConfigError as e:
         raise click.ClickException(f"{e}\n(docs/webhooks.md describes the receivers file)") from None
-
-
-async def _serve(service: Any, web_port: int) -> None:
-    from aiohttp import web
-
-    runner = web.AppRunner(service.web_app())
-    await runner.setup()
-    await web.TCPSite(runner, "0.0.0.0", web_port).start()
-    try:
-        await service.run()
-    finally:
-        await runner.cleanup()

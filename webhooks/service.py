@@ -34,8 +34,6 @@ import orjson
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
-from prometheus_client import generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from models import cap
 from models.common import ALERT_ID_PATTERN
@@ -43,6 +41,7 @@ from models.outputs import Transition as TransitionName
 from models.outputs import deadletter_payload
 from streams.settings import Settings
 from streams.topics import ensure_topics, log_start_offsets, start_when_reachable, true_end_offsets
+from streams.web import metrics_app
 from webhooks.config import Receiver, Receivers
 from webhooks.delivery import (
     ATTEMPT_HEADER,
@@ -535,18 +534,7 @@ class Webhooks:
             await producer.stop()
 
     def web_app(self) -> web.Application:
-        app = web.Application()
-
-        async def metrics(_: web.Request) -> web.Response:
-            return web.Response(body=generate_latest(self.metrics.registry),
-                                headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-        async def healthz(_: web.Request) -> web.Response:
-            return web.json_response({"ok": True})
-
-        app.router.add_get("/metrics", metrics)
-        app.router.add_get("/healthz", healthz)
-        return app
+        return metrics_app(self.metrics.registry)
 
 
 def _read(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:

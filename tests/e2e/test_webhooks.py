@@ -26,7 +26,7 @@ from streams.topics import default_topics, ensure_topics
 from tests.e2e.workers import Cli, read_topic
 from tests.promtool import check_metrics
 from tests.scrape import series, undocumented
-from tests.webhook_receiver import Receiver, encoded, keys_of, transitions
+from tests.webhook_receiver import Receiver, encoded, keys_of, produce_alerts, transitions
 
 pytestmark = pytest.mark.timeout(300)
 SECRET = "s3cret-for-the-webhook-tests-0123456789"
@@ -60,16 +60,7 @@ class Webhooks(Cli):
 
 
 def produce(settings: Settings, records: list[tuple[bytes | None, bytes]]) -> None:
-    async def run() -> None:
-        producer = AIOKafkaProducer(**settings.producer_kwargs(), acks="all", linger_ms=5)
-        await producer.start()
-        try:
-            acks = [await producer.send(settings.topic("city.alerts"), v, key=k) for k, v in records]
-            await asyncio.gather(*acks)
-        finally:
-            await producer.stop()
-
-    asyncio.run(run())
+    asyncio.run(produce_alerts(settings, records))
 
 
 def topics(settings: Settings) -> None:
