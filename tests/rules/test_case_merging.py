@@ -1,4 +1,5 @@
-"""Review: merge_radius and feedback duplicates (CONTRACTS.md, Cases and Time)."""
+"""Case merging (merge_radius, a joined subject feeding its alert) and feedback duplicates
+(CONTRACTS.md, Cases and Time)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ PARKING_RULES = RULES + """
 """
 
 
-def test_review_joined_subject_keeps_feeding_its_resolved_alert(tmp_path: Path) -> None:
+def test_joined_subject_keeps_feeding_its_resolved_alert(tmp_path: Path) -> None:
     # t1 opens A at 10:10; t2 (~5.5 m away) first matches at 10:11 and is joined to A:
     # "The joined subjects then feed that alert". A is resolved at 10:15 while t2's episode
     # continues to 10:25: "A resolved alert whose episode continues still gets `updated`";
@@ -45,7 +46,7 @@ def test_review_joined_subject_keeps_feeding_its_resolved_alert(tmp_path: Path) 
     assert upd == [iso(T(f"10:{m}:00")) for m in range(16, 26)]
 
 
-def test_review_merge_radius_joins_sensor_subjects_too(tmp_path: Path) -> None:
+def test_merge_radius_joins_sensor_subjects_too(tmp_path: Path) -> None:
     # "`merge_radius` r ... joins a subject, at its first match, to the nearest active alert
     # of the same rule and grid whose opening location is within r metres". pk-1 (registered,
     # 30.005/104.013, G-2) opens at 10:00; pk-9 ~5.5 m away first triggers at 10:05 -> it
@@ -61,7 +62,7 @@ def test_review_merge_radius_joins_sensor_subjects_too(tmp_path: Path) -> None:
     assert h.last("updated")["occurrences"] == 2
 
 
-def test_review_feedback_held_then_applied_is_no_duplicate_after_its_alert_is_gone(
+def test_feedback_held_then_applied_is_no_duplicate_after_its_alert_is_gone(
         tmp_path: Path) -> None:
     # "A duplicate is an input whose (topic, event_id) was applied or counted ... (feedback:
     # within the life of its alert)". fb-held waits for the alert (opens 10:10), is applied,
@@ -86,7 +87,7 @@ def test_review_feedback_held_then_applied_is_no_duplicate_after_its_alert_is_go
     assert [(d["reason_code"], d["event_id"]) for d in h.dead] == [("unknown_alert", "fb-held")]
 
 
-def test_review_episode_that_fed_an_alert_keeps_feeding_it_after_resolve(tmp_path: Path) -> None:
+def test_episode_that_fed_an_alert_keeps_feeding_it_after_resolve(tmp_path: Path) -> None:
     # Episode 1 (10:00-10:10) opens A; it ends 10:12 (cleared). Episode 2 starts 10:15 while A
     # is open: "its new matches and new episodes update it and open nothing". A is resolved at
     # 10:27 while episode 2 continues to 10:30: "A resolved alert whose episode continues still

@@ -1,4 +1,4 @@
-"""Review: evidence, occurrences and `updated` against CONTRACTS.md, Output topics / Cases."""
+"""Evidence, occurrences and `updated` against CONTRACTS.md, Output topics / Cases."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def _two_trackless_vendors(h: Harness) -> None:
             {"label": "street_vendor", "confidence": 0.8}])
 
 
-def test_review_evidence_lists_each_event_once(tmp_path: Path) -> None:
+def test_evidence_lists_each_event_once(tmp_path: Path) -> None:
     # CONTRACTS "occurrences: distinct matching events attributed to the alert ...
     # evidence: the first of them and the latest nine, at most 10, newest first by
     # (observed_at, event_id)". Two detections of one frame are one event.
@@ -30,7 +30,7 @@ def test_review_evidence_lists_each_event_once(tmp_path: Path) -> None:
         ["f10", "f09", "f08", "f07", "f06", "f05", "f04", "f03", "f02", "f00"]
 
 
-def test_review_second_detection_of_the_opening_frame_is_no_update(tmp_path: Path) -> None:
+def test_second_detection_of_the_opening_frame_is_no_update(tmp_path: Path) -> None:
     # CONTRACTS "`updated` carries new evidence": the second detection of the frame that
     # opened the alert is the same event (event f10), so there is nothing new to carry.
     h = Harness(tmp_path)
@@ -40,7 +40,7 @@ def test_review_second_detection_of_the_opening_frame_is_no_update(tmp_path: Pat
     assert h.transitions() == [("opened", iso(T("10:10:00"))), ("cleared", iso(T("10:12:00")))]
 
 
-def test_review_count_refiring_does_not_recount_attributed_events(tmp_path: Path) -> None:
+def test_count_refiring_does_not_recount_attributed_events(tmp_path: Path) -> None:
     # CONTRACTS "occurrences: distinct matching events attributed to the alert"; "While an
     # alert ... is active, its new matches and new episodes update it".
     # r1..r3 open the alert at 10:20; the window drops below 3 at 11:00 (cleared); r4 at

@@ -1,4 +1,4 @@
-"""Review: clock, end of replay and bounded state against CONTRACTS.md, Time."""
+"""Idle state dropped without losing a count, and the end of a replay (CONTRACTS.md, Time)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 from tests.rules.harness import Harness, T, iso
 
 
-def test_review_idle_drop_never_loses_a_count_that_late_input_completes(tmp_path: Path) -> None:
+def test_idle_drop_never_loses_a_count_that_late_input_completes(tmp_path: Path) -> None:
     # Semantics ("These define the correct output"): count "Fires at the input that makes N
     # distinct matching events with `observed_at` in (t − W, t]"; Time: input within the
     # allowed lateness of the clock "is applied at once with `at` = progress. It counts with
@@ -28,7 +28,7 @@ def test_review_idle_drop_never_loses_a_count_that_late_input_completes(tmp_path
     assert opened["occurrences"] == 3 and opened["first_seen"] == iso(T("10:00:00"))
 
 
-def test_review_end_of_replay_counts_an_ignored_last_input(tmp_path: Path) -> None:
+def test_end_of_replay_counts_an_ignored_last_input(tmp_path: Path) -> None:
     # "End of a replay: the clock moves to the last input's time ... + reorder_window, so
     # ... the timers due up to that time fire". The last input is a report of an unknown
     # category (consumed, "ignored and counted by value") at 10:15:00, so level 2 of the

@@ -1,4 +1,4 @@
-"""Review: order of transitions at one instant (CONTRACTS.md, Output topics and Time)."""
+"""The order of transitions at one instant (CONTRACTS.md, Output topics and Time)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ LATE_RULES = RULES.replace("    persist: {duration: 10m, gap: 2m}\n    policy: s
                            "    persist: {duration: 10m, gap: 2m}\n    policy: late")
 
 
-def test_review_reopen_fires_past_levels_before_past_overdue(tmp_path: Path) -> None:
+def test_reopen_fires_past_levels_before_past_overdue(tmp_path: Path) -> None:
     # Opened 10:10; deadline 10:40 and level 2 at 11:10 both pass while resolved (level 2
     # is `unless: resolved`). Reopen at 11:30: "Levels not yet fired become due again ...
     # firing at once if past" and "an `overdue` not yet fired whose deadline has passed
@@ -40,7 +40,7 @@ def test_review_reopen_fires_past_levels_before_past_overdue(tmp_path: Path) -> 
         ("escalated", iso(T("11:30:00"))), ("overdue", iso(T("11:30:00")))]
 
 
-def test_review_inputs_of_an_instant_come_before_its_timers(tmp_path: Path) -> None:
+def test_inputs_of_an_instant_come_before_its_timers(tmp_path: Path) -> None:
     # Two alerts (tracks a, b) opened 10:10, resolved 10:20, both reopened by feedback at
     # 10:40:00. Level 2 (due 10:25) fires at once on each reopen, `at` 10:40 (progress).
     # Output order at one instant is (`at`, cause, rule_id, subject) and Time puts input
@@ -64,7 +64,7 @@ def test_review_inputs_of_an_instant_come_before_its_timers(tmp_path: Path) -> N
                        ("escalated", ids["a"]), ("escalated", ids["b"])]
 
 
-def test_review_hotspot_before_this_one_follows_output_order(tmp_path: Path) -> None:
+def test_hotspot_before_this_one_follows_output_order(tmp_path: Path) -> None:
     # Policy hot: hotspot {count: 2, within: 1d}. t0 opens at 10:00. One frame at 11:00
     # holds t2 then t1; both open at 11:00 and are emitted t1, t2 ("(`at`, cause, rule_id,
     # subject)"). Hotspot: "at least `count` alerts ... opened in (t − within, t] before this
