@@ -71,6 +71,8 @@ from streams.tuning import WorkerCollector
 log = logging.getLogger(__name__)
 
 STATE_TABLE = "state"
+#: How often owned partitions not yet loaded are looked for (after an assignment).
+LOAD_OWNED_INTERVAL_S = 0.2
 #: Seconds after which a partition still past a gap is sought back to it again.
 REWIND_RETRY_S = 1.0
 #: How long a checkpoint's serialisation or write runs on the event loop before it lets
@@ -242,6 +244,7 @@ class Runtime:
         app.timer(GC_INTERVAL_S)(self._collect_garbage)
         app.task(self._watch_broker)
         app.task(self._run_ingest)
+        app.timer(LOAD_OWNED_INTERVAL_S)(self._load_owned)
         app.on_partitions_revoked.connect(self._on_revoked)
         app.page("/healthz")(self._healthz)
         app.page("/readyz")(self._readyz)
@@ -498,6 +501,28 @@ class Runtime:
                 if now - self._checkpointed_at.get(partition, 0.0) >= self._interval:
                     self._checkpoint(partition)
 
+    async def _load_owned(self) -> None:
+        """Load the engine of every internal partition this worker owns once the tables are
+        recovered, without waiting for the partition's first record: the case gauges and
+        readiness (``partitions_loaded``) then speak for every partition it owns, idle or not."""
+        if self.failure is not None or not self._settled_assignment() or \
+                set(self._owned()) <= set(self.evaluators):
+            return
+        async with self._lock:
+            if not self._settled_assignment():
+                return
+            for partition in self._owned():
+                if partition not in self.evaluators:
+                    await self._load(partition)
+
+    def _settled_assignment(self) -> bool:
+        app = self.app
+        return app.tables.recovery.completed.is_set() and not app.in_recovery and not app.rebalancing
+
+    def _owned(self) -> list[int]:
+        internal = self.settings.topic(INTERNAL_TOPIC)
+        return sorted(tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == internal)
+
     async def _load(self, partition: int) -> PartitionEvaluator:
         """Build a partition's engine from the recovered table."""
         ev = PartitionEvaluator(self.city, self.rules, clock=self.settings.clock, partition=partition,
@@ -619,6 +644,7 @@ class Runtime:
         checks = {
             "tables_recovered": recovery.completed.is_set() and not app.in_recovery,
             "not_rebalancing": not app.rebalancing,
+            "partitions_loaded": set(self._owned()) <= set(self.evaluators),
             "ingest_writing": self.ingest.healthy,
             "broker_answers": self.broker_answers,      # None: not asked yet
             "checkpoints_written": self.failure is None,
@@ -634,10 +660,8 @@ class Runtime:
 
     async def _readyz(self, request: Any) -> Any:
         ok, checks = self.ready()
-        internal = self.settings.topic(INTERNAL_TOPIC)
-        owned = sorted(tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == internal)
-        return self.app.web.json({"ready": ok, **checks, "owned": owned, "loaded": sorted(self.evaluators)},
-                                 status=200 if ok else 503)
+        return self.app.web.json({"ready": ok, **checks, "owned": self._owned(),
+                                  "loaded": sorted(self.evaluators)}, status=200 if ok else 503)
 
     async def _metrics(self, request: Any) -> Any:
         self.ready()

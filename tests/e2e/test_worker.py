@@ -118,20 +118,13 @@ def test_city_alerts_equal_the_replay_of_the_same_input(settings: Settings, tmp_
                            if a["transition"] == "acknowledged")
     assert series(metrics, "cityorder_case_acknowledge_seconds_count", "category") == acknowledged
     # Exact after a restart: the gauge is read from the recovered state, not counted again.
-    # A partition's engine is loaded on its first record after the assignment, which may come
-    # a moment after the worker is ready (under load, seconds): until then the gauge lacks it.
+    # Ready means every owned partition's engine is loaded (partitions_loaded), idle or not.
     again = Worker(settings, tmp_path / "worker2.log", clock="event", session_timeout_ms=3000)
     try:
-        again.wait_ready()
-        deadline = time.monotonic() + 30
-        while True:
-            state = again.readyz() or {}
-            gauge = series(again.metrics(), "cityorder_open_cases", "district", "category", "level", "status")
-            if sorted(state.get("loaded", [])) == sorted(state.get("owned", [None])) or \
-                    time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
-        assert gauge == opened
+        state = again.wait_ready()
+        assert state["partitions_loaded"] and state["loaded"] == state["owned"] == [0, 1, 2, 3]
+        assert series(again.metrics(), "cityorder_open_cases", "district", "category", "level",
+                      "status") == opened
     finally:
         again.stop()
 
