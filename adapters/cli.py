@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 import yaml
 
-from streams.options import kafka_options, settings_from
+from streams.options import kafka_options, log_to_stderr, settings_from
 
 
 @click.group()
@@ -110,8 +108,7 @@ def open311(city: str | None, rules: str | None, ledger_url: str | None, host: s
     except (MapError, PackError) as e:
         raise click.ClickException(str(e)) from None
     store = open_store(settings.ledger_location)
-    logging.basicConfig(level=loglevel.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_to_stderr(loglevel)
     try:
         run_until_stopped(lambda: serve(settings, store, city_map, rule_set, host, port), "open311")
     finally:
@@ -131,8 +128,7 @@ def _router(adapter: str, city: str | None, labels_path: Path | None, loglevel: 
     except MapError as e:
         raise click.ClickException(str(e)) from None
     labels = _labels(labels_path)
-    logging.basicConfig(level=loglevel.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_to_stderr(loglevel)
     if not any(d.calibration is not None for d in city_map.cameras.values()):
         click.echo(f"warning: no camera of {settings.city} has a calibration: every message will be "
                    "a dead letter (docs/adapters.md)", err=True)

@@ -15,7 +15,7 @@ import orjson
 
 from console.roles import ROLES
 from ledger.cli import LEDGER_HELP, open_store, run_until_stopped
-from streams.options import kafka_options, settings_from
+from streams.options import kafka_options, log_to_stderr, settings_from
 
 log = logging.getLogger("console")
 
@@ -53,8 +53,7 @@ def console(ctx: click.Context, ledger_url: str | None, host: str, port: int,
                                         **flags)
     if ctx.invoked_subcommand is not None:
         return
-    logging.basicConfig(level=loglevel.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_to_stderr(loglevel)
     settings = ctx.obj["settings"]
     store = open_store(settings.ledger_location)
 

@@ -14,7 +14,7 @@ from typing import Any
 import click
 import orjson
 
-from streams.options import kafka_options, settings_from
+from streams.options import kafka_options, log_to_stderr, settings_from
 
 LEDGER_HELP = ("The ledger database: postgresql://user:pass@host/db, sqlite:///path or a file path. "
                "[env: CITYORDER_LEDGER_URL; default: <state dir>/ledger.sqlite]")
@@ -74,8 +74,7 @@ def ledger(ctx: click.Context, ledger_url: str | None, web_port: int, loglevel: 
 
     settings = settings_from(**({"ledger_url": ledger_url} if ledger_url else {}), **flags)
     store = open_store(settings.ledger_location)
-    logging.basicConfig(level=loglevel.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_to_stderr(loglevel)
 
     try:
         run_until_stopped(lambda: serve(settings, store, web_port), "ledger")

@@ -1,8 +1,10 @@
-"""Options and settings shared by the commands that talk to Kafka (``streams.cli``,
-``ledger.cli``)."""
+"""Options, settings and logging shared by the commands that talk to Kafka (``streams.cli``,
+``ledger.cli``, ``console.cli``, ``adapters.cli``, ``webhooks.cli``)."""
 
 from __future__ import annotations
 
+import logging
+import sys
 from typing import Any
 
 import click
@@ -25,3 +27,9 @@ def kafka_options(f: Any) -> Any:
     f = click.option("--brokers", default=None, metavar="HOST:PORT[,...]",
                      help="Bootstrap brokers. [env: CITYORDER_BROKERS; default: 127.0.0.1:9092]")(f)
     return f
+
+
+def log_to_stderr(loglevel: str) -> None:
+    """A service's log on standard error, one line a record with its time and logger."""
+    logging.basicConfig(level=loglevel.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")

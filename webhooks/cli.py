@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 import orjson
 
-from streams.options import kafka_options, settings_from
+from streams.options import kafka_options, log_to_stderr, settings_from
 from webhooks.config import ConfigError, Receivers, load
 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -51,8 +49,7 @@ def run(receivers: Path, city: str | None, web_port: int, loglevel: str, **flags
         calendar = CityMap.load(settings.city).calendar
     except MapError as e:
         raise click.ClickException(str(e)) from None
-    logging.basicConfig(level=loglevel.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_to_stderr(loglevel)
     service = Webhooks(settings, config, secrets, stamp=lambda s: calendar.format(int(s * 1000)))
     run_until_stopped(lambda: serve_beside(service.run, service.web_app(), web_port), "webhooks")
 

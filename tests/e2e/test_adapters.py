@@ -57,9 +57,6 @@ class Adapter(Cli):
         self.port = free_port(0)
         super().__init__(settings, log, "adapt", *args, "--city", str(city), "--web-port", str(self.port))
 
-    def metrics(self) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
-            return str(r.read().decode())
 
 
 def collect(settings: Settings, adapter: Adapter, want: set[str]) -> tuple[list[dict[str, Any]],

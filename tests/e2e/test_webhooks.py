@@ -42,22 +42,6 @@ class Webhooks(Cli):
         super().__init__(settings, log, "webhooks", "run", str(receivers), "--web-port", str(self.port),
                          env={"HOOK_SECRET": SECRET})
 
-    def metrics(self) -> str:
-        import urllib.request
-
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
-            return str(r.read().decode())
-
-    def wait_metrics(self, timeout: float = 30) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                return self.metrics()
-            except OSError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise AssertionError(f"no /metrics:\n{self.tail()}") from None
-                time.sleep(0.2)
-
 
 def produce(settings: Settings, records: list[tuple[bytes | None, bytes]]) -> None:
     asyncio.run(produce_alerts(settings, records))

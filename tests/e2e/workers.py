@@ -41,11 +41,28 @@ def child_env(settings: Settings) -> dict[str, str]:
 
 
 class Child:
-    """A ``cityorder`` process a test started, its output kept in ``log_path`` for failures."""
+    """A ``cityorder`` process a test started, its output kept in ``log_path`` for failures,
+    serving ``/metrics`` on ``port``."""
 
     proc: subprocess.Popen[bytes]
     log_path: Path
     log: Any
+    port: int
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
+            return str(r.read().decode())
+
+    def wait_metrics(self, timeout: float = 30) -> str:
+        """``/metrics`` once the process serves it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self.metrics()
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise AssertionError(f"no /metrics:\n{self.tail()}") from None
+                time.sleep(0.2)
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
@@ -89,10 +106,6 @@ class Worker(Child):
             return dict(json.loads(e.read()))
         except (OSError, ValueError):
             return None
-
-    def metrics(self) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
-            return r.read().decode()
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
