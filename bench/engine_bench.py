@@ -397,12 +397,12 @@ def state_breakdown(engine: Engine) -> tuple[dict[str, int], Counter[str], Count
     """Engine state by where it hangs and by object type (shared objects counted once, at the
     first place they are reached; the map, the rules and the rule index are not state)."""
     seen: set[int] = set()
-    _walk([engine.city, engine.rules, engine.by_kind, engine.any_kind, engine.silent_rules,
+    _walk([engine.city, engine.rules, engine.by_kind, engine.any_kind, engine.watchers, engine.logic,
            engine.ttl, engine.camera_rule_ids, engine.scheduled_zones, engine.cal, engine.fmt,
            *Source], seen, None)
     grids = list(engine.grids.values())
     roots: list[tuple[str, list[object]]] = [
-        ("subjects: Subj + op state + evidence", [g.subjects for g in grids]),
+        ("subjects: Subject + op state + evidence", [g.subjects for g in grids]),
         ("alerts, cases, hot list", [(g.alerts, g.cases, g.hot) for g in grids]),
         ("LRU of camera subjects", [g.lru for g in grids]),
         ("timer heap", [engine.timers]),

@@ -8,10 +8,11 @@ which feedback is legal, so both read like the tables in CONTRACTS.md.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, NamedTuple
 
 from rules.durations import Span
 from rules.evidence import Evidence
+from rules.inputs import FeedbackIn
 from rules.pack import Policy, Rule
 from rules.schedule import CityCalendar
 from rules.worktime import day_length_ms, wt_add, wt_between
@@ -21,18 +22,45 @@ ACTIVE = frozenset({"open", "acknowledged", "dispatched", "deferred"})
 FINAL = frozenset({"closed", "rejected"})
 RANK = {"open": 0, "acknowledged": 1, "dispatched": 2, "resolved": 3, "closed": 4}
 SEVERITIES = ("minor", "major", "critical")
+#: Statuses that end a case (``ended_at`` set): kept for the retention, then forgotten.
+ENDED = frozenset({"resolved", "closed", "rejected"})
+#: Statuses after which the case's subjects wait out the rule's cooldown before another opens.
+COOLING = frozenset({"resolved", "rejected"})
 UPDATE_SPACING_MS = 60_000
 
-# action -> (statuses it applies to, status it leads to, transition it emits)
-LIFECYCLE: dict[str, tuple[frozenset[str], str, str]] = {
-    "acknowledge": (frozenset({"open"}), "acknowledged", "acknowledged"),
-    "dispatch": (frozenset({"open", "acknowledged", "dispatched"}), "dispatched", "dispatched"),
-    "resolve": (frozenset(ACTIVE), "resolved", "resolved"),
-    "verify": (frozenset({"resolved"}), "closed", "closed"),
-    "reject": (frozenset(ACTIVE), "rejected", "rejected"),
-    "reopen": (frozenset({"resolved", "closed"}), "open", "reopened"),
-    "defer": (frozenset(ACTIVE), "deferred", "deferred"),
+
+class Step(NamedTuple):
+    """One row of the lifecycle table."""
+
+    applies_to: frozenset[str]
+    leads_to: str
+    transition: str
+
+
+LIFECYCLE: dict[str, Step] = {
+    "acknowledge": Step(frozenset({"open"}), "acknowledged", "acknowledged"),
+    "dispatch": Step(frozenset({"open", "acknowledged", "dispatched"}), "dispatched", "dispatched"),
+    "resolve": Step(frozenset(ACTIVE), "resolved", "resolved"),
+    "verify": Step(frozenset({"resolved"}), "closed", "closed"),
+    "reject": Step(frozenset(ACTIVE), "rejected", "rejected"),
+    "reopen": Step(frozenset({"resolved", "closed"}), "open", "reopened"),
+    "defer": Step(frozenset(ACTIVE), "deferred", "deferred"),
 }
+
+
+class Effects(NamedTuple):
+    """What a feedback did beyond the alert itself, for the engine to carry out (it owns the
+    subjects, the cases and the timers)."""
+
+    transition: str
+    #: Resolved or rejected: the case's subjects wait out the rule's cooldown from now.
+    cool_down: bool
+    #: The case ended now: it is kept for the retention, then dropped.
+    ended: bool
+    #: Reopened: no longer ended, and the current case of its rule and subject again.
+    reopened: bool
+    #: Deferred: when it resumes.
+    resume_at: int | None
 
 
 def alert_id(grid_id: str, rule_id: str, subject: str, episode_start: int) -> str:
@@ -183,6 +211,38 @@ class Alert:
         """``on_reopen: restart``: a new deadline from the reopening, and a new overdue."""
         self.deadline = span_add(cal, at, self.rule.deadline) if self.rule.deadline is not None else None
         self.overdue_fired = False
+
+    # -- the lifecycle ------------------------------------------------------------------------
+
+    def refusal(self, action: str) -> str | None:
+        """Why the lifecycle table refuses ``action`` now (the dead letter's reason), or None."""
+        step = LIFECYCLE[action]
+        if self.status in step.applies_to:
+            return None
+        return (f"action: {action} does not apply to an alert that is {self.status} "
+                f"(it applies to: {', '.join(sorted(step.applies_to))})")
+
+    def act(self, fb: FeedbackIn, now: int, cal: CityCalendar) -> Effects:
+        """Apply a feedback the table allows (:meth:`refusal` is None) at ``now``."""
+        step = LIFECYCLE[fb.action]
+        if fb.action == "defer":
+            assert fb.until is not None
+            self.defer(cal, now, fb.until)
+            return Effects(step.transition, False, False, False, fb.until)
+        if self.status == "deferred":
+            self.end_deferral(cal, now)
+        self.status = step.leads_to
+        if fb.action == "dispatch" and fb.assignee is not None:
+            self.assignee = fb.assignee
+        ended = self.status in ENDED
+        if ended:
+            self.ended_at = now
+        reopened = fb.action == "reopen"
+        if reopened:
+            self.ended_at = None
+            if self.policy.on_reopen == "restart":
+                self.restart_deadline(cal, now)
+        return Effects(step.transition, self.status in COOLING, ended, reopened, None)
 
     def notify(self, transition: str) -> list[str]:
         levels = self.policy.levels

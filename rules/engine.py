@@ -17,19 +17,16 @@ id (a duplicate) are counted as such, never as late (:class:`Stats`).
 
 from __future__ import annotations
 
-import copy
 import heapq
 import math
 import pickle
 from collections import Counter, OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from rules.alerts import (
     FINAL,
-    LIFECYCLE,
     UPDATE_SPACING_MS,
     Alert,
     alert_id,
@@ -40,14 +37,12 @@ from rules.buckets import Buckets
 from rules.citymap import CityMap, Grid
 from rules.evidence import Evidence, Item, pack_cut
 from rules.inputs import FeedbackIn, Input, Obs, Source
-from rules.ops.count import CountState
-from rules.ops.holds import HoldsState, satisfies
-from rules.ops.persist import PersistState
-from rules.ops.silent import SilentState
-from rules.pack import Count, Holds, Persist, Rule, RuleSet, Silent, check_work_day
+from rules.ops import build
+from rules.ops.base import NEVER, Operator, Subject
+from rules.pack import Rule, RuleSet, check_work_day
+from rules.timers import FB_EXPIRE, HELD, IDLE, LEVEL, OVERDUE, RESUME, RETAIN, Timer
 from rules.worktime import day_length_ms
 
-NEVER = -(1 << 62)
 STALE_LIMIT = 20_000
 DAY_MS = 86_400_000
 
@@ -65,10 +60,6 @@ DAY_MS = 86_400_000
 #: no partition's own timeline produces; ``cityorder feedback`` (streams/clock.py) stamps the
 #: partition's progress and refuses an ``--at`` beyond the allowed lateness itself.
 FEEDBACK_AHEAD_MS = DAY_MS
-
-# Timer ranks: the contract's order for timers due at the same instant.
-END, FIRE, RESUME, LEVEL, OVERDUE, HELD, FB_EXPIRE, RETAIN, IDLE = range(9)
-
 
 @dataclass(frozen=True, slots=True)
 class DeadOut:
@@ -154,43 +145,12 @@ class _Untracked(set):  # type: ignore[type-arg]
         pass
 
 
-class Subj:
-    """State of one (rule, subject) in one grid."""
-
-    __slots__ = ("alert_id", "armed_end", "armed_fire", "armed_idle", "cooldown_until", "evidence",
-                 "fed", "key", "op", "rule", "touched")
-
-    def __init__(self, rule: Rule, key: str, op: Any, now: int) -> None:
-        self.rule = rule
-        self.key = key
-        self.op = op
-        self.evidence: Evidence | None = None
-        self.alert_id: str | None = None
-        self.cooldown_until = NEVER
-        # (alert id, episode start) of the alert this subject's episode fed, if any
-        self.fed: tuple[str, int] | None = None
-        self.touched = now
-        self.armed_end: int | None = None
-        self.armed_fire: int | None = None
-        self.armed_idle = False
-
-    def episode_start(self) -> int:
-        op = self.op
-        if isinstance(op, SilentState):
-            return op.silence_start
-        return op.start
-
-    def running(self) -> bool:
-        op = self.op
-        return op.silent if isinstance(op, SilentState) else op.running
-
-
 class GridState:
     __slots__ = ("alerts", "cases", "grid", "hot", "lru", "subjects")
 
     def __init__(self, grid: Grid) -> None:
         self.grid = grid
-        self.subjects: dict[tuple[str, str], Subj] = {}
+        self.subjects: dict[tuple[str, str], Subject] = {}
         self.alerts: dict[str, Alert] = {}
         self.cases: dict[tuple[str, str], str] = {}
         self.hot: list[tuple[int, str, str]] = []
@@ -230,7 +190,7 @@ class Engine:
         self.progress = NEVER
         self.max_time = NEVER
         self.pending: list[tuple[int, int, str, int, Input]] = []
-        self.timers: list[tuple[Any, ...]] = []
+        self.timers: list[Timer] = []
         self.seq = 0
         self.seen: dict[tuple[str, str, str], int] = {}
         self.seen_heap: list[tuple[int, tuple[str, str, str]]] = []
@@ -244,8 +204,8 @@ class Engine:
         self.out: list[dict[str, Any] | DeadOut] = []
         self._batch: list[tuple[tuple[str, str], dict[str, Any]]] | None = None
         self._touched: list[Alert] = []
-        self._matches: list[tuple[str, str, int, Any]] = []
-        self._watch: dict[tuple[int, str | None], tuple[Any, str, list[Rule], bool]] = {}
+        self._matches: list[tuple[str, str, int, Callable[[], None]]] = []
+        self._watch: dict[tuple[int, str | None], tuple[Any, list[Operator], bool]] = {}
         self._zone_memo: dict[tuple[str, tuple[str, ...]], str | None] = {}
         self._stale = 0
         # Keys changed since the last snapshot, for a runtime that writes only those; a replay
@@ -262,21 +222,18 @@ class Engine:
     # -- rule index -----------------------------------------------------------------------
 
     def _index_rules(self) -> None:
+        self.logic: dict[str, Operator] = {}
         self.by_kind: dict[tuple[int, str], list[Rule]] = {}
         self.any_kind: dict[int, list[Rule]] = {}
-        self.silent_rules: dict[int, list[Rule]] = {}
+        self.watchers: dict[int, list[Operator]] = {}
         self.ttl: dict[str, int] = {}
         for rule in self.rules.rules:
-            op = rule.operator
+            logic = self.logic[rule.id] = build(rule)
             src = {"camera": Source.CAMERA, "sensor": Source.SENSOR, "report": Source.REPORT}[rule.source]
             m = rule.match
-            self.ttl[rule.id] = max(
-                getattr(op, "duration_ms", 0), getattr(op, "gap_ms", 0),
-                getattr(op, "within_ms", 0), rule.cooldown_ms)
-            if isinstance(op, Count):  # input up to the allowed lateness may still count
-                self.ttl[rule.id] += self.lateness
-            if isinstance(op, Silent):
-                self.silent_rules.setdefault(src, []).append(rule)
+            self.ttl[rule.id] = logic.ttl(self.lateness)
+            if logic.watches_devices:
+                self.watchers.setdefault(src, []).append(logic)
                 continue
             kinds = {Source.CAMERA: m.labels, Source.SENSOR: m.kinds, Source.REPORT: m.categories}[src]
             if kinds is None:  # no list: every label / kind / category of its source
@@ -451,7 +408,7 @@ class Engine:
     def _push(self, due: int, rank: int, level: int, rule_id: str, subject: str, grid_id: str,
               ref: Any) -> None:
         """Callers pass ``due`` already clamped to progress (see ``_due``)."""
-        heapq.heappush(self.timers, (due, rank, level, rule_id, subject, grid_id, self._next(), ref))
+        heapq.heappush(self.timers, Timer(due, rank, level, rule_id, subject, grid_id, self._next(), ref))
 
     def _grid(self, grid_id: str) -> GridState:
         g = self.grids.get(grid_id)
@@ -495,7 +452,7 @@ class Engine:
         return tuple(z for z in ids
                      if (sch := zones[z].schedule) is None or sch.is_open(t, cal))
 
-    def _rule_zone(self, rule: Rule, zone_ids: tuple[str, ...]) -> str | None:
+    def rule_zone(self, rule: Rule, zone_ids: tuple[str, ...]) -> str | None:
         """Whether the rule's zone conditions hold; returns the required zone (or '-').
         A pure function of the rule and the (existing) zones: memoised, bounded."""
         key = (rule.id, zone_ids)
@@ -535,8 +492,8 @@ class Engine:
             rules = self._rules_for(inp.source, obs.kind)
         if not rules:
             return
-        t = inp.time
-        zone_ids = self._existing_zones(obs.zone_ids, t)
+        zone_ids = self._existing_zones(obs.zone_ids, inp.time)
+        logic = self.logic
         for rule in rules:
             m = rule.match
             if inp.source is Source.CAMERA and m.min_confidence is not None and \
@@ -545,38 +502,24 @@ class Engine:
             if inp.source is Source.REPORT and m.sources is not None and \
                     obs.report_source not in m.sources:
                 continue
-            op = rule.operator
-            if isinstance(op, Holds):
-                if self._rule_zone(rule, zone_ids) is not None:
-                    self._matches.append((rule.id, f"dev:{inp.device_id}", len(self._matches),
-                                          partial(self._holds, g, rule, inp, obs, zone_ids)))
-                continue
-            if inp.source is Source.SENSOR and not _sensor_matches(rule, obs):
-                continue
-            if rule.schedule is not None and not rule.schedule.is_open(t, self.cal):
-                continue
-            zone = self._rule_zone(rule, zone_ids)
-            if zone is None:
-                continue
-            subject = _subject(inp, obs, rule, zone)
-            item = Item(t, inp.event_id, inp.source, obs, inp.device_id, inp.snapshot_url)
-            if isinstance(op, Persist):
-                self._matches.append((rule.id, subject, len(self._matches),
-                                      partial(self._persist, g, rule, subject, item, zone_ids)))
-            elif isinstance(op, Count):
-                bucket = "grid" if op.by == "grid" else f"zone:{zone}" if op.by == "zone" else subject
-                entry_key = subject if inp.source is Source.CAMERA else inp.event_id
-                self._matches.append((rule.id, bucket, len(self._matches),
-                                      partial(self._count, g, rule, bucket, entry_key, item, zone_ids)))
+            logic[rule.id].observe(self, g, inp, obs, zone_ids)
 
-    def _subj(self, g: GridState, rule: Rule, key: str, factory: Any, item: Item | None) -> Subj:
+    # -- what operators use (rules.ops.base.Glue) -----------------------------------------
+
+    def queue(self, rule_id: str, key: str, step: Callable[[], None]) -> None:
+        """Matches are applied in the order their transitions are emitted, (rule_id, subject):
+        "opened before this one" (hotspots) then agrees with the output."""
+        self._matches.append((rule_id, key, len(self._matches), step))
+
+    def subject(self, g: GridState, logic: Operator, key: str, item: Item | None) -> Subject:
+        rule = logic.rule
         subj = g.subjects.get((rule.id, key))
         now = self.progress
         if self.track_changes:
             self.dirty.add(("subject", g.grid.id, rule.id, key))
             self.dirty.add(("grid", g.grid.id))
         if subj is None:
-            subj = g.subjects[(rule.id, key)] = Subj(rule, key, factory(), now)
+            subj = g.subjects[(rule.id, key)] = Subject(logic, key, logic.new_state(), now)
             if rule.merge_radius_m > 0 and item is not None and item.obs.located:
                 self._join_nearest(g, subj, item.obs)
             if key.startswith("cam:"):
@@ -586,145 +529,47 @@ class Engine:
         if key.startswith("cam:"):
             g.lru[key] = now
             g.lru.move_to_end(key)
-        self._arm_idle(g, subj)
+        self.arm_idle(g, subj)
         return subj
 
-    def _persist(self, g: GridState, rule: Rule, key: str, item: Item, zones: tuple[str, ...]) -> None:
-        op = rule.operator
-        assert isinstance(op, Persist)
-        subj = self._subj(g, rule, key, PersistState, item)
-        st: PersistState = subj.op
-        step = st.observe(item.observed_at, op.duration_ms, op.gap_ms)
-        if step is None:
-            return
-        new = step[0]
-        self._arm_end(g, subj, st.end_due(op.gap_ms))
-        self._matched(g, subj, item, zones, new, st.fired)
+    def existing(self, g: GridState, rule_id: str, key: str) -> Subject | None:
+        return g.subjects.get((rule_id, key))
 
-    def _count(self, g: GridState, rule: Rule, bucket: str, entry_key: str, item: Item,
-               zones: tuple[str, ...]) -> None:
-        op = rule.operator
-        assert isinstance(op, Count)
-        subj = self._subj(g, rule, bucket, CountState, item)
-        st: CountState = subj.op
-        # Inputs still to come are applied at or after progress, or are at most the allowed
-        # lateness behind the clock: no window they are counted in reaches before this.
-        horizon = min(self.progress, (self.clock or item.observed_at) - self.lateness) - op.within_ms
-        if len(st.entries) > op.n:
-            st.expire(horizon)
-        running, fired = st.observe(entry_key, item.observed_at, item.event_id, (item, zones),
-                                    op.n, op.within_ms, self.subject_cap)
-        self._arm_end(g, subj, st.end_due(op.n, op.within_ms))
-        if not fired:
-            self._matched(g, subj, item, zones, False, running)
-            return
-        alert = self._linked_alert(g, subj)
-        if alert is not None and alert.active:
-            # The window's other events were attributed when they came: only this one is new.
-            self._matched(g, subj, item, zones, True, True)
-            return
-        ev = Evidence()
-        for _, _, (it, zs) in st.window(item.observed_at, op.within_ms):
-            ev.add(it, zs)
-        subj.evidence = ev
-        self._matched(g, subj, None, zones, True, True)
-
-    def _holds(self, g: GridState, rule: Rule, inp: Input, obs: Obs, zones: tuple[str, ...]) -> None:
-        op = rule.operator
-        assert isinstance(op, Holds)
-        if satisfies(op.trigger, obs.state, obs.value):
-            item = Item(inp.time, inp.event_id, inp.source, obs, inp.device_id, inp.snapshot_url)
-            subj = self._subj(g, rule, f"dev:{inp.device_id}", HoldsState, item)
-            st: HoldsState = subj.op
-            if st.stale(inp.time):
-                if st.running:
-                    self._matched(g, subj, item, zones, False, st.fired)
-                return
-            new = st.trigger(inp.time)
-            if new:
-                due = st.start + op.duration_ms
-                if rule.schedule is not None:
-                    due = rule.schedule.next_open(due, self.cal)
-                st.fire_at = due
-                self._arm_fire(g, subj, due)
-            self._matched(g, subj, item, zones, new, st.fired)
-        elif satisfies(op.clear, obs.state, obs.value):
-            subj = g.subjects.get((rule.id, f"dev:{inp.device_id}"))
-            if subj is None:
-                return
-            self.dirty.add(("subject", g.grid.id, rule.id, subj.key))
-            if not subj.op.stale(inp.time) and subj.op.clear():
-                self._touch(g, subj)
-                self._episode_ended(g, subj)
+    def mark(self, g: GridState, subj: Subject) -> None:
+        if self.track_changes:
+            self.dirty.add(("subject", g.grid.id, subj.rule.id, subj.key))
 
     def _liveness(self, g: GridState, inp: Input) -> None:
         watch = self._watch.get((inp.source, inp.device_id))
         if watch is None:
             watch = self._watch[(inp.source, inp.device_id)] = self._watch_for(inp)
-        dev, key, rules, scheduled = watch
-        if not rules:
+        dev, watchers, scheduled = watch
+        if not watchers:
             return
         zone_ids = dev.zone_ids
         if scheduled:
             zone_ids = self._existing_zones(zone_ids, inp.time)
-        t = inp.time
-        for rule in rules:
-            if scheduled and self._rule_zone(rule, zone_ids) is None:
+        for logic in watchers:
+            if scheduled and self.rule_zone(logic.rule, zone_ids) is None:
                 continue
-            subj = g.subjects.get((rule.id, key))
-            if subj is not None and rule.schedule is None and not subj.op.silent and \
-                    t >= subj.op.last:
-                # The common case: the device was alive and still is. Only its last-seen time
-                # moves (and with it the silence timer): no transition can come of it now.
-                st = subj.op
-                st.last, st.last_item = t, (inp, dev, zone_ids)
-                st.fire_at = t + rule.operator.duration_ms
-                subj.touched = self.progress
-                if self.track_changes:
-                    self.dirty.add(("subject", g.grid.id, rule.id, key))
-                self._arm_fire(g, subj, st.fire_at)
-                self._arm_idle(g, subj)
-                continue
-            self._matches.append((rule.id, key, len(self._matches),
-                                  partial(self._message, g, rule, dev, inp, zone_ids)))
+            logic.alive(self, g, inp, dev, zone_ids)
 
-    def _watch_for(self, inp: Input) -> tuple[Any, str, list[Rule], bool]:
-        """Which silent rules watch this device (cached per device): kinds and, unless one of
+    def _watch_for(self, inp: Input) -> tuple[Any, list[Operator], bool]:
+        """Which operators watch this device (cached per device): kinds and, unless one of
         its zones has a schedule, zone conditions are decided once."""
         devices = self.city.cameras if inp.source is Source.CAMERA else self.city.sensors
         dev = devices.get(inp.device_id or "")
         if dev is None:
-            return (None, "", [], False)
+            return (None, [], False)
         scheduled = not self.scheduled_zones.isdisjoint(dev.zone_ids)
-        rules = [r for r in self.silent_rules.get(inp.source, ())
-                 if not (inp.source is Source.SENSOR and r.match.kinds is not None
-                         and dev.kind not in r.match.kinds)
-                 and (scheduled or self._rule_zone(r, dev.zone_ids) is not None)]
-        return (dev, f"dev:{dev.id}", rules, scheduled)
-
-    def _message(self, g: GridState, rule: Rule, dev: Any, inp: Input,
-                 zone_ids: tuple[str, ...]) -> None:
-        """A registered device's message for one ``silent`` rule: it proves the device alive."""
-        op = rule.operator
-        assert isinstance(op, Silent)
-        subj = self._subj(g, rule, f"dev:{dev.id}", SilentState,
-                          _message_item(inp, dev) if rule.merge_radius_m > 0 else None)
-        st: SilentState = subj.op
-        if inp.time < st.last:
-            return  # an older message changes nothing: the device was alive later
-        # The message becomes evidence only if a silence follows: build it then.
-        ended = st.message(inp.time, (inp, dev, zone_ids))
-        due = st.last + op.duration_ms
-        if rule.schedule is not None:
-            due = rule.schedule.next_open(due, self.cal)
-        st.fire_at = due
-        self._arm_fire(g, subj, due)
-        if ended:
-            self._episode_ended(g, subj)
+        watchers = [w for w in self.watchers.get(inp.source, ())
+                    if w.watches(inp.source, dev)
+                    and (scheduled or self.rule_zone(w.rule, dev.zone_ids) is not None)]
+        return (dev, watchers, scheduled)
 
     # -- cases --------------------------------------------------------------------------------
 
-    def _linked_alert(self, g: GridState, subj: Subj) -> Alert | None:
+    def linked_alert(self, g: GridState, subj: Subject) -> Alert | None:
         if subj.alert_id is not None:
             alert = g.alerts.get(subj.alert_id)
             if alert is not None and alert.active:
@@ -732,10 +577,10 @@ class Engine:
         aid = g.cases.get((subj.rule.id, subj.key))
         return g.alerts.get(aid) if aid is not None else None
 
-    def _matched(self, g: GridState, subj: Subj, item: Item | None, zones: tuple[str, ...],
+    def matched(self, g: GridState, subj: Subject, item: Item | None, zones: tuple[str, ...],
                  new_episode: bool, qualifying: bool) -> None:
         """A matching observation (item) or a firing (item None: evidence already set)."""
-        alert = self._linked_alert(g, subj)
+        alert = self.linked_alert(g, subj)
         if alert is not None and alert.active:
             if subj.running():
                 alert.observed.add(subj.key)
@@ -764,7 +609,7 @@ class Engine:
             if t >= subj.cooldown_until:
                 self._open(g, subj, zones)
 
-    def _join_nearest(self, g: GridState, subj: Subj, obs: Obs) -> None:
+    def _join_nearest(self, g: GridState, subj: Subject, obs: Obs) -> None:
         best: tuple[float, int, str] | None = None
         for alert in g.alerts.values():
             if alert.rule.id != subj.rule.id or not alert.active or alert.open_lat is None:
@@ -778,7 +623,7 @@ class Engine:
             subj.alert_id = best[2]
             g.alerts[best[2]].subjects.add(subj.key)
 
-    def _open(self, g: GridState, subj: Subj, zones: tuple[str, ...]) -> None:
+    def _open(self, g: GridState, subj: Subject, zones: tuple[str, ...]) -> None:
         rule = subj.rule
         now = self.progress
         aid = alert_id(g.grid.id, rule.id, subj.key, subj.episode_start())
@@ -849,8 +694,8 @@ class Engine:
         else:
             self._arm(alert, HELD, 0, alert.last_msg_at + UPDATE_SPACING_MS)
 
-    def _episode_ended(self, g: GridState, subj: Subj) -> None:
-        alert = self._linked_alert(g, subj)
+    def episode_ended(self, g: GridState, subj: Subject) -> None:
+        alert = self.linked_alert(g, subj)
         if alert is None or subj.key not in alert.observed:
             return
         alert.observed.discard(subj.key)
@@ -885,26 +730,20 @@ class Engine:
         not in the order of the times it was originally due."""
         return due if due > self.progress else self.progress
 
-    def _arm_end(self, g: GridState, subj: Subj, due: int | None) -> None:
-        if due is not None:
-            due = self._due(due)
-        if due is not None and (subj.armed_end is None or due < subj.armed_end):
-            subj.armed_end = due
-            self._push(due, END, 0, subj.rule.id, subj.key, g.grid.id, None)
+    def arm(self, g: GridState, subj: Subject, due: int | None) -> None:
+        if due is None:
+            return
+        due = self._due(due)
+        if subj.armed is None or due < subj.armed:
+            subj.armed = due
+            self._push(due, subj.logic.rank, 0, subj.rule.id, subj.key, g.grid.id, None)
 
-    def _arm_fire(self, g: GridState, subj: Subj, due: int | None) -> None:
-        if due is not None:
-            due = self._due(due)
-        if due is not None and (subj.armed_fire is None or due < subj.armed_fire):
-            subj.armed_fire = due
-            self._push(due, FIRE, 0, subj.rule.id, subj.key, g.grid.id, None)
-
-    def _touch(self, g: GridState, subj: Subj) -> None:
+    def touch(self, g: GridState, subj: Subject) -> None:
         """A subject's input or transition: its idle time starts again from now."""
         subj.touched = self.progress
-        self._arm_idle(g, subj)
+        self.arm_idle(g, subj)
 
-    def _arm_idle(self, g: GridState, subj: Subj) -> None:
+    def arm_idle(self, g: GridState, subj: Subject) -> None:
         if not subj.armed_idle:
             subj.armed_idle = True
             self._push(subj.touched + self.ttl[subj.rule.id], IDLE, 0, subj.rule.id, subj.key,
@@ -925,12 +764,12 @@ class Engine:
             self._arm(alert, LEVEL, lv.level, alert.level_due(lv.level))
         self._arm(alert, OVERDUE, 0, alert.overdue_due())
 
-    def _fire(self, entry: tuple[Any, ...]) -> None:
-        due, rank, level, rule_id, subject, grid_id, _, ref = entry
-        g = self.grids.get(grid_id)
+    def _fire(self, timer: Timer) -> None:
+        g = self.grids.get(timer.grid_id)
         if g is None:
             return
         self._batch = None
+        due, rank, level, ref = timer.due, timer.rank, timer.level, timer.ref
         if rank == FB_EXPIRE:
             self._expire_feedback(ref)
         elif ref is not None:
@@ -939,69 +778,38 @@ class Engine:
                 del alert.armed[(str(rank), level)]
                 self._alert_timer(g, alert, rank, level, due)
         else:
-            subj = g.subjects.get((rule_id, subject))
+            subj = g.subjects.get((timer.rule_id, timer.subject))
             if subj is not None:
                 self._subject_timer(g, subj, rank, due)
 
-    def _subject_timer(self, g: GridState, subj: Subj, rank: int, due: int) -> None:
+    def _subject_timer(self, g: GridState, subj: Subject, rank: int, due: int) -> None:
         self.dirty.add(("subject", g.grid.id, subj.rule.id, subj.key))
-        op = subj.rule.operator
-        st = subj.op
-        if rank == END:
-            if subj.armed_end != due:
+        if rank != IDLE:   # the operator's own timer: re-checked, then the operator's to handle
+            if subj.armed != due:
                 return
-            subj.armed_end = None
-            if isinstance(st, PersistState):
-                assert isinstance(op, Persist)
-                current = st.end_due(op.gap_ms)
-            else:
-                assert isinstance(op, Count)
-                current = st.end_due(op.n, op.within_ms)
+            subj.armed = None
+            current = subj.logic.due(subj.state)
             if current is None:
                 return
             if current > due:
-                self._arm_end(g, subj, current)
+                self.arm(g, subj, current)
                 return
-            st.end()
-            self._touch(g, subj)
-            self._episode_ended(g, subj)
-        elif rank == FIRE:
-            if subj.armed_fire != due:
-                return
-            subj.armed_fire = None
-            if st.fire_at is None or st.fire_at > due:
-                self._arm_fire(g, subj, st.fire_at)
-                return
-            st.fire_at = None
-            self._touch(g, subj)
-            if isinstance(st, HoldsState):
-                if not st.running or st.fired:
-                    return
-                st.fired = True
-                self._matched(g, subj, None, (), False, True)
-            else:
-                assert isinstance(st, SilentState)
-                st.fire()
-                last_inp, dev, zones = st.last_item
-                item = _message_item(last_inp, dev)
-                subj.evidence = Evidence()
-                subj.evidence.add(item, zones)
-                self._matched(g, subj, None, zones, True, True)
-        elif rank == IDLE:
+            subj.logic.on_timer(self, g, subj, due)
+        else:
             subj.armed_idle = False
             expires = subj.touched + self.ttl[subj.rule.id]
             if expires > self.progress:
-                self._arm_idle(g, subj)
+                self.arm_idle(g, subj)
                 return
-            if subj.running() or subj.armed_fire is not None:
+            if subj.running() or subj.armed is not None:
                 return
-            alert = self._linked_alert(g, subj)
+            alert = self.linked_alert(g, subj)
             if alert is not None and alert.active:
                 return
             self._drop_subject(g, subj)
         self._flush_touched()
 
-    def _drop_subject(self, g: GridState, subj: Subj) -> None:
+    def _drop_subject(self, g: GridState, subj: Subject) -> None:
         del g.subjects[(subj.rule.id, subj.key)]
         self.dirty.add(("grid", g.grid.id))
         if subj.key.startswith("cam:") and not any(
@@ -1036,11 +844,11 @@ class Engine:
     def _compact_timers(self) -> None:
         """Drop heap entries of subjects that no longer exist, so evictions free memory at
         once rather than when their timers come due."""
-        def live(entry: tuple[Any, ...]) -> bool:
-            if entry[7] is not None:  # alert timers and held feedback: few, kept
+        def live(timer: Timer) -> bool:
+            if timer.ref is not None:  # alert timers and held feedback: few, kept
                 return True
-            g = self.grids.get(entry[5])
-            return g is not None and (entry[3], entry[4]) in g.subjects
+            g = self.grids.get(timer.grid_id)
+            return g is not None and (timer.rule_id, timer.subject) in g.subjects
 
         self.timers = [e for e in self.timers if live(e)]
         heapq.heapify(self.timers)
@@ -1050,7 +858,7 @@ class Engine:
         for rid in self.camera_rule_ids:
             subj = g.subjects.get((rid, key))
             if subj is not None:
-                alert = self._linked_alert(g, subj)
+                alert = self.linked_alert(g, subj)
                 if alert is not None and alert.active:
                     return True
         return False
@@ -1135,13 +943,10 @@ class Engine:
             self.stats.duplicates[inp.topic] += 1
             return
         alert.feedback_ids.add(inp.event_id)
-        allowed, to_status, transition = LIFECYCLE[fb.action]
-        if alert.status not in allowed:
-            self._reject(inp, "illegal_transition",
-                         f"action: {fb.action} does not apply to an alert that is {alert.status} "
-                         f"(it applies to: {', '.join(sorted(allowed))})")
+        refusal = alert.refusal(fb.action)
+        if refusal is not None:
+            self._reject(inp, "illegal_transition", refusal)
             return
-        now = self.progress
         if fb.action == "reopen":
             other = g.cases.get((alert.rule.id, alert.subject))
             other_alert = g.alerts.get(other) if other else None
@@ -1150,29 +955,17 @@ class Engine:
                              f"action: reopen is not possible while alert {other_alert.id} of the "
                              f"same rule and subject is {other_alert.status}")
                 return
-        if fb.action == "defer":
-            assert fb.until is not None
-            alert.defer(self.cal, now, fb.until)
-            self._emit(alert, transition, fb)
-            self._arm(alert, RESUME, 0, fb.until)
-            self._arm_alert(alert)
-            return
-        if alert.status == "deferred":
-            alert.end_deferral(self.cal, now)
-        alert.status = to_status
-        if fb.action == "dispatch" and fb.assignee is not None:
-            alert.assignee = fb.assignee
-        if to_status in ("resolved", "rejected"):
+        now = self.progress
+        effects = alert.act(fb, now, self.cal)
+        if effects.cool_down:
             for key in alert.subjects:
                 subj = g.subjects.get((alert.rule.id, key))
                 if subj is not None:
                     subj.cooldown_until = now + alert.rule.cooldown_ms
-                    self._touch(g, subj)
-        if to_status in ("resolved", "closed", "rejected"):
-            alert.ended_at = now
+                    self.touch(g, subj)
+        if effects.ended:
             self._arm(alert, RETAIN, 0, now + self.retention)
-        if fb.action == "reopen":
-            alert.ended_at = None
+        if effects.reopened:
             alert.armed.pop((str(RETAIN), 0), None)
             g.cases[(alert.rule.id, alert.subject)] = alert.id
             for key in alert.subjects:
@@ -1181,9 +974,9 @@ class Engine:
                     subj.alert_id = alert.id
                     if subj.running():
                         alert.observed.add(key)
-            if alert.policy.on_reopen == "restart":
-                alert.restart_deadline(self.cal, now)
-        self._emit(alert, transition, fb)
+        self._emit(alert, effects.transition, fb)
+        if effects.resume_at is not None:
+            self._arm(alert, RESUME, 0, effects.resume_at)
         self._arm_alert(alert)
 
     def _expire_feedback(self, ref: tuple[str, str]) -> None:
@@ -1227,34 +1020,6 @@ def format_span(ms: int) -> str:
     return " ".join(parts)
 
 
-def _message_item(inp: Input, dev: Any) -> Item:
-    """A device's message as evidence of its liveness (its detection or reading, if any)."""
-    obs = inp.obs[0] if inp.obs else Obs(
-        kind="heartbeat" if inp.source is Source.CAMERA else dev.kind or "",
-        lat=dev.lat, lon=dev.lon, zone_ids=dev.zone_ids)
-    return Item(inp.time, inp.event_id, inp.source, obs, inp.device_id, inp.snapshot_url)
-
-
-def _sensor_matches(rule: Rule, obs: Obs) -> bool:
-    m = rule.match
-    if m.states is not None and obs.state not in m.states:
-        return False
-    if m.value_above is not None and not (obs.value is not None and obs.value > m.value_above):
-        return False
-    return not (m.value_below is not None and not (obs.value is not None and obs.value < m.value_below))
-
-
-def _subject(inp: Input, obs: Obs, rule: Rule, zone: str) -> str:
-    """The subject encoding of CONTRACTS.md, Grids and subjects."""
-    if inp.source is Source.CAMERA:
-        if obs.track_id is not None:
-            return f"cam:{inp.device_id}/{obs.track_id}"
-        return f"label:{obs.kind}/{zone}"
-    if inp.source is Source.SENSOR:
-        return f"dev:{inp.device_id}"
-    return "grid"
-
-
 def _haversine(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     r = 6_371_008.8
     p1, p2 = math.radians(lat1), math.radians(lat2)
@@ -1276,21 +1041,27 @@ SnapshotKey = tuple[str, ...]
 _WHOLE = ("engine", "marks")
 
 
-def _subj_copy(subj: Subj) -> tuple[Any, ...]:
+class SubjectRecord(NamedTuple):
+    """A subject in a snapshot (pickled as a plain tuple, which pickles at C speed: a
+    checkpoint writes every subject that changed since the last one)."""
+
+    rule_id: str
+    key: str
+    state: Any
+    evidence: tuple[Any, ...] | None   # an Evidence cut, packed once pickled
+    alert_id: str | None
+    cooldown_until: int
+    touched: int
+    fed: tuple[str, int] | None
+
+
+def _subj_copy(subj: Subject) -> SubjectRecord:
     """A subject's state as a private copy, cheap to take (~3 µs): the operator state copied,
     the evidence cut (its ``pack`` is three times dearer, so it waits for :meth:`Snapshot.records`)."""
     ev = subj.evidence
-    return (subj.rule.id, subj.key, _copy_op(subj.op), ev.cut() if ev is not None else None,
-            subj.alert_id, subj.cooldown_until, subj.touched, subj.fed)
-
-
-def _copy_op(op: Any) -> Any:
-    """A copy the engine's later changes to ``op`` do not reach: the dataclass shallowly, and
-    its containers (a count's entries) one level down. What they hold is immutable."""
-    copied = copy.copy(op)
-    for name in op.__slots__:
-        setattr(copied, name, _own(getattr(copied, name)))
-    return copied
+    return SubjectRecord(subj.rule.id, subj.key, subj.logic.snapshot(subj.state),
+                         ev.cut() if ev is not None else None,
+                         subj.alert_id, subj.cooldown_until, subj.touched, subj.fed)
 
 
 def _own(value: Any) -> Any:
@@ -1298,9 +1069,9 @@ def _own(value: Any) -> Any:
     return type(value)(value) if isinstance(value, (dict, list, set)) else value
 
 
-def _subj_record(copied: tuple[Any, ...]) -> tuple[Any, ...]:
-    cut = copied[3]
-    return (*copied[:3], pack_cut(cut) if cut is not None else None, *copied[4:])
+def _subj_record(copied: SubjectRecord) -> tuple[Any, ...]:
+    cut = copied.evidence
+    return tuple(copied._replace(evidence=pack_cut(cut) if cut is not None else None))
 
 
 def _alert_copy(alert: Alert) -> dict[str, Any]:
@@ -1435,11 +1206,12 @@ def restore(engine: Engine, records: dict[SnapshotKey, bytes]) -> None:
         if kind == "grid":
             g.hot, g.lru, g.cases = data
         elif kind == "subject":
-            rid, skey, op, evidence, aid, cooldown, touched, fed = data
-            subj = Subj(rules[rid], skey, op, touched)
-            subj.evidence = Evidence.unpack(evidence) if evidence is not None else None
-            subj.alert_id, subj.cooldown_until, subj.fed = aid, cooldown, fed
-            g.subjects[(rid, skey)] = subj
+            rec = SubjectRecord._make(data)
+            logic = engine.logic[rec.rule_id]
+            subj = Subject(logic, rec.key, logic.restore(rec.state), rec.touched)
+            subj.evidence = Evidence.unpack(rec.evidence) if rec.evidence is not None else None
+            subj.alert_id, subj.cooldown_until, subj.fed = rec.alert_id, rec.cooldown_until, rec.fed
+            g.subjects[(rec.rule_id, rec.key)] = subj
         elif kind == "alert":
             rule = rules[data.pop("rule")]
             data["evidence"] = Evidence.unpack(data["evidence"])
@@ -1453,16 +1225,8 @@ def restore(engine: Engine, records: dict[SnapshotKey, bytes]) -> None:
             g.alerts[alert.id] = alert
     for g in engine.grids.values():
         for subj in g.subjects.values():
-            op, st = subj.rule.operator, subj.op
-            if isinstance(st, PersistState):
-                assert isinstance(op, Persist)
-                engine._arm_end(g, subj, st.end_due(op.gap_ms))
-            elif isinstance(st, CountState):
-                assert isinstance(op, Count)
-                engine._arm_end(g, subj, st.end_due(op.n, op.within_ms))
-            elif st.fire_at is not None:
-                engine._arm_fire(g, subj, st.fire_at)
-            engine._arm_idle(g, subj)
+            engine.arm(g, subj, subj.logic.due(subj.state))
+            engine.arm_idle(g, subj)
         for alert in g.alerts.values():
             engine._arm_alert(alert)
             if alert.status == "deferred":

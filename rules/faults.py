@@ -18,7 +18,7 @@ def reason(error: BaseException) -> str:
 def culprit(error: BaseException) -> Input | None:
     """The input the engine was applying when ``error`` was raised: the innermost frame that
     holds one as ``inp``, the engine's name for it wherever it handles one (``feed`` a new
-    part; ``_apply``, ``_holds``, ... one from the reorder buffer; ``_open`` and ``_feedback``
+    part; ``_apply``, an operator's step, ... one from the reorder buffer; ``_open`` and ``_feedback``
     a held feedback). None for a fault while firing a timer, which has no input of its own."""
     found = None
     tb = error.__traceback__

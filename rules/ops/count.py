@@ -8,7 +8,17 @@ grid costs bounded memory.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from rules.evidence import Evidence, Item
+from rules.inputs import Input, Obs, Source
+from rules.ops.base import Glue, Operator, Subject, located_match
+from rules.pack import Count, Rule
+from rules.timers import END
+
+if TYPE_CHECKING:
+    from rules.engine import GridState
 
 # key -> (observed_at, event_id, payload)
 Entry = tuple[int, str, Any]
@@ -65,3 +75,71 @@ class CountState:
     def _trim(self, keep: int) -> None:
         ordered = sorted(self.entries.items(), key=lambda kv: (kv[1][0], kv[1][1]), reverse=True)
         self.entries = dict(ordered[:keep])
+
+
+class CountOp(Operator):
+    """N distinct matching events within W, per subject, zone or grid (``by``)."""
+
+    rank = END
+    __slots__ = ("by", "n", "within")
+
+    def __init__(self, rule: Rule) -> None:
+        super().__init__(rule)
+        config = rule.operator
+        assert isinstance(config, Count)
+        self.n, self.within, self.by = config.n, config.within_ms, config.by
+
+    def new_state(self) -> CountState:
+        return CountState()
+
+    def span_ms(self) -> int:
+        return self.within
+
+    def ttl(self, lateness: int) -> int:
+        return super().ttl(lateness) + lateness   # input up to the allowed lateness may still count
+
+    def observe(self, eng: Glue, g: GridState, inp: Input, obs: Obs, zone_ids: tuple[str, ...]) -> None:
+        hit = located_match(eng, self.rule, inp, obs, zone_ids)
+        if hit is None:
+            return
+        zone, subject, item = hit
+        by = self.by
+        bucket = "grid" if by == "grid" else f"zone:{zone}" if by == "zone" else subject
+        entry_key = subject if inp.source is Source.CAMERA else inp.event_id
+        eng.queue(self.rule.id, bucket, partial(self._step, eng, g, bucket, entry_key, item, zone_ids))
+
+    def _step(self, eng: Glue, g: GridState, bucket: str, entry_key: str, item: Item,
+              zones: tuple[str, ...]) -> None:
+        subj = eng.subject(g, self, bucket, item)
+        st: CountState = subj.state
+        n, within = self.n, self.within
+        # Inputs still to come are applied at or after progress, or are at most the allowed
+        # lateness behind the clock: no window they are counted in reaches before this.
+        clock = eng.clock if eng.clock is not None else item.observed_at
+        horizon = min(eng.progress, clock - eng.lateness) - within
+        if len(st.entries) > n:
+            st.expire(horizon)
+        running, fired = st.observe(entry_key, item.observed_at, item.event_id, (item, zones),
+                                    n, within, eng.subject_cap)
+        eng.arm(g, subj, st.end_due(n, within))
+        if not fired:
+            eng.matched(g, subj, item, zones, False, running)
+            return
+        alert = eng.linked_alert(g, subj)
+        if alert is not None and alert.active:
+            # The window's other events were attributed when they came: only this one is new.
+            eng.matched(g, subj, item, zones, True, True)
+            return
+        ev = Evidence()
+        for _, _, (it, zs) in st.window(item.observed_at, within):
+            ev.add(it, zs)
+        subj.evidence = ev
+        eng.matched(g, subj, None, zones, True, True)
+
+    def due(self, state: CountState) -> int | None:
+        return state.end_due(self.n, self.within)
+
+    def on_timer(self, eng: Glue, g: GridState, subj: Subject, due: int) -> None:
+        subj.state.end()
+        eng.touch(g, subj)
+        eng.episode_ended(g, subj)

@@ -1,6 +1,19 @@
 """``persist D gap G``: a subject observed for at least D with no pause longer than G."""
 
+from __future__ import annotations
+
 from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING
+
+from rules.evidence import Item
+from rules.inputs import Input, Obs
+from rules.ops.base import Glue, Operator, Subject, located_match
+from rules.pack import Persist, Rule
+from rules.timers import END
+
+if TYPE_CHECKING:
+    from rules.engine import GridState
 
 
 @dataclass(slots=True)
@@ -40,3 +53,45 @@ class PersistState:
     def end(self) -> None:
         self.running = False
         self.ended = True
+
+
+class PersistOp(Operator):
+    """A subject's matching observations; the episode ends ``gap`` after the last one."""
+
+    rank = END
+    __slots__ = ("duration", "gap")
+
+    def __init__(self, rule: Rule) -> None:
+        super().__init__(rule)
+        config = rule.operator
+        assert isinstance(config, Persist)
+        self.duration, self.gap = config.duration_ms, config.gap_ms
+
+    def new_state(self) -> PersistState:
+        return PersistState()
+
+    def span_ms(self) -> int:
+        return max(self.duration, self.gap)
+
+    def observe(self, eng: Glue, g: GridState, inp: Input, obs: Obs, zone_ids: tuple[str, ...]) -> None:
+        hit = located_match(eng, self.rule, inp, obs, zone_ids)
+        if hit is not None:
+            _, key, item = hit
+            eng.queue(self.rule.id, key, partial(self._step, eng, g, key, item, zone_ids))
+
+    def _step(self, eng: Glue, g: GridState, key: str, item: Item, zones: tuple[str, ...]) -> None:
+        subj = eng.subject(g, self, key, item)
+        st: PersistState = subj.state
+        step = st.observe(item.observed_at, self.duration, self.gap)
+        if step is None:
+            return
+        eng.arm(g, subj, st.end_due(self.gap))
+        eng.matched(g, subj, item, zones, step[0], st.fired)
+
+    def due(self, state: PersistState) -> int | None:
+        return state.end_due(self.gap)
+
+    def on_timer(self, eng: Glue, g: GridState, subj: Subject, due: int) -> None:
+        subj.state.end()
+        eng.touch(g, subj)
+        eng.episode_ended(g, subj)

@@ -1,0 +1,203 @@
+"""What an operator is to the engine, and what the engine offers an operator.
+
+Each rule's operator config (``rules.pack``: ``Persist``, ``Count``, ``Holds``, ``Silent``)
+builds its logic, an :class:`Operator` (bytewax's config-builds-logic). The engine asks every
+operator the same few things and never which kind it is:
+
+- ``observe``: a matching observation of the rule's source (or ``alive``, for an operator
+  that watches devices: any message of a registered device);
+- ``due`` and ``on_timer``: each subject has one operator timer (of the operator's ``rank``),
+  re-checked against ``due`` when it pops, so it is never cancelled in the heap;
+- ``snapshot`` and ``restore``: the state as a private copy, and back.
+
+The operator in turn may use only :class:`Glue`, the engine's side: subjects, cases,
+timers and change tracking. An operator's state (``PersistState`` ...) is a pure step
+function with ``start`` and ``running``; its logic is the glue between that and the engine.
+A fifth operator is one module here with its state and its logic, plus its entry in
+:data:`rules.ops.OPERATORS` and its syntax in the rule language.
+"""
+
+from __future__ import annotations
+
+import copy
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from rules.evidence import Evidence, Item
+from rules.inputs import Input, Obs, Source
+from rules.pack import Rule
+
+if TYPE_CHECKING:
+    from rules.alerts import Alert
+    from rules.citymap import Device
+    from rules.engine import GridState
+    from rules.schedule import CityCalendar
+
+NEVER = -(1 << 62)
+
+
+class Subject:
+    """The engine's record of one (rule, subject) in one grid: the operator's state, the
+    evidence gathered before an alert opens, and the link to the subject's case."""
+
+    __slots__ = ("alert_id", "armed", "armed_idle", "cooldown_until", "evidence", "fed", "key",
+                 "logic", "rule", "state", "touched")
+
+    def __init__(self, logic: Operator, key: str, state: Any, now: int) -> None:
+        self.logic = logic
+        self.rule = logic.rule
+        self.key = key
+        self.state = state
+        self.evidence: Evidence | None = None
+        self.alert_id: str | None = None
+        self.cooldown_until = NEVER
+        # (alert id, episode start) of the alert this subject's episode fed, if any
+        self.fed: tuple[str, int] | None = None
+        self.touched = now
+        self.armed: int | None = None   # the operator timer in the heap, if any
+        self.armed_idle = False
+
+    def episode_start(self) -> int:
+        return self.state.start  # type: ignore[no-any-return]
+
+    def running(self) -> bool:
+        return self.state.running  # type: ignore[no-any-return]
+
+
+class Glue(Protocol):
+    """The engine as an operator sees it (implemented by :class:`rules.engine.Engine`)."""
+
+    progress: int
+    clock: int | None
+    lateness: int
+    subject_cap: int
+    cal: CityCalendar
+
+    def queue(self, rule_id: str, key: str, step: Callable[[], None]) -> None:
+        """Apply ``step`` once this input's matches are all known, in (rule, key) order."""
+
+    def subject(self, g: GridState, logic: Operator, key: str, item: Item | None) -> Subject:
+        """The subject (created if new), marked changed and seen now."""
+
+    def existing(self, g: GridState, rule_id: str, key: str) -> Subject | None: ...
+
+    def mark(self, g: GridState, subj: Subject) -> None:
+        """The subject changed: its next checkpoint must write it."""
+
+    def rule_zone(self, rule: Rule, zone_ids: tuple[str, ...]) -> str | None:
+        """Whether the rule's zone conditions hold there: the zone it requires, '-' if none."""
+
+    def arm(self, g: GridState, subj: Subject, due: int | None) -> None:
+        """Arm the subject's operator timer (earlier than one armed, or nothing)."""
+
+    def arm_idle(self, g: GridState, subj: Subject) -> None: ...
+
+    def touch(self, g: GridState, subj: Subject) -> None:
+        """The subject's idle time starts again from now."""
+
+    def matched(self, g: GridState, subj: Subject, item: Item | None, zones: tuple[str, ...],
+                new_episode: bool, qualifying: bool) -> None:
+        """A matching observation (``item``) or a firing (``item`` None: evidence set)."""
+
+    def linked_alert(self, g: GridState, subj: Subject) -> Alert | None: ...
+
+    def episode_ended(self, g: GridState, subj: Subject) -> None: ...
+
+
+class Operator(ABC):
+    """One rule's operator logic."""
+
+    #: The rank of the operator's timer (rules.timers): the contract's order at one instant.
+    rank: ClassVar[int]
+    #: Fed by every message of a registered device (``alive``) rather than by observations.
+    watches_devices: ClassVar[bool] = False
+
+    __slots__ = ("rule",)
+
+    def __init__(self, rule: Rule) -> None:
+        self.rule = rule
+
+    @abstractmethod
+    def new_state(self) -> Any:
+        """A fresh state for a new subject."""
+
+    @abstractmethod
+    def span_ms(self) -> int:
+        """The longest time the operator looks back: with the cooldown (and, for operators
+        that late input may still change, the allowed lateness) how long an idle subject is
+        kept."""
+
+    def ttl(self, lateness: int) -> int:
+        return max(self.span_ms(), self.rule.cooldown_ms)
+
+    def observe(self, eng: Glue, g: GridState, inp: Input, obs: Obs, zone_ids: tuple[str, ...]) -> None:
+        """A observation of the rule's source and kind, its confidence and report source
+        already checked; queue the step it leads to, if any (:meth:`Glue.queue`)."""
+        raise NotImplementedError(f"{type(self).__name__} watches devices: the engine calls alive()")
+
+    def watches(self, source: Source, dev: Device) -> bool:
+        """Whether this operator watches a device (``watches_devices`` operators only)."""
+        return False
+
+    def alive(self, eng: Glue, g: GridState, inp: Input, dev: Device, zone_ids: tuple[str, ...]) -> None:
+        """A message of a watched device, its zones checked (``watches_devices`` only)."""
+        raise NotImplementedError(f"{type(self).__name__} does not watch devices")
+
+    @abstractmethod
+    def due(self, state: Any) -> int | None:
+        """When the subject's operator timer is due now (None: not at all)."""
+
+    @abstractmethod
+    def on_timer(self, eng: Glue, g: GridState, subj: Subject, due: int) -> None:
+        """The operator timer popped at ``due`` and is still due then."""
+
+    def snapshot(self, state: Any) -> Any:
+        """A copy the engine's later changes do not reach: the state shallowly and its
+        containers one level down (what they hold is immutable)."""
+        copied = copy.copy(state)
+        for name in state.__slots__:
+            value = getattr(copied, name)
+            if isinstance(value, (dict, list, set)):
+                setattr(copied, name, type(value)(value))
+        return copied
+
+    def restore(self, data: Any) -> Any:
+        """The state from what :meth:`snapshot` gave (pickled in between)."""
+        return data
+
+
+def sensor_matches(rule: Rule, obs: Obs) -> bool:
+    """A reading's state and value against the rule's ``match`` (sensor rules)."""
+    m = rule.match
+    if m.states is not None and obs.state not in m.states:
+        return False
+    if m.value_above is not None and not (obs.value is not None and obs.value > m.value_above):
+        return False
+    return not (m.value_below is not None and not (obs.value is not None and obs.value < m.value_below))
+
+
+def subject_of(inp: Input, obs: Obs, zone: str) -> str:
+    """The subject encoding of the contract (Grids and subjects)."""
+    if inp.source is Source.CAMERA:
+        if obs.track_id is not None:
+            return f"cam:{inp.device_id}/{obs.track_id}"
+        return f"label:{obs.kind}/{zone}"
+    if inp.source is Source.SENSOR:
+        return f"dev:{inp.device_id}"
+    return "grid"
+
+
+def located_match(eng: Glue, rule: Rule, inp: Input, obs: Obs, zone_ids: tuple[str, ...]
+                  ) -> tuple[str, str, Item] | None:
+    """For operators on observations at a place: whether the rule matches (sensor reading,
+    schedule, zones) and if so (the zone it requires or '-', the subject, the evidence item)."""
+    if inp.source is Source.SENSOR and not sensor_matches(rule, obs):
+        return None
+    if rule.schedule is not None and not rule.schedule.is_open(inp.time, eng.cal):
+        return None
+    zone = eng.rule_zone(rule, zone_ids)
+    if zone is None:
+        return None
+    item = Item(inp.time, inp.event_id, inp.source, obs, inp.device_id, inp.snapshot_url)
+    return zone, subject_of(inp, obs, zone), item
