@@ -1,7 +1,8 @@
 """Engine benchmark: replay camera events from raw bytes through ingest and the engine.
 
-Targets (the issue): on one core, >= 150,000 events/s end to end (decode, validate, locate,
-evaluate) and <= 1 KB of engine state per active subject, with >= 1M events and >= 50k
+Targets (issue 18, engine v2): on one core, >= 60,000 events/s end to end (decode, validate,
+locate, evaluate; the first engine's issue aimed at 150,000, which stays the way on) and
+<= 2 KB of engine state per active subject, with >= 1M events and >= 50k
 active subjects. Run on demand::
 
     .venv/bin/python -m bench.engine_bench                       # 1M events, 50k tracks
@@ -13,8 +14,9 @@ about every ``--period`` seconds of event time, so its episode keeps running, an
 is one a default rule matches at the track's position (which is jittered around its camera,
 so ``CityMap.locate`` meets both cache hits and misses).
 
-The timed path is ``Replay.line`` minus the JSONL wrapper: ``Ingest.__call__`` then
-``Engine.feed`` for every part, then ``Engine.finish``. Outputs are counted, not serialised.
+The timed path is ``Ingest.__call__`` for every message and ``Engine.feed_batch`` for the parts
+of every ``--batch`` messages (500, about one fetch; ``--batch 0``: ``Engine.feed`` for every
+part, as ``cityorder replay`` does), then ``Engine.finish``. Outputs are counted, not serialised.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from rules.citymap import LOCATE_CACHE_LIMIT, CityMap, Device
 from rules.demo.city import GEOJSON_PATH
 from rules.engine import Engine
 from rules.ingest import Ingest
+from rules.inputs import Input
 from rules.pack import DEFAULT_PACK, Rule, RuleSet, Silent, load_rules
 from streams.tuning import tune_gc
 
@@ -54,9 +57,10 @@ MAP = GEOJSON_PATH
 PACK = DEFAULT_PACK
 TOPIC = "city.events.camera"
 
-TARGET_EVENTS_PER_S = 150_000
-TARGET_BYTES_PER_SUBJECT = 1024
+TARGET_EVENTS_PER_S = 60_000
+TARGET_BYTES_PER_SUBJECT = 2048
 PROFILE_EVENTS = 200_000
+BATCH = 500   # parts per feed_batch: about what one fetch of a busy partition brings
 LONG_RUN_S = 120.0  # a full run longer than this is not repeated
 
 # A Monday (workday) late afternoon: every default camera rule's schedule is open for the
@@ -309,23 +313,30 @@ def pass_ingest(w: Workload) -> Run:
     return Run(wall, cpu, gct.total, gct.runs, dead=dead)
 
 
-def feed_all(ingest: Ingest, engine: Engine, msgs: list[bytes], keys: list[str]) -> tuple[int, int]:
-    """The timed path: ``Replay.line`` minus parsing the JSONL line and rendering outputs."""
-    src, feed = Source.CAMERA, engine.feed
+def feed_all(ingest: Ingest, engine: Engine, msgs: list[bytes], keys: list[str],
+             batch: int = BATCH) -> tuple[int, int]:
+    """The timed path: ingest every message, and give the engine the parts of ``batch``
+    messages at a time (``Engine.feed_batch``, as a worker does with what one fetch brings),
+    or each part alone (``batch`` 0: ``Engine.feed``, as ``cityorder replay`` does)."""
+    src = Source.CAMERA
     outputs = dead = 0
+    parts: list[Input] = []
     for i, raw in enumerate(msgs):
         result = ingest(src, TOPIC, raw, key=keys[i], arrival=None, partition=0, offset=i)
         if isinstance(result, BadInput):
             dead += 1
-            continue
-        for part in result:
-            out = feed(part)
-            if out:
-                outputs += len(out)
+        elif batch:
+            parts += result
+        else:
+            for part in result:
+                outputs += len(engine.feed(part))
+        if batch and (len(parts) >= batch or i == len(msgs) - 1):
+            outputs += len(engine.feed_batch(parts))
+            parts = []
     return outputs, dead
 
 
-def pass_full(w: Workload) -> Run:
+def pass_full(w: Workload, batch: int = BATCH) -> Run:
     city, rules = _fresh()
     ingest = Ingest(city, rules, clock="event")
     engine = Engine(city, rules, clock="event")
@@ -334,7 +345,7 @@ def pass_full(w: Workload) -> Run:
     tune_gc()
     with _GcTimer() as gct:
         c0, t0 = time.process_time(), time.perf_counter()
-        outputs, dead = feed_all(ingest, engine, w.messages, w.keys)
+        outputs, dead = feed_all(ingest, engine, w.messages, w.keys, batch)
         outputs += len(engine.finish())
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     gc.set_threshold(*thresholds)
@@ -408,7 +419,7 @@ def state_breakdown(engine: Engine) -> tuple[dict[str, int], Counter[str], Count
         ("timer heap", [engine.timers]),
         ("reorder heap (pending input)", [engine.pending]),
         ("`seen` duplicate dict", [engine.seen]),
-        ("`seen` expiry heap", [engine.seen_heap]),
+        ("`seen` expiry buckets", [engine.expiring, engine.expiring_at]),
         ("rest (stats, grid objects, ...)", [engine]),
     ]
     by_root: dict[str, int] = {}
@@ -518,6 +529,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--subjects", type=int, default=50_000, help="tracks alive at once (default 50k)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--profile", action="store_true", help=f"cProfile {PROFILE_EVENTS:,} events")
+    ap.add_argument("--batch", type=int, default=BATCH,
+                    help=f"parts per Engine.feed_batch (default {BATCH}); 0: Engine.feed one by one")
     ap.add_argument("--runs", type=int, default=3, help="timed runs per pass; the median is reported")
     ap.add_argument("--period", type=float, default=30.0,
                     help="seconds of event time between two sightings of a track, on average")
@@ -548,7 +561,7 @@ def main(argv: list[str] | None = None) -> int:
           f"distinct tracks, {w.cameras_used} cameras, {span_s / 60:.1f} min of event time", flush=True)
     print(f"  example: {w.messages[0].decode()}", flush=True)
 
-    full, full_runs = median_run(lambda: pass_full(w), args.runs, "full")
+    full, full_runs = median_run(lambda: pass_full(w, args.batch), args.runs, "full")
     subjects, running = full.extra["subjects"], full.extra["running"]
     transitions, evicted, late = full.extra["transitions"], full.extra["evicted"], full.extra["late"]
     dec = ing = None
@@ -622,11 +635,11 @@ def main(argv: list[str] | None = None) -> int:
     ok_eps = eps >= TARGET_EVENTS_PER_S
     ok_mem = per_subject <= TARGET_BYTES_PER_SUBJECT
     print(f"{'target':44} {'measured':>14} {'verdict':>8}")
-    print(f"{'>= 150,000 events/s end to end, one core':44} {eps:14,.0f} "
+    print(f"{'>= 60,000 events/s end to end, one core':44} {eps:14,.0f} "
           f"{'PASS' if ok_eps else 'SHORT':>8}"
           + ("" if ok_eps else f"  ({1 - eps / TARGET_EVENTS_PER_S:.0%} below; "
              f"{TARGET_EVENTS_PER_S / eps:.2f}x needed)"))
-    print(f"{'<= 1 KB engine state per active subject':44} {per_subject:12,.0f} B "
+    print(f"{'<= 2 KB engine state per active subject':44} {per_subject:12,.0f} B "
           f"{'PASS' if ok_mem else 'SHORT':>8}"
           + ("" if ok_mem else f"  ({per_subject / TARGET_BYTES_PER_SUBJECT:.1f}x the target)"))
     print(f"{'>= 1M events, >= 50k active subjects':44} {f'{n:,} / {subjects:,}':>14} "

@@ -21,7 +21,7 @@ import heapq
 import math
 import pickle
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -193,7 +193,10 @@ class Engine:
         self.timers: list[Timer] = []
         self.seq = 0
         self.seen: dict[tuple[str, str, str], int] = {}
-        self.seen_heap: list[tuple[int, tuple[str, str, str]]] = []
+        # The keys of ``seen`` by the second their entry expires in, and those seconds in a
+        # heap: forgetting costs a dict operation per key rather than a heap push and pop.
+        self.expiring: dict[int, list[tuple[str, str, str]]] = {}
+        self.expiring_at: list[int] = []
         self.fb_waiting: set[str] = set()
         self.held: dict[str, list[Input]] = {}
         # Per source partition (topic, partition): the highest offset fed, and the grids of
@@ -252,18 +255,52 @@ class Engine:
         self.out = []
         if inp.feedback is not None and self._future_feedback(inp):
             return self.out
+        self._admit(inp, self.progress)
+        self._run()
+        return self.out
+
+    def feed_batch(self, parts: Iterable[Input]) -> list[dict[str, Any] | DeadOut]:
+        """Accept parts in their order: exactly what feeding them one by one gives, outputs
+        concatenated, for less. Feeding one applies what the watermark passed at once; here
+        that waits for the end of the batch, which changes nothing while each part is newer
+        than where progress would be: input is applied in time order either way, and
+        progress, which decides whether a part is late or a duplicate, is known without
+        applying anything (it only ever becomes the watermark). A part that is not newer (a
+        late-but-allowed one, or a feedback, whose refusal is output) waits until what would
+        have been applied before it is."""
+        self.out = []
+        reorder = self.reorder
+        for inp in parts:
+            if inp.feedback is not None:
+                self._run()
+                if self._future_feedback(inp):
+                    continue
+            clock, progress = self.clock, self.progress
+            if clock is not None and clock - reorder > progress:
+                progress = clock - reorder
+            if inp.time <= progress:
+                self._run()
+            self._admit(inp, progress)
+        self._run()
+        return self.out
+
+    def _admit(self, inp: Input, progress: int) -> None:
+        """Move the clock to a part and count it (redelivered, duplicate, late) or put it in
+        the reorder buffer. ``progress`` is where it would be after everything before this
+        part was applied (the caller may not have applied it yet)."""
         if self.mode == "wall":
             if inp.arrival is None:
                 raise ValueError(f"{inp.topic} {inp.event_id}: wall clock mode needs an arrival time")
             self._move_clock(inp.arrival)
         else:
             self._move_clock(inp.time)
-        self.max_time = max(self.max_time, inp.time)
+        if inp.time > self.max_time:
+            self.max_time = inp.time
         if self._redelivered(inp):
             self.stats.redelivered[inp.source.name.lower()] += 1
-        elif self._duplicate(inp):
+        elif self._duplicate(inp, progress):
             self.stats.duplicates[inp.topic] += 1
-        elif inp.time < self.progress and inp.feedback is None and \
+        elif inp.time < progress and inp.feedback is None and \
                 inp.time < (self.clock or NEVER) - self.lateness:
             self.stats.count_late(inp.source.name.lower(), inp.device_id or inp.topic)
         else:
@@ -271,8 +308,6 @@ class Engine:
             heapq.heappush(self.pending, entry)
             if self.track_changes:
                 self.pending_buckets.add(entry[3], entry)
-        self._run()
-        return self.out
 
     def tick(self, t: int) -> list[dict[str, Any] | DeadOut]:
         """A clock tick (from the wall clock in a worker, or a producer's end-of-input tick)."""
@@ -356,54 +391,79 @@ class Engine:
         self.marks[source] = (inp.offset, frozenset((inp.grid_id,)))
         return False
 
-    def _duplicate(self, inp: Input) -> bool:
+    def _duplicate(self, inp: Input, progress: int) -> bool:
+        """Whether another record with this event id was applied or counted within the
+        window. ``progress`` is where this input finds it: an entry that expired before it
+        is forgotten, though it may still be in ``seen`` (forgetting goes by whole seconds)."""
         if inp.feedback is not None:
             if inp.event_id in self.fb_waiting:
                 return True
             self.fb_waiting.add(inp.event_id)
             return False
         key = (inp.topic, inp.event_id, inp.grid_id)
-        if key in self.seen:
-            return True
-        expiry = max(inp.time, self.progress) + self.lateness + self.reorder
-        self.seen[key] = expiry
-        heapq.heappush(self.seen_heap, (expiry, key))
+        seen = self.seen
+        old = seen.get(key)
+        if old is not None:
+            if old >= progress:
+                return True
+            if self.track_changes:
+                self.seen_buckets.discard(key)
+        expiry = max(inp.time, progress) + self.lateness + self.reorder
+        seen[key] = expiry
+        self._expire_at(key, expiry)
         if self.track_changes:
             self.seen_buckets.add(key, expiry)
         return False
+
+    def _expire_at(self, key: tuple[str, str, str], expiry: int) -> None:
+        second = expiry // 1000
+        keys = self.expiring.get(second)
+        if keys is None:
+            keys = self.expiring[second] = []
+            heapq.heappush(self.expiring_at, second)
+        keys.append(key)
+
+    def _forget_seen(self) -> None:
+        """Forget the de-duplication entries that expired before progress, a second at a time:
+        those of the second progress is in wait for the next one (``_duplicate`` knows)."""
+        done = self.progress // 1000
+        expiring_at, seen = self.expiring_at, self.seen
+        while expiring_at and expiring_at[0] < done:
+            for key in self.expiring.pop(heapq.heappop(expiring_at)):
+                expiry = seen.get(key)
+                if expiry is not None and expiry // 1000 < done:
+                    del seen[key]
+                    if self.track_changes:
+                        self.seen_buckets.discard(key)
 
     def _run(self) -> None:
         """Apply waiting input and fire timers, in time order, up to the watermark."""
         if self.clock is None:
             return
         wm = self.clock - self.reorder
-        pending, timers = self.pending, self.timers
+        # Nothing applied or fired moves progress past where it started or past the
+        # watermark, so the limit holds for the whole run.
+        limit = wm if wm > self.progress else self.progress
+        pending, timers, pop = self.pending, self.timers, heapq.heappop
+        tracking = self.track_changes
         while True:
-            ti = pending[0][0] if pending and pending[0][0] <= max(wm, self.progress) else None
-            td = timers[0][0] if timers and timers[0][0] <= max(wm, self.progress) else None
-            if ti is None and td is None:
-                break
-            if ti is not None and (td is None or ti <= td):
-                _, _, _, seq, inp = heapq.heappop(pending)
-                if self.track_changes:
-                    self.pending_buckets.discard(seq)
-                if ti > self.progress:
-                    self.progress = ti
-                self._apply(inp)
-            else:
-                entry = heapq.heappop(timers)
+            if pending and pending[0][0] <= limit and not (timers and timers[0][0] < pending[0][0]):
+                entry = pop(pending)
+                if tracking:
+                    self.pending_buckets.discard(entry[3])
                 if entry[0] > self.progress:
                     self.progress = entry[0]
-                self._fire(entry)
+                self._apply(entry[4])
+            elif timers and timers[0][0] <= limit:
+                timer = pop(timers)
+                if timer[0] > self.progress:
+                    self.progress = timer[0]
+                self._fire(timer)
+            else:
+                break
         if wm > self.progress:
             self.progress = wm
-        seen_heap = self.seen_heap
-        while seen_heap and seen_heap[0][0] < self.progress:
-            expiry, key = heapq.heappop(seen_heap)
-            if self.seen.get(key) == expiry:
-                del self.seen[key]
-                if self.track_changes:
-                    self.seen_buckets.discard(key)
+        self._forget_seen()
 
     def _push(self, due: int, rank: int, level: int, rule_id: str, subject: str, grid_id: str,
               ref: Any) -> None:
@@ -993,6 +1053,11 @@ class Engine:
 
     # -- introspection (tests, metrics) -------------------------------------------------------
 
+    def remembered(self) -> dict[tuple[str, str, str], int]:
+        """The de-duplication memory as it counts (``seen`` may hold entries that ended
+        earlier in the current second: they count as forgotten)."""
+        return {k: v for k, v in self.seen.items() if v >= self.progress}
+
     def subject_count(self) -> int:
         return sum(len(g.subjects) for g in self.grids.values())
 
@@ -1236,8 +1301,9 @@ def restore(engine: Engine, records: dict[SnapshotKey, bytes]) -> None:
             if alert.ended_at is not None:
                 engine._arm(alert, RETAIN, 0, alert.ended_at + engine.retention)
     heapq.heapify(engine.pending)
-    engine.seen_heap = [(expiry, key) for key, expiry in engine.seen.items()]
-    heapq.heapify(engine.seen_heap)
+    engine.expiring, engine.expiring_at = {}, []
+    for key, expiry in engine.seen.items():
+        engine._expire_at(key, expiry)
     for waiting in engine.held.values():
         for inp in waiting:
             engine._push(inp.time + engine.lateness, FB_EXPIRE, 0, "", inp.event_id, inp.grid_id,

@@ -60,7 +60,7 @@ def test_state_records_stay_small_and_each_input_is_written_about_once(tmp_path:
             if n % 500 == 499:   # what a restart would read back
                 fresh = Engine(h.city, h.rules, track_changes=True)
                 restore(fresh, store)
-                assert fresh.seen == engine.seen
+                assert fresh.seen == engine.remembered()
                 assert sorted(e[3] for e in fresh.pending) == sorted(e[3] for e in engine.pending)
     assert peak > 500 and engine.stats.late == Counter()
     # the engine record no longer carries the de-duplication memory or the reorder buffer
