@@ -14,7 +14,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from sys import intern
 
-from models.decode import BadInput, CameraEvent, Feedback, ReportEvent, SensorEvent, Source, decode
+from models.decode import BadInput, CameraEvent, Event, Feedback, ReportEvent, SensorEvent, Source, decode
+from models.fastdecode import FastCamera
+from models.fastdecode import camera as fast_camera
 from models.timestamps import MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, TIMESTAMP_RANGE
 from models.vocabulary import CAMERA_LABELS, SENSOR_CATEGORIES
 from rules.citymap import CityMap, Place
@@ -61,9 +63,16 @@ class Ingest:
     def __call__(self, source: Source, topic: str, raw: bytes, *, key: str | None = None,
                  arrival: int | None = None, partition: int | None = None,
                  offset: int | None = None) -> list[Input] | BadInput:
-        msg = decode(source, raw)
-        if isinstance(msg, BadInput):
-            return msg
+        fast = fast_camera(raw) if source is Source.CAMERA else None
+        msg: Event | FastCamera
+        if fast is not None:
+            msg, t = fast
+        else:
+            decoded = decode(source, raw)
+            if isinstance(decoded, BadInput):
+                return decoded
+            msg = decoded
+            t = msg.at if isinstance(msg, Feedback) else msg.observed_at
         if arrival is not None and not MIN_TIMESTAMP_MS <= arrival < MAX_TIMESTAMP_MS:
             # The arrival orders input and drives a wall clock: one outside the range would
             # move a clock where no time can be written (or back before every input).
@@ -71,18 +80,16 @@ class Ingest:
                             f"arrival: the record's timestamp ({arrival} ms since the epoch) is "
                             f"not a usable arrival: it must lie in {TIMESTAMP_RANGE}",
                             msg.event_id)
-        if self.clock == "wall" and arrival is not None:
-            t = msg.at if isinstance(msg, Feedback) else msg.observed_at
-            if t > arrival + FUTURE_LIMIT_MS:
-                field_name = "at" if isinstance(msg, Feedback) else "observed_at"
-                return BadInput("future_timestamp",
-                                f"{field_name}: more than 5 minutes ahead of the message's arrival",
-                                msg.event_id)
+        if self.clock == "wall" and arrival is not None and t > arrival + FUTURE_LIMIT_MS:
+            field_name = "at" if isinstance(msg, Feedback) else "observed_at"
+            return BadInput("future_timestamp",
+                            f"{field_name}: more than 5 minutes ahead of the message's arrival",
+                            msg.event_id)
         base = (topic, arrival, key, partition, offset)
         noted = self._noted
         noted.clear()
-        if isinstance(msg, CameraEvent):
-            out = self._camera(msg, base)
+        if isinstance(msg, (FastCamera, CameraEvent)):
+            out = self._camera(msg, t, base)
         elif isinstance(msg, SensorEvent):
             out = self._sensor(msg, base)
         elif isinstance(msg, ReportEvent):
@@ -103,7 +110,7 @@ class Ingest:
                             event_id)
         return place
 
-    def _camera(self, msg: CameraEvent, base: Base) -> list[Input] | BadInput:
+    def _camera(self, msg: CameraEvent | FastCamera, t: int, base: Base) -> list[Input] | BadInput:
         cam = self.city.cameras.get(msg.camera_id)
         groups: dict[str, list[Obs]] = {}
         if not msg.detections:
@@ -138,7 +145,7 @@ class Ingest:
             groups.setdefault(home, [])
         topic, arrival, key, partition, offset = base
         camera_id = intern(msg.camera_id)
-        return [Input(Source.CAMERA, topic, msg.event_id, msg.observed_at, gid, camera_id,
+        return [Input(Source.CAMERA, topic, msg.event_id, t, gid, camera_id,
                       gid == home, msg.snapshot_url, tuple(obs), None, arrival, key, partition,
                       offset)
                 for gid, obs in (groups.items() if len(groups) == 1 else sorted(groups.items()))]

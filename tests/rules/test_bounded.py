@@ -46,9 +46,10 @@ def test_a_million_fake_track_ids_cannot_exhaust_memory(tmp_path: Path) -> None:
     # every applied fake id beyond the cap evicted one (the last 5 s wait for the watermark)
     assert engine.stats.evicted == engine.stats.applied - CAP
     # Timers of evicted subjects are compacted away; duplicate ids are kept only for the
-    # reorder window plus the allowed lateness, and while waiting (70 s: 70,000 ids here).
+    # reorder window plus the allowed lateness, and while waiting (70 s: 70,000 ids here),
+    # forgotten a whole second at a time (one second more: 1,000).
     assert max(s[2] for s in sizes) < 50_000
-    assert max(s[3] for s in sizes) <= 70_001
+    assert max(s[3] for s in sizes) <= 71_001
     grown = _rss_mb() - rss_after_warmup
     assert grown < 64, f"resident memory grew {grown:.0f} MB after warm-up"
 
