@@ -44,6 +44,7 @@ from rules.timers import FB_EXPIRE, HELD, IDLE, LEVEL, OVERDUE, RESUME, RETAIN, 
 from rules.worktime import day_length_ms
 
 STALE_LIMIT = 20_000
+_new = tuple.__new__   # a named tuple from all its fields, at C speed
 DAY_MS = 86_400_000
 
 #: How far ahead of its partition's clock an ``event``-mode feedback may be before it is refused
@@ -208,7 +209,7 @@ class Engine:
         self._batch: list[tuple[tuple[str, str], dict[str, Any]]] | None = None
         self._touched: list[Alert] = []
         self._matches: list[tuple[str, str, int, Callable[[], None]]] = []
-        self._watch: dict[tuple[int, str | None], tuple[Any, list[Operator], bool]] = {}
+        self._watch: dict[tuple[int, str | None], tuple[Any, str, list[Operator], bool]] = {}
         self._zone_memo: dict[tuple[str, tuple[str, ...]], str | None] = {}
         self._stale = 0
         # Keys changed since the last snapshot, for a runtime that writes only those; a replay
@@ -468,7 +469,8 @@ class Engine:
     def _push(self, due: int, rank: int, level: int, rule_id: str, subject: str, grid_id: str,
               ref: Any) -> None:
         """Callers pass ``due`` already clamped to progress (see ``_due``)."""
-        heapq.heappush(self.timers, Timer(due, rank, level, rule_id, subject, grid_id, self._next(), ref))
+        self.seq += 1
+        heapq.heappush(self.timers, _new(Timer, (due, rank, level, rule_id, subject, grid_id, self.seq, ref)))
 
     def _grid(self, grid_id: str) -> GridState:
         g = self.grids.get(grid_id)
@@ -481,8 +483,10 @@ class Engine:
 
     def _apply(self, inp: Input) -> None:
         self.stats.applied += 1
-        self._batch = []
-        g = self._grid(inp.grid_id)
+        self._batch = batch = []
+        g = self.grids.get(inp.grid_id)
+        if g is None:
+            g = self._grid(inp.grid_id)
         if inp.feedback is not None:
             self.fb_waiting.discard(inp.event_id)
             self._feedback(g, inp)
@@ -495,13 +499,14 @@ class Engine:
             for obs in inp.obs:
                 self._observation(g, inp, obs)
             if len(matches) > 1:
-                matches.sort(key=lambda m: m[:3])
+                matches.sort(key=_match_order)
             for m in matches:
                 m[3]()
-        self._flush_touched()
-        batch, self._batch = self._batch, None
+        if self._touched:
+            self._flush_touched()
+        self._batch = None
         if batch:
-            batch.sort(key=lambda kv: kv[0])
+            batch.sort(key=_transition_order)
             self.out.extend(msg for _, msg in batch)
 
     def _existing_zones(self, ids: tuple[str, ...], t: int) -> tuple[str, ...]:
@@ -603,7 +608,7 @@ class Engine:
         watch = self._watch.get((inp.source, inp.device_id))
         if watch is None:
             watch = self._watch[(inp.source, inp.device_id)] = self._watch_for(inp)
-        dev, watchers, scheduled = watch
+        dev, key, watchers, scheduled = watch
         if not watchers:
             return
         zone_ids = dev.zone_ids
@@ -612,20 +617,20 @@ class Engine:
         for logic in watchers:
             if scheduled and self.rule_zone(logic.rule, zone_ids) is None:
                 continue
-            logic.alive(self, g, inp, dev, zone_ids)
+            logic.alive(self, g, inp, dev, key, zone_ids)
 
-    def _watch_for(self, inp: Input) -> tuple[Any, list[Operator], bool]:
-        """Which operators watch this device (cached per device): kinds and, unless one of
-        its zones has a schedule, zone conditions are decided once."""
+    def _watch_for(self, inp: Input) -> tuple[Any, str, list[Operator], bool]:
+        """The device, its subject, and which operators watch it (cached per device): kinds
+        and, unless one of its zones has a schedule, zone conditions are decided once."""
         devices = self.city.cameras if inp.source is Source.CAMERA else self.city.sensors
         dev = devices.get(inp.device_id or "")
         if dev is None:
-            return (None, [], False)
+            return (None, "", [], False)
         scheduled = not self.scheduled_zones.isdisjoint(dev.zone_ids)
         watchers = [w for w in self.watchers.get(inp.source, ())
                     if w.watches(inp.source, dev)
                     and (scheduled or self.rule_zone(w.rule, dev.zone_ids) is not None)]
-        return (dev, watchers, scheduled)
+        return (dev, f"dev:{dev.id}", watchers, scheduled)
 
     # -- cases --------------------------------------------------------------------------------
 
@@ -1069,6 +1074,14 @@ class Engine:
         return StateSizes(subjects=self.subject_count(), alerts_active=len(alerts) - ended,
                           alerts_ended=ended, dedup_ids=len(self.seen), timers=len(self.timers),
                           reorder=len(self.pending), held_feedback=sum(map(len, self.held.values())))
+
+
+def _match_order(match: tuple[str, str, int, Callable[[], None]]) -> tuple[str, str, int]:
+    return match[:3]
+
+
+def _transition_order(kv: tuple[tuple[str, str], dict[str, Any]]) -> tuple[str, str]:
+    return kv[0]
 
 
 def format_span(ms: int) -> str:

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 from rules.inputs import Obs, Source
 
 _KEEP = 10
+_new = tuple.__new__   # a named tuple from all its fields, at C speed
 _NEWEST = 9
 
 
@@ -47,13 +48,15 @@ class Shown(NamedTuple):
     @classmethod
     def of(cls, item: Item) -> Shown:
         o = item.obs
-        head = (item.observed_at, item.event_id, item.source, o.kind, item.device_id,
-                item.snapshot_url)
-        if item.source is Source.CAMERA:
-            return cls(*head, o.track_id, o.confidence)
-        if item.source is Source.SENSOR:
-            return cls(*head, o.state, o.value)
-        return cls(*head, o.reporter_id, o.address, o.photos)
+        source = item.source
+        if source is Source.CAMERA:
+            a, b, c = o.track_id, o.confidence, None
+        elif source is Source.SENSOR:
+            a, b, c = o.state, o.value, None
+        else:
+            a, b, c = o.reporter_id, o.address, o.photos
+        return _new(cls, (item.observed_at, item.event_id, source, o.kind, item.device_id,
+                          item.snapshot_url, a, b, c))
 
     def render(self, fmt: Any) -> dict[str, Any]:
         item: dict[str, Any] = {

@@ -19,11 +19,13 @@ from models.fastdecode import FastCamera
 from models.fastdecode import camera as fast_camera
 from models.timestamps import MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, TIMESTAMP_RANGE
 from models.vocabulary import CAMERA_LABELS, SENSOR_CATEGORIES
-from rules.citymap import CityMap, Place
+from rules.citymap import CityMap, Device, Place
 from rules.inputs import FeedbackIn, Input, Obs
 from rules.pack import RuleSet
 
 FUTURE_LIMIT_MS = 5 * 60_000
+#: Builds a named tuple from all its fields at C speed (its own ``__new__`` is Python code).
+_new = tuple.__new__
 
 # Where a message came from: topic, arrival, key, partition, offset.
 Base = tuple[str, int | None, str | None, int | None, int | None]
@@ -112,6 +114,10 @@ class Ingest:
 
     def _camera(self, msg: CameraEvent | FastCamera, t: int, base: Base) -> list[Input] | BadInput:
         cam = self.city.cameras.get(msg.camera_id)
+        if cam is not None and len(msg.detections) == 1:
+            one = self._one_detection(msg, cam, t, base)
+            if one is not None:
+                return one
         groups: dict[str, list[Obs]] = {}
         if not msg.detections:
             if cam is None:
@@ -149,6 +155,29 @@ class Ingest:
                       gid == home, msg.snapshot_url, tuple(obs), None, arrival, key, partition,
                       offset)
                 for gid, obs in (groups.items() if len(groups) == 1 else sorted(groups.items()))]
+
+    def _one_detection(self, msg: CameraEvent | FastCamera, cam: Device, t: int, base: Base
+                       ) -> list[Input] | None:
+        """The common message, a registered camera's one detection of a known label in its
+        own grid, built without the general case's grouping (None: not that message)."""
+        d = msg.detections[0]
+        loc = d.location
+        if loc is None:
+            lat, lon, zone_ids = cam.lat, cam.lon, cam.zone_ids
+        else:
+            lat, lon = loc.lat, loc.lon
+            place = self.city.locate(lat, lon)
+            if place is None or place.grid_id != cam.grid_id:
+                return None
+            zone_ids = place.zone_ids
+        if d.label not in self.labels:
+            return None
+        track = intern(d.track_id) if d.track_id is not None else None
+        obs = _new(Obs, (intern(d.label), lat, lon, zone_ids, True, track, d.confidence,
+                         None, None, None, None, None, None))
+        topic, arrival, key, partition, offset = base
+        return [_new(Input, (Source.CAMERA, topic, msg.event_id, t, cam.grid_id, cam.id, True,
+                             msg.snapshot_url, (obs,), None, arrival, key, partition, offset, None))]
 
     def _sensor(self, msg: SensorEvent, base: Base) -> list[Input] | BadInput:
         sensor = self.city.sensors.get(msg.sensor_id)

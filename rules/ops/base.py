@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from rules.schedule import CityCalendar
 
 NEVER = -(1 << 62)
+_new = tuple.__new__   # a named tuple from all its fields, at C speed
 
 
 class Subject:
@@ -140,8 +141,10 @@ class Operator(ABC):
         """Whether this operator watches a device (``watches_devices`` operators only)."""
         return False
 
-    def alive(self, eng: Glue, g: GridState, inp: Input, dev: Device, zone_ids: tuple[str, ...]) -> None:
-        """A message of a watched device, its zones checked (``watches_devices`` only)."""
+    def alive(self, eng: Glue, g: GridState, inp: Input, dev: Device, key: str,
+              zone_ids: tuple[str, ...]) -> None:
+        """A message of a watched device (subject ``key``), its zones checked
+        (``watches_devices`` only)."""
         raise NotImplementedError(f"{type(self).__name__} does not watch devices")
 
     @abstractmethod
@@ -199,5 +202,5 @@ def located_match(eng: Glue, rule: Rule, inp: Input, obs: Obs, zone_ids: tuple[s
     zone = eng.rule_zone(rule, zone_ids)
     if zone is None:
         return None
-    item = Item(inp.time, inp.event_id, inp.source, obs, inp.device_id, inp.snapshot_url)
+    item = _new(Item, (inp.time, inp.event_id, inp.source, obs, inp.device_id, inp.snapshot_url))
     return zone, subject_of(inp, obs, zone), item

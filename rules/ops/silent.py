@@ -70,8 +70,9 @@ class SilentOp(Operator):
         kinds = self.rule.match.kinds
         return not (source is Source.SENSOR and kinds is not None and dev.kind not in kinds)
 
-    def alive(self, eng: Glue, g: GridState, inp: Input, dev: Device, zone_ids: tuple[str, ...]) -> None:
-        rule, key, t = self.rule, f"dev:{dev.id}", inp.time
+    def alive(self, eng: Glue, g: GridState, inp: Input, dev: Device, key: str,
+              zone_ids: tuple[str, ...]) -> None:
+        rule, t = self.rule, inp.time
         subj = eng.existing(g, rule.id, key)
         if subj is not None and rule.schedule is None and not subj.state.silent and t >= subj.state.last:
             # The common case: the device was alive and still is. Only its last-seen time
