@@ -53,7 +53,15 @@ test: $(STAMP) system-deps
 bench: $(STAMP)
 	$(BIN)/python -m bench.engine_bench
 
-bench-runtime: $(STAMP)
+# The peer in the runtime benchmark (quixstreams pins pydantic below ours): a venv of its own.
+PEER := .venv-peer
+$(PEER)/.installed:
+	@echo "runtime benchmark: making $(PEER) for the quixstreams peer (bench/quix_peer.py)"
+	$(PYTHON) -m venv $(PEER)
+	$(PEER)/bin/pip install --quiet quixstreams==3.28.1
+	touch $(PEER)/.installed
+
+bench-runtime: $(STAMP) $(PEER)/.installed
 	$(BIN)/python -m bench.runtime_bench
 
 bench-ledger: $(STAMP) system-deps

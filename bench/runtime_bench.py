@@ -420,7 +420,31 @@ def wait_ingest_stable(settings: Settings, members: int, timeout: float = 30.0) 
         time.sleep(0.25)
 
 
-# -- 1. the bare consumer -------------------------------------------------------------------------
+# -- 1. the bare consumer, and the peer --------------------------------------------------------------
+
+PEER_PYTHON = ROOT / ".venv-peer" / "bin" / "python"
+
+
+def peer_drain(settings: Settings, topic: str, n: int, runs: int = 3) -> float:
+    """Median events/s of bench/quix_peer.py (quixstreams in its own venv: it pins pydantic
+    below cityorder's) draining the topic, from its first message processed to its last."""
+    if not PEER_PYTHON.exists():
+        raise BenchError(f"no {PEER_PYTHON}: `make bench-runtime` makes it (quixstreams==3.28.1)")
+    rates = []
+    for i in range(runs):
+        proc = subprocess.run([str(PEER_PYTHON), str(ROOT / "bench" / "quix_peer.py"),
+                               "--brokers", ",".join(settings.bootstrap_servers), "--topic", topic,
+                               "--messages", str(n)], capture_output=True, text=True,
+                              timeout=120 + n / 1000)
+        if proc.returncode != 0:
+            raise BenchError(f"the quixstreams peer failed:\n{proc.stderr[-2000:]}")
+        got = json.loads(proc.stdout.strip().splitlines()[-1])
+        rates.append(got["events_per_s"])
+        print(f"  run {i + 1}: {got['messages']:,} messages in {got['seconds']:.2f} s, "
+              f"{got['events_per_s']:,.0f} events/s, {got['windows']:,} windows closed", flush=True)
+    return sorted(rates)[len(rates) // 2]
+
+
 
 
 async def bare_consume(settings: Settings, topic: str, n: int, timeout: float) -> float:
@@ -1179,7 +1203,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="cpu: each thread's CPU time (default); wall: includes waiting, e.g. in epoll")
     ap.add_argument("--worker-loglevel", default="info", choices=("debug", "info", "warning", "error"),
                     help="the workers' --loglevel (default info, as `cityorder worker`)")
-    ap.add_argument("--skip", default="", help="comma-separated parts to skip: bare,one,latency,two")
+    ap.add_argument("--skip", default="", help="comma-separated parts to skip: bare,peer,one,latency,two")
     ap.add_argument("--keep", action="store_true", help="keep the logs directory")
     ap.add_argument("--checkpoint-interval", default=None,
                     help="the workers' --checkpoint-interval, e.g. 30s (default: the worker's default)")
@@ -1234,6 +1258,10 @@ def main(argv: list[str] | None = None) -> int:
             results["bare_cores"] = meter.cores()
             print(f"  median {results['bare']:,.0f} msgs/s; CPU: " + ", ".join(
                 f"{k} {v:.2f} cores" for k, v in meter.cores().items()), flush=True)
+            if "peer" not in skip:
+                print("\n(1b) the peer: quixstreams, a 10 s tumbling count per camera, same topic",
+                      flush=True)
+                results["peer"] = peer_drain(bare_settings, bare_settings.topic(CAMERA), n)
 
         if "one" not in skip:
             print("\n(2) one worker drains the backlog (event clock)", flush=True)
@@ -1321,6 +1349,9 @@ def summary(r: dict[str, Any], n: int, args: argparse.Namespace, took: float) ->
     bare = r.get("bare")
     if bare:
         print(f"{'(1) bare consumer, getmany + orjson.loads':58} {bare:>12,.0f} msg/s  {'':>12}")
+    peer = r.get("peer")
+    if peer:
+        print(f"{'(1b) quixstreams 3.28, 10 s tumbling count per camera':58} {peer:>12,.0f} ev/s  {'':>12}")
     if "one" in r:
         d = r["one"]
         _drain_rows("(2) one worker", d)

@@ -85,7 +85,7 @@ def same(fast: Any, model: CameraEvent) -> None:
             assert (a.location.lat, a.location.lon) == (b.location.lat, b.location.lon)
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(message())
 def test_the_fast_decoder_agrees_with_the_model(raw: bytes) -> None:
     fast, model = camera(raw), decode(Source.CAMERA, raw)

@@ -13,6 +13,7 @@ from rules.alerts import ACTIVE, FINAL, LIFECYCLE, Alert, alert_id, raise_severi
 from rules.citymap import CityMap
 from rules.demo.city import GEOJSON_PATH
 from rules.evidence import Evidence
+from rules.inputs import FeedbackIn
 from rules.pack import DEFAULT_PACK, load_rules
 
 MIN = 60_000
@@ -113,3 +114,24 @@ def test_a_reopen_with_restart_gives_a_new_deadline_and_a_new_overdue(city: City
     a.overdue_fired = True
     a.restart_deadline(city.calendar, T0 + 300 * MIN)
     assert a.deadline == T0 + 420 * MIN and not a.overdue_fired
+
+
+def test_what_each_action_does_and_leaves_to_the_engine(city: CityMap) -> None:
+    a = bbq(city)
+    cal = city.calendar
+    assert a.refusal("verify") == ("action: verify does not apply to an alert that is open "
+                                   "(it applies to: resolved)")
+    fx = a.act(FeedbackIn(a.id, "dispatch", "duty", assignee="二中队"), T0 + MIN, cal)
+    assert (a.status, a.assignee, fx) == ("dispatched", "二中队", ("dispatched", False, False, False, None))
+    fx = a.act(FeedbackIn(a.id, "defer", "duty", until=T0 + 60 * MIN), T0 + 2 * MIN, cal)
+    assert (a.status, a.prev_status, fx.resume_at) == ("deferred", "dispatched", T0 + 60 * MIN)
+    assert not fx.ended
+    fx = a.act(FeedbackIn(a.id, "resolve", "inspector"), T0 + 3 * MIN, cal)
+    assert (a.status, a.deferred_until, a.ended_at) == ("resolved", None, T0 + 3 * MIN)
+    assert (fx.transition, fx.cool_down, fx.ended, fx.reopened) == ("resolved", True, True, False)
+    fx = a.act(FeedbackIn(a.id, "verify", "supervisor"), T0 + 4 * MIN, cal)
+    assert (fx.transition, fx.cool_down, fx.ended) == ("closed", False, True)
+    fx = a.act(FeedbackIn(a.id, "reopen", "supervisor"), T0 + 5 * MIN, cal)
+    assert (a.status, a.ended_at, fx.transition) == ("open", None, "reopened")
+    assert fx.reopened and not fx.ended
+    assert a.refusal("reopen") is not None and a.refusal("reject") is None
