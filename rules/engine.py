@@ -211,6 +211,8 @@ class Engine:
         self._matches: list[tuple[str, str, int, Callable[[], None]]] = []
         self._watch: dict[tuple[int, str | None], tuple[Any, str, list[Operator], bool]] = {}
         self._zone_memo: dict[tuple[str, tuple[str, ...]], str | None] = {}
+        self._candidates: dict[tuple[Source, str, tuple[str, ...]],
+                               tuple[tuple[Operator, float | None, frozenset[str] | None], ...]] = {}
         self._stale = 0
         # Keys changed since the last snapshot, for a runtime that writes only those; a replay
         # never snapshots, so by default nothing is tracked (it would grow without bound).
@@ -552,22 +554,35 @@ class Engine:
         return rules
 
     def _observation(self, g: GridState, inp: Input, obs: Obs) -> None:
-        rules = self.by_kind.get((inp.source, obs.kind))
-        if rules is None:
-            rules = self._rules_for(inp.source, obs.kind)
-        if not rules:
-            return
         zone_ids = self._existing_zones(obs.zone_ids, inp.time)
-        logic = self.logic
-        for rule in rules:
-            m = rule.match
-            if inp.source is Source.CAMERA and m.min_confidence is not None and \
-                    (obs.confidence or 0.0) < m.min_confidence:
+        key = (inp.source, obs.kind, zone_ids)
+        candidates = self._candidates.get(key)
+        if candidates is None:
+            candidates = self._candidates_for(key)
+        for logic, min_confidence, sources in candidates:
+            if min_confidence is not None and (obs.confidence or 0.0) < min_confidence:
                 continue
-            if inp.source is Source.REPORT and m.sources is not None and \
-                    obs.report_source not in m.sources:
+            if sources is not None and obs.report_source not in sources:
                 continue
-            logic[rule.id].observe(self, g, inp, obs, zone_ids)
+            logic.observe(self, g, inp, obs, zone_ids)
+
+    def _candidates_for(self, key: tuple[Source, str, tuple[str, ...]]
+                        ) -> tuple[tuple[Operator, float | None, frozenset[str] | None], ...]:
+        """The operators an observation of this source and kind in these (existing) zones may
+        reach, in rule id order, with what is left to check of it (its confidence, a report's
+        source): kinds and zone conditions decided once (memoised, bounded)."""
+        source, kind, zone_ids = key
+        rules = self.by_kind.get((source, kind))
+        if rules is None:
+            rules = self._rules_for(source, kind)
+        found = tuple(
+            (self.logic[r.id], r.match.min_confidence if source is Source.CAMERA else None,
+             r.match.sources if source is Source.REPORT else None)
+            for r in rules if self.rule_zone(r, zone_ids) is not None)
+        if len(self._candidates) >= 65_536:
+            self._candidates.clear()
+        self._candidates[key] = found
+        return found
 
     # -- what operators use (rules.ops.base.Glue) -----------------------------------------
 

@@ -133,8 +133,9 @@ class Operator(ABC):
         return max(self.span_ms(), self.rule.cooldown_ms)
 
     def observe(self, eng: Glue, g: GridState, inp: Input, obs: Obs, zone_ids: tuple[str, ...]) -> None:
-        """A observation of the rule's source and kind, its confidence and report source
-        already checked; queue the step it leads to, if any (:meth:`Glue.queue`)."""
+        """An observation of the rule's source and kind where its zone conditions hold, its
+        confidence and report source already checked; queue the step it leads to, if any
+        (:meth:`Glue.queue`)."""
         raise NotImplementedError(f"{type(self).__name__} watches devices: the engine calls alive()")
 
     def watches(self, source: Source, dev: Device) -> bool:
