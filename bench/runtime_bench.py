@@ -217,7 +217,8 @@ class WorkerProc:
             return []
 
     def metrics(self) -> Metrics:
-        _, body = self._get("/metrics", 5)
+        # A worker under cProfile can take many seconds to answer between two records.
+        _, body = self._get("/metrics", 60)
         return Metrics.parse(body.decode())
 
     def stop(self, timeout: float = 15.0) -> None:
