@@ -24,7 +24,7 @@ def invoke(*args: str) -> tuple[int, str, str]:
 @pytest.fixture(scope="module")
 def demo_day(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("demo") / "day.jsonl"
-    code, _, err = invoke("demo", "--seed", "3", "-o", str(out))
+    code, _, err = invoke("demo", "--seed", "3", "-o", str(out), "--no-replay")   # replayed below
     assert code == 0, err
     return out
 
