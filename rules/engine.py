@@ -62,6 +62,11 @@ DAY_MS = 86_400_000
 #: partition's progress and refuses an ``--at`` beyond the allowed lateness itself.
 FEEDBACK_AHEAD_MS = DAY_MS
 
+#: An operator an observation may reach: (its logic, the zone its rule requires there or '-',
+#: the rule's minimum confidence (camera), the report sources it takes (report)).
+Candidate = tuple[Operator, str, float | None, frozenset[str] | None]
+
+
 @dataclass(frozen=True, slots=True)
 class DeadOut:
     """Input the engine must reject (feedback only); the shell renders the dead letter."""
@@ -211,8 +216,7 @@ class Engine:
         self._matches: list[tuple[str, str, int, Callable[[], None]]] = []
         self._watch: dict[tuple[int, str | None], tuple[Any, str, list[Operator], bool]] = {}
         self._zone_memo: dict[tuple[str, tuple[str, ...]], str | None] = {}
-        self._candidates: dict[tuple[Source, str, tuple[str, ...]],
-                               tuple[tuple[Operator, float | None, frozenset[str] | None], ...]] = {}
+        self._candidates: dict[tuple[Source, str, tuple[str, ...]], tuple[Candidate, ...]] = {}
         self._stale = 0
         # Keys changed since the last snapshot, for a runtime that writes only those; a replay
         # never snapshots, so by default nothing is tracked (it would grow without bound).
@@ -519,7 +523,7 @@ class Engine:
         return tuple(z for z in ids
                      if (sch := zones[z].schedule) is None or sch.is_open(t, cal))
 
-    def rule_zone(self, rule: Rule, zone_ids: tuple[str, ...]) -> str | None:
+    def _rule_zone(self, rule: Rule, zone_ids: tuple[str, ...]) -> str | None:
         """Whether the rule's zone conditions hold; returns the required zone (or '-').
         A pure function of the rule and the (existing) zones: memoised, bounded."""
         key = (rule.id, zone_ids)
@@ -559,26 +563,26 @@ class Engine:
         candidates = self._candidates.get(key)
         if candidates is None:
             candidates = self._candidates_for(key)
-        for logic, min_confidence, sources in candidates:
+        for logic, zone, min_confidence, sources in candidates:
             if min_confidence is not None and (obs.confidence or 0.0) < min_confidence:
                 continue
             if sources is not None and obs.report_source not in sources:
                 continue
-            logic.observe(self, g, inp, obs, zone_ids)
+            logic.observe(self, g, inp, obs, zone_ids, zone)
 
-    def _candidates_for(self, key: tuple[Source, str, tuple[str, ...]]
-                        ) -> tuple[tuple[Operator, float | None, frozenset[str] | None], ...]:
+    def _candidates_for(self, key: tuple[Source, str, tuple[str, ...]]) -> tuple[Candidate, ...]:
         """The operators an observation of this source and kind in these (existing) zones may
-        reach, in rule id order, with what is left to check of it (its confidence, a report's
-        source): kinds and zone conditions decided once (memoised, bounded)."""
+        reach, in rule id order, with the zone each rule requires there and what is left to
+        check of the observation (its confidence, a report's source): kinds and zone
+        conditions decided once (memoised, bounded)."""
         source, kind, zone_ids = key
         rules = self.by_kind.get((source, kind))
         if rules is None:
             rules = self._rules_for(source, kind)
         found = tuple(
-            (self.logic[r.id], r.match.min_confidence if source is Source.CAMERA else None,
+            (self.logic[r.id], zone, r.match.min_confidence if source is Source.CAMERA else None,
              r.match.sources if source is Source.REPORT else None)
-            for r in rules if self.rule_zone(r, zone_ids) is not None)
+            for r in rules if (zone := self._rule_zone(r, zone_ids)) is not None)
         if len(self._candidates) >= 65_536:
             self._candidates.clear()
         self._candidates[key] = found
@@ -630,7 +634,7 @@ class Engine:
         if scheduled:
             zone_ids = self._existing_zones(zone_ids, inp.time)
         for logic in watchers:
-            if scheduled and self.rule_zone(logic.rule, zone_ids) is None:
+            if scheduled and self._rule_zone(logic.rule, zone_ids) is None:
                 continue
             logic.alive(self, g, inp, dev, key, zone_ids)
 
@@ -644,7 +648,7 @@ class Engine:
         scheduled = not self.scheduled_zones.isdisjoint(dev.zone_ids)
         watchers = [w for w in self.watchers.get(inp.source, ())
                     if w.watches(inp.source, dev)
-                    and (scheduled or self.rule_zone(w.rule, dev.zone_ids) is not None)]
+                    and (scheduled or self._rule_zone(w.rule, dev.zone_ids) is not None)]
         return (dev, f"dev:{dev.id}", watchers, scheduled)
 
     # -- cases --------------------------------------------------------------------------------

@@ -86,9 +86,6 @@ class Glue(Protocol):
     def mark(self, g: GridState, subj: Subject) -> None:
         """The subject changed: its next checkpoint must write it."""
 
-    def rule_zone(self, rule: Rule, zone_ids: tuple[str, ...]) -> str | None:
-        """Whether the rule's zone conditions hold there: the zone it requires, '-' if none."""
-
     def arm(self, g: GridState, subj: Subject, due: int | None) -> None:
         """Arm the subject's operator timer (earlier than one armed, or nothing)."""
 
@@ -132,10 +129,11 @@ class Operator(ABC):
     def ttl(self, lateness: int) -> int:
         return max(self.span_ms(), self.rule.cooldown_ms)
 
-    def observe(self, eng: Glue, g: GridState, inp: Input, obs: Obs, zone_ids: tuple[str, ...]) -> None:
-        """An observation of the rule's source and kind where its zone conditions hold, its
-        confidence and report source already checked; queue the step it leads to, if any
-        (:meth:`Glue.queue`)."""
+    def observe(self, eng: Glue, g: GridState, inp: Input, obs: Obs, zone_ids: tuple[str, ...],
+                zone: str) -> None:
+        """An observation of the rule's source and kind where its zone conditions hold (``zone``:
+        the zone the rule requires there, '-' if none), its confidence and report source already
+        checked; queue the step it leads to, if any (:meth:`Glue.queue`)."""
         raise NotImplementedError(f"{type(self).__name__} watches devices: the engine calls alive()")
 
     def watches(self, source: Source, dev: Device) -> bool:
@@ -192,16 +190,12 @@ def subject_of(inp: Input, obs: Obs, zone: str) -> str:
     return "grid"
 
 
-def located_match(eng: Glue, rule: Rule, inp: Input, obs: Obs, zone_ids: tuple[str, ...]
-                  ) -> tuple[str, str, Item] | None:
-    """For operators on observations at a place: whether the rule matches (sensor reading,
-    schedule, zones) and if so (the zone it requires or '-', the subject, the evidence item)."""
+def located_match(eng: Glue, rule: Rule, inp: Input, obs: Obs, zone: str) -> tuple[str, Item] | None:
+    """For operators on observations at a place (their zones already hold): whether the rule
+    matches the reading and is in its schedule, and if so (the subject, the evidence item)."""
     if inp.source is Source.SENSOR and not sensor_matches(rule, obs):
         return None
     if rule.schedule is not None and not rule.schedule.is_open(inp.time, eng.cal):
         return None
-    zone = eng.rule_zone(rule, zone_ids)
-    if zone is None:
-        return None
     item = _new(Item, (inp.time, inp.event_id, inp.source, obs, inp.device_id, inp.snapshot_url))
-    return zone, subject_of(inp, obs, zone), item
+    return subject_of(inp, obs, zone), item

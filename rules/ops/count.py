@@ -98,11 +98,12 @@ class CountOp(Operator):
     def ttl(self, lateness: int) -> int:
         return super().ttl(lateness) + lateness   # input up to the allowed lateness may still count
 
-    def observe(self, eng: Glue, g: GridState, inp: Input, obs: Obs, zone_ids: tuple[str, ...]) -> None:
-        hit = located_match(eng, self.rule, inp, obs, zone_ids)
+    def observe(self, eng: Glue, g: GridState, inp: Input, obs: Obs, zone_ids: tuple[str, ...],
+                zone: str) -> None:
+        hit = located_match(eng, self.rule, inp, obs, zone)
         if hit is None:
             return
-        zone, subject, item = hit
+        subject, item = hit
         by = self.by
         bucket = "grid" if by == "grid" else f"zone:{zone}" if by == "zone" else subject
         entry_key = subject if inp.source is Source.CAMERA else inp.event_id

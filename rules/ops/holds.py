@@ -77,12 +77,11 @@ class HoldsOp(Operator):
     def span_ms(self) -> int:
         return self.duration
 
-    def observe(self, eng: Glue, g: GridState, inp: Input, obs: Obs, zone_ids: tuple[str, ...]) -> None:
+    def observe(self, eng: Glue, g: GridState, inp: Input, obs: Obs, zone_ids: tuple[str, ...],
+                zone: str) -> None:
         # Neither the rule's match nor its schedule gates a reading: a clearing one must end
         # the episode whatever it reads, and the schedule moves the firing instead.
-        if eng.rule_zone(self.rule, zone_ids) is not None:
-            eng.queue(self.rule.id, f"dev:{inp.device_id}",
-                      partial(self._step, eng, g, inp, obs, zone_ids))
+        eng.queue(self.rule.id, f"dev:{inp.device_id}", partial(self._step, eng, g, inp, obs, zone_ids))
 
     def _step(self, eng: Glue, g: GridState, inp: Input, obs: Obs, zones: tuple[str, ...]) -> None:
         rule = self.rule

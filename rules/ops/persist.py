@@ -73,10 +73,11 @@ class PersistOp(Operator):
     def span_ms(self) -> int:
         return max(self.duration, self.gap)
 
-    def observe(self, eng: Glue, g: GridState, inp: Input, obs: Obs, zone_ids: tuple[str, ...]) -> None:
-        hit = located_match(eng, self.rule, inp, obs, zone_ids)
+    def observe(self, eng: Glue, g: GridState, inp: Input, obs: Obs, zone_ids: tuple[str, ...],
+                zone: str) -> None:
+        hit = located_match(eng, self.rule, inp, obs, zone)
         if hit is not None:
-            _, key, item = hit
+            key, item = hit
             eng.queue(self.rule.id, key, partial(self._step, eng, g, key, item, zone_ids))
 
     def _step(self, eng: Glue, g: GridState, key: str, item: Item, zones: tuple[str, ...]) -> None:

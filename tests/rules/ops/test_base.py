@@ -67,10 +67,11 @@ class GlimpseOp(Operator):
     def span_ms(self) -> int:
         return self.rule.operator.hold_ms  # type: ignore[union-attr]
 
-    def observe(self, eng: Glue, g: Any, inp: Input, obs: Obs, zone_ids: tuple[str, ...]) -> None:
-        hit = located_match(eng, self.rule, inp, obs, zone_ids)
+    def observe(self, eng: Glue, g: Any, inp: Input, obs: Obs, zone_ids: tuple[str, ...],
+                zone: str) -> None:
+        hit = located_match(eng, self.rule, inp, obs, zone)
         if hit is not None:
-            _, key, item = hit
+            key, item = hit
             eng.queue(self.rule.id, key, partial(self._step, eng, g, key, item, zone_ids))
 
     def _step(self, eng: Glue, g: Any, key: str, item: Item, zones: tuple[str, ...]) -> None:
