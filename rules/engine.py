@@ -36,15 +36,14 @@ from rules.alerts import (
 from rules.buckets import Buckets
 from rules.citymap import CityMap, Grid
 from rules.evidence import Evidence, Item, pack_cut
-from rules.inputs import FeedbackIn, Input, Obs, Source
+from rules.inputs import FeedbackIn, Input, Obs, Source, new_record
 from rules.ops import build
-from rules.ops.base import NEVER, Operator, Subject
+from rules.ops.base import NEVER, Operator, Subject, own
 from rules.pack import Rule, RuleSet, check_work_day
 from rules.timers import FB_EXPIRE, HELD, IDLE, LEVEL, OVERDUE, RESUME, RETAIN, Timer
 from rules.worktime import day_length_ms
 
 STALE_LIMIT = 20_000
-_new = tuple.__new__   # a named tuple from all its fields, at C speed
 DAY_MS = 86_400_000
 
 #: How far ahead of its partition's clock an ``event``-mode feedback may be before it is refused
@@ -476,7 +475,8 @@ class Engine:
               ref: Any) -> None:
         """Callers pass ``due`` already clamped to progress (see ``_due``)."""
         self.seq += 1
-        heapq.heappush(self.timers, _new(Timer, (due, rank, level, rule_id, subject, grid_id, self.seq, ref)))
+        timer = new_record(Timer, (due, rank, level, rule_id, subject, grid_id, self.seq, ref))
+        heapq.heappush(self.timers, timer)
 
     def _grid(self, grid_id: str) -> GridState:
         g = self.grids.get(grid_id)
@@ -1161,11 +1161,6 @@ def _subj_copy(subj: Subject) -> SubjectRecord:
                          subj.alert_id, subj.cooldown_until, subj.touched, subj.fed)
 
 
-def _own(value: Any) -> Any:
-    """A container copied one level down (what it holds is immutable); anything else as it is."""
-    return type(value)(value) if isinstance(value, (dict, list, set)) else value
-
-
 def _subj_record(copied: SubjectRecord) -> tuple[Any, ...]:
     cut = copied.evidence
     return tuple(copied._replace(evidence=pack_cut(cut) if cut is not None else None))
@@ -1173,7 +1168,7 @@ def _subj_record(copied: SubjectRecord) -> tuple[Any, ...]:
 
 def _alert_copy(alert: Alert) -> dict[str, Any]:
     """An alert's state as a private copy: its containers copied, its evidence cut."""
-    state = {name: _own(getattr(alert, name)) for name in Alert.__slots__ if name not in ("armed", "rule")}
+    state = {name: own(getattr(alert, name)) for name in Alert.__slots__ if name not in ("armed", "rule")}
     state["rule"] = alert.rule.id
     state["evidence"] = alert.evidence.cut()
     return state

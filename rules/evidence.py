@@ -10,10 +10,9 @@ from __future__ import annotations
 import bisect
 from typing import Any, NamedTuple
 
-from rules.inputs import Obs, Source
+from rules.inputs import Obs, Source, new_record
 
 _KEEP = 10
-_new = tuple.__new__   # a named tuple from all its fields, at C speed
 _NEWEST = 9
 
 
@@ -55,7 +54,7 @@ class Shown(NamedTuple):
             a, b, c = o.state, o.value, None
         else:
             a, b, c = o.reporter_id, o.address, o.photos
-        return _new(cls, (item.observed_at, item.event_id, source, o.kind, item.device_id,
+        return new_record(cls, (item.observed_at, item.event_id, source, o.kind, item.device_id,
                           item.snapshot_url, a, b, c))
 
     def render(self, fmt: Any) -> dict[str, Any]:

@@ -20,12 +20,10 @@ from models.fastdecode import camera as fast_camera
 from models.timestamps import MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, TIMESTAMP_RANGE
 from models.vocabulary import CAMERA_LABELS, SENSOR_CATEGORIES
 from rules.citymap import CityMap, Device, Place
-from rules.inputs import FeedbackIn, Input, Obs
+from rules.inputs import FeedbackIn, Input, Obs, new_record
 from rules.pack import RuleSet
 
 FUTURE_LIMIT_MS = 5 * 60_000
-#: Builds a named tuple from all its fields at C speed (its own ``__new__`` is Python code).
-_new = tuple.__new__
 
 # Where a message came from: topic, arrival, key, partition, offset.
 Base = tuple[str, int | None, str | None, int | None, int | None]
@@ -173,10 +171,10 @@ class Ingest:
         if d.label not in self.labels:
             return None
         track = intern(d.track_id) if d.track_id is not None else None
-        obs = _new(Obs, (intern(d.label), lat, lon, zone_ids, True, track, d.confidence,
+        obs = new_record(Obs, (intern(d.label), lat, lon, zone_ids, True, track, d.confidence,
                          None, None, None, None, None, None))
         topic, arrival, key, partition, offset = base
-        return [_new(Input, (Source.CAMERA, topic, msg.event_id, t, cam.grid_id, cam.id, True,
+        return [new_record(Input, (Source.CAMERA, topic, msg.event_id, t, cam.grid_id, cam.id, True,
                              msg.snapshot_url, (obs,), None, arrival, key, partition, offset, None))]
 
     def _sensor(self, msg: SensorEvent, base: Base) -> list[Input] | BadInput:

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from rules.evidence import Evidence, Item
-from rules.inputs import Input, Obs, Source
+from rules.inputs import Input, Obs, Source, new_record
 from rules.pack import Rule
 
 if TYPE_CHECKING:
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from rules.schedule import CityCalendar
 
 NEVER = -(1 << 62)
-_new = tuple.__new__   # a named tuple from all its fields, at C speed
 
 
 class Subject:
@@ -159,14 +158,18 @@ class Operator(ABC):
         containers one level down (what they hold is immutable)."""
         copied = copy.copy(state)
         for name in state.__slots__:
-            value = getattr(copied, name)
-            if isinstance(value, (dict, list, set)):
-                setattr(copied, name, type(value)(value))
+            setattr(copied, name, own(getattr(copied, name)))
         return copied
 
     def restore(self, data: Any) -> Any:
         """The state from what :meth:`snapshot` gave (pickled in between)."""
         return data
+
+
+def own(value: Any) -> Any:
+    """A container copied one level down (what it holds is immutable); anything else as it is.
+    Snapshots are made of such copies, so the engine can go on while they are pickled."""
+    return type(value)(value) if isinstance(value, (dict, list, set)) else value
 
 
 def sensor_matches(rule: Rule, obs: Obs) -> bool:
@@ -197,5 +200,5 @@ def located_match(eng: Glue, rule: Rule, inp: Input, obs: Obs, zone: str) -> tup
         return None
     if rule.schedule is not None and not rule.schedule.is_open(inp.time, eng.cal):
         return None
-    item = _new(Item, (inp.time, inp.event_id, inp.source, obs, inp.device_id, inp.snapshot_url))
+    item = new_record(Item, (inp.time, inp.event_id, inp.source, obs, inp.device_id, inp.snapshot_url))
     return subject_of(inp, obs, zone), item
