@@ -143,9 +143,6 @@ def _run(bridge: Any, web_port: int) -> None:
     run_until_stopped(lambda: serve_beside(bridge.run, bridge.web_app(), web_port), "adapter")
 
 
-
-
-
 def _labels(path: Path | None) -> dict[str, str]:
     if path is None:
         return {}

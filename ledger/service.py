@@ -22,14 +22,14 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
-from prometheus_client import Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client import Counter, Gauge, Histogram
 
 from ledger.store import Applied, LedgerStore, safe_url
 from models.vocabulary import ALERTS_TOPIC
 from streams.metrics import component_registry
 from streams.settings import Settings
 from streams.topics import log_start_offsets
+from streams.web import metrics_app, serve_beside
 
 log = logging.getLogger(__name__)
 
@@ -193,14 +193,9 @@ class LedgerService:
     # -- web ----------------------------------------------------------------------------------
 
     def web_app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/healthz", self._healthz)
+        app = metrics_app(self.metrics.registry)
         app.router.add_get("/readyz", self._readyz)
-        app.router.add_get("/metrics", self._metrics)
         return app
-
-    async def _healthz(self, _request: web.Request) -> web.Response:
-        return web.json_response({"ok": True})
 
     async def _readyz(self, _request: web.Request) -> web.Response:
         ready = self.started and self.db_ok
@@ -208,20 +203,13 @@ class LedgerService:
                 "applied": self.applied_total}
         return web.json_response(body, status=200 if ready else 503)
 
-    async def _metrics(self, _request: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(self.metrics.registry),
-                            headers={"Content-Type": CONTENT_TYPE_LATEST})
-
 
 async def serve(settings: Settings, store: LedgerStore, port: int) -> None:
     """Run the ledger and its web server until cancelled."""
     service = LedgerService(settings, store)
-    runner = web.AppRunner(service.web_app())
-    await runner.setup()
-    site = web.TCPSite(runner, "0.0.0.0", port)
-    await site.start()
-    log.info("ledger: /metrics, /healthz, /readyz on port %d", port)
-    try:
+
+    async def run() -> None:   # said once the pages are served
+        log.info("ledger: /metrics, /healthz, /readyz on port %d", port)
         await service.run()
-    finally:
-        await runner.cleanup()
+
+    await serve_beside(run, service.web_app(), port)

@@ -1,8 +1,8 @@
-"""The web side of cityorder's helper services (adapters, webhooks): ``/metrics`` and
-``/healthz`` on a port of their own, served beside the service's main coroutine.
+"""The web side of cityorder's helper services (the ledger, adapters, webhooks): ``/metrics``
+and ``/healthz`` on a port of their own, served beside the service's main coroutine; a service
+adds its own pages (the ledger its ``/readyz``).
 
-The worker (Faust's web server), the ledger and the console have richer pages (``/readyz``,
-the console itself) and keep their own.
+The worker (Faust's web server) and the console (the console itself) keep their own.
 """
 
 from __future__ import annotations
