@@ -55,7 +55,7 @@ class Shown(NamedTuple):
         else:
             a, b, c = o.reporter_id, o.address, o.photos
         return new_record(cls, (item.observed_at, item.event_id, source, o.kind, item.device_id,
-                          item.snapshot_url, a, b, c))
+                                item.snapshot_url, a, b, c))
 
     def render(self, fmt: Any) -> dict[str, Any]:
         item: dict[str, Any] = {

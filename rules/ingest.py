@@ -159,6 +159,8 @@ class Ingest:
         """The common message, a registered camera's one detection of a known label in its
         own grid, built without the general case's grouping (None: not that message)."""
         d = msg.detections[0]
+        if d.label not in self.labels:
+            return None
         loc = d.location
         if loc is None:
             lat, lon, zone_ids = cam.lat, cam.lon, cam.zone_ids
@@ -168,14 +170,13 @@ class Ingest:
             if place is None or place.grid_id != cam.grid_id:
                 return None
             zone_ids = place.zone_ids
-        if d.label not in self.labels:
-            return None
         track = intern(d.track_id) if d.track_id is not None else None
         obs = new_record(Obs, (intern(d.label), lat, lon, zone_ids, True, track, d.confidence,
-                         None, None, None, None, None, None))
+                               None, None, None, None, None, None))
         topic, arrival, key, partition, offset = base
         return [new_record(Input, (Source.CAMERA, topic, msg.event_id, t, cam.grid_id, cam.id, True,
-                             msg.snapshot_url, (obs,), None, arrival, key, partition, offset, None))]
+                                   msg.snapshot_url, (obs,), None, arrival, key, partition, offset,
+                                   None))]
 
     def _sensor(self, msg: SensorEvent, base: Base) -> list[Input] | BadInput:
         sensor = self.city.sensors.get(msg.sensor_id)
