@@ -35,7 +35,7 @@ from rules.alerts import (
 )
 from rules.buckets import Buckets
 from rules.citymap import CityMap, Grid
-from rules.evidence import Evidence, Item, pack_cut
+from rules.evidence import Evidence, Item
 from rules.inputs import FeedbackIn, Input, Obs, Source, new_record
 from rules.ops import build
 from rules.ops.base import NEVER, Operator, Subject, own
@@ -1145,7 +1145,7 @@ class SubjectRecord(NamedTuple):
     rule_id: str
     key: str
     state: Any
-    evidence: tuple[Any, ...] | None   # an Evidence cut, packed once pickled
+    evidence: tuple[Any, ...] | None   # an Evidence cut
     alert_id: str | None
     cooldown_until: int
     touched: int
@@ -1154,16 +1154,11 @@ class SubjectRecord(NamedTuple):
 
 def _subj_copy(subj: Subject) -> SubjectRecord:
     """A subject's state as a private copy, cheap to take (~3 µs): the operator state copied,
-    the evidence cut (its ``pack`` is three times dearer, so it waits for :meth:`Snapshot.records`)."""
+    the evidence cut."""
     ev = subj.evidence
     return SubjectRecord(subj.rule.id, subj.key, subj.logic.snapshot(subj.state),
                          ev.cut() if ev is not None else None,
                          subj.alert_id, subj.cooldown_until, subj.touched, subj.fed)
-
-
-def _subj_record(copied: SubjectRecord) -> tuple[Any, ...]:
-    cut = copied.evidence
-    return tuple(copied._replace(evidence=pack_cut(cut) if cut is not None else None))
 
 
 def _alert_copy(alert: Alert) -> dict[str, Any]:
@@ -1172,10 +1167,6 @@ def _alert_copy(alert: Alert) -> dict[str, Any]:
     state["rule"] = alert.rule.id
     state["evidence"] = alert.evidence.cut()
     return state
-
-
-def _alert_record(copied: dict[str, Any]) -> dict[str, Any]:
-    return {**copied, "evidence": pack_cut(copied["evidence"])}
 
 
 def _dump(obj: Any) -> bytes:
@@ -1203,8 +1194,7 @@ class Snapshot:
         yield from self.pickled.items()
         for key, value in self.copies.items():
             kind = key[0]
-            yield key, _dump(_subj_record(value) if kind == "subject" else
-                             _alert_record(value) if kind == "alert" else value)
+            yield key, _dump(tuple(value) if kind == "subject" else value)
 
 
 def take(engine: Engine, changed_only: bool = False) -> Snapshot:

@@ -2,7 +2,11 @@
 latest nine, newest first, and the location of the latest event that had one.
 
 Kept as a fixed-size summary rather than a list of events, so a vehicle watched for three
-days costs the same memory as one seen for a minute.
+days costs the same memory as one seen for a minute. Each event it keeps is packed into one
+``bytes`` (MessagePack, :func:`pack`): as a tuple of Python objects an event cost about 380
+bytes (the tuple, its id, URL, time and confidence each an object), packed about 140, and
+the ten kept per subject were most of the engine's memory. Only rendering an alert unpacks
+them; the hot path reads an event's time from its fixed place in the packed bytes.
 """
 
 from __future__ import annotations
@@ -10,10 +14,19 @@ from __future__ import annotations
 import bisect
 from typing import Any, NamedTuple
 
+import msgspec
+
 from rules.inputs import Obs, Source, new_record
 
 _KEEP = 10
 _NEWEST = 9
+
+#: Times are packed offset by 2**63, so every one is a MessagePack uint64 (0xcf and eight
+#: big-endian bytes) at a fixed place: bytes 2..10, after the array's one-byte header.
+_OFFSET = 1 << 63
+_AT = slice(2, 10)
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder().decode
 
 
 class Item(NamedTuple):
@@ -30,9 +43,8 @@ class Item(NamedTuple):
 class Shown(NamedTuple):
     """What evidence keeps of an event: only what the alert message shows of it. The
     observation itself (location, zones, the rest) is not kept per event — only the latest
-    location is — which is most of a subject's memory. ``a``, ``b``, ``c`` are the
-    source's own fields: camera (track_id, confidence), sensor (state, value), report
-    (reporter_id, address, photos)."""
+    location is. ``a``, ``b``, ``c`` are the source's own fields: camera (track_id,
+    confidence), sensor (state, value), report (reporter_id, address, photos)."""
 
     observed_at: int
     event_id: str
@@ -43,19 +55,6 @@ class Shown(NamedTuple):
     a: Any = None
     b: Any = None
     c: Any = None
-
-    @classmethod
-    def of(cls, item: Item) -> Shown:
-        o = item.obs
-        source = item.source
-        if source is Source.CAMERA:
-            a, b, c = o.track_id, o.confidence, None
-        elif source is Source.SENSOR:
-            a, b, c = o.state, o.value, None
-        else:
-            a, b, c = o.reporter_id, o.address, o.photos
-        return new_record(cls, (item.observed_at, item.event_id, source, o.kind, item.device_id,
-                                item.snapshot_url, a, b, c))
 
     def render(self, fmt: Any) -> dict[str, Any]:
         item: dict[str, Any] = {
@@ -78,6 +77,38 @@ class Shown(NamedTuple):
 
 
 _SOURCE_NAMES = {Source.CAMERA: "camera", Source.SENSOR: "sensor", Source.REPORT: "report"}
+_SOURCES = tuple(Source)
+
+
+def pack(item: Item) -> bytes:
+    """The event as evidence keeps it. MessagePack keeps an int an int and a float a float,
+    so an unpacked event renders exactly as the original would."""
+    o = item.obs
+    source = item.source
+    if source is Source.CAMERA:
+        a, b, c = o.track_id, o.confidence, None
+    elif source is Source.SENSOR:
+        a, b, c = o.state, o.value, None
+    else:
+        a, b, c = o.reporter_id, o.address, o.photos
+    return _encode((item.observed_at + _OFFSET, item.event_id, int(source), o.kind, item.device_id,
+                    item.snapshot_url, a, b, c))
+
+
+def unpack(packed: bytes) -> Shown:
+    t, event_id, source, kind, device_id, url, a, b, c = _decode(packed)
+    return new_record(Shown, (t - _OFFSET, event_id, _SOURCES[source], kind, device_id, url, a, b,
+                              tuple(c) if c is not None else None))
+
+
+def observed_at(packed: bytes) -> int:
+    return int.from_bytes(packed[_AT]) - _OFFSET
+
+
+def sort_key(packed: bytes) -> tuple[int, str]:
+    """(observed_at, event_id): the order evidence keeps, read from a packed event."""
+    t, event_id = _decode(packed)[:2]
+    return t - _OFFSET, event_id
 
 
 class Evidence:
@@ -88,8 +119,8 @@ class Evidence:
 
     def __init__(self) -> None:
         self.count = 0
-        self.first: Shown | None = None
-        self.newest: list[Shown] = []
+        self.first: bytes | None = None    # packed, as every event kept
+        self.newest: list[bytes] = []      # in (observed_at, event_id) order
         self.last_event: str | None = None
         self.location: tuple[float, float] | None = None
         self.zones: tuple[str, ...] = ()
@@ -99,7 +130,7 @@ class Evidence:
     def add(self, item: Item, zones: tuple[str, ...]) -> bool:
         """Attribute one event; returns False when it was already attributed (a second
         detection of the same message, or an event seen again), which changes nothing."""
-        if item.event_id == self.last_event or not self.add_shown(Shown.of(item)):
+        if not self._keep(item.observed_at, item.event_id, item, None):
             return False
         o = item.obs
         if o.located and item.observed_at >= self.loc_at:
@@ -110,38 +141,44 @@ class Evidence:
             self.address = (item.observed_at, o.address)
         return True
 
-    def add_shown(self, shown: Shown) -> bool:
-        """Keep one event in the count, the first and the newest nine (no location)."""
-        key = (shown.observed_at, shown.event_id)
-        if shown.event_id == self.last_event:
+    def _keep(self, t: int, event_id: str, item: Item | None, packed: bytes | None) -> bool:
+        """Keep one event (given as an item or packed) in the count, the first and the newest
+        nine; False if it is held already."""
+        if event_id == self.last_event:
             return False
         newest = self.newest
-        # In-order input is newer than everything held: no scan for it, and an append.
-        in_order = not newest or key > (newest[-1].observed_at, newest[-1].event_id)
+        # Input later than everything held: no scan for it, and an append. (At the same time
+        # as the newest held, it takes the general path, which reads the ids.)
+        in_order = not newest or t > observed_at(newest[-1])
+        key = (t, event_id)
         if not in_order and self._holds(key):
             return False
+        if packed is None:
+            assert item is not None
+            packed = pack(item)
         self.count += 1
-        self.last_event = shown.event_id
+        self.last_event = event_id
         first = self.first
-        if first is None or key < (first.observed_at, first.event_id):
-            self.first = shown
+        if first is None or t < (ft := observed_at(first)) or (t == ft and key < sort_key(first)):
+            self.first = packed
         if in_order:
-            newest.append(shown)
+            newest.append(packed)
             if len(newest) > _KEEP:
                 del newest[0]
-        elif len(newest) < _KEEP or key > (newest[0].observed_at, newest[0].event_id):
-            bisect.insort(newest, shown, key=_sort_key)
+        elif len(newest) < _KEEP or key > sort_key(newest[0]):
+            bisect.insort(newest, packed, key=sort_key)
             if len(newest) > _KEEP:
                 del newest[0]
         return True
 
     def fold(self, other: Evidence) -> bool:
         """Attribute another summary's events (an episode's, to the alert it now feeds)."""
-        shown = other.items()
+        kept = other._kept()
         changed = False
-        for s in reversed(shown):
-            changed |= self.add_shown(s)
-        self.count += max(0, other.count - len(shown))
+        for packed in reversed(kept):
+            t, event_id = sort_key(packed)
+            changed |= self._keep(t, event_id, None, packed)
+        self.count += max(0, other.count - len(kept))
         if other.location is not None and other.loc_at >= self.loc_at:
             self.location, self.zones, self.loc_at = other.location, other.zones, other.loc_at
         if other.address is not None and (self.address is None or other.address[0] >= self.address[0]):
@@ -150,58 +187,50 @@ class Evidence:
 
     def cut(self) -> tuple[Any, ...]:
         """The summary as it is now, sharing only immutable parts with it (a snapshot taken
-        now and pickled later, by :func:`pack_cut`)."""
+        now and pickled later): plain bytes and tuples, which pickle at C speed."""
         return (self.count, self.first, list(self.newest), self.last_event, self.location, self.zones,
                 self.loc_at, self.address)
 
     @classmethod
-    def unpack(cls, packed: tuple[Any, ...]) -> Evidence:
+    def unpack(cls, cut: tuple[Any, ...]) -> Evidence:
+        """The summary from a :meth:`cut` (pickled in between). A checkpoint written before
+        events were packed holds each as a plain tuple: it is packed here."""
         ev = cls()
-        ev.count, first, newest, ev.last_event, ev.location, ev.zones, ev.loc_at, ev.address = packed
-        ev.first = _shown(first) if first is not None else None
-        ev.newest = [_shown(s) for s in newest]
+        ev.count, first, newest, ev.last_event, ev.location, ev.zones, ev.loc_at, ev.address = cut
+        ev.first = _repack(first) if first is not None else None
+        ev.newest = [_repack(s) for s in newest]
         return ev
 
     def _holds(self, key: tuple[int, str]) -> bool:
         first = self.first
-        if first is not None and (first.observed_at, first.event_id) == key:
+        if first is not None and sort_key(first) == key:
             return True
-        return any((it.observed_at, it.event_id) == key for it in self.newest)
+        return any(sort_key(p) == key for p in self.newest)
 
     @property
     def first_seen(self) -> int | None:
-        return self.first.observed_at if self.first else None
+        return observed_at(self.first) if self.first else None
 
     @property
     def last_seen(self) -> int | None:
-        return self.newest[-1].observed_at if self.newest else None
+        return observed_at(self.newest[-1]) if self.newest else None
+
+    def _kept(self) -> list[bytes]:
+        """The first event and the latest nine, newest first, packed."""
+        kept = self.newest[-_NEWEST:]
+        if self.first is not None and self.first not in kept:
+            kept = [self.first, *kept]
+        return kept[::-1]
 
     def items(self) -> list[Shown]:
         """The first event and the latest nine, newest first."""
-        shown = self.newest[-_NEWEST:]
-        if self.first is not None and self.first not in shown:
-            shown = [self.first, *shown]
-        return shown[::-1]
+        return [unpack(p) for p in self._kept()]
 
 
-_SOURCES = tuple(Source)
-
-
-def pack_cut(cut: tuple[Any, ...]) -> tuple[Any, ...]:
-    """A :meth:`Evidence.cut` as plain tuples: a checkpoint pickles every subject that changed
-    since the last one, and named tuples and enum members pickle through Python code, one call
-    each (they were most of its time)."""
-    count, first, newest, *rest = cut
-    return (count, _flat(first) if first is not None else None, [_flat(s) for s in newest], *rest)
-
-
-def _flat(s: Shown) -> tuple[Any, ...]:
-    return (s[0], s[1], int(s[2]), s[3], s[4], s[5], s[6], s[7], s[8])
-
-
-def _shown(t: tuple[Any, ...]) -> Shown:
-    return Shown(t[0], t[1], _SOURCES[t[2]], *t[3:])
-
-
-def _sort_key(item: Shown) -> tuple[int, str]:
-    return (item.observed_at, item.event_id)
+def _repack(kept: bytes | tuple[Any, ...]) -> bytes:
+    """An event from a checkpoint: packed already, or the flat tuple of an older checkpoint
+    (time, id, source number, kind, device, snapshot URL, and the source's three fields)."""
+    if isinstance(kept, bytes):
+        return kept
+    t, event_id, source, *rest = kept
+    return _encode((t + _OFFSET, event_id, source, *rest))
