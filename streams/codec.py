@@ -20,10 +20,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
+import msgspec
 
 from models.decode import Source
-from rules.inputs import FeedbackIn, Input, Obs
+from rules.inputs import FeedbackIn, Input, Obs, new_record
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
 
 FORMAT = 2
 
@@ -38,49 +41,39 @@ class Batch:
     ticks: dict[str, tuple[int, int]] | None = None   # (tick time, the tick record's arrival)
 
 
-def _obs(o: Obs) -> list[Any]:
-    return [o.kind, o.lat, o.lon, list(o.zone_ids), o.located, o.track_id, o.confidence, o.state,
-            o.value, o.report_source, o.reporter_id, o.address,
-            list(o.photos) if o.photos is not None else None]
-
-
 def _obs_back(a: list[Any]) -> Obs:
-    return Obs(a[0], a[1], a[2], tuple(a[3]), a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11],
-               tuple(a[12]) if a[12] is not None else None)
+    return new_record(Obs, (a[0], a[1], a[2], tuple(a[3]), a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11],
+                            tuple(a[12]) if a[12] is not None else None))
 
 
-def pack_part(p: Input) -> list[Any]:
-    """A part as a JSON array in field order."""
-    fb = p.feedback
-    return [int(p.source), p.topic, p.event_id, p.time, p.grid_id, p.device_id, p.alive,
-            p.snapshot_url, [_obs(o) for o in p.obs],
-            None if fb is None else [fb.alert_id, fb.action, fb.actor, fb.note, fb.assignee,
-                                     list(fb.photos) if fb.photos is not None else None, fb.until],
-            p.arrival, p.key, p.partition, p.offset,
-            base64.b64encode(p.raw).decode("ascii") if p.raw is not None else None]
+#: A part as a JSON array in field order (named tuples are arrays to msgspec, a ``Source``
+#: its number, ``raw`` base64): also how the held parts are written in a checkpoint.
+pack_part = msgspec.to_builtins
+_SOURCE_OF = {int(s): s for s in Source}
 
 
 def unpack_part(a: list[Any]) -> Input:
+    """The part an array gives; it is read on every event, so built without the named
+    tuples' own (Python) constructors."""
     fb = a[9]
-    return Input(
-        source=Source(a[0]), topic=a[1], event_id=a[2], time=a[3], grid_id=a[4], device_id=a[5],
-        alive=a[6], snapshot_url=a[7], obs=tuple(_obs_back(o) for o in a[8]),
-        feedback=None if fb is None else FeedbackIn(
-            fb[0], fb[1], fb[2], fb[3], fb[4], tuple(fb[5]) if fb[5] is not None else None, fb[6]),
-        arrival=a[10], key=a[11], partition=a[12], offset=a[13],
-        raw=base64.b64decode(a[14]) if a[14] is not None else None)
+    raw = a[14]
+    return new_record(Input, (
+        _SOURCE_OF[a[0]], a[1], a[2], a[3], a[4], a[5], a[6], a[7], tuple([_obs_back(o) for o in a[8]]),
+        None if fb is None else new_record(FeedbackIn, (
+            fb[0], fb[1], fb[2], fb[3], fb[4], tuple(fb[5]) if fb[5] is not None else None, fb[6])),
+        a[10], a[11], a[12], a[13], base64.b64decode(raw) if raw is not None else None))
 
 
 def encode(parts: Sequence[Input] = (), frontier: dict[str, int] | None = None,
            ticks: Mapping[str, Sequence[int]] | None = None) -> bytes:
     """``frontier``: ``"TOPIC/PARTITION"`` (contract topic name) -> epoch milliseconds;
     ``ticks``: the same -> (tick time, the arrival of the record that carried it)."""
-    obj: dict[str, Any] = {"v": FORMAT, "parts": [pack_part(p) for p in parts]}
+    obj: dict[str, Any] = {"v": FORMAT, "parts": parts}
     if frontier:
         obj["frontier"] = frontier
     if ticks:
         obj["ticks"] = ticks
-    return orjson.dumps(obj)
+    return _encode(obj)
 
 
 def _frontier(obj: dict[str, Any]) -> dict[str, int] | None:
@@ -96,10 +89,10 @@ def _ticks(obj: dict[str, Any]) -> dict[str, tuple[int, int]] | None:
 def decode(record: bytes) -> Batch:
     """Raises ValueError on a record this version cannot read (the caller dead-letters it)."""
     try:
-        obj = orjson.loads(record)
+        obj = _decode(record)
         if obj.get("v") != FORMAT:
             raise ValueError(f"internal record format {obj.get('v')!r}, expected {FORMAT}")
         return Batch(parts=tuple(unpack_part(a) for a in obj["parts"]),
                      frontier=_frontier(obj), ticks=_ticks(obj))
-    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError, ValueError) as e:
+    except (msgspec.DecodeError, KeyError, IndexError, TypeError, AttributeError, ValueError) as e:
         raise ValueError(f"unreadable internal record: {e}") from None

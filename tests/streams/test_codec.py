@@ -29,6 +29,21 @@ def test_parts_round_trip() -> None:
     assert decode(encode(PARTS)) == Batch(parts=tuple(PARTS))
 
 
+def _typed(value: object) -> object:
+    """A value with the type of everything in it, which ``==`` alone does not compare
+    (``5 == 5.0``, ``Source.CAMERA == 0``, ``("a",) != ["a"]`` only as a whole)."""
+    if isinstance(value, (tuple, list)):
+        return (type(value), [_typed(v) for v in value])
+    return (type(value), value)
+
+
+def test_parts_round_trip_with_their_types() -> None:
+    """An int reading stays an int (an alert renders 5, not 5.0), a source a Source, and
+    containers the named tuples and tuples the engine was given."""
+    parts = [*PARTS, PARTS[1]._replace(obs=(Obs("noise", 1.0, 2.0, (), state="loud", value=85),))]
+    assert _typed(decode(encode(parts)).parts) == _typed(tuple(parts))
+
+
 def test_progress_round_trips_alone_and_with_parts() -> None:
     frontier = {"city.events.camera/0": 1_700_000_000_000, "city.alerts.feedback/3": 5}
     ticks = {"city.events.sensor/1": (7, 9)}
@@ -39,7 +54,9 @@ def test_progress_round_trips_alone_and_with_parts() -> None:
 @pytest.mark.parametrize("record", [b"not json", b'{"v": 1, "parts": []}', b'{"v": 2}',
                                     b'{"v": 2, "parts": [], "frontier": {"a/0": "x"}}',
                                     b'{"v": 2, "parts": [], "ticks": []}',
-                                    b'{"v": 2, "parts": [[0]]}'])
+                                    b'{"v": 2, "parts": [[0]]}',
+                                    b'{"v": 2, "parts": [[9, "t", "e", 1, "G", null, false, null, [],'
+                                    b' null, null, null, null, null, null]]}'])
 def test_unreadable_records_raise_value_error(record: bytes) -> None:
     with pytest.raises(ValueError):
         decode(record)
