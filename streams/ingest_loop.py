@@ -37,6 +37,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
+from operator import attrgetter
 from typing import Any, TypeVar
 
 import orjson
@@ -48,6 +49,7 @@ from models.timestamps import in_range, parse_timestamp_ms
 from models.vocabulary import DEADLETTER_TOPIC
 from rules.citymap import CityMap
 from rules.ingest import Ingest
+from rules.inputs import new_record
 from rules.pack import RuleSet
 from streams.codec import encode
 from streams.merge import ArrivalMerge
@@ -178,8 +180,10 @@ class IngestLoop:
                     if not recs:
                         continue
                     self.metrics.input_records.labels(self.contract[tp.topic]).inc(len(recs))
-                    self.merge.add(tp, [SourceRecord(tp.topic, tp.partition, r.offset, r.key, r.value,
-                                                     r.timestamp, tuple(r.headers or ())) for r in recs])
+                    topic, partition = tp
+                    self.merge.add(tp, [new_record(SourceRecord, (topic, partition, r.offset, r.key, r.value,
+                                                                  r.timestamp, tuple(r.headers or ())))
+                                        for r in recs])
                 at_end = self._at_end()
                 free = self._free(at_end)
                 limit = self.merge.limit(self.consumer.assignment(), free)
@@ -299,26 +303,28 @@ class IngestLoop:
         event_mode = self.settings.clock == "event"
         chunks: list[tuple[list[SourceRecord], dict[str, tuple[int, int]]]] = [([], {})]
         ticks: dict[TopicPartition, tuple[int, int]] = {}
-        nexts: dict[TopicPartition, int] = {}
+        nexts: dict[tuple[str, int], int] = {}
         newest: int | None = None
         for r in released:
-            tp = TopicPartition(r.topic, r.partition)
-            nexts[tp] = r.offset + 1
-            if r.headers and _has_header(r.headers, PROGRESS_HEADER):
-                continue
-            tick = _tick_header(r.headers)
-            if tick is not None:
-                if event_mode:
-                    source = source_key(self.contract[tp.topic], tp.partition)
-                    if source in chunks[-1][1]:
-                        chunks.append(([], {}))
-                    chunks[-1][1][source] = (tick, r.timestamp)
-                    ticks[tp] = max((tick, r.timestamp), ticks.get(tp, (tick, r.timestamp)))
-                else:
-                    self.ingest.ignored[("tick", "wall mode")] += 1
-                continue
+            nexts[(r.topic, r.partition)] = r.offset + 1   # TopicPartition's key: made below, once
+            if r.headers:
+                if _has_header(r.headers, PROGRESS_HEADER):
+                    continue
+                tick = _tick_header(r.headers)
+                if tick is not None:
+                    if event_mode:
+                        tp = TopicPartition(r.topic, r.partition)
+                        source = source_key(self.contract[tp.topic], tp.partition)
+                        if source in chunks[-1][1]:
+                            chunks.append(([], {}))
+                        chunks[-1][1][source] = (tick, r.timestamp)
+                        ticks[tp] = max((tick, r.timestamp), ticks.get(tp, (tick, r.timestamp)))
+                    else:
+                        self.ingest.ignored[("tick", "wall mode")] += 1
+                    continue
             chunks[-1][0].append(r)
-            newest = r.timestamp if newest is None else max(newest, r.timestamp)
+            if newest is None or r.timestamp > newest:
+                newest = r.timestamp
         sends: list[tuple[str, str | None, bytes, int | None]] = []
         for i, (records, chunk_ticks) in enumerate(chunks):
             result = self.batcher(records, frontier if i == len(chunks) - 1 else None, chunk_ticks or None)
@@ -329,7 +335,8 @@ class IngestLoop:
             sends += [(self.settings.topic(DEADLETTER_TOPIC), d["key"], orjson.dumps(d), None)
                       for d in result.dead]
         await self._produce(sends, "ingest")
-        for tp, nxt in nexts.items():
+        for (topic, partition), nxt in nexts.items():
+            tp = TopicPartition(topic, partition)
             held = self.merge.first_offset(tp)
             self.acked[tp] = held if held is not None else nxt
         for tp, t in ticks.items():
@@ -484,12 +491,8 @@ def _known_position(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | Non
     return None if state is None or not state.has_valid_position else state.position
 
 
-def _stamp(r: SourceRecord) -> int:
-    return r.timestamp
-
-
-def _order(r: SourceRecord) -> tuple[int, str, int]:
-    return (r.timestamp, r.topic, r.partition)
+_stamp = attrgetter("timestamp")
+_order = attrgetter("timestamp", "topic", "partition")
 
 
 def _has_header(headers: Any, wanted: str) -> bool:
