@@ -24,7 +24,7 @@ def common_options(f: Any) -> Any:
     """What every adapter takes: the brokers, the map, the label mapping, its web port."""
     f = kafka_options(f)
     f = click.option("--city", default=None, help="City map, with the cameras' calibrations. "
-                     "[env: CITYORDER_CITY; default: the demo city]")(f)
+                     "[env: CITYORDER_CITY; required]")(f)
     f = click.option("--labels", "labels_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
                      default=None, help="A YAML or JSON mapping of the platform's labels to the "
                      "contract's (e.g. car: parked_car), on top of the built-in one (docs/adapters.md).")(f)
@@ -81,7 +81,7 @@ def frigate(url: str, topic: str, snapshot_base: str | None, city: str | None, l
 
 @adapt.command()
 @kafka_options
-@click.option("--city", default=None, help="City map. [env: CITYORDER_CITY; default: the demo city]")
+@click.option("--city", default=None, help="City map. [env: CITYORDER_CITY; required]")
 @click.option("--rules", default=None, help="Rule packs, for the services (report categories) offered. "
               "[env: CITYORDER_RULES; default: the default pack]")
 @click.option("--ledger", "ledger_url", default=None, help="The ledger database, where requests are kept and "
@@ -101,7 +101,7 @@ def open311(city: str | None, rules: str | None, ledger_url: str | None, host: s
     from rules.pack import PackError, load_rules
 
     overrides = {k: v for k, v in (("city", city), ("rules", rules), ("ledger_url", ledger_url)) if v}
-    settings = settings_from(**overrides, **flags)
+    settings = settings_from(need_city=True, **overrides, **flags)
     try:
         city_map = CityMap.load(settings.city)
         rule_set = load_rules(list(settings.rules))
@@ -122,7 +122,7 @@ def _router(adapter: str, city: str | None, labels_path: Path | None, loglevel: 
     from rules.citymap import CityMap, MapError
     from streams.ingest_loop import wall_ms
 
-    settings = settings_from(**({"city": city} if city else {}), **flags)
+    settings = settings_from(need_city=True, **({"city": city} if city else {}), **flags)
     try:
         city_map = CityMap.load(settings.city)
     except MapError as e:

@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
             run_dir.mkdir()
             prefix = f"kill-{seed}-{uuid.uuid4().hex[:6]}."
             settings = Settings.from_env({}, brokers=broker.url, topic_prefix=prefix, store="memory",
-                                         state_dir=run_dir / "state", checkpoint_interval="1s")
+                                         city=DEMO_CITY, state_dir=run_dir / "state",
+                                         checkpoint_interval="1s")
             print(f"run {n + 1}/{args.runs} (seed {seed}) ...", flush=True)
             result = chaos.run(settings, run_dir, day, seed, kills=args.kills, window_s=args.window)
             print(result.describe(), flush=True)

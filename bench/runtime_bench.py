@@ -325,8 +325,8 @@ CHECKPOINT_INTERVAL: str | None = None
 def make_settings(broker: EmbeddedBroker, prefix: str, clock: str, state_dir: Path) -> Settings:
     extra = {"checkpoint_interval": CHECKPOINT_INTERVAL} if CHECKPOINT_INTERVAL else {}
     return Settings.from_env({}, brokers=broker.url, topic_prefix=prefix, partitions=PARTITIONS,
-                             store="memory", clock=clock, session_timeout="3s", state_dir=state_dir,
-                             **extra)
+                             city=MAP, store="memory", clock=clock, session_timeout="3s",
+                             state_dir=state_dir, **extra)
 
 
 def fresh_prefix(what: str) -> str:

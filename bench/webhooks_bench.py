@@ -22,6 +22,7 @@ import time
 import uuid
 from pathlib import Path
 
+from rules.demo.city import GEOJSON_PATH as DEMO_CITY
 from streams.broker import EmbeddedBroker
 from streams.dev import free_port
 from streams.settings import Settings
@@ -38,7 +39,7 @@ def one_run(broker: EmbeddedBroker, n: int, fmt: str, concurrency: int, cpu: int
     """(transitions/s from first to last delivery, seconds from the process's start)."""
     prefix = f"bench-{uuid.uuid4().hex[:8]}."
     settings = Settings.from_env({}, brokers=broker.url, topic_prefix=prefix, store="memory",
-                                 state_dir=logs / prefix)
+                                 city=DEMO_CITY, state_dir=logs / prefix)
     messages = transitions(n // VERSIONS, VERSIONS)
     asyncio.run(ensure_topics(settings, default_topics(settings)))
     asyncio.run(produce_alerts(settings, encoded(messages)))

@@ -25,7 +25,7 @@ log = logging.getLogger("console")
 @click.option("--ledger", "ledger_url", default=None, help=LEDGER_HELP)
 @click.option("--state-dir", default=None, help="[env: CITYORDER_STATE_DIR; default: state]")
 @click.option("--city", default=None, help="City map, for its time zone and calendar. "
-              "[env: CITYORDER_CITY; default: the demo city]")
+              "[env: CITYORDER_CITY; required]")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (0.0.0.0 for the centre's network).")
 @click.option("--port", type=int, default=8080, show_default=True)
@@ -50,7 +50,7 @@ def console(ctx: click.Context, ledger_url: str | None, host: str, port: int,
     """
     ctx.ensure_object(dict)
     ctx.obj["settings"] = settings_from(**({"ledger_url": ledger_url} if ledger_url else {}),
-                                        **flags)
+                                        need_city=ctx.invoked_subcommand is None, **flags)
     if ctx.invoked_subcommand is not None:
         return
     log_to_stderr(loglevel)

@@ -321,7 +321,7 @@ def demo(ctx: click.Context, day: str, seed: int, scale: float, output: Path,
               help="How the worker's producers compress batches. [env: CITYORDER_COMPRESSION; "
                    "default: lz4]")
 @click.option("--rules", "rules_", default=None, help="Rule packs, comma-separated. [env: CITYORDER_RULES]")
-@click.option("--city", default=None, help="City map. [env: CITYORDER_CITY; default: the demo city]")
+@click.option("--city", default=None, help="City map (GeoJSON). [env: CITYORDER_CITY; required]")
 @click.option("--web-port", type=int, default=None,
               help="/metrics, /readyz, /healthz. [env: CITYORDER_WEB_PORT; default: 6066]")
 @click.option("--tick-interval", default=None,
@@ -343,7 +343,7 @@ def worker(loglevel: str, rules_: str | None, **flags: Any) -> None:
     its state, then consumes the input topics and writes city.alerts until stopped (SIGTERM,
     Ctrl-C). Start more workers with the same settings to share the partitions.
     """
-    _run_worker(_runtime(settings_from(rules=rules_, **flags)), loglevel)
+    _run_worker(_runtime(settings_from(need_city=True, rules=rules_, **flags)), loglevel)
 
 
 def _runtime(settings: Any, **kwargs: Any) -> Any:
@@ -595,7 +595,7 @@ def dev(speedup: float, day: str, seed: int, scale: float, partitions: int, web_
     alerts_out = alerts_path.open("wb") if alerts_path else None
     with EmbeddedBroker() as broker:
         port = web_port if free_port(web_port) else free_port(0)
-        settings = settings_from(brokers=broker.url, clock="event", store="memory",
+        settings = settings_from(brokers=broker.url, city=DEMO_CITY, clock="event", store="memory",
                                  session_timeout="3s", partitions=partitions, web_port=port,
                                  tick_interval="500ms")
         console = DevConsole(show_all=show_all, started=started)

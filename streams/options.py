@@ -10,14 +10,27 @@ from typing import Any
 import click
 
 
-def settings_from(**overrides: Any) -> Any:
-    """Settings from CITYORDER_* variables with the given flags on top; bad values end here."""
+def settings_from(*, need_city: bool = False, **overrides: Any) -> Any:
+    """Settings from CITYORDER_* variables with the given flags on top; bad values end here,
+    and so does a service that needs the city map (``need_city``) started without one."""
     from streams.settings import Settings, SettingsError
 
     try:
-        return Settings.from_env(**overrides)
+        settings = Settings.from_env(**overrides)
     except SettingsError as e:
         raise click.ClickException("bad configuration:\n  " + "\n  ".join(e.problems)) from None
+    if need_city and settings.city is None:
+        raise click.ClickException(no_city())
+    return settings
+
+
+def no_city() -> str:
+    from rules.demo.city import GEOJSON_PATH
+
+    return ("no city map: set CITYORDER_CITY (or --city) to your city's GeoJSON map "
+            "(docs/rules.md, section 8). There is no default: a real city must not run on the "
+            f"demo map by accident. To try cityorder on the demo city, `cityorder dev` runs "
+            f"everything on it, or pass --city {GEOJSON_PATH}")
 
 
 def kafka_options(f: Any) -> Any:

@@ -42,7 +42,6 @@ from pydantic import (
 )
 
 from models.vocabulary import INPUT_TOPICS, OUTPUT_TOPICS
-from rules.demo.city import GEOJSON_PATH
 from rules.durations import format_duration, parse_duration
 from rules.pack import DEFAULT_PACK
 from rules.partitioning import DEFAULT_PARTITIONS
@@ -52,7 +51,6 @@ if TYPE_CHECKING:
 
 ENV_PREFIX = "CITYORDER_"
 DEFAULT_RULES = DEFAULT_PACK
-DEFAULT_CITY = GEOJSON_PATH
 
 #: Input parts and ticks keyed by grid (DESIGN.md "Time is data"); not part of the contract.
 INTERNAL_TOPIC = "cityorder.internal"
@@ -208,8 +206,10 @@ class Settings(BaseModel):
     state_dir: Path = Path("state")
     #: Rule packs (directories of *.yaml or single files), loaded together.
     rules: tuple[Path, ...] = (DEFAULT_RULES,)
-    #: The city map (GeoJSON FeatureCollection, RULES.md).
-    city: Path = DEFAULT_CITY
+    #: The city map (GeoJSON FeatureCollection, docs/rules.md section 8). No default: the
+    #: worker, console, adapters and webhooks refuse to start without one (``need_city`` in
+    #: ``streams.options.settings_from``) rather than run a real city on the demo map.
+    city: Path | None = None
     #: ``wall``: arrivals and ticks drive the clock (live); ``event``: input times do.
     clock: Literal["wall", "event"] = "wall"
     #: How often ticks are written (CITYORDER_TICK_INTERVAL, e.g. ``1s``), in milliseconds.
@@ -377,8 +377,8 @@ class Settings(BaseModel):
 
     @field_validator("state_dir", "city", mode="before")
     @classmethod
-    def _check_path(cls, value: object) -> Path:
-        return Path(str(value).strip()).expanduser()
+    def _check_path(cls, value: object) -> Path | None:
+        return None if value is None else Path(str(value).strip()).expanduser()
 
     @field_validator("clock", "store", "compression", mode="before")
     @classmethod

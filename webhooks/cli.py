@@ -30,7 +30,7 @@ def webhooks() -> None:
 @click.argument("receivers", type=_FILE)
 @kafka_options
 @click.option("--city", default=None, help="City map, for its time zone in dead letters. "
-              "[env: CITYORDER_CITY; default: the demo city]")
+              "[env: CITYORDER_CITY; required]")
 @click.option("--web-port", type=int, default=6080, show_default=True, help="/metrics and /healthz.")
 @click.option("--loglevel", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
@@ -44,7 +44,7 @@ def run(receivers: Path, city: str | None, web_port: int, loglevel: str, **flags
     from webhooks.service import Webhooks
 
     config, secrets = _load(receivers)
-    settings = settings_from(**({"city": city} if city else {}), **flags)
+    settings = settings_from(need_city=True, **({"city": city} if city else {}), **flags)
     try:
         calendar = CityMap.load(settings.city).calendar
     except MapError as e:

@@ -184,9 +184,8 @@ def test_worker_ports_and_state_volumes_do_not_collide() -> None:
         host, container = str(mapping).rsplit(":", 1)
         assert int(container) == WEB_PORT, name
         host_ports.append(int(host.rsplit(":", 1)[-1]))
-        (volume,) = svc["volumes"]
-        source, target = volume.split(":")[:2]
-        assert target == STATE_DIR, name
+        (volume,) = [v for v in svc["volumes"] if v.split(":")[1] == STATE_DIR]
+        source = volume.split(":")[0]
         assert source in compose()["volumes"], f"{name}: {source} is not a named volume"
         volumes.append(source)
     assert sorted(host_ports) == [6066, 6067]
@@ -233,6 +232,18 @@ def test_ledger_and_console_share_the_workers_brokers_and_database() -> None:
     postgres = services["postgres"]["environment"]
     assert url == (f"postgresql://{postgres['POSTGRES_USER']}:${{POSTGRES_PASSWORD:-cityorder}}"
                    f"@postgres/{postgres['POSTGRES_DB']}")
+
+
+def test_the_workers_and_the_console_are_given_a_city_map_they_can_read() -> None:
+    """cityorder has no default map (they refuse to start without one): each names its map
+    with CITYORDER_CITY, at a path a read-only volume fills from a file of this repository."""
+    services = compose()["services"]
+    for name in [*workers(), "console"]:
+        path = worker_env(services[name])["CITYORDER_CITY"]
+        mounts = [v.split(":") for v in services[name]["volumes"]]
+        sources = [src for src, target, *mode in mounts if target == path and mode == ["ro"]]
+        assert len(sources) == 1, (name, path, mounts)
+        assert (DEPLOY / sources[0]).resolve().is_file(), (name, sources[0])
 
 
 def test_grafana_is_provisioned_with_the_dashboards_and_their_data_sources() -> None:

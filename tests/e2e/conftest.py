@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from rules.demo.city import GEOJSON_PATH as DEMO_CITY
 from streams.broker import EmbeddedBroker
 from streams.settings import Settings
 
@@ -46,5 +47,5 @@ def settings(broker: EmbeddedBroker, topic_prefix: str, tmp_path: Path) -> Setti
     so that a killed process's membership lapses soon and its successor does not wait.
     """
     return Settings.from_env({}, brokers=broker.url, topic_prefix=topic_prefix, store="memory",
-                             state_dir=tmp_path / "state", checkpoint_interval="1s",
+                             city=DEMO_CITY, state_dir=tmp_path / "state", checkpoint_interval="1s",
                              session_timeout="3s")

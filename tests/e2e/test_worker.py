@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from rules.demo.city import GEOJSON_PATH as DEMO_CITY
 from streams.broker import EmbeddedBroker
 from streams.settings import Settings
 from streams.simulate import simulate
@@ -321,7 +322,7 @@ def test_a_broker_that_stops_answering_does_not_stop_the_worker(tmp_path: Path,
     goes on where it was: city.alerts equal the replay."""
     with EmbeddedBroker(log_dir=tmp_path / "broker") as broker:
         settings = Settings.from_env({}, brokers=broker.url, topic_prefix="outage.", store="memory",
-                                     state_dir=tmp_path / "state", checkpoint_interval="1s")
+                                     city=DEMO_CITY, state_dir=tmp_path / "state", checkpoint_interval="1s")
         produce(settings, demo_day)
         worker = Worker(settings, tmp_path / "worker.log", clock="event", session_timeout_ms=3000)
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import orjson
@@ -348,3 +349,22 @@ def test_replay_partitions_late_input_like_a_worker(tmp_path: Path) -> None:
 def test_replay_help_names_partitions() -> None:
     code, out, _ = invoke("replay", "--help")
     assert code == 0 and "--partitions" in out and "default: 4" in out
+
+
+WEBHOOKS_EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "webhooks.example.yml"
+
+
+@pytest.mark.parametrize("args", [("worker",), ("console",), ("adapt", "deepstream", "ds-topic"),
+                                  ("adapt", "frigate"), ("adapt", "open311"),
+                                  ("webhooks", "run", str(WEBHOOKS_EXAMPLE))])
+def test_a_service_without_a_city_map_refuses_to_start_and_says_what_to_set(
+        args: tuple[str, ...], monkeypatch: pytest.MonkeyPatch) -> None:
+    """No production default from the demo package: a real city must not run on the demo map
+    because CITYORDER_CITY was forgotten."""
+    for name in [k for k in os.environ if k.startswith("CITYORDER_")]:
+        monkeypatch.delenv(name)
+    for name in ("DISPATCH_JIANCHENG_SECRET", "EMERGENCY_CAP_SECRET", "UTILITIES_SECRET"):
+        monkeypatch.setenv(name, "0" * 64)      # the example receivers' signing secrets
+    code, _, err = invoke(*args)
+    assert code == 1, err
+    assert "no city map: set CITYORDER_CITY (or --city)" in err and "docs/rules.md" in err
