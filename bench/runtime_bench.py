@@ -102,7 +102,7 @@ from rules.pack import Persist, Rule, load_rules
 from streams.broker import EmbeddedBroker
 from streams.dev import free_port
 from streams.partitioned import TICK_HEADER, grid_partition
-from streams.settings import INPUT_TOPICS, Settings
+from streams.settings import COMPRESSIONS, INPUT_TOPICS, Settings
 from streams.topics import default_topics, ensure_topics
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -318,15 +318,14 @@ class Metrics:
 # -- input ------------------------------------------------------------------------------------------
 
 
-#: ``--checkpoint-interval`` (None: the worker's default).
-CHECKPOINT_INTERVAL: str | None = None
+#: ``--checkpoint-interval`` and ``--compression`` as given (absent: the worker's defaults).
+WORKER_SETTINGS: dict[str, str] = {}
 
 
 def make_settings(broker: EmbeddedBroker, prefix: str, clock: str, state_dir: Path) -> Settings:
-    extra = {"checkpoint_interval": CHECKPOINT_INTERVAL} if CHECKPOINT_INTERVAL else {}
     return Settings.from_env({}, brokers=broker.url, topic_prefix=prefix, partitions=PARTITIONS,
                              city=MAP, store="memory", clock=clock, session_timeout="3s",
-                             state_dir=state_dir, **extra)
+                             state_dir=state_dir, **WORKER_SETTINGS)
 
 
 def fresh_prefix(what: str) -> str:
@@ -1208,14 +1207,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the logs directory")
     ap.add_argument("--checkpoint-interval", default=None,
                     help="the workers' --checkpoint-interval, e.g. 30s (default: the worker's default)")
+    ap.add_argument("--compression", default=None, choices=COMPRESSIONS,
+                    help="the workers' --compression (default: the worker's default)")
     args = ap.parse_args(argv)
     n = args.messages or (30_000 if args.quick else 300_000)
     tracks = args.tracks
     window = args.window or (5.0 if args.quick else 20.0)
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
-    global WORKER_LOGLEVEL, CHECKPOINT_INTERVAL
+    global WORKER_LOGLEVEL
     WORKER_LOGLEVEL = args.worker_loglevel
-    CHECKPOINT_INTERVAL = args.checkpoint_interval
+    WORKER_SETTINGS.update({k: v for k, v in (("checkpoint_interval", args.checkpoint_interval),
+                                              ("compression", args.compression)) if v})
     signal.signal(signal.SIGTERM, _on_sigterm)
 
     logs = Path(tempfile.mkdtemp(prefix="cityorder-runtime-bench-"))
