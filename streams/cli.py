@@ -319,7 +319,7 @@ def demo(ctx: click.Context, day: str, seed: int, scale: float, output: Path,
               help="Table store. [env: CITYORDER_STORE; default: rocksdb]")
 @click.option("--compression", type=click.Choice(["lz4", "zstd", "gzip", "snappy", "none"]), default=None,
               help="How the worker's producers compress batches. [env: CITYORDER_COMPRESSION; "
-                   "default: lz4]")
+                   "default: zstd]")
 @click.option("--rules", "rules_", default=None, help="Rule packs, comma-separated. [env: CITYORDER_RULES]")
 @click.option("--city", default=None, help="City map (GeoJSON). [env: CITYORDER_CITY; required]")
 @click.option("--web-port", type=int, default=None,

@@ -31,8 +31,8 @@ def test_defaults_match_the_documented_ones() -> None:
     assert (s.clock, s.tick_interval_ms, s.web_port, s.store) == ("wall", 1_000, 6066, "rocksdb")
     assert s.security_protocol == "PLAINTEXT" and s.ssl_context() is None
     assert s.aiokafka_kwargs() == {"bootstrap_servers": ["127.0.0.1:9092"], "security_protocol": "PLAINTEXT"}
-    assert s.compression == "lz4"
-    assert s.producer_kwargs() == {**s.aiokafka_kwargs(), "compression_type": "lz4"}
+    assert s.compression == "zstd"
+    assert s.producer_kwargs() == {**s.aiokafka_kwargs(), "compression_type": "zstd"}
 
 
 def test_every_variable_is_read() -> None:
