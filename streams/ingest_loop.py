@@ -355,11 +355,20 @@ class IngestLoop:
         ``IDLE_GRACE_S``. A fetch that finds a partition at its end says nothing about a
         producer's batch for it still on its way, stamped before what another partition
         already brought; at full speed that is the rule, not the exception. The producer's
-        own progress markers (and its records) are what moves such a partition on."""
+        own progress markers (and its records) are what moves such a partition on.
+
+        A paused partition is never free: it is not fetched, so its end is the one its last
+        fetch saw and its quiet is ours, not its producer's. Counted free, a partition paused
+        for holding too much while its producer was still writing would let the others run
+        on, and its next records would reach the engines late. Its quiet starts again when it
+        is resumed."""
         if self.settings.clock == "wall":
             return at_end
+        assert self.consumer is not None
         now = time.monotonic()
-        return {tp for tp in at_end if now - self.last_fetched.setdefault(tp, now) >= IDLE_GRACE_S}
+        paused = self.consumer.paused()
+        return {tp for tp in at_end
+                if tp not in paused and now - self.last_fetched.setdefault(tp, now) >= IDLE_GRACE_S}
 
     def _at_end(self) -> set[TopicPartition]:
         """Partitions whose every record has been fetched, by the last fetch's high watermark."""
@@ -437,6 +446,7 @@ class IngestLoop:
                     self.consumer.pause(tp)
             elif tp in paused and tp not in self.looking_back:
                 self.consumer.resume(tp)
+                self.last_fetched[tp] = time.monotonic()   # quiet from now on (see _free)
 
     async def _write_progress(self) -> None:
         assert self.consumer is not None
