@@ -37,8 +37,9 @@ from tests.scrape import series
 
 pytestmark = pytest.mark.timeout(240)
 
-#: How long the outage test freezes the broker.
-OUTAGE_S = 20.0
+#: How long the outage test freezes the broker: four session timeouts (3 s), and more than twice
+#: the ~5 s /readyz takes to say so (a probe every 2 s that gives up after 3).
+OUTAGE_S = 12.0
 
 
 @pytest.fixture(scope="module")
