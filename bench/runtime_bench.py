@@ -334,7 +334,7 @@ def fresh_prefix(what: str) -> str:
     return f"bench-{what}-{uuid.uuid4().hex[:8]}."
 
 
-def balanced_partitions(keys: list[str], partitions: int = PARTITIONS) -> dict[str, int]:
+def balanced_partitions(keys: list[str], partitions: int) -> dict[str, int]:
     """Cameras to partitions so that every partition holds about as many messages.
 
     Not the client's hash of the key: with 40 cameras a hash leaves two workers' shares of the
@@ -359,7 +359,7 @@ async def produce_backlog(settings: Settings, w: Workload, stamps: list[int], en
     end tick; returns the seconds it took."""
     topic = settings.topic(CAMERA)
     part = {k: zlib.crc32(k.encode()) % PARTITIONS for k in set(w.keys)} if hashed else \
-        balanced_partitions(w.keys)
+        balanced_partitions(w.keys, PARTITIONS)
     producer = AIOKafkaProducer(**settings.producer_kwargs(), client_id="bench-backlog", acks=1,
                                 linger_ms=5, max_batch_size=BACKLOG_BATCH_BYTES)
     await producer.start()
@@ -1181,6 +1181,7 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global WORKER_LOGLEVEL, PARTITIONS
     ap = argparse.ArgumentParser(prog="python -m bench.runtime_bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="30k messages and a 5 s latency window")
     ap.add_argument("--messages", type=int, default=None, help="backlog for (1), (2), (4) (default 300k)")
@@ -1209,6 +1210,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the logs directory")
     ap.add_argument("--checkpoint-interval", default=None,
                     help="the workers' --checkpoint-interval, e.g. 30s (default: the worker's default)")
+    ap.add_argument("--partitions", type=int, default=PARTITIONS,
+                    help=f"partitions of every topic (default {PARTITIONS}); more spread the grids "
+                    "more evenly over two workers")
     ap.add_argument("--compression", default=None, choices=COMPRESSIONS,
                     help="the workers' --compression (default: the worker's default)")
     args = ap.parse_args(argv)
@@ -1216,8 +1220,8 @@ def main(argv: list[str] | None = None) -> int:
     tracks = args.tracks
     window = args.window or (5.0 if args.quick else 20.0)
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
-    global WORKER_LOGLEVEL
     WORKER_LOGLEVEL = args.worker_loglevel
+    PARTITIONS = args.partitions
     WORKER_SETTINGS.update({k: v for k, v in (("checkpoint_interval", args.checkpoint_interval),
                                               ("compression", args.compression)) if v})
     signal.signal(signal.SIGTERM, _on_sigterm)
