@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from models.decode import Source
 from rules.inputs import FeedbackIn, Input, Obs
-from streams.codec import Batch, decode, encode
+from streams.codec import Batch, decode, encode, pack_part, unpack_part
 
 PARTS = [
     Input(source=Source.CAMERA, topic="city.events.camera", event_id="c-1", time=1_700_000_000_123,
@@ -60,3 +61,10 @@ def test_progress_round_trips_alone_and_with_parts() -> None:
 def test_unreadable_records_raise_value_error(record: bytes) -> None:
     with pytest.raises(ValueError):
         decode(record)
+
+
+def test_held_parts_round_trip_through_a_checkpoint() -> None:
+    """The evaluator writes the parts it holds in its checkpoint's meta (``pack_part``, then
+    orjson) and reads them back with ``unpack_part``."""
+    back = [unpack_part(orjson.loads(orjson.dumps(pack_part(p)))) for p in PARTS]
+    assert _typed(back) == _typed(PARTS)
