@@ -243,7 +243,8 @@ def _width(text: str) -> int:
 @click.option("--alerts", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Read a replay's output (one city.alerts message a line) instead of the ledger.")
 @click.option("--city", "city_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=None, help="City map, for its time zone. [default: Asia/Shanghai]")
+              default=None, help="City map, for its time zone and calendar. [env: CITYORDER_CITY, as "
+              "the services read it; default: Asia/Shanghai, no holidays]")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write here instead of standard output.")
 def report(kind: str, on: str | None, as_of: str | None, by: str | None, fmt: str,
@@ -259,6 +260,8 @@ def report(kind: str, on: str | None, as_of: str | None, by: str | None, fmt: st
     from rules.schedule import CityCalendar
 
     cal = CityCalendar()
+    if city_path is None:
+        city_path = settings_from().city      # the map the worker and the console were given
     if city_path is not None:
         from rules.citymap import CityMap, MapError
 

@@ -3,6 +3,7 @@ asks the network for nothing, with its table and three charts drawn."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -51,3 +52,28 @@ def test_the_html_report_is_self_contained_and_draws_its_charts(tmp_path: Path) 
         finally:
             browser.close()
     assert requests == [page_path.as_uri()], requests
+
+
+def test_the_report_reads_the_city_map_the_services_were_given(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --city, CITYORDER_CITY: a supervisor's scorecard is on the city's own calendar
+    and time zone, not the default one, when the deployment names its map only there."""
+    from rules.demo.city import GEOJSON_PATH
+
+    alerts = tmp_path / "alerts.jsonl"
+    alerts.write_bytes(b"".join(orjson.dumps(m) + b"\n" for m in LOG))
+    geo = orjson.loads(GEOJSON_PATH.read_bytes())
+    geo["city"]["time_zone"] = "Europe/London"
+    london = tmp_path / "london.geojson"
+    london.write_bytes(orjson.dumps(geo))
+    args = ["report", "--alerts", str(alerts), "--date", "2026-11-20", "--as-of", AS_OF, "--format", "json"]
+    for name in [k for k in os.environ if k.startswith("CITYORDER_")]:
+        monkeypatch.delenv(name)
+    default = orjson.loads(CliRunner().invoke(main, args).stdout)
+    monkeypatch.setenv("CITYORDER_CITY", str(london))
+    from_env = orjson.loads(CliRunner().invoke(main, args).stdout)
+    assert default["period"]["start"].endswith("+08:00"), default["period"]
+    assert from_env["period"]["start"] == "2026-11-01T00:00:00.000+00:00", from_env["period"]
+    monkeypatch.setenv("CITYORDER_CITY", str(tmp_path / "missing.geojson"))
+    missing = CliRunner().invoke(main, args)
+    assert missing.exit_code == 1 and "missing.geojson" in missing.output
