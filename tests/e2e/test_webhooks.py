@@ -173,7 +173,10 @@ receivers:
         if d["reason_code"] == "rejected":
             assert d["last_status"] == 422 and "unknown district" in d["reason"]   # no retry after it
         if d["reason_code"] == "gave_up":
-            assert d["attempts"] == 4 and d["last_status"] in (500, None)     # None: timed out
+            # at least the 4 attempts, and more while no other delivery had shown the receiver
+            # up since its first (a receiver answering 500 to all is taken for down and waited
+            # out): how many more depends on timing, so == 4 failed now and then
+            assert d["attempts"] >= 4 and d["last_status"] in (500, None)     # None: timed out
             assert orjson.loads(d["payload"])["alert_id"] == broken
     # the restarted process's figures: documented, well-formed, every kind of answer counted
     assert not undocumented(metrics)
