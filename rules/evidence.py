@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from rules.inputs import Obs, Source, new_record
+from rules.inputs import SOURCE_OF, Obs, Source, new_record
 
 _KEEP = 10
 _NEWEST = 9
@@ -77,7 +77,6 @@ class Shown(NamedTuple):
 
 
 _SOURCE_NAMES = {Source.CAMERA: "camera", Source.SENSOR: "sensor", Source.REPORT: "report"}
-_SOURCES = tuple(Source)
 
 
 def pack(item: Item) -> bytes:
@@ -91,13 +90,19 @@ def pack(item: Item) -> bytes:
         a, b, c = o.state, o.value, None
     else:
         a, b, c = o.reporter_id, o.address, o.photos
-    return _encode((item.observed_at + _OFFSET, item.event_id, int(source), o.kind, item.device_id,
-                    item.snapshot_url, a, b, c))
+    return _pack(item.observed_at, item.event_id, int(source), o.kind, item.device_id,
+                 item.snapshot_url, a, b, c)
+
+
+def _pack(t: int, *fields: Any) -> bytes:
+    """The packed form: the time, offset so it sits at :data:`_AT`, then the other fields
+    (id, source number, kind, device, snapshot URL, the source's three)."""
+    return _encode((t + _OFFSET, *fields))
 
 
 def unpack(packed: bytes) -> Shown:
     t, event_id, source, kind, device_id, url, a, b, c = _decode(packed)
-    return new_record(Shown, (t - _OFFSET, event_id, _SOURCES[source], kind, device_id, url, a, b,
+    return new_record(Shown, (t - _OFFSET, event_id, SOURCE_OF[source], kind, device_id, url, a, b,
                               tuple(c) if c is not None else None))
 
 
@@ -232,5 +237,4 @@ def _repack(kept: bytes | tuple[Any, ...]) -> bytes:
     (time, id, source number, kind, device, snapshot URL, and the source's three fields)."""
     if isinstance(kept, bytes):
         return kept
-    t, event_id, source, *rest = kept
-    return _encode((t + _OFFSET, event_id, source, *rest))
+    return _pack(*kept)

@@ -12,11 +12,15 @@ from typing import NamedTuple
 
 from models.decode import Source
 
-__all__ = ["FeedbackIn", "Input", "Obs", "Source", "new_record"]
+__all__ = ["SOURCE_OF", "FeedbackIn", "Input", "Obs", "Source", "new_record"]
 
 #: Builds a named tuple from all its fields, in order, at C speed: its own ``__new__`` is
 #: Python code, which the hot path (parts, evidence items, timers) pays several times an event.
 new_record = tuple.__new__
+
+#: A source from its number (``Source(n)`` is Python code; a part or an evidence item read back
+#: asks for one). A number that is not a source is a KeyError.
+SOURCE_OF: dict[int, Source] = {int(s): s for s in Source}
 
 
 class Obs(NamedTuple):

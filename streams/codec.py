@@ -22,8 +22,7 @@ from typing import Any
 
 import msgspec
 
-from models.decode import Source
-from rules.inputs import FeedbackIn, Input, Obs, new_record
+from rules.inputs import SOURCE_OF, FeedbackIn, Input, Obs, new_record
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
@@ -49,7 +48,6 @@ def _obs_back(a: list[Any]) -> Obs:
 #: A part as a JSON array in field order (named tuples are arrays to msgspec, a ``Source``
 #: its number, ``raw`` base64): also how the held parts are written in a checkpoint.
 pack_part = msgspec.to_builtins
-_SOURCE_OF = {int(s): s for s in Source}
 
 
 def unpack_part(a: list[Any]) -> Input:
@@ -58,7 +56,7 @@ def unpack_part(a: list[Any]) -> Input:
     fb = a[9]
     raw = a[14]
     return new_record(Input, (
-        _SOURCE_OF[a[0]], a[1], a[2], a[3], a[4], a[5], a[6], a[7], tuple([_obs_back(o) for o in a[8]]),
+        SOURCE_OF[a[0]], a[1], a[2], a[3], a[4], a[5], a[6], a[7], tuple([_obs_back(o) for o in a[8]]),
         None if fb is None else new_record(FeedbackIn, (
             fb[0], fb[1], fb[2], fb[3], fb[4], tuple(fb[5]) if fb[5] is not None else None, fb[6])),
         a[10], a[11], a[12], a[13], base64.b64decode(raw) if raw is not None else None))
