@@ -22,6 +22,7 @@ part, as ``cityorder replay`` does), then ``Engine.finish``. Outputs are counted
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import gc
 import io
@@ -336,20 +337,30 @@ def feed_all(ingest: Ingest, engine: Engine, msgs: list[bytes], keys: list[str],
     return outputs, dead
 
 
+@contextlib.contextmanager
+def _tuned_gc() -> Iterator[None]:
+    """The collector settings every cityorder command runs with (streams.tuning), restored
+    after. The profile needs them as much as the timed pass: a collection is charged to
+    whichever function happens to allocate, so under the interpreter's defaults a profile
+    shows the collector's work spread over innocent functions."""
+    thresholds = gc.get_threshold()
+    tune_gc()
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
+
+
 def pass_full(w: Workload, batch: int = BATCH) -> Run:
     city, rules = _fresh()
     ingest = Ingest(city, rules, clock="event")
     engine = Engine(city, rules, clock="event")
-    # The collector settings every cityorder command runs with (streams.tuning); restored after.
-    thresholds = gc.get_threshold()
-    tune_gc()
-    with _GcTimer() as gct:
+    with _tuned_gc(), _GcTimer() as gct:
         c0, t0 = time.process_time(), time.perf_counter()
         outputs, dead = feed_all(ingest, engine, w.messages, w.keys, batch)
         outputs += len(engine.finish())
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    gc.set_threshold(*thresholds)
-    gc.unfreeze()
     subjects, running = subject_stats(engine)
     st = engine.stats
     # Only figures leave: a kept engine would make the next run's collector walk its state too.
@@ -495,11 +506,11 @@ def profile(w: Workload, events: int, top: int = 25) -> str:
     ingest = Ingest(city, rules, clock="event")
     engine = Engine(city, rules, clock="event")
     prof = cProfile.Profile()
-    gc.collect()
-    prof.enable()
-    feed_all(ingest, engine, w.messages[:events], w.keys[:events])
-    engine.finish()
-    prof.disable()
+    with _tuned_gc():
+        prof.enable()
+        feed_all(ingest, engine, w.messages[:events], w.keys[:events])
+        engine.finish()
+        prof.disable()
     buf = io.StringIO()
     stats = pstats.Stats(prof, stream=buf)
     stats.strip_dirs().sort_stats("tottime").print_stats(top)
