@@ -30,10 +30,11 @@ storage) and ``cityorder worker`` subprocesses (``python -m streams.cli worker``
 3. Latency, wall clock: one worker with the default pack, a producer sending camera messages
    at ``--rate`` whose CreateTime and ``observed_at`` are the send time. Among them, tracks of
    the camera rule that fires soonest at this wall time (``traffic.heavy-truck-centre``, 30 s,
-   by day; ``stray-dog.school``, 2 min, at night), started at ``--fire-per-s``; each opens
-   an alert ``persist.duration`` after its first sighting. Latency of an ``opened`` /
-   ``updated`` message = its Kafka timestamp - the send time of its newest evidence item (or
-   its ``at``, if later: an ``updated`` held back by the 60 s spacing) - the reorder window.
+   by day on a workday; ``muck-truck.uncovered``, 20 s, in the evening and at night), started
+   at ``--fire-per-s``; each opens an alert ``persist.duration`` after its first sighting.
+   Latency of an ``opened`` / ``updated`` message = its Kafka timestamp - the send time of its
+   newest evidence item (or its ``at``, if later: an ``updated`` held back by the 60 s
+   spacing) - the reorder window.
    Also: ingest lag and how far the engines' clocks trail the wall clock (scraped once a
    second), and what the state changelog received.
 4. Two workers: (2) again with two workers in one group; also says which internal
