@@ -40,7 +40,7 @@ from rules.inputs import FeedbackIn, Input, Obs, Source, new_record
 from rules.ops import build
 from rules.ops.base import NEVER, Operator, Subject, own
 from rules.pack import Rule, RuleSet, check_work_day
-from rules.timers import FB_EXPIRE, HELD, IDLE, LEVEL, OVERDUE, RESUME, RETAIN, Timer
+from rules.timers import FB_EXPIRE, HELD, IDLE, LEVEL, OVERDUE, RESUME, RETAIN, Timer, timer_key
 from rules.worktime import day_length_ms
 
 STALE_LIMIT = 20_000
@@ -197,6 +197,9 @@ class Engine:
         self.pending: list[tuple[int, int, str, int, Input]] = []
         self.timers: list[Timer] = []
         self.seq = 0
+        #: Timers (:func:`rules.timers.timer_key`) that raised when fired: the runtime's, kept
+        #: across its rebuilds of the engine (not state: after a restart one raises again).
+        self.skip_timers: set[tuple[Any, ...]] = set()
         self.seen: dict[tuple[str, str, str], int] = {}
         # The keys of ``seen`` by the second their entry expires in, and those seconds in a
         # heap: forgetting costs a dict operation per key rather than a heap push and pop.
@@ -461,10 +464,13 @@ class Engine:
                     self.progress = entry[0]
                 self._apply(entry[4])
             elif timers and timers[0][0] <= limit:
-                timer = pop(timers)
-                if timer[0] > self.progress:
-                    self.progress = timer[0]
-                self._fire(timer)
+                # Not named ``timer``: rules.faults.culprit takes that name, in _fire, for the
+                # timer being fired.
+                popped = pop(timers)
+                if popped[0] > self.progress:
+                    self.progress = popped[0]
+                if not self.skip_timers or timer_key(popped) not in self.skip_timers:
+                    self._fire(popped)
             else:
                 break
         if wm > self.progress:
@@ -475,8 +481,8 @@ class Engine:
               ref: Any) -> None:
         """Callers pass ``due`` already clamped to progress (see ``_due``)."""
         self.seq += 1
-        timer = new_record(Timer, (due, rank, level, rule_id, subject, grid_id, self.seq, ref))
-        heapq.heappush(self.timers, timer)
+        heapq.heappush(self.timers, new_record(Timer, (due, rank, level, rule_id, subject, grid_id,
+                                                      self.seq, ref)))
 
     def _grid(self, grid_id: str) -> GridState:
         g = self.grids.get(grid_id)
@@ -928,11 +934,11 @@ class Engine:
     def _compact_timers(self) -> None:
         """Drop heap entries of subjects that no longer exist, so evictions free memory at
         once rather than when their timers come due."""
-        def live(timer: Timer) -> bool:
-            if timer.ref is not None:  # alert timers and held feedback: few, kept
+        def live(entry: Timer) -> bool:
+            if entry.ref is not None:  # alert timers and held feedback: few, kept
                 return True
-            g = self.grids.get(timer.grid_id)
-            return g is not None and (timer.rule_id, timer.subject) in g.subjects
+            g = self.grids.get(entry.grid_id)
+            return g is not None and (entry.rule_id, entry.subject) in g.subjects
 
         self.timers = [e for e in self.timers if live(e)]
         heapq.heapify(self.timers)

@@ -25,9 +25,10 @@ engine's state is kept as pickled records refreshed by changed-only cuts every
 dead letter ``internal_error``, the traceback is logged once, and the replay goes on. The input
 being applied is found in the traceback: when it is an earlier line's, waiting in the reorder
 buffer or held (feedback), that input is withdrawn and dead-lettered instead, and the line is
-applied again. A fault while firing a timer has no input of its own: the line during which it
-fires is dead-lettered, and the next line that reaches the timer meets it again (isolating a
-timer needs the engine's help).
+applied again. A fault while firing a timer is the timer's, not the line's that made it due:
+the engine is rolled back, told to skip that timer from then on (``Engine.skip_timers``), and
+the line applied again; no line is dead-lettered for it (it is logged and counted in
+``faults``), as a worker does.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from rules.ingest import Ingest
 from rules.inputs import Input
 from rules.pack import RuleSet
 from rules.partitioning import DEFAULT_PARTITIONS, grid_partition
+from rules.timers import Timer, timer_key
 
 log = logging.getLogger(__name__)
 
@@ -412,7 +414,10 @@ class Replay:
                     self._fb_dups[p] = self.engines[p].stats.duplicates.get(FEEDBACK_TOPIC, 0)
                 failed_in = calls[done][0]
                 culprit = faults.culprit(error)
-                if culprit is not None and culprit not in own and \
+                if isinstance(culprit, Timer):
+                    if self._skip(failed_in, culprit, error):
+                        continue
+                elif culprit is not None and culprit not in own and \
                         self._withdraw(failed_in, culprit, error):
                     continue
                 return error
@@ -477,10 +482,25 @@ class Replay:
         cut, and the calls since made again (their output was emitted already)."""
         assert self._stores is not None
         engine = self._new_engine()
+        engine.skip_timers = self.engines[p].skip_timers
         restore(engine, self._stores[p])
         for kind, arg, _ in self._journals[p]:
             getattr(engine, kind)(arg)
         self.engines[p] = engine
+
+    def _skip(self, p: int, timer: Timer, error: Exception) -> bool:
+        """Make engine ``p`` (rolled back to before the unit) skip ``timer`` from now on, as a
+        worker does: a timer that raises is nobody's input, so no line is dead-lettered for it
+        and the unit is tried again. False if it was skipped already (the fault is not the
+        timer's, then: the unit's)."""
+        key = timer_key(timer)
+        skip = self.engines[p].skip_timers
+        if key in skip:
+            return False
+        skip.add(key)
+        self._fault(error, f"firing the timer of rule {timer.rule_id}, subject {timer.subject}, "
+                           f"due {self.city.calendar.format(timer.due)}: skipped from now on")
+        return True
 
     def _withdraw(self, p: int, culprit: Input, error: Exception) -> bool:
         """Take ``culprit`` (an earlier line's part that fails when applied) out of engine

@@ -28,3 +28,10 @@ class Timer(NamedTuple):
     grid_id: str
     seq: int
     ref: Any
+
+
+def timer_key(timer: Timer) -> tuple[Any, ...]:
+    """What a timer is, whichever heap entry brings it (``seq`` only orders equal ones): how
+    the last line of defence names a timer that must not fire again."""
+    return (timer.due, timer.rank, timer.level, timer.rule_id, timer.subject, timer.grid_id,
+            timer.ref)

@@ -51,6 +51,7 @@ from models.outputs import dead_letter
 from models.vocabulary import ALERTS_TOPIC, DEADLETTER_TOPIC
 from rules.citymap import CityMap
 from rules.pack import RuleSet
+from rules.timers import timer_key
 from streams.codec import Batch, decode
 from streams.ingest_loop import FETCH_WAIT_MS, IngestLoop, wall_ms
 from streams.metrics import CONTENT_TYPE, EngineCollector, Metrics
@@ -331,8 +332,11 @@ class Runtime:
         checkpoint (the one in flight written first), which applies the records since again
         without it, so the state is as if it had never come. Their output is produced again,
         identical but for ``emitted_at`` (consumers de-duplicate on ``(alert_id, version)``).
-        A fault while firing timers has no input of its own: the internal record is
-        dead-lettered and its ticks are skipped (the next tick meets the timer again).
+        A fault while firing a timer is the timer's, not an input's: the timer is quarantined
+        (the engine skips it from then on) and the internal record, applied again without it,
+        is dead-lettered as the fault's place (with the record as payload); the same in
+        ``cityorder replay``, which skips the timer and dead-letters no line. A fault in a tick
+        with neither on the stack skips that record's ticks.
 
         Each partition isolates its own part: a message split over grids of two partitions
         whose both parts raise is dead-lettered by each (``cityorder replay`` dead-letters the
@@ -351,13 +355,23 @@ class Runtime:
                                received_at=now)
             where = f"{part.topic} partition {part.partition} offset {part.offset} ({part.event_id})"
         else:
-            known = offset in quarantine.ticks
-            quarantine.ticks.add(offset)
+            timer = fault.timer
+            if timer is not None:
+                key = timer_key(timer)
+                known = key in quarantine.timers
+                quarantine.timers.add(key)
+                what = f"the timer of rule {timer.rule_id}, subject {timer.subject}, due " \
+                       f"{self.city.calendar.format(timer.due)}"
+                reason = f"{fault} (raised while firing {what}: a bug in cityorder; the timer " \
+                         "is skipped from now on and this record applied again without it)"
+            else:
+                known = offset in quarantine.ticks
+                quarantine.ticks.add(offset)
+                what, reason = "timers", f"{why}; firing timers: the record's ticks are skipped"
             dead = dead_letter(topic=self.settings.topic(INTERNAL_TOPIC), partition=partition,
                                offset=offset, key=None, event_id=None, reason_code="internal_error",
-                               reason=f"{why}; firing timers: the record's ticks are skipped",
-                               payload=value, received_at=now)
-            where = f"timers at internal partition {partition} offset {offset}"
+                               reason=reason, payload=value, received_at=now)
+            where = f"{what} at internal partition {partition} offset {offset}"
         if known:
             log.error("partition %d: %s raised again (%s)", partition, where, fault)
         else:

@@ -49,6 +49,7 @@ from rules.ingest import Ingest
 from rules.inputs import Input
 from rules.pack import RuleSet
 from rules.partitioning import grid_partition
+from rules.timers import Timer
 from streams.codec import Batch, encode, pack_part, unpack_part
 from streams.merge import ArrivalMerge
 from streams.settings import INPUT_TOPICS
@@ -244,14 +245,24 @@ class Step:
 
 
 class PartFault(Exception):
-    """The engine raised while applying input: ``part``, the input it was applying (None: while
-    firing timers, with no input of its own). The evaluator is left part-way through a record
-    and must be rebuilt from its checkpoint (the runtime does: ``streams.app``)."""
+    """The engine raised while applying a record: ``part``, the input it was applying, or
+    ``timer``, the timer it was firing (both None: neither was on the stack, in a tick). The
+    evaluator is left part-way through the record and must be rebuilt from its checkpoint
+    (the runtime does: ``streams.app``)."""
 
-    def __init__(self, part: Input | None, error: BaseException) -> None:
+    def __init__(self, part: Input | None, error: BaseException, timer: Timer | None = None) -> None:
         super().__init__(faults.reason(error))
         self.part = part
+        self.timer = timer
         self.error = error
+
+
+def _fault(error: BaseException, otherwise: Input | None) -> PartFault:
+    """What raised (:func:`rules.faults.culprit`), else ``otherwise``."""
+    found = faults.culprit(error)
+    if isinstance(found, Timer):
+        return PartFault(None, error, found)
+    return PartFault(found or otherwise, error)
 
 
 def part_key(part: Input) -> tuple[str, int | None, int | None, str]:
@@ -262,11 +273,13 @@ def part_key(part: Input) -> tuple[str, int | None, int | None, str]:
 @dataclass(slots=True)
 class Quarantine:
     """What a partition must not apply again because applying it raised once: inputs (by
-    :func:`part_key`) and internal records whose ticks raised (by offset). Kept by the
-    runtime, so it outlives the evaluators rebuilt after a fault; not checkpointed: after a
-    restart an input that raises is met, dead-lettered and quarantined again."""
+    :func:`part_key`), timers (by :func:`rules.timers.timer_key`; the engines' own
+    ``skip_timers``) and internal records whose ticks raised otherwise (by offset). Kept by
+    the runtime, so it outlives the evaluators rebuilt after a fault; not checkpointed: after
+    a restart an input or timer that raises is met, dead-lettered and quarantined again."""
 
     inputs: dict[tuple[str, int | None, int | None, str], Input] = field(default_factory=dict)
+    timers: set[tuple[Any, ...]] = field(default_factory=set)
     ticks: set[int] = field(default_factory=set)
 
 
@@ -295,6 +308,7 @@ class PartitionEvaluator:
         self.now = now
         self.topic_of = topic_of
         self.quarantine = quarantine if quarantine is not None else Quarantine()
+        self.engine.skip_timers = self.quarantine.timers
         self._ticking = True
 
     # -- state keys: the partition first, so a table shared by partitions can be filtered --
@@ -421,7 +435,7 @@ class PartitionEvaluator:
         try:
             return self.engine.feed_batch(parts)
         except Exception as error:
-            raise PartFault(faults.culprit(error) or parts[-1], error) from error
+            raise _fault(error, parts[-1]) from error
 
     def _tick(self, t: int) -> list[Any]:
         if not self._ticking:
@@ -429,7 +443,7 @@ class PartitionEvaluator:
         try:
             return self.engine.tick(t)
         except Exception as error:
-            raise PartFault(faults.culprit(error), error) from error
+            raise _fault(error, None) from error
 
     def ahead(self, offset: int) -> bool:
         """A record past a gap: records before it are not applied yet (a partition without

@@ -5,6 +5,7 @@ it has changed its state (the subject, the stats, an alert perhaps): the worker 
 change, dead-letter the input as ``internal_error`` and go on. Run as
 ``python -m tests.e2e.faulty_worker worker ...`` (what ``Worker(module=...)`` does); a test
 plants the same bug in its own process with :func:`plant` to get the replay to compare with.
+``tests.e2e.timer_faulty_worker`` plants :func:`plant_timer` instead: a timer that raises.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from rules.engine import Engine
+from rules.timers import END, Timer
 
 POISON = "poison-"
 
@@ -31,6 +33,24 @@ def plant() -> Any:
             raise PlantedFault(f"planted fault after applying {inp.event_id}")
 
     Engine._apply = _apply  # type: ignore[method-assign]
+    return original
+
+
+#: The timers :func:`plant_timer` makes raise: the heavy truck rule's episode ends.
+TIMER_RULE, TIMER_RANK = "traffic.heavy-truck-centre", END
+
+
+def plant_timer() -> Any:
+    """Make ``Engine._fire`` raise for every timer of :data:`TIMER_RULE` and
+    :data:`TIMER_RANK`, before firing it; returns the original, to put back."""
+    original = Engine._fire
+
+    def _fire(self: Engine, timer: Timer) -> None:
+        if timer.rule_id == TIMER_RULE and timer.rank == TIMER_RANK:
+            raise PlantedFault(f"planted fault in a timer of {timer.rule_id}")
+        original(self, timer)
+
+    Engine._fire = _fire  # type: ignore[method-assign]
     return original
 
 

@@ -24,10 +24,10 @@ from models.timestamps import format_timestamp_ms
 from rules.demo.city import GEOJSON_PATH as DEMO_CITY
 from rules.engine import Engine
 from rules.pack import DEFAULT_PACK
-from streams.settings import Settings
+from streams.settings import INTERNAL_TOPIC, Settings
 from streams.simulate import line_time
 from tests.demo_day import day_lines
-from tests.e2e.faulty_worker import POISON, plant
+from tests.e2e.faulty_worker import POISON, TIMER_RULE, plant, plant_timer
 from tests.e2e.test_worker import produce, source_record
 from tests.e2e.workers import Worker, assert_same, read_topic, replay_of, without_emitted_at
 from tests.scrape import series
@@ -84,6 +84,15 @@ def planted_replay(lines: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], l
         return replay_of(lines, DEMO_CITY, [DEFAULT_PACK], partitions=4)
     finally:
         Engine._apply = original  # type: ignore[method-assign]
+
+
+def planted_timer_replay(lines: list[dict[str, Any]]
+                         ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    original = plant_timer()
+    try:
+        return replay_of(lines, DEMO_CITY, [DEFAULT_PACK], partitions=4)
+    finally:
+        Engine._fire = original  # type: ignore[method-assign]
 
 
 def run_faulty(settings: Settings, tmp_path: Path, lines: list[dict[str, Any]], clock: str,
@@ -166,3 +175,44 @@ def test_a_wall_clock_worker_goes_on_past_poison(settings: Settings, tmp_path: P
                                                done=opened)
     check_dead_letters(settings, dead, metrics, worker)
     assert opened(alerts), worker.tail()
+
+
+def test_a_timer_that_raises_is_skipped_and_the_worker_equals_the_replay(
+        settings: Settings, tmp_path: Path, lines: list[dict[str, Any]]) -> None:
+    """A bug in a timer (the heavy truck rule's episode end raises) is the timer's: the worker
+    skips that timer from then on and dead-letters no input for it, only its internal record as
+    the place of the fault, and gives what ``cityorder replay`` with the same bug gives. (Both
+    once blamed the input whose time made the timer due, then every later one.)"""
+    clean, clean_dead = replay_of(lines, DEMO_CITY, [DEFAULT_PACK], partitions=4)
+    expected, expected_dead = planted_timer_replay(lines)
+    want = without_emitted_at(expected)
+    assert want != without_emitted_at(clean)                  # the skipped episode end shows
+    assert {k: a for k, a in want.items() if a["rule_id"] != TIMER_RULE} == \
+        {k: a for k, a in without_emitted_at(clean).items() if a["rule_id"] != TIMER_RULE}
+    assert expected_dead == clean_dead
+    worker = Worker(settings, tmp_path / "worker.log", module="tests.e2e.timer_faulty_worker",
+                    clock="event", session_timeout_ms=3000)
+    try:
+        worker.wait_ready()
+        produce(settings, lines)
+        alerts = read_topic(settings, "city.alerts", timeout=90,
+                            done=lambda got: len(without_emitted_at(got)) >= len(want))
+        dead = read_topic(settings, "city.alerts.deadletter", timeout=30, quiet_s=1.0,
+                          done=lambda d: len(d) >= len(expected_dead) + 1)
+        assert worker.proc.poll() is None, worker.tail()
+        assert (worker.readyz() or {}).get("ready"), worker.tail()
+    finally:
+        worker.stop()
+    assert_same(without_emitted_at(alerts), want, worker)
+    internal = [d for d in dead if d["topic"] == settings.topic(INTERNAL_TOPIC)]
+    assert {(d["reason_code"], d["event_id"]) for d in dead if d not in internal} == \
+        {(d["reason_code"], d["event_id"]) for d in expected_dead}
+    assert internal, dead
+    for d in internal:
+        assert d["reason_code"] == "internal_error" and d["event_id"] is None
+        assert f"firing the timer of rule {TIMER_RULE}" in d["reason"], d["reason"]
+        assert "PlantedFault" in d["reason"]
+    log = worker.log_path.read_text(errors="replace")
+    assert log.count("raised again") == 0
+    assert log.count("Traceback") == log.count("PlantedFault: planted fault") == len(internal), \
+        "each timer's traceback is logged once"

@@ -16,6 +16,7 @@ import rules.replay
 from rules.engine import Engine
 from rules.ingest import Ingest
 from rules.replay import Replay, Summary
+from rules.timers import LEVEL, Timer, timer_key
 from tests.rules.harness import Harness, T, iso
 
 POISON = "cam-1-poison"
@@ -125,6 +126,67 @@ def test_a_fault_dead_letters_its_line_and_the_rest_is_a_replay_without_it(
     records = [r for r in caplog.records if r.name == "rules.replay"]
     assert len(records) == 1 and records[0].exc_info is not None
     assert "ZeroDivisionError" in records[0].getMessage()
+
+
+def _escalations(tmp_path: Path, lines: list[bytes]) -> list[Timer]:
+    """The timers that escalate the vendor's alert to levels 2 and 3, as a clean replay fires
+    them."""
+    fired: list[Timer] = []
+    original_fire = Engine._fire
+
+    def spy(self: Engine, timer: Timer) -> None:
+        fired.append(timer)
+        original_fire(self, timer)
+
+    Engine._fire = spy  # type: ignore[method-assign]
+    try:
+        _run(tmp_path, lines, 1)
+    finally:
+        Engine._fire = original_fire  # type: ignore[method-assign]
+    return [next(t for t in fired if t.rule_id == "vend.main" and t.rank == LEVEL and t.level == n)
+            for n in (2, 3)]
+
+
+@pytest.mark.parametrize("partitions", [1, 4])
+@pytest.mark.parametrize("cut_every", [2_000, 2])
+def test_a_fault_in_a_timer_skips_that_timer_and_dead_letters_no_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+        partitions: int, cut_every: int) -> None:
+    """A timer that raises is the timer's fault, not the fault of the line whose time made it
+    due: no line is dead-lettered, and the output is a replay that never fires that timer.
+    (It once blamed the line, then every later line, as the timer met each one again.) Two
+    such timers: the engine rebuilt for the second still skips the first."""
+    lines = [line for line in _story(tmp_path) if POISON.encode() not in line]
+    clean, clean_dead, _ = _run(tmp_path, lines, partitions)
+    bad = {timer_key(t) for t in _escalations(tmp_path, lines)}
+    h = Harness(tmp_path, feed=False, partitions=partitions)
+    oracle: list[dict[str, Any]] = []
+    rp = Replay(h.city, h.rules, on_alert=oracle.append, on_dead=lambda d: None,
+                partitions=partitions)
+    for e in rp.engines:
+        e.skip_timers.update(bad)                  # never fired, by construction
+    for n, line in enumerate(lines, 1):
+        rp.line(line, n)
+    rp.finish(T("12:00:00"))
+    original_fire = Engine._fire
+
+    def boom(self: Engine, timer: Timer) -> None:
+        if timer_key(timer) in bad:
+            raise ZeroDivisionError("injected in a timer")
+        original_fire(self, timer)
+
+    monkeypatch.setattr(rules.replay, "CUT_EVERY", cut_every)
+    monkeypatch.setattr(Engine, "_fire", boom)
+    with caplog.at_level(logging.ERROR, logger="rules.replay"):
+        got, dead, rp = _run(tmp_path, lines, partitions)
+    assert got == oracle and dead == clean_dead
+    assert got != clean                               # the skipped escalation shows
+    assert [a for a in got if a["rule_id"] != "vend.main"] == \
+        [a for a in clean if a["rule_id"] != "vend.main"]
+    assert rp.summary.faults == 2 and "internal_error" not in rp.summary.dead
+    records = [r for r in caplog.records if r.name == "rules.replay"]
+    assert len(records) == 2 and all(r.exc_info is not None for r in records)
+    assert all("vend.main" in r.getMessage() for r in records)
 
 
 def test_a_fault_in_held_feedback_is_withdrawn(tmp_path: Path,
