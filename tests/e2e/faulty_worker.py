@@ -36,17 +36,17 @@ def plant() -> Any:
     return original
 
 
-#: The timers :func:`plant_timer` makes raise: the heavy truck rule's episode ends.
+#: The timers :func:`plant_timer` makes raise by default: the heavy truck rule's episode ends.
 TIMER_RULE, TIMER_RANK = "traffic.heavy-truck-centre", END
 
 
-def plant_timer() -> Any:
-    """Make ``Engine._fire`` raise for every timer of :data:`TIMER_RULE` and
-    :data:`TIMER_RANK`, before firing it; returns the original, to put back."""
+def plant_timer(rule_id: str = TIMER_RULE, rank: int = TIMER_RANK, subject: str = "") -> Any:
+    """Make ``Engine._fire`` raise for every timer of ``rule_id`` and ``rank`` whose subject
+    contains ``subject``, before firing it; returns the original, to put back."""
     original = Engine._fire
 
     def _fire(self: Engine, timer: Timer) -> None:
-        if timer.rule_id == TIMER_RULE and timer.rank == TIMER_RANK:
+        if timer.rule_id == rule_id and timer.rank == rank and subject in timer.subject:
             raise PlantedFault(f"planted fault in a timer of {timer.rule_id}")
         original(self, timer)
 

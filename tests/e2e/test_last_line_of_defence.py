@@ -24,6 +24,7 @@ from models.timestamps import format_timestamp_ms
 from rules.demo.city import GEOJSON_PATH as DEMO_CITY
 from rules.engine import Engine
 from rules.pack import DEFAULT_PACK
+from rules.timers import FIRE
 from streams.settings import INTERNAL_TOPIC, Settings
 from streams.simulate import line_time
 from tests.demo_day import day_lines
@@ -216,3 +217,36 @@ def test_a_timer_that_raises_is_skipped_and_the_worker_equals_the_replay(
     assert log.count("raised again") == 0
     assert log.count("Traceback") == log.count("PlantedFault: planted fault") == len(internal), \
         "each timer's traceback is logged once"
+
+
+def test_a_wall_clock_worker_skips_a_timer_that_raises(
+        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the wall clock, timers fire in ticks: the one that raises (a manhole's alert opening)
+    is skipped, and neither the reading that made it due nor the next one is blamed."""
+    monkeypatch.setenv("FAULTY_TIMER", f"manhole.open,{FIRE},mh-0001")
+    now = int(time.time() * 1000)
+    lines = [{"topic": "city.events.sensor", "key": sid,
+              "value": {"event_id": f"{sid}-now", "sensor_id": sid, "kind": "manhole_cover",
+                        "observed_at": format_timestamp_ms(now + n, CST), "state": "open"}}
+             for n, sid in enumerate(("mh-0001", "mh-0002"))]
+
+    def opened(got: list[dict[str, Any]]) -> set[str]:
+        return {a["evidence"][0].get("sensor_id") for a in got
+                if a["rule_id"] == "manhole.open" and a["transition"] == "opened"}
+
+    worker = Worker(settings, tmp_path / "worker.log", module="tests.e2e.timer_faulty_worker",
+                    clock="wall", session_timeout_ms=3000)
+    try:
+        worker.wait_ready()
+        produce(settings, lines)
+        alerts = read_topic(settings, "city.alerts", timeout=60, quiet_s=1.0,
+                            done=lambda got: "mh-0002" in opened(got))
+        dead = read_topic(settings, "city.alerts.deadletter", timeout=30, quiet_s=1.0,
+                          done=lambda d: len(d) >= 1)
+        assert worker.proc.poll() is None, worker.tail()
+    finally:
+        worker.stop()
+    assert opened(alerts) == {"mh-0002"}, worker.tail()
+    assert [(d["topic"], d["event_id"]) for d in dead] == [(settings.topic(INTERNAL_TOPIC), None)], dead
+    assert "firing the timer of rule manhole.open, subject" in dead[0]["reason"]
+    assert "mh-0001" in dead[0]["reason"] and "PlantedFault" in dead[0]["reason"]
