@@ -8,6 +8,8 @@ the exception the same way and find the input or timer the same way.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rules.inputs import Input
 from rules.timers import Timer
 
@@ -15,6 +17,11 @@ from rules.timers import Timer
 def reason(error: BaseException) -> str:
     """The dead letter's reason: the exception's type and message."""
     return f"{type(error).__name__}: {error}"
+
+
+def timer_name(timer: Timer, fmt: Callable[[int], str]) -> str:
+    """A timer as a fault's log line and dead letter name it; ``fmt`` writes its due time."""
+    return f"the timer of rule {timer.rule_id}, subject {timer.subject}, due {fmt(timer.due)}"
 
 
 def culprit(error: BaseException) -> Input | Timer | None:

@@ -498,8 +498,8 @@ class Replay:
         if key in skip:
             return False
         skip.add(key)
-        self._fault(error, f"firing the timer of rule {timer.rule_id}, subject {timer.subject}, "
-                           f"due {self.city.calendar.format(timer.due)}: skipped from now on")
+        self._fault(error, f"firing {faults.timer_name(timer, self.city.calendar.format)}: "
+                           "skipped from now on")
         return True
 
     def _withdraw(self, p: int, culprit: Input, error: Exception) -> bool:

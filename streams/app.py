@@ -49,6 +49,7 @@ from mode.supervisors import CrashingSupervisor
 
 from models.outputs import dead_letter
 from models.vocabulary import ALERTS_TOPIC, DEADLETTER_TOPIC
+from rules import faults
 from rules.citymap import CityMap
 from rules.pack import RuleSet
 from rules.timers import timer_key
@@ -360,8 +361,7 @@ class Runtime:
                 key = timer_key(timer)
                 known = key in quarantine.timers
                 quarantine.timers.add(key)
-                what = f"the timer of rule {timer.rule_id}, subject {timer.subject}, due " \
-                       f"{self.city.calendar.format(timer.due)}"
+                what = faults.timer_name(timer, self.city.calendar.format)
                 reason = f"{fault} (raised while firing {what}: a bug in cityorder; the timer " \
                          "is skipped from now on and this record applied again without it)"
             else:

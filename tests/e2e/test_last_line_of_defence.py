@@ -79,21 +79,14 @@ def lines() -> list[dict[str, Any]]:
     return out
 
 
-def planted_replay(lines: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    original = plant()
+def planted_replay(lines: list[dict[str, Any]], planter: Any = plant, method: str = "_apply"
+                   ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The replay with the bug ``planter`` plants in ``Engine.<method>``, put back after."""
+    original = planter()
     try:
         return replay_of(lines, DEMO_CITY, [DEFAULT_PACK], partitions=4)
     finally:
-        Engine._apply = original  # type: ignore[method-assign]
-
-
-def planted_timer_replay(lines: list[dict[str, Any]]
-                         ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    original = plant_timer()
-    try:
-        return replay_of(lines, DEMO_CITY, [DEFAULT_PACK], partitions=4)
-    finally:
-        Engine._fire = original  # type: ignore[method-assign]
+        setattr(Engine, method, original)
 
 
 def run_faulty(settings: Settings, tmp_path: Path, lines: list[dict[str, Any]], clock: str,
@@ -185,7 +178,7 @@ def test_a_timer_that_raises_is_skipped_and_the_worker_equals_the_replay(
     the place of the fault, and gives what ``cityorder replay`` with the same bug gives. (Both
     once blamed the input whose time made the timer due, then every later one.)"""
     clean, clean_dead = replay_of(lines, DEMO_CITY, [DEFAULT_PACK], partitions=4)
-    expected, expected_dead = planted_timer_replay(lines)
+    expected, expected_dead = planted_replay(lines, plant_timer, "_fire")
     want = without_emitted_at(expected)
     assert want != without_emitted_at(clean)                  # the skipped episode end shows
     assert {k: a for k, a in want.items() if a["rule_id"] != TIMER_RULE} == \
