@@ -34,9 +34,10 @@ classes below rather than by patching Faust:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, cast
 
 import faust
@@ -78,8 +79,14 @@ LOAD_OWNED_INTERVAL_S = 0.2
 #: Seconds after which a partition still past a gap is sought back to it again.
 REWIND_RETRY_S = 1.0
 #: How long a checkpoint's serialisation or write runs on the event loop before it lets
-#: evaluation go on (one record's pickle or send may run past it: ~3 ms at most).
+#: evaluation go on (one record's pickle or send may run past it: ~3 ms at most) ...
 SLICE_S = 0.005
+#: ... and how long it then rests, so that it takes at most a quarter of the loop. A busy
+#: partition's checkpoint at 5,000 events/s is ~0.7 s of pickling and sending (12 MB); run
+#: back to back, its slices left evaluation too little of the loop and of the machine: the
+#: alerts' latency tail was that checkpoint (p99 ~240 ms, ~145 ms resting; bench/README.md).
+#: Not while something waits for the checkpoint (a rebalance, :meth:`Runtime._hurrying`).
+REST_S = 3 * SLICE_S
 #: How often the garbage collector runs (streams.tuning.WorkerCollector).
 GC_INTERVAL_S = 0.25
 #: How often, and how patiently, /readyz asks a broker for metadata.
@@ -88,14 +95,16 @@ PROBE_INTERVAL_S, PROBE_TIMEOUT_S = 2.0, 3.0
 
 class _Slices:
     """Long work on the event loop, cut into slices of :data:`SLICE_S`: ``await next()``
-    between steps yields the loop once the current slice is used up."""
+    between steps yields the loop once the current slice is used up, for :data:`REST_S`
+    unless ``hurry()`` says something waits for the work."""
 
-    def __init__(self) -> None:
+    def __init__(self, hurry: Callable[[], bool]) -> None:
+        self.hurry = hurry
         self.until = time.perf_counter() + SLICE_S
 
     async def next(self) -> None:
         if time.perf_counter() >= self.until:
-            await asyncio.sleep(0)
+            await asyncio.sleep(0 if self.hurry() else REST_S)
             self.until = time.perf_counter() + SLICE_S
 
 
@@ -211,6 +220,7 @@ class Runtime:
         self.failure: BaseException | None = None  # a checkpoint or output the broker refused
         self._interval = settings.checkpoint_interval_ms / 1000
         self._lock = asyncio.Lock()  # a checkpoint never runs in the middle of a record
+        self._waiting = 0  # how many wait for checkpoints in flight (they rest no more)
         self._collector = WorkerCollector()
         #: None until the first probe has answered either way: a worker reports nothing about
         #: its broker before it has asked.
@@ -382,7 +392,8 @@ class Runtime:
         self.metrics.dead(dead)
         settling = self._settling.get(partition)
         if settling is not None:
-            await asyncio.wait([settling])        # its failure, if any, is _settled's to report
+            with self._hurrying():
+                await asyncio.wait([settling])    # its failure, if any, is _settled's to report
         self._unacked.pop(partition, None)        # applied by the evaluator given up: redelivered
         del self.evaluators[partition]
         ev = await self._load(partition)
@@ -443,6 +454,18 @@ class Runtime:
         task.add_done_callback(self._settled)
         self._settling[partition] = task
 
+    @contextlib.contextmanager
+    def _hurrying(self) -> Iterator[None]:
+        """While in it, checkpoints in flight do not rest between slices (:data:`REST_S`)."""
+        self._waiting += 1
+        try:
+            yield
+        finally:
+            self._waiting -= 1
+
+    def _hurried(self) -> bool:
+        return self._waiting > 0
+
     async def _settle(self, partition: int, previous: asyncio.Future[None] | None,
                       unsent: list[asyncio.Future[Any]], cut: Cut | None,
                       events: list[tuple[Any, Any]]) -> None:
@@ -452,7 +475,7 @@ class Runtime:
             # A busy partition's cut is ~300 ms of pickling and compressing: in slices, and
             # the compression (zlib lets go of the GIL) in a thread, so alerts are not held up.
             changes: dict[str, bytes | None] = {}
-            slices = _Slices()
+            slices = _Slices(self._hurried)
             for key, value in cut.changes():
                 changes[key] = value
                 await slices.next()
@@ -569,7 +592,7 @@ class Runtime:
         producer = self.app.producer
         topic = self.changelog_topic
         futures = []
-        slices = _Slices()   # thousands of records: each send is ~30 µs and rarely waits
+        slices = _Slices(self._hurried)   # thousands of records: each send ~30 µs, rarely waits
         for key, value in records:
             await slices.next()
             k = key.encode()
@@ -627,7 +650,8 @@ class Runtime:
             if settling:
                 # a failure is reported by _settled; the wait is bounded so that a broker
                 # that does not answer cannot hold the rebalance past the session timeout
-                _, late = await asyncio.wait(settling, timeout=self.settings.session_timeout_ms / 2000)
+                with self._hurrying():
+                    _, late = await asyncio.wait(settling, timeout=self.settings.session_timeout_ms / 2000)
                 if late and self.failure is None:
                     self.failure = TimeoutError("a checkpoint of a revoked partition was not written "
                                                 "in time; its writes could land after the next load")
