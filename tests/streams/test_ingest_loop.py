@@ -1,16 +1,21 @@
-"""Ingest's judgement of which source partitions may hold nothing back (``IngestLoop._free``)."""
+"""Ingest's judgement of which source partitions may hold nothing back (``IngestLoop._free``),
+and how it writes a large release (``IngestLoop._write``)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
+import orjson
 from aiokafka import TopicPartition
 
 from rules.citymap import CityMap
 from rules.demo.city import GEOJSON_PATH
 from rules.pack import DEFAULT_PACK, load_rules
-from streams.ingest_loop import IDLE_GRACE_S, IngestLoop
+from streams.codec import decode
+from streams.ingest_loop import IDLE_GRACE_S, WRITE_CHUNK, IngestLoop
 from streams.metrics import Metrics
+from streams.partitioned import IngestBatcher, SourceRecord, source_key
 from streams.settings import Settings
 
 TP0, TP1 = TopicPartition("city.events.camera", 0), TopicPartition("city.events.camera", 1)
@@ -62,3 +67,64 @@ def test_a_resumed_partition_is_quiet_only_from_its_resumption() -> None:
 def test_in_wall_mode_every_partition_at_its_end_is_free() -> None:
     """Later records carry later stamps there (the broker's clock, or the producer's)."""
     assert _loop("wall", paused={TP1})._free({TP0, TP1}) == {TP0, TP1}
+
+
+def _camera_records(n: int) -> list[SourceRecord]:
+    """``n`` contract-shaped camera messages on TP0, one a second, each a parked car by the
+    demo city's first camera (so each becomes a part)."""
+    city = CityMap.load(GEOJSON_PATH)
+    cam = next(iter(city.cameras.values()))
+    base = 1_795_000_000_000
+    records = []
+    for i in range(n):
+        at = base + i * 1000
+        value = orjson.dumps({
+            "event_id": f"{cam.id}-{i:09d}", "camera_id": cam.id,
+            "observed_at": city.calendar.format(at), "snapshot_url": f"https://evidence.example/{i}.jpg",
+            "detections": [{"label": "parked_car", "track_id": f"t-{i % 50}", "confidence": 0.9,
+                            "bbox": [0.1, 0.1, 0.2, 0.2], "location": {"lat": cam.lat, "lon": cam.lon}}]})
+        records.append(SourceRecord(TP0.topic, TP0.partition, i, cam.id.encode(), value, at))
+    return records
+
+
+async def test_a_large_release_is_ingested_in_chunks_that_yield_the_loop_and_change_nothing() -> None:
+    """A release after a pause can hold many fetches (80k records when a worker starts on a
+    backlog): ingested in one go it held the event loop for 1.5 s. In chunks of WRITE_CHUNK
+    records the loop runs between them, and the parts written are the same, in the same
+    order, with the frontier on the last record only."""
+    released = _camera_records(int(WRITE_CHUNK * 2.5))
+    frontier = {source_key("city.events.camera", 0): released[-1].timestamp}
+    loop = _loop("wall", paused=set())
+    sent: list[tuple[str, str | None, bytes, int | None]] = []
+
+    async def produce(sends: list[tuple[str, str | None, bytes, int | None]], stage: str) -> None:
+        sent.extend(sends)
+
+    loop._produce = produce  # type: ignore[method-assign]
+    writing = True
+    ran_while_writing = 0
+
+    async def other_work() -> None:
+        nonlocal ran_while_writing
+        while writing:
+            ran_while_writing += 1
+            await asyncio.sleep(0)
+
+    other = asyncio.create_task(other_work())
+    await asyncio.sleep(0)
+    ran_while_writing = 0
+    await loop._write(released, frontier)
+    writing = False
+    await other
+    assert ran_while_writing >= 2      # three chunks: the loop ran between them
+
+    batches = [decode(value) for topic, _, value, _ in sent if topic == loop.internal]
+    assert len(batches) > len({p for *_, p in sent})   # more than one record per partition
+    reference = IngestBatcher(CityMap.load(GEOJSON_PATH), load_rules([DEFAULT_PACK]), clock="wall",
+                              partitions=loop.settings.partitions, topic_names=loop.contract,
+                              now=loop.now)(released, frontier, None)
+    expected = [decode(v) for values in reference.records.values() for v in values]
+    assert [p for b in batches for p in b.parts] == [p for b in expected for p in b.parts]
+    assert len([p for b in batches for p in b.parts]) == len(released)
+    assert [b.frontier for b in batches if b.frontier] == [b.frontier for b in expected if b.frontier]
+    assert batches[-1].frontier == frontier
