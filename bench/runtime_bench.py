@@ -1011,8 +1011,8 @@ def latency(broker: EmbeddedBroker, logs: Path, *, rate: float, window_s: float,
                    stream.reorder_ms, excluded, crashes, caught_up,
                    int(final.sum("cityorder_evaluate_batch_seconds_count")),
                    final.sum("cityorder_evaluate_batch_seconds_sum"), changelog, idle,
-                   {stage: final.histogram(f"cityorder_{stage}_delay_seconds")
-                    for stage in ("ingest", "evaluate")},
+                   {stage: final.histogram(f"cityorder_{stage}_seconds")
+                    for stage in ("ingest_delay", "evaluate_delay", "checkpoint")},
                    {kind: final.pauses("cityorder_gc_pause_seconds", kind=kind)
                     for kind in ("young", "full")})
 
@@ -1052,9 +1052,9 @@ def print_latency(r: Latency) -> None:
                        for k, (c, b) in sorted(kinds.items(), key=lambda kv: -kv[1][1]) if c)
     print(f"  state changelog: {total:,} records written ({per_record:.1f} per internal record, "
           f"~{total * mean / r.run_s / 1e6:.1f} MB/s at the recent sizes); recent records by key: {recent}")
-    print("  where an input's time goes (worker histograms, p50/p99 are bucket bounds): " + "; ".join(
-        f"{stage} delay mean {m * 1000:,.0f} ms, p50 ≤ {p50 * 1000:,.0f} ms, p99 ≤ {p99 * 1000:,.0f} ms"
-        for stage, (m, p50, p99) in r.stages.items()))
+    print("  where an input's time goes, and checkpoints (worker histograms, p50/p99 are bucket bounds): "
+          + "; ".join(f"{stage.replace('_', ' ')} mean {m * 1000:,.0f} ms, p50 ≤ {p50 * 1000:,.0f} ms, "
+                      f"p99 ≤ {p99 * 1000:,.0f} ms" for stage, (m, p50, p99) in r.stages.items()))
     print("  garbage collector pauses (whole worker life): " + "; ".join(
         f"{kind} {n:,} in {secs * 1000:,.0f} ms, largest ≤ {top * 1000:,.0f} ms"
         for kind, (n, secs, top) in r.gc.items()))

@@ -223,7 +223,7 @@ class Settings(BaseModel):
     #: traded against writing a busy subject's state at every checkpoint (a camera track seen
     #: every 2 s is written at most once per interval) and against the work of serialising it
     #: (~0.7 s of CPU for a busy partition at 5,000 events/s, in the background, spread over
-    #: ~3 s: ``streams.app.REST_S``).
+    #: ~2 s: ``streams.app.REST_S``).
     checkpoint_interval_ms: int = 30_000
     #: The least time between two of ingest's writes while it keeps up (CITYORDER_INGEST_LINGER,
     #: e.g. ``200ms``; 0, the default, writes what each fetch brings at once). Fewer, larger
