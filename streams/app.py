@@ -84,7 +84,7 @@ SLICE_S = 0.005
 #: ... and how long it then rests, so that it takes at most a quarter of the loop. A busy
 #: partition's checkpoint at 5,000 events/s is ~0.7 s of pickling and sending (12 MB); run
 #: back to back, its slices left evaluation too little of the loop and of the machine: the
-#: alerts' latency tail was that checkpoint (p99 ~240 ms, ~145 ms resting; bench/README.md).
+#: alerts' latency tail was that checkpoint (p99 234 ms, 108–176 ms resting; bench/README.md).
 #: Not while something waits for the checkpoint (a rebalance, :meth:`Runtime._hurrying`).
 REST_S = 3 * SLICE_S
 #: The producer's batch per partition (Kafka's default is 16 KB). A send that finds its
