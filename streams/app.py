@@ -214,6 +214,7 @@ class Runtime:
         self.rules = rules
         self.on_alert = on_alert
         self.metrics = Metrics()
+        self.metrics.clock.labels(settings.clock).set(1)
         self.evaluators: dict[int, PartitionEvaluator] = {}
         self._unsent: dict[int, list[asyncio.Future[Any]]] = {}  # per partition: output not yet acked
         self._unacked: dict[int, list[tuple[Any, Any]]] = {}  # per partition: (stream, event)

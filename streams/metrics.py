@@ -152,6 +152,8 @@ class Metrics:
                                       "worker evaluates.", registry=r)
         self.ready = Gauge("cityorder_ready", "1 when the worker has recovered its state and reaches "
                            "the brokers.", registry=r)
+        self.clock = Gauge("cityorder_clock_mode", "1 for the clock the worker runs on (CITYORDER_CLOCK: "
+                           "wall, or event for replays and demos).", ["clock"], registry=r)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

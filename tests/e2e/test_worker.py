@@ -96,6 +96,7 @@ def test_city_alerts_equal_the_replay_of_the_same_input(settings: Settings, tmp_
     finally:
         worker.stop()
     check_metrics(metrics)                # after a demo day: every labelled series is there
+    assert 'cityorder_clock_mode{clock="event"} 1.0' in metrics   # CityorderEventClockStalled leaves it out
     assert_same(without_emitted_at(alerts), without_emitted_at(expected[0]))
     assert all(a["emitted_at"] >= "2026-11-23" for a in alerts)   # stamped when sent, not replayed
     # Malformed input: every reason of the replay, each pointing at the real source record.
