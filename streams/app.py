@@ -85,7 +85,7 @@ SLICE_S = 0.005
 #: partition's checkpoint at 5,000 events/s is ~0.7 s of pickling and sending (12 MB); run
 #: back to back, its slices left evaluation too little of the loop and of the machine: the
 #: alerts' latency tail was that checkpoint (p99 234 ms, 108–176 ms resting; bench/README.md).
-#: Not while something waits for the checkpoint (a rebalance, :meth:`Runtime._hurrying`).
+#: Not while something waits for the writes (a rebalance, a load: :meth:`Runtime._hurrying`).
 REST_S = 3 * SLICE_S
 #: The producer's batch per partition (Kafka's default is 16 KB). A send that finds its
 #: partition's batch full waits for it to be acknowledged: a busy partition's checkpoint, 4,300
@@ -461,7 +461,8 @@ class Runtime:
 
     @contextlib.contextmanager
     def _hurrying(self) -> Iterator[None]:
-        """While in it, checkpoints in flight do not rest between slices (:data:`REST_S`)."""
+        """While in it, state writes do not rest between slices (:data:`REST_S`): checkpoints
+        in flight that a rebalance or a fault's rebuild waits for, and a load's repairs."""
         self._waiting += 1
         try:
             yield
@@ -576,8 +577,9 @@ class Runtime:
         if repairs:
             log.info("partition %d: finishing an interrupted checkpoint (%d records)",
                      partition, len(repairs))
-            for f in await self._write(partition, repairs):
-                await f
+            with self._hurrying():   # the partition waits for these writes: no rests
+                for f in await self._write(partition, repairs):
+                    await f
         self.evaluators[partition] = ev
         # Partitions loaded together would checkpoint together: spread the work over the
         # interval.
