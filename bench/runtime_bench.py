@@ -29,9 +29,11 @@ storage) and ``cityorder worker`` subprocesses (``python -m streams.cli worker``
    workers would otherwise rebalance in the middle of the drain.)
 3. Latency, wall clock: one worker with the default pack, a producer sending camera messages
    at ``--rate`` whose CreateTime and ``observed_at`` are the send time. Among them, tracks of
-   the camera rule that fires soonest at this wall time (``traffic.heavy-truck-centre``, 30 s,
-   by day on a workday; ``muck-truck.uncovered``, 20 s, in the evening and at night), started
-   at ``--fire-per-s``; each opens an alert ``persist.duration`` after its first sighting.
+   the camera rule that fires soonest at the city's time (``muck-truck.uncovered``, 20 s, in the
+   default pack), started at ``--fire-per-s``; each opens an alert ``persist.duration`` after
+   its first sighting. Which rules and zone schedules are open depends on the city's local time,
+   so the run is made by day and by night (``--at``): a copy of the demo map whose time zone
+   puts its clock at 10:00 or 22:00 now, on a working day (``map_at``).
    Latency of an ``opened`` / ``updated`` message = its Kafka timestamp - the send time of its
    newest evidence item (or its ``at``, if later: an ``updated`` held back by the 60 s
    spacing) - the reorder window.
@@ -73,10 +75,11 @@ import uuid
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -325,9 +328,10 @@ class Metrics:
 WORKER_SETTINGS: dict[str, str] = {}
 
 
-def make_settings(broker: EmbeddedBroker, prefix: str, clock: str, state_dir: Path) -> Settings:
+def make_settings(broker: EmbeddedBroker, prefix: str, clock: str, state_dir: Path,
+                  city: Path = MAP) -> Settings:
     return Settings.from_env({}, brokers=broker.url, topic_prefix=prefix, partitions=PARTITIONS,
-                             city=MAP, store="memory", clock=clock, session_timeout="3s",
+                             city=city, store="memory", clock=clock, session_timeout="3s",
                              state_dir=state_dir, **WORKER_SETTINGS)
 
 
@@ -671,9 +675,10 @@ class LiveStream:
     benchmark's label mix (no rule fires on them within minutes) plus "firing" tracks of the
     camera rule that opens soonest at this wall time, started at a fixed rate."""
 
-    def __init__(self, seed: int, span_ms: int, fire_rule: str | None, bg_tracks: int) -> None:
+    def __init__(self, seed: int, span_ms: int, fire_rule: str | None, bg_tracks: int,
+                 city_path: Path = MAP) -> None:
         self.rng = rng = random.Random(seed)
-        self.city = city = CityMap.load(MAP)
+        self.city = city = CityMap.load(city_path)
         ruleset = load_rules([PACK])
         self.reorder_ms = ruleset.reorder_window_ms
         rules = [r for r in _camera_rules(ruleset) if isinstance(r.operator, Persist) and r.match.labels]
@@ -747,8 +752,40 @@ class LiveStream:
                 "location": {"lat": lat, "lon": lon}}]})
 
 
+#: ``--at``: the local hour the latency run's city is put at, on a working day.
+AT_HOURS = {"day": 10, "night": 22}
+
+
+def map_at(at: str, now_ms: int, dest: Path) -> tuple[Path, str]:
+    """The demo map, or a copy of it whose clock reads ``at`` now (AT_HOURS, on a working day).
+
+    Which rules and zone schedules are open depends on the city's local time, so the day's and
+    the night's workloads differ; a session at one hour could measure only one of them. The
+    copy moves the city's time zone to the whole-hour UTC offset (``Etc/GMT±N``) that puts the
+    local hour at AT_HOURS[at], and makes the local date a working day (调休, or no longer a
+    holiday). Everything else is the demo map. Returns the map's path and a description."""
+    if at == "now":
+        return MAP, "the demo map's own time (Asia/Shanghai)"
+    utc = datetime.fromtimestamp(now_ms / 1000, UTC)
+    offset = (AT_HOURS[at] - utc.hour + 12) % 24 - 12            # -12 .. +11 hours
+    tz = "Etc/GMT" if offset == 0 else f"Etc/GMT{-offset:+d}"    # IANA's Etc signs are inverted
+    local = utc.astimezone(ZoneInfo(tz))
+    raw = json.loads(MAP.read_text(encoding="utf-8"))
+    cal = raw["city"].setdefault("calendar", {})
+    day = local.date().isoformat()
+    cal["holidays"] = [d for d in cal.get("holidays", []) if d != day]
+    if local.weekday() >= 5:
+        cal["workdays"] = sorted({*cal.get("workdays", []), day})
+    raw["city"]["time_zone"] = tz
+    path = dest / f"city-{at}.geojson"
+    path.write_text(json.dumps(raw, ensure_ascii=False), encoding="utf-8")
+    return path, (f"{at}: the demo map at {tz}, local {local:%a %Y-%m-%d %H:%M}"
+                  + (" (made a 调休 working day)" if local.weekday() >= 5 else ""))
+
+
 @dataclass(slots=True)
 class Latency:
+    at: str                           # map_at's description
     rule: str
     duration_s: float
     fire_cameras: int
@@ -901,13 +938,17 @@ async def changelog_sample(settings: Settings, per_partition: int = 200) -> tupl
         await consumer.stop()
 
 
-def latency(broker: EmbeddedBroker, logs: Path, *, rate: float, window_s: float, fire_per_s: float,
-            bg_tracks: int, seed: int, fire_rule: str | None, max_warmup_s: float) -> Latency:
-    settings = make_settings(broker, fresh_prefix("latency"), "wall", logs / "state-latency")
+def latency(broker: EmbeddedBroker, logs: Path, *, at: str, rate: float, window_s: float,
+            fire_per_s: float, bg_tracks: int, seed: int, fire_rule: str | None,
+            max_warmup_s: float) -> Latency:
+    city, where = map_at(at, int(time.time() * 1000), logs)
+    print(f"  city's clock: {where}", flush=True)
+    settings = make_settings(broker, fresh_prefix(f"latency-{at}"), "wall", logs / f"state-latency-{at}",
+                             city)
     asyncio.run(ensure_topics(settings, default_topics(settings)))
     # The run: firing tracks start during the window, each opens duration_s later, and input
     # goes on 10 s after the last opening (so no opening depends on idle ticks).
-    probe = LiveStream(seed, 0, fire_rule, 1)
+    probe = LiveStream(seed, 0, fire_rule, 1, city)
     if probe.duration_s > max_warmup_s:
         raise BenchError(f"the soonest camera rule now is {probe.rule.id} ({probe.duration_s:g} s), more "
                          f"than --max-warmup {max_warmup_s:g} s")
@@ -923,14 +964,14 @@ def latency(broker: EmbeddedBroker, logs: Path, *, rate: float, window_s: float,
         life = dur + 2 * period + 5.0
         fire_per_s = min(fire_per_s, budget * period / life)
     run_s = dur + window_s + 2 * period + 10.0
-    stream = LiveStream(seed, int((run_s + 60) * 1000), probe.rule.id, bg_tracks)
+    stream = LiveStream(seed, int((run_s + 60) * 1000), probe.rule.id, bg_tracks, city)
     expected = int(fire_per_s * window_s) + 1
     print(f"  firing rule {stream.rule.id} (persist {stream.duration_s:g} s, label {stream.fire_label}, "
           f"{len(stream.fire_spots)} spots at {stream.fire_cameras} cameras); {fire_per_s:.3g} new tracks/s "
           f"for {window_s:g} s (~{expected} openings), each seen every {period:.3g} s; {bg_tracks:,} "
           f"background tracks ({', '.join(stream.bg_labels)}); {rate:,.0f} msgs/s for {run_s:.0f} s",
           flush=True)
-    worker = WorkerProc(settings, logs / "latency-worker.log", "latency worker")
+    worker = WorkerProc(settings, logs / f"latency-{at}-worker.log", f"latency worker ({at})")
     try:
         wait_all_ready([worker])
         wait_ingest_stable(settings, 1)
@@ -1005,8 +1046,8 @@ def latency(broker: EmbeddedBroker, logs: Path, *, rate: float, window_s: float,
     during = [s for s in scraped if s[0] > 0]
     lags = [s[1] for s in during] or [math.nan]
     behinds = [s[2] for s in during if not math.isnan(s[2])] or [math.nan]
-    return Latency(stream.rule.id, stream.duration_s, stream.fire_cameras, rate, took, sent, sent / took,
-                   behind, stream.fired, bg_tracks, kinds, samples, at_samples, max(lags),
+    return Latency(where, stream.rule.id, stream.duration_s, stream.fire_cameras, rate, took, sent,
+                   sent / took, behind, stream.fired, bg_tracks, kinds, samples, at_samples, max(lags),
                    sum(lags) / len(lags), max(behinds), pct(behinds, 0.5), meter.cores(), meter.used,
                    stream.reorder_ms, excluded, crashes, caught_up,
                    int(final.sum("cityorder_evaluate_batch_seconds_count")),
@@ -1200,6 +1241,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fire-rule", default=None, help="latency run: this camera rule (default: the soonest)")
     ap.add_argument("--max-warmup", type=float, default=300.0,
                     help="latency run: skip it if the soonest rule needs longer than this (s)")
+    ap.add_argument("--at", default="day,night",
+                    help="latency runs, comma-separated: day (10:00) and night (22:00) put the city's "
+                    "clock there on a working day by a copy of the demo map with another time zone; "
+                    "now keeps the map as it is (default day,night)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--profile", action="store_true",
                     help="(5): one more drain with the worker under cProfile")
@@ -1221,6 +1266,9 @@ def main(argv: list[str] | None = None) -> int:
     tracks = args.tracks
     window = args.window or (5.0 if args.quick else 20.0)
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    ats = [a.strip() for a in args.at.split(",") if a.strip()]
+    if not ats or set(ats) - {"now", *AT_HOURS}:
+        ap.error(f"--at {args.at!r}: write day, night or now, comma-separated")
     WORKER_LOGLEVEL = args.worker_loglevel
     PARTITIONS = args.partitions
     WORKER_SETTINGS.update({k: v for k, v in (("checkpoint_interval", args.checkpoint_interval),
@@ -1279,13 +1327,13 @@ def main(argv: list[str] | None = None) -> int:
             results["one"] = d1
             print_drain(d1, results.get("bare"), shares)
 
-        if "latency" not in skip:
-            print(f"\n(3) latency at {args.rate:,.0f} msgs/s, wall clock, default pack", flush=True)
+        for at in [] if "latency" in skip else ats:
+            print(f"\n(3) latency at {args.rate:,.0f} msgs/s, wall clock, default pack, {at}", flush=True)
             try:
-                lat = latency(broker, logs, rate=args.rate, window_s=window, fire_per_s=args.fire_per_s,
-                              bg_tracks=args.bg_tracks, seed=args.seed, fire_rule=args.fire_rule,
-                              max_warmup_s=args.max_warmup)
-                results["latency"] = lat
+                lat = latency(broker, logs, at=at, rate=args.rate, window_s=window,
+                              fire_per_s=args.fire_per_s, bg_tracks=args.bg_tracks, seed=args.seed,
+                              fire_rule=args.fire_rule, max_warmup_s=args.max_warmup)
+                results.setdefault("latency", []).append(lat)
                 print_latency(lat)
             except BenchError as e:
                 if "--max-warmup" not in str(e):
@@ -1369,12 +1417,12 @@ def summary(r: dict[str, Any], n: int, args: argparse.Namespace, took: float) ->
         if bare:
             print(f"{'    drain rate / bare consumer':58} {d.eps / bare:>18.1%}  {'>= 40%':>12}  "
                   f"{_verdict(d.eps / bare >= TARGET_SHARE_OF_BARE)}")
-    if "latency" in r:
-        lat: Latency = r["latency"]
+    for lat in r.get("latency", []):
         allv = lat.samples["opened"] + lat.samples["updated"]
         enough = len(allv) >= MIN_SAMPLES
         head = f"(3) {lat.achieved_rate:,.0f} msgs/s: latency beyond the {lat.reorder_ms / 1000:g} s window"
         print(f"{head:58} {f'n={len(allv)}':>18}")
+        print(f"    {lat.at}")
         if allv:
             print(f"{'    p50 (opened + updated)':58} {pct(allv, 0.5):>15,.0f} ms")
         verdict = (_verdict(pct(allv, 0.99) <= TARGET_P99_MS) if enough else
