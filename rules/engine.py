@@ -143,6 +143,18 @@ class Stats:
         return self
 
 
+@dataclass(slots=True)
+class _Refresh:
+    """A device whose watchers its last message applied only refreshed (Operator.alive),
+    and the newest message of it held since, with the progress it came at."""
+
+    g: GridState
+    watch: tuple[Any, str, list[Operator], bool]
+    time: int
+    inp: Input | None = None
+    progress: int = NEVER
+
+
 class _Untracked(set):  # type: ignore[type-arg]
     """A set that stays empty: change tracking switched off."""
 
@@ -217,6 +229,9 @@ class Engine:
         self._touched: list[Alert] = []
         self._matches: list[tuple[str, str, int, Callable[[], None]]] = []
         self._watch: dict[tuple[int, str | None], tuple[Any, str, list[Operator], bool]] = {}
+        # Devices whose watchers a message only refreshed, by (grid, subject), during a run:
+        # their later messages wait here (_liveness), the last one is given at the end.
+        self._refreshing: dict[tuple[str, str], _Refresh] = {}
         self._zone_memo: dict[tuple[str, tuple[str, ...]], str | None] = {}
         self._candidates: dict[tuple[Source, str, tuple[str, ...]], tuple[Candidate, ...]] = {}
         self._stale = 0
@@ -473,6 +488,8 @@ class Engine:
                     self._fire(popped)
             else:
                 break
+        if self._refreshing:
+            self._refresh_all()
         if wm > self.progress:
             self.progress = wm
         self._forget_seen()
@@ -500,6 +517,8 @@ class Engine:
         if g is None:
             g = self._grid(inp.grid_id)
         if inp.feedback is not None:
+            if self._refreshing:
+                self._refresh_all()   # feedback may touch the subjects
             self.fb_waiting.discard(inp.event_id)
             self._feedback(g, inp)
         else:
@@ -636,13 +655,41 @@ class Engine:
         dev, key, watchers, scheduled = watch
         if not watchers:
             return
+        refreshing = self._refreshing
+        held = refreshing.get((g.grid.id, key))
+        if held is not None:
+            if inp.time >= held.time:
+                held.time, held.inp, held.progress = inp.time, inp, self.progress
+                return
+            del refreshing[(g.grid.id, key)]
+            self._refresh(held)
         zone_ids = dev.zone_ids
         if scheduled:
             zone_ids = self._existing_zones(zone_ids, inp.time)
+        refreshed = True
         for logic in watchers:
             if scheduled and self._rule_zone(logic.rule, zone_ids) is None:
                 continue
-            logic.alive(self, g, inp, dev, key, zone_ids)
+            refreshed = logic.alive(self, g, inp, dev, key, zone_ids) and refreshed
+        if refreshed and not scheduled:
+            refreshing[(g.grid.id, key)] = _Refresh(g, watch, inp.time)
+
+    def _refresh(self, held: _Refresh) -> None:
+        """Give the watchers the last message held for a device (Operator.alive), at the
+        progress it came at: what the messages held would have done one by one."""
+        if held.inp is None:
+            return
+        dev, key, watchers, _ = held.watch
+        now, self.progress = self.progress, held.progress
+        for logic in watchers:
+            refreshed = logic.alive(self, held.g, held.inp, dev, key, dev.zone_ids)
+            assert refreshed, f"{logic.rule.id} {key}: a held message was not a refresh"
+        self.progress = now
+
+    def _refresh_all(self) -> None:
+        refreshing, self._refreshing = self._refreshing, {}
+        for held in refreshing.values():
+            self._refresh(held)
 
     def _watch_for(self, inp: Input) -> tuple[Any, str, list[Operator], bool]:
         """The device, its subject, and which operators watch it (cached per device): kinds
@@ -868,6 +915,10 @@ class Engine:
                 del alert.armed[(str(rank), level)]
                 self._alert_timer(g, alert, rank, level, due)
         else:
+            if self._refreshing:
+                held = self._refreshing.pop((timer.grid_id, timer.subject), None)
+                if held is not None:
+                    self._refresh(held)
             subj = g.subjects.get((timer.rule_id, timer.subject))
             if subj is not None:
                 self._subject_timer(g, subj, rank, due)

@@ -140,9 +140,13 @@ class Operator(ABC):
         return False
 
     def alive(self, eng: Glue, g: GridState, inp: Input, dev: Device, key: str,
-              zone_ids: tuple[str, ...]) -> None:
+              zone_ids: tuple[str, ...]) -> bool:
         """A message of a watched device (subject ``key``), its zones checked
-        (``watches_devices`` only)."""
+        (``watches_devices`` only). True if it only refreshed the subject: a later message
+        of the device, from the state it left, would overwrite what it set and do nothing
+        else (queue no step, arm no timer, emit nothing). The engine then holds the device's
+        later messages until the end of its run, or until something reads the subject, and
+        gives the operator only the last of them: a camera sends every few seconds."""
         raise NotImplementedError(f"{type(self).__name__} does not watch devices")
 
     @abstractmethod

@@ -71,20 +71,23 @@ class SilentOp(Operator):
         return not (source is Source.SENSOR and kinds is not None and dev.kind not in kinds)
 
     def alive(self, eng: Glue, g: GridState, inp: Input, dev: Device, key: str,
-              zone_ids: tuple[str, ...]) -> None:
+              zone_ids: tuple[str, ...]) -> bool:
         rule, t = self.rule, inp.time
         subj = eng.existing(g, rule.id, key)
         if subj is not None and rule.schedule is None and not subj.state.silent and t >= subj.state.last:
             # The common case: the device was alive and still is. Only its last-seen time
-            # moves (and with it the silence timer): no transition can come of it now.
+            # moves (and with it the silence timer): no transition can come of it now. A
+            # later message moves them further: the timer armed now (if any) is earlier than
+            # its, and the idle timer is armed, so it arms nothing (a refresh).
             st: SilentState = subj.state
             st.last, st.last_item = t, (inp, dev, zone_ids)
             st.fire_at = t + self.duration
             eng.mark(g, subj)
             eng.arm(g, subj, st.fire_at)
             eng.touch(g, subj)
-            return
+            return True
         eng.queue(rule.id, key, partial(self._message, eng, g, key, dev, inp, zone_ids))
+        return False
 
     def _message(self, eng: Glue, g: GridState, key: str, dev: Device, inp: Input,
                  zone_ids: tuple[str, ...]) -> None:

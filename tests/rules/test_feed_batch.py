@@ -4,17 +4,22 @@ the same order, the same counts, on random streams with disorder beyond the reor
 
 from __future__ import annotations
 
+import pickle
 import random
+from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from models.decode import TOPIC_SOURCES
-from rules.engine import Engine
+from rules.engine import Engine, take
 from rules.ingest import Ingest
 from rules.inputs import Input, Source
+from rules.ops.silent import SilentOp
 from rules.replay import parse_line
+from tests.rules.harness import Harness, T
 from tests.rules.test_properties import PROPS, _harness, stream
 
 
@@ -100,3 +105,88 @@ def test_an_event_id_is_forgotten_exactly_when_its_window_ends() -> None:
         feed(first._replace(offset=None))
         assert engine.stats.duplicates["city.events.camera"] == 1
         assert engine.stats.late_sources == {"camera": 1}
+
+
+def test_a_device_heard_many_times_in_one_run_ends_as_if_heard_one_by_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A camera's messages only refresh its ``silent`` subject while it is alive; within one
+    run the engine gives the operator only the last of them (Engine._liveness). Across a
+    silence that fires in the middle of the batch, the messages that end it, and feedback
+    on its alert (resolving touches the subject, as the last input of a run too), outputs,
+    state and what is marked changed are those of an engine that applies each input in a
+    run of its own (a tick to each input's time after it)."""
+    h = Harness(tmp_path, feed=False)
+    t0 = T("10:00:00")
+    first = [t0 + i * 1_000 for i in range(240)]
+    resumed = [first[-1] + 400_000 + i * 1_000 for i in range(240)]   # silent 6m40s: fires at 5m
+    for t in first + resumed:
+        h.cam(t, cam="cam-1", detections=[])
+        h.cam(t + 500, cam="cam-2", detections=[])
+    end = resumed[-1] + 60_000
+
+    def engine_and_parts(lines: list[bytes]) -> tuple[Engine, list[Input]]:
+        ingest = Ingest(h.city, h.rules)
+        parts: list[Input] = []
+        for offset, line in enumerate(lines):
+            msg = parse_line(line)
+            assert msg.topic is not None
+            got = ingest(TOPIC_SOURCES[msg.topic], msg.topic, msg.payload, key=msg.key,
+                         partition=0, offset=offset)
+            assert isinstance(got, list)
+            parts += got
+        return Engine(h.city, h.rules, track_changes=True), sorted(parts, key=lambda p: p.time)
+
+    def one_at_a_time(lines: list[bytes]) -> tuple[Engine, list[Any]]:
+        engine, parts = engine_and_parts(lines)
+        out: list[Any] = []
+        for part in parts:
+            out += engine.feed(part)
+            out += engine.tick(part.time + engine.reorder)
+        return engine, out + engine.tick(end)
+
+    _, out = one_at_a_time(h.lines)
+    opened = [a for a in out if a["rule_id"] == "camera.offline" and a["transition"] == "opened"]
+    assert len(opened) == 2   # both cameras fell silent
+    alert_id = next(a["alert_id"] for a in opened if a["grid_id"] == "G-1")   # cam-1's
+    for action, t in (("acknowledge", resumed[30]), ("dispatch", resumed[31]), ("resolve", resumed[60]),
+                      ("verify", resumed[61]), ("reopen", resumed[90]), ("resolve", resumed[-1])):
+        h.fb(t + 200, alert_id, action, **({"assignee": "team-1"} if action == "dispatch" else {}))
+    # After cam-1's last message and its resolution, cam-2 goes on a little and a report
+    # closes the input: the last run holds cam-2's messages, then applies something else.
+    for i in range(1, 11):
+        h.cam(resumed[-1] + 500 + i * 1_000, cam="cam-2", detections=[])
+    h.report(resumed[-1] + 12_000)
+
+    single_engine, single = one_at_a_time(h.lines)
+    given: list[int] = []
+    alive = SilentOp.alive
+    monkeypatch.setattr(SilentOp, "alive", lambda self, *a: given.append(1) or alive(self, *a))
+    batched_engine, parts = engine_and_parts(h.lines)
+    batched = batched_engine.feed_batch(parts) + batched_engine.tick(end)
+
+    assert batched == single
+    assert len(given) * 10 < 2 * len(first + resumed)   # held, not given one by one
+    transitions = [a["transition"] for a in single if a["alert_id"] == alert_id]
+    assert transitions == ["opened", "cleared", "acknowledged", "dispatched", "resolved", "closed",
+                           "reopened", "resolved"]
+    for grid, cam in (("G-1", "cam-1"), ("G-2", "cam-2")):   # nothing is left held
+        subject = batched_engine.grids[grid].subjects[("camera.offline", f"dev:{cam}")]
+        assert subject.state.last == max(p.time for p in parts if p.device_id == cam)
+    assert batched_engine.dirty == single_engine.dirty
+    assert state_of(batched_engine) == state_of(single_engine)
+
+
+def state_of(engine: Engine) -> dict[Any, Any]:
+    """The engine's snapshot records, the buckets of its de-duplication memory and reorder
+    buffer merged (how entries fall into buckets depends on how many were added at once),
+    and the reorder buffer without its sequence numbers (a batch admits its parts before the
+    timers that feeding one by one would have numbered in between)."""
+    state: dict[Any, Any] = {"seen": {}, "pending": set()}
+    for key, data in take(engine).records():
+        if key[0] == "seen":
+            state["seen"].update(pickle.loads(data))
+        elif key[0] == "pending":
+            state["pending"] |= {(t, src, eid, inp) for t, src, eid, _, inp in pickle.loads(data).values()}
+        else:
+            state[key] = data
+    return state
