@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from models.decode import TOPIC_SOURCES
+from models.decode import TOPIC_SOURCES, BadInput
 from rules.engine import Engine, take
 from rules.ingest import Ingest
 from rules.inputs import Input, Source
@@ -23,21 +23,24 @@ from tests.rules.harness import Harness, T
 from tests.rules.test_properties import PROPS, _harness, stream
 
 
+def ingested(h: Harness, lines: list[bytes]) -> list[list[Input] | BadInput]:
+    """What ingest gives for each line (replay-file lines of one source partition)."""
+    ingest = Ingest(h.city, h.rules)
+    results: list[list[Input] | BadInput] = []
+    for offset, line in enumerate(lines):
+        msg = parse_line(line)
+        assert msg.topic is not None
+        results.append(ingest(TOPIC_SOURCES[msg.topic], msg.topic, msg.payload, key=msg.key,
+                              partition=0, offset=offset))
+    return results
+
+
 def parts_of(lines: list[bytes], rng: random.Random) -> list[Input]:
     """The lines' parts as ingest gives them, then disturbed: neighbours swapped (some by more
     than the reorder window: late), messages sent twice at once or much later (duplicates, or
     late once forgotten) and a source partition's records read again from an earlier offset
     (a redelivery)."""
-    h = _harness(feed=False)
-    ingest = Ingest(h.city, h.rules)
-    per_line: list[list[Input]] = []
-    for offset, line in enumerate(lines):
-        msg = parse_line(line)
-        assert msg.topic is not None
-        got = ingest(TOPIC_SOURCES[msg.topic], msg.topic, msg.payload, key=msg.key,
-                     partition=0, offset=offset)
-        if isinstance(got, list):
-            per_line.append(got)
+    per_line = [got for got in ingested(_harness(feed=False), lines) if isinstance(got, list)]
     for _ in range(len(per_line) // 8):
         i = rng.randrange(len(per_line))
         j = min(len(per_line) - 1, i + rng.choice((1, 2, 5, 20)))
@@ -125,13 +128,8 @@ def test_a_device_heard_many_times_in_one_run_ends_as_if_heard_one_by_one(
     end = resumed[-1] + 60_000
 
     def engine_and_parts(lines: list[bytes]) -> tuple[Engine, list[Input]]:
-        ingest = Ingest(h.city, h.rules)
         parts: list[Input] = []
-        for offset, line in enumerate(lines):
-            msg = parse_line(line)
-            assert msg.topic is not None
-            got = ingest(TOPIC_SOURCES[msg.topic], msg.topic, msg.payload, key=msg.key,
-                         partition=0, offset=offset)
+        for got in ingested(h, lines):
             assert isinstance(got, list)
             parts += got
         return Engine(h.city, h.rules, track_changes=True), sorted(parts, key=lambda p: p.time)
