@@ -2,16 +2,21 @@
 latest nine, newest first, and the location of the latest event that had one.
 
 Kept as a fixed-size summary rather than a list of events, so a vehicle watched for three
-days costs the same memory as one seen for a minute. Each event it keeps is packed into one
-``bytes`` (MessagePack, :func:`pack`): as a tuple of Python objects an event cost about 380
-bytes (the tuple, its id, URL, time and confidence each an object), packed about 140, and
-the ten kept per subject were most of the engine's memory. Only rendering an alert unpacks
-them; the hot path reads an event's time from its fixed place in the packed bytes.
+days costs the same memory as one seen for a minute. The kept events were most of the
+engine's memory: as tuples of Python objects about 380 bytes each, then as one MessagePack
+``bytes`` each about 150. Now a summary keeps its newest ten in one ``bytes`` buffer, each
+event a record written against a *base* taken from the first event the summary was given:
+the fields a subject's events share (source, kind, device) are not repeated, and an event id
+or snapshot URL that starts like the base's (``cam-0012-``,
+``https://evidence.example/cam-0012/``) keeps only its tail. A camera event costs about 50
+bytes, and the summaries of one camera's tracks share one base. Only rendering an alert
+decodes records; the hot path reads a record's time from its fixed header, and appends.
 """
 
 from __future__ import annotations
 
 import bisect
+import struct
 from typing import Any, NamedTuple
 
 import msgspec
@@ -21,12 +26,28 @@ from rules.inputs import SOURCE_OF, Obs, Source, new_record
 _KEEP = 10
 _NEWEST = 9
 
-#: Times are packed offset by 2**63, so every one is a MessagePack uint64 (0xcf and eight
-#: big-endian bytes) at a fixed place: bytes 2..10, after the array's one-byte header.
+#: A record: its header (the length of its fields, its time offset by 2**63 so every time
+#: packs unsigned), then its fields in MessagePack. The buffer of records ends with the newest
+#: record's time, so an append (the common case: input comes in time order) reads it there.
 _OFFSET = 1 << 63
-_AT = slice(2, 10)
+_HEAD = struct.Struct(">IQ")
+_H = _HEAD.size
+_TIME = struct.Struct(">Q")
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder().decode
+
+#: An event's fields as a record holds them: event id, source number, kind, device, snapshot
+#: URL, and the source's own three (see :class:`Shown`).
+Fields = tuple[Any, ...]
+
+#: A summary's base: the stem of its event ids, the source number, kind, device and the stem
+#: of its snapshot URLs. One tuple serves every summary with the same (:data:`_BASES`).
+Base = tuple[str, int, str, str | None, str | None]
+
+#: The bases in use, so the summaries of one camera's tracks share one (bounded: a flood of
+#: report ids each its own stem only stops the sharing).
+_BASES: dict[Base, Base] = {}
+_BASES_LIMIT = 65_536
 
 
 class Item(NamedTuple):
@@ -79,9 +100,7 @@ class Shown(NamedTuple):
 _SOURCE_NAMES = {Source.CAMERA: "camera", Source.SENSOR: "sensor", Source.REPORT: "report"}
 
 
-def pack(item: Item) -> bytes:
-    """The event as evidence keeps it. MessagePack keeps an int an int and a float a float,
-    so an unpacked event renders exactly as the original would."""
+def _fields(item: Item) -> Fields:
     o = item.obs
     source = item.source
     if source is Source.CAMERA:
@@ -90,42 +109,63 @@ def pack(item: Item) -> bytes:
         a, b, c = o.state, o.value, None
     else:
         a, b, c = o.reporter_id, o.address, o.photos
-    return _pack(item.observed_at, item.event_id, int(source), o.kind, item.device_id,
-                 item.snapshot_url, a, b, c)
+    return (item.event_id, int(source), o.kind, item.device_id, item.snapshot_url, a, b, c)
 
 
-def _pack(t: int, *fields: Any) -> bytes:
-    """The packed form: the time, offset so it sits at :data:`_AT`, then the other fields
-    (id, source number, kind, device, snapshot URL, the source's three)."""
-    return _encode((t + _OFFSET, *fields))
+def _base(f: Fields) -> Base:
+    """What the records of a summary are written against: the stems are the event id without
+    its trailing digits and the URL up to its last ``/``."""
+    event_id, source, kind, device, url = f[:5]
+    return _shared((event_id.rstrip("0123456789"), source, kind, device,
+                    None if url is None else url[:url.rfind("/") + 1]))
 
 
-def unpack(packed: bytes) -> Shown:
-    t, event_id, source, kind, device_id, url, a, b, c = _decode(packed)
-    return new_record(Shown, (t - _OFFSET, event_id, SOURCE_OF[source], kind, device_id, url, a, b,
+def _shared(base: Base) -> Base:
+    """The one tuple in use equal to ``base`` (a restored summary's too: pickled apart, each
+    would otherwise come back with its own)."""
+    shared = _BASES.get(base)
+    if shared is None:
+        if len(_BASES) >= _BASES_LIMIT:
+            _BASES.clear()
+        shared = _BASES[base] = base
+    return shared
+
+
+def _time(rec: bytes) -> int:
+    return _HEAD.unpack_from(rec)[1] - _OFFSET
+
+
+def _shown(t: int, f: Fields) -> Shown:
+    c = f[7]
+    return new_record(Shown, (t, f[0], SOURCE_OF[f[1]], f[2], f[3], f[4], f[5], f[6],
                               tuple(c) if c is not None else None))
 
 
-def observed_at(packed: bytes) -> int:
-    return int.from_bytes(packed[_AT]) - _OFFSET
-
-
-def sort_key(packed: bytes) -> tuple[int, str]:
-    """(observed_at, event_id): the order evidence keeps, read from a packed event."""
-    t, event_id = _decode(packed)[:2]
-    return t - _OFFSET, event_id
+def _legacy(kept: bytes | tuple[Any, ...]) -> tuple[int, Fields]:
+    """An event as a checkpoint written before records held it: one MessagePack array, or
+    before that a flat tuple, each (time, id, source number, kind, device, URL, a, b, c)."""
+    flat = _decode(kept) if isinstance(kept, bytes) else kept
+    t = flat[0] - _OFFSET if isinstance(kept, bytes) else flat[0]
+    return t, tuple(flat[1:])
 
 
 class Evidence:
-    """Running summary of the distinct events attributed to one episode or one alert."""
+    """Running summary of the distinct events attributed to one episode or one alert.
 
-    __slots__ = ("address", "count", "first", "last_event", "loc_at", "location", "newest",
+    ``buf`` holds the newest ``n`` (at most ten) records in (observed_at, event_id) order,
+    then the newest's time. The first event is the buffer's first record, unless that has
+    been pushed out or an older event came too late to be among the newest: then ``first``
+    holds it."""
+
+    __slots__ = ("address", "base", "buf", "count", "first", "last_event", "loc_at", "location", "n",
                  "zones")
 
     def __init__(self) -> None:
         self.count = 0
-        self.first: bytes | None = None    # packed, as every event kept
-        self.newest: list[bytes] = []      # in (observed_at, event_id) order
+        self.base: Base | None = None
+        self.buf = b""
+        self.n = 0
+        self.first: bytes | None = None
         self.last_event: str | None = None
         self.location: tuple[float, float] | None = None
         self.zones: tuple[str, ...] = ()
@@ -135,7 +175,7 @@ class Evidence:
     def add(self, item: Item, zones: tuple[str, ...]) -> bool:
         """Attribute one event; returns False when it was already attributed (a second
         detection of the same message, or an event seen again), which changes nothing."""
-        if not self._keep(item.observed_at, item.event_id, item, None):
+        if not self._keep(item.observed_at, item.event_id, None, item):
             return False
         o = item.obs
         if o.located and item.observed_at >= self.loc_at:
@@ -146,43 +186,87 @@ class Evidence:
             self.address = (item.observed_at, o.address)
         return True
 
-    def _keep(self, t: int, event_id: str, item: Item | None, packed: bytes | None) -> bool:
-        """Keep one event (given as an item or packed) in the count, the first and the newest
-        nine; False if it is held already."""
+    def _keep(self, t: int, event_id: str, f: Fields | None, item: Item | None) -> bool:
+        """Keep one event (given as its fields or as an item) in the count, the first and the
+        newest ten; False if it is held already."""
         if event_id == self.last_event:
             return False
-        newest = self.newest
+        buf, n = self.buf, self.n
         # Input later than everything held: no scan for it, and an append. (At the same time
         # as the newest held, it takes the general path, which reads the ids.)
-        in_order = not newest or t > observed_at(newest[-1])
-        key = (t, event_id)
-        if not in_order and self._holds(key):
+        in_order = not n or t > _TIME.unpack_from(buf, len(buf) - 8)[0] - _OFFSET
+        if not in_order and self._holds(t, event_id):
             return False
-        if packed is None:
-            assert item is not None
-            packed = pack(item)
+        rec = self._record(t, f if f is not None else _fields(item))  # type: ignore[arg-type]
         self.count += 1
         self.last_event = event_id
-        first = self.first
-        if first is None or t < (ft := observed_at(first)) or (t == ft and key < sort_key(first)):
-            self.first = packed
         if in_order:
-            newest.append(packed)
-            if len(newest) > _KEEP:
-                del newest[0]
-        elif len(newest) < _KEEP or key > sort_key(newest[0]):
-            bisect.insort(newest, packed, key=sort_key)
-            if len(newest) > _KEEP:
-                del newest[0]
+            if n < _KEEP:
+                self.buf = (buf[:-8] + rec if n else rec) + rec[4:_H]
+                self.n = n + 1
+            else:
+                start = _H + _HEAD.unpack_from(buf)[0]
+                if self.first is None:
+                    self.first = buf[:start]
+                self.buf = buf[start:-8] + rec + rec[4:_H]
+            return True
+        recs = self._records()
+        old_first = self.first if self.first is not None else recs[0]
+        key = (t, event_id)
+        keys = [self._key(r) for r in recs]
+        if n < _KEEP or key > keys[0]:
+            recs.insert(bisect.bisect(keys, key), rec)
+            if len(recs) > _KEEP:
+                del recs[0]
+            self.buf, self.n = b"".join(recs) + recs[-1][4:_H], len(recs)
+        first = rec if key < self._key(old_first) else old_first
+        self.first = None if recs[0] == first else first
         return True
+
+    def _record(self, t: int, f: Fields) -> bytes:
+        """An event as a record: against the base, only what differs from it."""
+        base = self.base
+        if base is None:
+            base = self.base = _base(f)
+        event_id, source, kind, device, url, a, b, c = f
+        stem, url_stem = base[0], base[4]
+        if (source == base[1] and kind == base[2] and device == base[3] and event_id.startswith(stem)
+                and (url is None or (url_stem is not None and url.startswith(url_stem)))):
+            fields = _encode((event_id[len(stem):], url if url is None else url[len(url_stem):], a, b,
+                              c))
+        else:
+            fields = _encode(f)
+        return _HEAD.pack(len(fields), t + _OFFSET) + fields
+
+    def _fields_of(self, rec: bytes) -> Fields:
+        v = _decode(memoryview(rec)[_H:])
+        if len(v) == 5:
+            base = self.base
+            assert base is not None
+            tail, url, a, b, c = v
+            return (base[0] + tail, base[1], base[2], base[3],
+                    None if url is None else base[4] + url, a, b, c)  # type: ignore[operator]
+        return tuple(v)
+
+    def _key(self, rec: bytes) -> tuple[int, str]:
+        """(observed_at, event_id): the order evidence keeps."""
+        return _time(rec), self._fields_of(rec)[0]
+
+    def _records(self) -> list[bytes]:
+        buf, out, at, end = self.buf, [], 0, len(self.buf) - 8
+        while at < end:
+            nxt = at + _H + _HEAD.unpack_from(buf, at)[0]
+            out.append(buf[at:nxt])
+            at = nxt
+        return out
 
     def fold(self, other: Evidence) -> bool:
         """Attribute another summary's events (an episode's, to the alert it now feeds)."""
         kept = other._kept()
         changed = False
-        for packed in reversed(kept):
-            t, event_id = sort_key(packed)
-            changed |= self._keep(t, event_id, None, packed)
+        for rec in reversed(kept):
+            f = other._fields_of(rec)
+            changed |= self._keep(_time(rec), f[0], f, None)
         self.count += max(0, other.count - len(kept))
         if other.location is not None and other.loc_at >= self.loc_at:
             self.location, self.zones, self.loc_at = other.location, other.zones, other.loc_at
@@ -192,49 +276,54 @@ class Evidence:
 
     def cut(self) -> tuple[Any, ...]:
         """The summary as it is now, sharing only immutable parts with it (a snapshot taken
-        now and pickled later): plain bytes and tuples, which pickle at C speed."""
-        return (self.count, self.first, list(self.newest), self.last_event, self.location, self.zones,
-                self.loc_at, self.address)
+        now and pickled later): bytes, strings and tuples, which pickle at C speed."""
+        return (self.count, self.first, self.buf, self.n, self.last_event, self.location, self.zones,
+                self.loc_at, self.address, self.base)
 
     @classmethod
     def unpack(cls, cut: tuple[Any, ...]) -> Evidence:
-        """The summary from a :meth:`cut` (pickled in between). A checkpoint written before
-        events were packed holds each as a plain tuple: it is packed here."""
+        """The summary from a :meth:`cut` (pickled in between), or from the cut of a checkpoint
+        written before records: eight fields, the kept events one MessagePack array each (or
+        before that a flat tuple each), written as records here."""
         ev = cls()
-        ev.count, first, newest, ev.last_event, ev.location, ev.zones, ev.loc_at, ev.address = cut
-        ev.first = _repack(first) if first is not None else None
-        ev.newest = [_repack(s) for s in newest]
+        if len(cut) == 10:
+            (ev.count, ev.first, ev.buf, ev.n, ev.last_event, ev.location, ev.zones, ev.loc_at,
+             ev.address, base) = cut
+            ev.base = _shared(base) if base is not None else None
+            return ev
+        count, first, newest, ev.last_event, ev.location, ev.zones, ev.loc_at, ev.address = cut
+        events = [_legacy(k) for k in ([first] if first is not None else []) + list(newest)]
+        for t, f in events:
+            ev._keep(t, f[0], f, None)
+            ev.last_event = None
+        ev.count, ev.last_event = count, cut[3]
         return ev
 
-    def _holds(self, key: tuple[int, str]) -> bool:
+    def _holds(self, t: int, event_id: str) -> bool:
         first = self.first
-        if first is not None and sort_key(first) == key:
+        if first is not None and _time(first) == t and self._key(first)[1] == event_id:
             return True
-        return any(sort_key(p) == key for p in self.newest)
+        return any(_time(r) == t and self._key(r)[1] == event_id for r in self._records())
 
     @property
     def first_seen(self) -> int | None:
-        return observed_at(self.first) if self.first else None
+        if self.first is not None:
+            return _time(self.first)
+        return _time(self.buf) if self.n else None
 
     @property
     def last_seen(self) -> int | None:
-        return observed_at(self.newest[-1]) if self.newest else None
+        return _TIME.unpack_from(self.buf, len(self.buf) - 8)[0] - _OFFSET if self.n else None
 
     def _kept(self) -> list[bytes]:
-        """The first event and the latest nine, newest first, packed."""
-        kept = self.newest[-_NEWEST:]
-        if self.first is not None and self.first not in kept:
-            kept = [self.first, *kept]
+        """The first event and the latest nine, newest first, as records."""
+        recs = self._records()
+        kept = recs[-_NEWEST:]
+        first = self.first if self.first is not None else (recs[0] if recs else None)
+        if first is not None and first not in kept:
+            kept = [first, *kept]
         return kept[::-1]
 
     def items(self) -> list[Shown]:
         """The first event and the latest nine, newest first."""
-        return [unpack(p) for p in self._kept()]
-
-
-def _repack(kept: bytes | tuple[Any, ...]) -> bytes:
-    """An event from a checkpoint: packed already, or the flat tuple of an older checkpoint
-    (time, id, source number, kind, device, snapshot URL, and the source's three fields)."""
-    if isinstance(kept, bytes):
-        return kept
-    return _pack(*kept)
+        return [_shown(_time(r), self._fields_of(r)) for r in self._kept()]
