@@ -33,6 +33,7 @@ _OFFSET = 1 << 63
 _HEAD = struct.Struct(">IQ")
 _H = _HEAD.size
 _TIME = struct.Struct(">Q")
+_LOC = struct.Struct(">qdd")
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder().decode
 
@@ -157,8 +158,7 @@ class Evidence:
     been pushed out or an older event came too late to be among the newest: then ``first``
     holds it."""
 
-    __slots__ = ("address", "base", "buf", "count", "first", "last_event", "loc_at", "location", "n",
-                 "zones")
+    __slots__ = ("address", "base", "buf", "count", "first", "last_event", "loc", "n", "zones")
 
     def __init__(self) -> None:
         self.count = 0
@@ -167,9 +167,10 @@ class Evidence:
         self.n = 0
         self.first: bytes | None = None
         self.last_event: str | None = None
-        self.location: tuple[float, float] | None = None
+        # The latest location: its time, latitude and longitude packed (:data:`_LOC`), a third
+        # of the memory of a tuple of two floats and a time.
+        self.loc: bytes | None = None
         self.zones: tuple[str, ...] = ()
-        self.loc_at = -1 << 62
         self.address: tuple[int, str] | None = None
 
     def add(self, item: Item, zones: tuple[str, ...]) -> bool:
@@ -178,9 +179,8 @@ class Evidence:
         if not self._keep(item.observed_at, item.event_id, None, item):
             return False
         o = item.obs
-        if o.located and item.observed_at >= self.loc_at:
-            self.loc_at = item.observed_at
-            self.location = (o.lat, o.lon)
+        if o.located and (self.loc is None or item.observed_at >= _LOC.unpack_from(self.loc)[0]):
+            self.loc = _LOC.pack(item.observed_at, o.lat, o.lon)
             self.zones = zones
         if o.address is not None and (self.address is None or item.observed_at >= self.address[0]):
             self.address = (item.observed_at, o.address)
@@ -268,8 +268,8 @@ class Evidence:
             f = other._fields_of(rec)
             changed |= self._keep(_time(rec), f[0], f, None)
         self.count += max(0, other.count - len(kept))
-        if other.location is not None and other.loc_at >= self.loc_at:
-            self.location, self.zones, self.loc_at = other.location, other.zones, other.loc_at
+        if other.loc is not None and other.loc_at >= self.loc_at:
+            self.loc, self.zones = other.loc, other.zones
         if other.address is not None and (self.address is None or other.address[0] >= self.address[0]):
             self.address = other.address
         return changed
@@ -287,16 +287,18 @@ class Evidence:
         before that a flat tuple each), written as records here."""
         ev = cls()
         if len(cut) == 10:
-            (ev.count, ev.first, ev.buf, ev.n, ev.last_event, ev.location, ev.zones, ev.loc_at,
-             ev.address, base) = cut
+            (ev.count, ev.first, ev.buf, ev.n, ev.last_event, location, ev.zones, loc_at, ev.address,
+             base) = cut
+            ev.loc = _LOC.pack(loc_at, *location) if location is not None else None
             ev.base = _shared(base) if base is not None else None
             return ev
-        count, first, newest, ev.last_event, ev.location, ev.zones, ev.loc_at, ev.address = cut
+        count, first, newest, ev.last_event, location, ev.zones, loc_at, ev.address = cut
         events = [_legacy(k) for k in ([first] if first is not None else []) + list(newest)]
         for t, f in events:
             ev._keep(t, f[0], f, None)
             ev.last_event = None
         ev.count, ev.last_event = count, cut[3]
+        ev.loc = _LOC.pack(loc_at, *location) if location is not None else None
         return ev
 
     def _holds(self, t: int, event_id: str) -> bool:
@@ -304,6 +306,15 @@ class Evidence:
         if first is not None and _time(first) == t and self._key(first)[1] == event_id:
             return True
         return any(_time(r) == t and self._key(r)[1] == event_id for r in self._records())
+
+    @property
+    def location(self) -> tuple[float, float] | None:
+        return _LOC.unpack(self.loc)[1:] if self.loc is not None else None
+
+    @property
+    def loc_at(self) -> int:
+        """When the latest location was observed (long before anything, if none was)."""
+        return _LOC.unpack_from(self.loc)[0] if self.loc is not None else -1 << 62
 
     @property
     def first_seen(self) -> int | None:

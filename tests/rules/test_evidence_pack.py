@@ -101,8 +101,11 @@ class _Reference:
 
     def __init__(self) -> None:
         self.count, self.first, self.newest, self.last_event = 0, None, [], None
+        self.loc: tuple[Any, ...] | None = None   # (time, lat, lon, zones) of the latest located
 
-    def add(self, s: Shown) -> bool:
+    def add(self, s: Shown, item: Item | None = None) -> bool:
+        """``item`` given: an event attributed, which may also move the location; else one
+        of another summary's events, folded."""
         key = (s.observed_at, s.event_id)
         if s.event_id == self.last_event:
             return False
@@ -116,6 +119,8 @@ class _Reference:
             self.first = s
         if in_order or len(self.newest) < 10 or key > self.newest[0][:2]:
             self.newest = sorted([*self.newest, s])[-10:]
+        if item is not None and item.obs.located and (self.loc is None or s.observed_at >= self.loc[0]):
+            self.loc = (s.observed_at, item.obs.lat, item.obs.lon, item.obs.zone_ids)
         return True
 
     def items(self) -> list[Shown]:
@@ -126,21 +131,23 @@ class _Reference:
 
 
 def _event(t: int, n: int, source: Source) -> Item:
-    """Few times and few ids, so equal times, equal ids and redeliveries all happen."""
+    """Few times and few ids, so equal times, equal ids and redeliveries all happen; a few
+    places, and now and then none (a report by grid)."""
     eid = f"e{n}"
+    if source is Source.REPORT:
+        obs = Obs("garbage", 31.2 + n % 4 / 1000, 121.4, (f"z{n % 3}",), n % 5 != 1,
+                  reporter_id=None if n % 2 else "u", address="路",
+                  photos=None if n % 3 else tuple(f"p{i}" for i in range(n % 4)))
+        return Item(t, eid, source, obs, None, None)
     if source is Source.CAMERA:
         # Records hold what differs from the summary's first event: kinds, devices, tracks,
         # URL stems and id stems differ here now and then, and a URL may be missing.
-        obs = Obs("parked_car" if n % 5 else "vendor", 31.2, 121.4, (), track_id=f"t{n % 3}",
-                  confidence=n / 7)
+        obs = Obs("parked_car" if n % 5 else "vendor", 31.2, 121.4 - n % 3 / 1000, (f"z{n % 2}",),
+                  track_id=f"t{n % 3}", confidence=n / 7)
         url = None if n % 4 == 3 else f"https://e.example/{n % 2}/{n}.jpg"
         return Item(t, eid if n % 6 else f"x{n}", source, obs, "cam-1" if n % 7 else "cam-2", url)
-    if source is Source.SENSOR:
-        obs = Obs("noise", 31.2, 121.4, (), state="loud", value=n if n % 2 else n + 0.5)
-        return Item(t, eid, source, obs, "nz-1", None)
-    obs = Obs("garbage", 31.2, 121.4, (), reporter_id=None if n % 2 else "u", address="路",
-              photos=None if n % 3 else tuple(f"p{i}" for i in range(n % 4)))
-    return Item(t, eid, source, obs, None, None)
+    obs = Obs("noise", 31.2, 121.4, (), state="loud", value=n if n % 2 else n + 0.5)
+    return Item(t, eid, source, obs, "nz-1", None)
 
 
 _SOURCES = st.sampled_from([Source.CAMERA, Source.SENSOR, Source.REPORT])
@@ -156,8 +163,8 @@ def test_packed_evidence_keeps_what_the_unpacked_kept(events: list[Item], other:
     ev, ref = Evidence(), _Reference()
     episode, ref_episode = Evidence(), _Reference()
     for item in other:
-        episode.add(item, ())
-        ref_episode.add(_shown(item))
+        episode.add(item, item.obs.zone_ids)
+        ref_episode.add(_shown(item), item)
     for i, item in enumerate(events):
         if i == fold_at:
             changed = ev.fold(episode)
@@ -165,9 +172,14 @@ def test_packed_evidence_keeps_what_the_unpacked_kept(events: list[Item], other:
             for s in reversed(ref_episode.items()):
                 ref_changed |= ref.add(s)
             ref.count += max(0, ref_episode.count - len(ref_episode.items()))
+            if ref_episode.loc is not None and (ref.loc is None or ref_episode.loc[0] >= ref.loc[0]):
+                ref.loc = ref_episode.loc
             assert changed == ref_changed
-        assert ev.add(item, ()) == ref.add(_shown(item))
+        assert ev.add(item, item.obs.zone_ids) == ref.add(_shown(item), item)
         assert ev.count == ref.count
+        loc = ref.loc
+        assert (ev.loc_at, ev.location, ev.zones) == \
+               ((loc[0], loc[1:3], loc[3]) if loc is not None else (-1 << 62, None, ()))
     assert ev.items() == ref.items()
     assert [s.render(str) for s in ev.items()] == [s.render(str) for s in ref.items()]
     assert ev.first_seen == (ref.first.observed_at if ref.first else None)
@@ -197,3 +209,17 @@ def test_ten_events_of_one_track_take_little_memory() -> None:
     assert ev.n == 10 and ev.first is not None
     assert len(ev.buf) < 10 * 50
     assert [s.event_id for s in ev.items()] == [f"cam-1-{i:03d}" for i in (13, 12, 11, 10, 9, 8, 7, 6, 5, 0)]
+
+
+def test_a_fold_takes_the_other_location_at_the_same_time() -> None:
+    """An episode folded into its alert brings its location unless the alert's is newer: at the
+    same time, the episode's (it is the one attributed last)."""
+    alert, episode = Evidence(), Evidence()
+    alert.add(_event(5, 2, Source.REPORT), ("z2",))      # 31.202
+    episode.add(_event(5, 3, Source.REPORT), ("z0",))    # 31.203
+    alert.fold(episode)
+    assert (alert.location, alert.zones, alert.loc_at) == ((31.2 + 3 / 1000, 121.4), ("z0",), 5)
+    older = Evidence()
+    older.add(_event(4, 7, Source.REPORT), ("z1",))
+    alert.fold(older)
+    assert alert.location == (31.2 + 3 / 1000, 121.4)
