@@ -228,6 +228,9 @@ class Engine:
         self._batch: list[tuple[tuple[str, str], dict[str, Any]]] | None = None
         self._touched: list[Alert] = []
         self._matches: list[tuple[str, str, int, Callable[[], None]]] = []
+        # Subjects an input reached with no timer armed: their idle timer is armed once the
+        # input is applied, if the operator armed none (see arm_idle).
+        self._unarmed: list[tuple[GridState, Subject]] = []
         self._watch: dict[tuple[int, str | None], tuple[Any, str, list[Operator], bool]] = {}
         # Devices whose watchers a message only refreshed, by (grid, subject), during a run:
         # their later messages wait here (_liveness), the last one is given at the end.
@@ -533,6 +536,8 @@ class Engine:
                 matches.sort(key=_match_order)
             for m in matches:
                 m[3]()
+            if self._unarmed:
+                self._arm_unarmed()
         if self._touched:
             self._flush_touched()
         self._batch = None
@@ -638,8 +643,15 @@ class Engine:
         if key.startswith("cam:"):
             g.lru[key] = now
             g.lru.move_to_end(key)
-        self.arm_idle(g, subj)
+        if subj.armed is None and not subj.armed_idle:
+            self._unarmed.append((g, subj))
         return subj
+
+    def _arm_unarmed(self) -> None:
+        unarmed, self._unarmed = self._unarmed, []
+        for g, subj in unarmed:
+            if g.subjects.get((subj.rule.id, subj.key)) is subj:   # not evicted meanwhile
+                self.arm_idle(g, subj)
 
     def existing(self, g: GridState, rule_id: str, key: str) -> Subject | None:
         return g.subjects.get((rule_id, key))
@@ -881,7 +893,11 @@ class Engine:
         self.arm_idle(g, subj)
 
     def arm_idle(self, g: GridState, subj: Subject) -> None:
-        if not subj.armed_idle:
+        """The timer that drops a subject idle for its rule's ttl: only while its operator has
+        no timer armed (one timer a subject, not two). A subject is never dropped while
+        armed, so its idle timer is armed when its operator timer is done with
+        (``_subject_timer``)."""
+        if not subj.armed_idle and subj.armed is None:
             subj.armed_idle = True
             self._push(subj.touched + self.ttl[subj.rule.id], IDLE, 0, subj.rule.id, subj.key,
                        g.grid.id, None)
@@ -930,12 +946,12 @@ class Engine:
                 return
             subj.armed = None
             current = subj.logic.due(subj.state)
-            if current is None:
-                return
-            if current > due:
+            if current is not None and current > due:
                 self.arm(g, subj, current)
                 return
-            subj.logic.on_timer(self, g, subj, due)
+            if current is not None:
+                subj.logic.on_timer(self, g, subj, due)
+            self.arm_idle(g, subj)
         else:
             subj.armed_idle = False
             expires = subj.touched + self.ttl[subj.rule.id]
@@ -976,8 +992,9 @@ class Engine:
         del g.lru[victim]
         self.dirty.add(("grid", g.grid.id))
         for rid in self.camera_rule_ids:
-            if g.subjects.pop((rid, victim), None) is not None:
-                self._stale += 2   # its episode-end and idle timers stay in the heap
+            gone = g.subjects.pop((rid, victim), None)
+            if gone is not None:   # its timers stay in the heap
+                self._stale += (gone.armed is not None) + gone.armed_idle
         self.stats.evicted += 1
         if self._stale > STALE_LIMIT and self._stale * 2 > len(self.timers):
             self._compact_timers()

@@ -8,6 +8,7 @@ from pathlib import Path
 from models.decode import Source
 from rules.engine import DAY_MS, Engine
 from rules.inputs import Input, Obs
+from rules.timers import END, FIRE, IDLE
 from tests.rules.harness import Harness, T
 from tests.rules.test_operators import frames
 
@@ -66,6 +67,51 @@ def test_idle_subjects_are_dropped(tmp_path: Path) -> None:
     subjects = h.engine.grids["G-1"].subjects
     assert ("vend.main", "cam:cam-1/a") not in subjects
     assert ("vend.main", "cam:cam-1/b") not in subjects
+
+
+def test_a_subject_has_one_timer_at_a_time(tmp_path: Path) -> None:
+    """While its episode runs, its end timer (which a later frame moves when it comes due);
+    once ended, its idle timer; then it is dropped. The heap entries of the vendor subject
+    are read directly: a second timer per subject was half the heap."""
+    h = Harness(tmp_path)
+    key = "cam:cam-1/a"
+
+    def timers() -> list[tuple[int, int]]:
+        return sorted((t.rank, t.due) for t in h.engine.timers if t.subject == key)
+
+    h.cam(T("10:00:00"), track="a")
+    h.cam(T("10:00:30"), track="a")
+    h.tick(T("10:01:30"))
+    assert timers() == [(END, T("10:02:00"))]        # G 2m after the first frame; re-checked then
+    h.tick(T("10:02:10"))
+    assert timers() == [(END, T("10:02:30"))]        # moved to 2m after the last one
+    h.tick(T("10:02:40"))                            # ended at 10:02:30: idle from then
+    ttl = h.engine.ttl["vend.main"]
+    assert timers() == [(IDLE, T("10:02:30") + ttl)]
+    h.cam(T("10:05:00"), track="a")                  # a new episode: its end timer, no second idle
+    h.tick(T("10:06:00"))
+    assert timers() == [(END, T("10:07:00")), (IDLE, T("10:02:30") + ttl)]
+    h.tick(T("10:02:30") + ttl + 10_000)             # ended at 10:07; the idle timer moved on
+    assert timers() == [(IDLE, T("10:07:00") + ttl)]
+    assert ("vend.main", key) in h.engine.grids["G-1"].subjects
+    h.tick(T("10:07:00") + ttl + 10_000)
+    assert ("vend.main", key) not in h.engine.grids["G-1"].subjects
+    assert timers() == []
+
+
+def test_a_subject_whose_timer_came_to_nothing_is_dropped_when_idle(tmp_path: Path) -> None:
+    """A light back on before its hour is up: its firing timer still comes due (at 21:00), to
+    nothing, and only then does its idle time count (from the clearing reading, 20:10)."""
+    h = Harness(tmp_path)
+    subject = ("light.out", "dev:sl-1")
+    h.sensor(T("20:00:00"), "sl-1", "streetlight", state="off")
+    h.sensor(T("20:10:00"), "sl-1", "streetlight", state="on")
+    h.tick(T("20:30:00"))
+    assert [t.rank for t in h.engine.timers if t.subject == "dev:sl-1"] == [FIRE]
+    ttl = h.engine.ttl["light.out"]
+    h.tick(T("20:10:00") + ttl + 10_000)
+    assert subject not in h.engine.grids["G-1"].subjects
+    assert h.alerts == []
 
 
 def test_subjects_with_an_active_alert_are_kept(tmp_path: Path) -> None:
