@@ -951,7 +951,7 @@ class Engine:
                 return
             if current is not None:
                 subj.logic.on_timer(self, g, subj, due)
-            self.arm_idle(g, subj)
+            self.arm_idle(g, subj)   # the operator is done with its timer: idle time counts
         else:
             subj.armed_idle = False
             expires = subj.touched + self.ttl[subj.rule.id]
