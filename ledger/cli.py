@@ -260,8 +260,9 @@ def report(kind: str, on: str | None, as_of: str | None, by: str | None, fmt: st
     from rules.schedule import CityCalendar
 
     cal = CityCalendar()
+    settings = settings_from(**({"ledger_url": ledger_url} if ledger_url else {}))
     if city_path is None:
-        city_path = settings_from().city      # the map the worker and the console were given
+        city_path = settings.city      # the map the worker and the console were given
     if city_path is not None:
         from rules.citymap import CityMap, MapError
 
@@ -288,7 +289,7 @@ def report(kind: str, on: str | None, as_of: str | None, by: str | None, fmt: st
         if len(bad) > 20:
             click.echo(f"... and {len(bad) - 20} more unreadable lines", err=True)
     else:
-        store = open_store(_location(ledger_url))
+        store = open_store(settings.ledger_location)
         try:
             source = from_store(store, kind, day, t, now, cal, by, trend=fmt == "html")
         finally:

@@ -360,9 +360,9 @@ class Runtime:
         partition = tp.partition
         quarantine = self._quarantine.setdefault(partition, Quarantine())
         part, now = fault.part, self.city.calendar.format(wall_ms())
-        why = f"{fault} (raised while applying it: a bug in cityorder; it was left out and the " \
-              "partition's state is as before it)"
         if part is not None:
+            why = f"{fault} (raised while applying it: a bug in cityorder; it was left out and the " \
+                  "partition's state is as before it)"
             known = part_key(part) in quarantine.inputs
             quarantine.inputs[part_key(part)] = part
             dead = dead_letter(topic=self.settings.topic(part.topic), partition=part.partition,
