@@ -292,12 +292,12 @@ class Evidence:
             ev.loc = _LOC.pack(loc_at, *location) if location is not None else None
             ev.base = _shared(base) if base is not None else None
             return ev
-        count, first, newest, ev.last_event, location, ev.zones, loc_at, ev.address = cut
+        count, first, newest, last_event, location, ev.zones, loc_at, ev.address = cut
         events = [_legacy(k) for k in ([first] if first is not None else []) + list(newest)]
         for t, f in events:
             ev._keep(t, f[0], f, None)
-            ev.last_event = None
-        ev.count, ev.last_event = count, cut[3]
+            ev.last_event = None   # the events are distinct: none is refused as the one before
+        ev.count, ev.last_event = count, last_event
         ev.loc = _LOC.pack(loc_at, *location) if location is not None else None
         return ev
 

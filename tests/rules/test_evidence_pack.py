@@ -199,6 +199,20 @@ def test_an_event_unpacks_as_it_was_given() -> None:
     assert report.c == ("p0", "p1") and report.observed_at == -5
 
 
+def test_an_old_checkpoint_whose_last_event_is_its_first_restores() -> None:
+    """A late event older than all the others is both the first and the last attributed."""
+    items = [Item(t, f"e{t}", Source.SENSOR, Obs("noise", 31.2, 121.4, (), state="loud"), "s-1", None)
+             for t in (*range(2, 13), 1)]
+    ev = Evidence()
+    for item in items:
+        ev.add(item, ())
+    assert ev.items()[-1].event_id == "e1" and ev.last_event == "e1"
+    old = (ev.count, _packed(items[-1]), [_packed(i) for i in items[1:11]], ev.last_event, None, (),
+           -1 << 62, None)
+    back = Evidence.unpack(old)
+    assert back.items() == ev.items() and back.first_seen == 1 and back.count == ev.count
+
+
 def test_ten_events_of_one_track_take_little_memory() -> None:
     """The reason for records: the ten newest camera events of a track, with ids and URLs in
     one camera's series, in one buffer of about 45 bytes an event (about 150 each as one
