@@ -946,10 +946,10 @@ class Engine:
                 return
             subj.armed = None
             current = subj.logic.due(subj.state)
-            if current is not None and current > due:
-                self.arm(g, subj, current)
-                return
             if current is not None:
+                if current > due:
+                    self.arm(g, subj, current)
+                    return
                 subj.logic.on_timer(self, g, subj, due)
             self.arm_idle(g, subj)   # the operator is done with its timer: idle time counts
         else:

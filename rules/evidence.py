@@ -136,6 +136,11 @@ def _time(rec: bytes) -> int:
     return _HEAD.unpack_from(rec)[1] - _OFFSET
 
 
+def _newest(buf: bytes) -> int:
+    """The newest record's time, from the end of a buffer that holds any."""
+    return _TIME.unpack_from(buf, len(buf) - 8)[0] - _OFFSET
+
+
 def _shown(t: int, f: Fields) -> Shown:
     c = f[7]
     return new_record(Shown, (t, f[0], SOURCE_OF[f[1]], f[2], f[3], f[4], f[5], f[6],
@@ -179,7 +184,7 @@ class Evidence:
         if not self._keep(item.observed_at, item.event_id, None, item):
             return False
         o = item.obs
-        if o.located and (self.loc is None or item.observed_at >= _LOC.unpack_from(self.loc)[0]):
+        if o.located and item.observed_at >= self.loc_at:
             self.loc = _LOC.pack(item.observed_at, o.lat, o.lon)
             self.zones = zones
         if o.address is not None and (self.address is None or item.observed_at >= self.address[0]):
@@ -194,7 +199,7 @@ class Evidence:
         buf, n = self.buf, self.n
         # Input later than everything held: no scan for it, and an append. (At the same time
         # as the newest held, it takes the general path, which reads the ids.)
-        in_order = not n or t > _TIME.unpack_from(buf, len(buf) - 8)[0] - _OFFSET
+        in_order = not n or t > _newest(buf)
         if not in_order and self._holds(t, event_id):
             return False
         rec = self._record(t, f if f is not None else _fields(item))  # type: ignore[arg-type]
@@ -289,23 +294,22 @@ class Evidence:
         if len(cut) == 10:
             (ev.count, ev.first, ev.buf, ev.n, ev.last_event, location, ev.zones, loc_at, ev.address,
              base) = cut
-            ev.loc = _LOC.pack(loc_at, *location) if location is not None else None
             ev.base = _shared(base) if base is not None else None
-            return ev
-        count, first, newest, last_event, location, ev.zones, loc_at, ev.address = cut
-        events = [_legacy(k) for k in ([first] if first is not None else []) + list(newest)]
-        for t, f in events:
-            ev._keep(t, f[0], f, None)
-            ev.last_event = None   # the events are distinct: none is refused as the one before
-        ev.count, ev.last_event = count, last_event
+        else:
+            count, first, newest, last_event, location, ev.zones, loc_at, ev.address = cut
+            events = [_legacy(k) for k in ([first] if first is not None else []) + list(newest)]
+            for t, f in events:
+                ev._keep(t, f[0], f, None)
+                ev.last_event = None   # the events are distinct: none is refused as the one before
+            ev.count, ev.last_event = count, last_event
         ev.loc = _LOC.pack(loc_at, *location) if location is not None else None
         return ev
 
     def _holds(self, t: int, event_id: str) -> bool:
         first = self.first
-        if first is not None and _time(first) == t and self._key(first)[1] == event_id:
+        if first is not None and _time(first) == t and self._fields_of(first)[0] == event_id:
             return True
-        return any(_time(r) == t and self._key(r)[1] == event_id for r in self._records())
+        return any(_time(r) == t and self._fields_of(r)[0] == event_id for r in self._records())
 
     @property
     def location(self) -> tuple[float, float] | None:
@@ -324,7 +328,7 @@ class Evidence:
 
     @property
     def last_seen(self) -> int | None:
-        return _TIME.unpack_from(self.buf, len(self.buf) - 8)[0] - _OFFSET if self.n else None
+        return _newest(self.buf) if self.n else None
 
     def _kept(self) -> list[bytes]:
         """The first event and the latest nine, newest first, as records."""
