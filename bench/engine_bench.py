@@ -429,8 +429,9 @@ def state_breakdown(engine: Engine) -> tuple[dict[str, int], Counter[str], Count
         ("LRU of camera subjects", [g.lru for g in grids]),
         ("timer heap", [engine.timers]),
         ("reorder heap (pending input)", [engine.pending]),
-        ("`seen` duplicate dict", [engine.seen]),
-        ("`seen` expiry buckets", [engine.expiring, engine.expiring_at]),
+        # one root: the dict of a group's ids does not reach them (CPython does not traverse
+        # str keys), its expiry lists do
+        ("`seen` de-duplication memory", [engine.seen, engine.expiring, engine.expiring_at]),
         ("rest (stats, grid objects, ...)", [engine]),
     ]
     by_root: dict[str, int] = {}
@@ -494,7 +495,7 @@ def pass_memory(w: Workload, events: int) -> Memory:
     subjects, running = subject_stats(engine)
     by_root, subj_types, all_types = state_breakdown(engine)
     return Memory(events, after - before, with_cache - after, subjects, running, by_root, subj_types,
-                  all_types, sum(by_root.values()), len(engine.seen), len(engine.timers),
+                  all_types, sum(by_root.values()), engine.sizes().dedup_ids, len(engine.timers),
                   len(engine.pending), events, misses)
 
 

@@ -10,12 +10,16 @@ has left. The bound keeps each record quick to pickle, so that a runtime picklin
 checkpoint a slice at a time is never held up long by one record. An entry that leaves
 before the rest of its bucket is not rewritten out of it: whoever restores the buckets knows
 which entries had left by then (the engine: those its progress has passed) and skips them.
+
+The de-duplication memory's keys come in groups (an event id within its topic and grid):
+:class:`GroupedBuckets` keeps them nested, so that no entry costs a tuple of its own.
 """
 
 from __future__ import annotations
 
 from typing import Generic, TypeVar
 
+G = TypeVar("G")
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -65,9 +69,83 @@ class Buckets(Generic[K, V]):
         self.next_id += 1
         return writes
 
+    @staticmethod
+    def copy(entries: dict[K, V]) -> dict[K, V]:
+        """A bucket's entries as a private copy (they leave the live bucket later)."""
+        return dict(entries)
+
     def load(self, bucket: int, entries: dict[K, V]) -> None:
         """Restore a sealed bucket: the entries of it that are still live."""
         self.buckets[bucket] = dict(entries)
         for key in entries:
             self.where[key] = bucket
+        self.next_id = max(self.next_id, bucket + 1)
+
+
+class GroupedBuckets(Generic[G, K, V]):
+    """:class:`Buckets` of keys in groups: a bucket is ``{group: {key: value}}``."""
+
+    def __init__(self, size: int = BUCKET_ENTRIES) -> None:
+        self.size = size
+        self.next_id = 0
+        self.filling = 0   # entries added to the open bucket
+        self.buckets: dict[int, dict[G, dict[K, V]]] = {}
+        self.where: dict[G, dict[K, int]] = {}
+        self.changed: set[int] = set()
+
+    def add(self, group: G, key: K, value: V) -> None:
+        bucket = self.next_id
+        entries = self.buckets.setdefault(bucket, {})
+        members = entries.get(group)
+        if members is None:
+            members = entries[group] = {}
+        members[key] = value
+        where = self.where.get(group)
+        if where is None:
+            where = self.where[group] = {}
+        where[key] = bucket
+        self.changed.add(bucket)
+        self.filling += 1
+        if self.filling >= self.size:
+            self.next_id += 1
+            self.filling = 0
+
+    def discard(self, group: G, key: K) -> None:
+        where = self.where.get(group)
+        bucket = where.pop(key, None) if where is not None else None
+        if bucket is not None:
+            entries = self.buckets[bucket]
+            members = entries[group]
+            del members[key]
+            if not members:
+                del entries[group]
+                if not entries:
+                    self.changed.add(bucket)
+
+    def seal(self) -> dict[int, dict[G, dict[K, V]]]:
+        """As :meth:`Buckets.seal`."""
+        writes: dict[int, dict[G, dict[K, V]]] = {}
+        for bucket in sorted(self.changed):
+            entries = self.buckets[bucket]
+            if entries:
+                writes[bucket] = entries
+            else:
+                del self.buckets[bucket]
+        self.changed.clear()
+        self.next_id += 1
+        self.filling = 0
+        return writes
+
+    @staticmethod
+    def copy(entries: dict[G, dict[K, V]]) -> dict[G, dict[K, V]]:
+        """A bucket's entries as a private copy (they leave the live bucket later)."""
+        return {group: dict(members) for group, members in entries.items()}
+
+    def load(self, bucket: int, entries: dict[G, dict[K, V]]) -> None:
+        """Restore a sealed bucket: the entries of it that are still live."""
+        self.buckets[bucket] = self.copy(entries)
+        for group, members in entries.items():
+            where = self.where.setdefault(group, {})
+            for key in members:
+                where[key] = bucket
         self.next_id = max(self.next_id, bucket + 1)

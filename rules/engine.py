@@ -33,7 +33,7 @@ from rules.alerts import (
     raise_severity,
     render,
 )
-from rules.buckets import Buckets
+from rules.buckets import Buckets, GroupedBuckets
 from rules.citymap import CityMap, Grid
 from rules.evidence import Evidence, Item
 from rules.inputs import FeedbackIn, Input, Obs, Source, new_record
@@ -162,6 +162,17 @@ class _Untracked(set):  # type: ignore[type-arg]
         pass
 
 
+class SeenIds(dict[str, int]):
+    """The event ids of one (topic, grid) in the de-duplication memory, by when each expires:
+    kept apart per group, so that an entry is an id and its expiry, not a tuple as well."""
+
+    __slots__ = ("group",)
+
+    def __init__(self, group: tuple[str, str]) -> None:
+        super().__init__()
+        self.group = group
+
+
 class GridState:
     __slots__ = ("alerts", "cases", "grid", "hot", "lru", "subjects")
 
@@ -212,10 +223,11 @@ class Engine:
         #: Timers (:func:`rules.timers.timer_key`) that raised when fired: the runtime's, kept
         #: across its rebuilds of the engine (not state: after a restart one raises again).
         self.skip_timers: set[tuple[Any, ...]] = set()
-        self.seen: dict[tuple[str, str, str], int] = {}
-        # The keys of ``seen`` by the second their entry expires in, and those seconds in a
-        # heap: forgetting costs a dict operation per key rather than a heap push and pop.
-        self.expiring: dict[int, list[tuple[str, str, str]]] = {}
+        self.seen: dict[tuple[str, str], SeenIds] = {}
+        # The entries of ``seen`` by the second they expire in (each its group and id, one
+        # after the other), and those seconds in a heap: forgetting costs a dict operation
+        # per entry rather than a heap push and pop.
+        self.expiring: dict[int, list[Any]] = {}   # [SeenIds, event id, SeenIds, ...]
         self.expiring_at: list[int] = []
         self.fb_waiting: set[str] = set()
         self.held: dict[str, list[Input]] = {}
@@ -245,7 +257,7 @@ class Engine:
         self.known: set[tuple[str, ...]] = set()
         # The de-duplication memory and the reorder buffer, by the batch that added them
         # (rules/buckets.py): only kept when tracking, a replay never needs them.
-        self.seen_buckets: Buckets[tuple[str, str, str], int] = Buckets()
+        self.seen_buckets: GroupedBuckets[tuple[str, str], str, int] = GroupedBuckets()
         self.pending_buckets: Buckets[int, tuple[int, int, str, int, Input]] = Buckets()
         self._index_rules()
 
@@ -427,41 +439,51 @@ class Engine:
                 return True
             self.fb_waiting.add(inp.event_id)
             return False
-        key = (inp.topic, inp.event_id, inp.grid_id)
-        seen = self.seen
-        old = seen.get(key)
+        event_id = inp.event_id
+        ids = self.seen.get((inp.topic, inp.grid_id))
+        if ids is None:
+            ids = self._seen_ids((inp.topic, inp.grid_id))
+        old = ids.get(event_id)
         if old is not None:
             if old >= progress:
                 return True
             if self.track_changes:
-                self.seen_buckets.discard(key)
+                self.seen_buckets.discard(ids.group, event_id)
         expiry = max(inp.time, progress) + self.lateness + self.reorder
-        seen[key] = expiry
-        self._expire_at(key, expiry)
+        ids[event_id] = expiry
+        self._expire_at(ids, event_id, expiry)
         if self.track_changes:
-            self.seen_buckets.add(key, expiry)
+            self.seen_buckets.add(ids.group, event_id, expiry)
         return False
 
-    def _expire_at(self, key: tuple[str, str, str], expiry: int) -> None:
+    def _seen_ids(self, group: tuple[str, str]) -> SeenIds:
+        ids = self.seen.get(group)
+        if ids is None:
+            ids = self.seen[group] = SeenIds(group)
+        return ids
+
+    def _expire_at(self, ids: SeenIds, event_id: str, expiry: int) -> None:
         second = expiry // 1000
-        keys = self.expiring.get(second)
-        if keys is None:
-            keys = self.expiring[second] = []
+        entries = self.expiring.get(second)
+        if entries is None:
+            entries = self.expiring[second] = []
             heapq.heappush(self.expiring_at, second)
-        keys.append(key)
+        entries += (ids, event_id)
 
     def _forget_seen(self) -> None:
         """Forget the de-duplication entries that expired before progress, a second at a time:
         those of the second progress is in wait for the next one (``_duplicate`` knows)."""
         done = self.progress // 1000
-        expiring_at, seen = self.expiring_at, self.seen
+        expiring_at = self.expiring_at
         while expiring_at and expiring_at[0] < done:
-            for key in self.expiring.pop(heapq.heappop(expiring_at)):
-                expiry = seen.get(key)
+            entries = self.expiring.pop(heapq.heappop(expiring_at))
+            for i in range(0, len(entries), 2):
+                ids, event_id = entries[i], entries[i + 1]
+                expiry = ids.get(event_id)
                 if expiry is not None and expiry // 1000 < done:
-                    del seen[key]
+                    del ids[event_id]
                     if self.track_changes:
-                        self.seen_buckets.discard(key)
+                        self.seen_buckets.discard(ids.group, event_id)
 
     def _run(self) -> None:
         """Apply waiting input and fire timers, in time order, up to the watermark."""
@@ -1154,7 +1176,8 @@ class Engine:
     def remembered(self) -> dict[tuple[str, str, str], int]:
         """The de-duplication memory as it counts (``seen`` may hold entries that ended
         earlier in the current second: they count as forgotten)."""
-        return {k: v for k, v in self.seen.items() if v >= self.progress}
+        return {(topic, event_id, grid): v for (topic, grid), ids in self.seen.items()
+                for event_id, v in ids.items() if v >= self.progress}
 
     def subject_count(self) -> int:
         return sum(len(g.subjects) for g in self.grids.values())
@@ -1165,8 +1188,9 @@ class Engine:
         alerts = [a for g in self.grids.values() for a in g.alerts.values()]
         ended = sum(1 for a in alerts if a.ended_at is not None)
         return StateSizes(subjects=self.subject_count(), alerts_active=len(alerts) - ended,
-                          alerts_ended=ended, dedup_ids=len(self.seen), timers=len(self.timers),
-                          reorder=len(self.pending), held_feedback=sum(map(len, self.held.values())))
+                          alerts_ended=ended, dedup_ids=sum(map(len, self.seen.values())),
+                          timers=len(self.timers), reorder=len(self.pending),
+                          held_feedback=sum(map(len, self.held.values())))
 
 
 def _match_order(match: tuple[str, str, int, Callable[[], None]]) -> tuple[str, str, int]:
@@ -1290,10 +1314,10 @@ def take(engine: Engine, changed_only: bool = False) -> Snapshot:
         for name, buckets in (("seen", engine.seen_buckets), ("pending", engine.pending_buckets)):
             changed = buckets.seal()
             for b, entries in (changed if changed_only else buckets.buckets).items():
-                copies[(name, str(b))] = dict(entries)   # entries leave a sealed bucket later
+                copies[(name, str(b))] = buckets.copy(entries)   # type: ignore[arg-type]
             live.update((name, str(b)) for b in buckets.buckets)
     else:
-        copies[("seen", "0")] = dict(engine.seen)
+        copies[("seen", "0")] = GroupedBuckets.copy(engine.seen)
         copies[("pending", "0")] = {entry[3]: entry for entry in engine.pending}
     for gid, g in engine.grids.items():
         gkey = ("grid", gid)
@@ -1334,7 +1358,7 @@ def restore(engine: Engine, records: dict[SnapshotKey, bytes]) -> None:
     # such a restore still counts as duplicate or late, as it did then.
     engine.marks = pickle.loads(records[("marks",)]) if ("marks",) in records else {}
     engine.seen, engine.pending = {}, []
-    engine.seen_buckets, engine.pending_buckets = Buckets(), Buckets()
+    engine.seen_buckets, engine.pending_buckets = GroupedBuckets(), Buckets()
     engine.timers = []
     engine.grids = {}
     for key in sorted(records, key=lambda k: (k[0] != "grid", k)):
@@ -1347,10 +1371,15 @@ def restore(engine: Engine, records: dict[SnapshotKey, bytes]) -> None:
         # exactly the input newer than progress, and the de-duplication memory exactly what
         # expires at progress or later: what is older had left.
         if kind == "seen":
-            data = {k: expiry for k, expiry in data.items() if expiry >= engine.progress}
-            engine.seen.update(data)
+            live: dict[tuple[str, str], dict[str, int]] = {}
+            for group, entries in _seen_groups(data):
+                for event_id, expiry in entries:
+                    if expiry >= engine.progress:
+                        live.setdefault(group, {})[event_id] = expiry
+            for group, entries in live.items():
+                engine._seen_ids(group).update(entries)
             if engine.track_changes:
-                engine.seen_buckets.load(int(key[1]), data)
+                engine.seen_buckets.load(int(key[1]), live)
             continue
         if kind == "pending":
             data = {seq: entry for seq, entry in data.items() if entry[0] > engine.progress}
@@ -1393,8 +1422,9 @@ def restore(engine: Engine, records: dict[SnapshotKey, bytes]) -> None:
                 engine._arm(alert, RETAIN, 0, alert.ended_at + engine.retention)
     heapq.heapify(engine.pending)
     engine.expiring, engine.expiring_at = {}, []
-    for key, expiry in engine.seen.items():
-        engine._expire_at(key, expiry)
+    for ids in engine.seen.values():
+        for event_id, expiry in ids.items():
+            engine._expire_at(ids, event_id, expiry)
     for waiting in engine.held.values():
         for inp in waiting:
             engine._push(inp.time + engine.lateness, FB_EXPIRE, 0, "", inp.event_id, inp.grid_id,
@@ -1402,6 +1432,17 @@ def restore(engine: Engine, records: dict[SnapshotKey, bytes]) -> None:
     if engine.track_changes:
         engine.known = {k for k in records if k[0] not in _WHOLE}
         engine.dirty = set()
+
+
+def _seen_groups(data: dict[Any, Any]) -> Iterator[tuple[tuple[str, str], Iterable[tuple[str, int]]]]:
+    """A ``seen`` record's entries by group: ``{(topic, grid): {event id: expiry}}``, or as a
+    checkpoint written before the groups held them, ``{(topic, event id, grid): expiry}``."""
+    for key, value in data.items():
+        if isinstance(value, dict):
+            yield key, value.items()
+        else:
+            topic, event_id, grid = key
+            yield (topic, grid), ((event_id, value),)
 
 
 def _from_shift(data: dict[str, Any], rule: Rule) -> dict[str, Any]:

@@ -40,7 +40,7 @@ def test_a_flood_of_fake_track_ids_cannot_exhaust_memory(tmp_path: Path) -> None
             rss_after_warmup = _rss_mb()
         if n % 100_000 == 99_999:
             g = engine.grids["G-1"]
-            sizes.append((len(g.subjects), len(g.lru), len(engine.timers), len(engine.seen)))
+            sizes.append((len(g.subjects), len(g.lru), len(engine.timers), engine.sizes().dedup_ids))
     g = engine.grids["G-1"]
     # Unregistered subjects are capped per grid (one vendor rule here; camera.offline's
     # cam-1 liveness subject is registered and never evicted).

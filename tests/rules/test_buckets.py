@@ -7,7 +7,7 @@ import pickle
 from collections import Counter
 from pathlib import Path
 
-from rules.buckets import Buckets
+from rules.buckets import Buckets, GroupedBuckets
 from rules.engine import Engine, restore, snapshot
 from tests.rules.harness import Harness, T
 
@@ -29,6 +29,46 @@ def test_a_bucket_is_written_when_sealed_and_dropped_when_empty() -> None:
     assert restored.seal() == {2: {"d": 4}}        # numbering carries on after the loaded ones
 
 
+def test_grouped_keys_are_kept_nested_and_a_bucket_goes_when_its_last_group_empties() -> None:
+    b: GroupedBuckets[str, str, int] = GroupedBuckets(size=3)
+    b.add("g1", "a", 1)
+    b.add("g2", "a", 2)               # the same key in another group is another entry
+    assert b.seal() == {0: {"g1": {"a": 1}, "g2": {"a": 2}}}
+    b.add("g1", "b", 3)
+    b.add("g1", "c", 4)
+    b.add("g2", "d", 5)               # the third entry fills the bucket
+    b.add("g2", "e", 6)
+    b.discard("g1", "a")
+    assert b.seal() == {1: {"g1": {"b": 3, "c": 4}, "g2": {"d": 5}}, 2: {"g2": {"e": 6}}}
+    b.discard("g2", "a")
+    b.discard("g2", "zz")             # never added: nothing happens
+    assert b.seal() == {} and 0 not in b.buckets
+    restored: GroupedBuckets[str, str, int] = GroupedBuckets()
+    restored.load(2, {"g2": {"e": 6}})
+    restored.discard("g2", "e")
+    restored.add("g1", "f", 7)
+    assert restored.seal() == {3: {"g1": {"f": 7}}} and restored.buckets.keys() == {3}
+
+
+def test_a_checkpoint_with_the_seen_entries_of_before_groups_restores(tmp_path: Path) -> None:
+    """Records written before the groups hold ``{(topic, event id, grid): expiry}``."""
+    h = Harness(tmp_path, track_changes=True)
+    for n in range(50):
+        h.cam(T("10:00:00") + n * 100, track=f"t{n % 5}")
+    records, _ = snapshot(h.engine)
+    old = dict(records)
+    for key, value in records.items():
+        if key[0] == "seen":
+            old[key] = pickle.dumps({(topic, eid, grid): expiry
+                                     for (topic, grid), ids in pickle.loads(value).items()
+                                     for eid, expiry in ids.items()})
+    assert old != records
+    fresh = Engine(h.city, h.rules, track_changes=True)
+    restore(fresh, old)
+    assert fresh.remembered() == h.engine.remembered() and len(fresh.remembered()) > 10
+    assert snapshot(fresh)[0] == records     # written again as groups, bucket for bucket
+
+
 def test_a_big_batch_fills_several_buckets_of_bounded_size() -> None:
     b: Buckets[int, int] = Buckets(size=3)
     for n in range(7):
@@ -47,20 +87,23 @@ def test_state_records_stay_small_and_each_input_is_written_about_once(tmp_path:
     store: dict[tuple[str, ...], bytes] = {}
     for n in range(inputs):           # ten minutes of a camera at 10 frames/s, a little jitter
         h.cam(T("10:00:00") + n * 100 - (n % 7) * 300, track=f"t{n % 40}")
-        peak = max(peak, len(engine.seen))
+        peak = max(peak, engine.sizes().dedup_ids)
         if n % 10 == 9:
             records, deleted = snapshot(engine, changed_only=True)
             engine_sizes.append(len(records[("engine",)]))
             for key, value in records.items():
-                if key[0] in ("seen", "pending"):
-                    written[key[0]] += len(pickle.loads(value))
+                if key[0] == "seen":   # {(topic, grid): {event id: expiry}}
+                    written["seen"] += sum(map(len, pickle.loads(value).values()))
+                elif key[0] == "pending":
+                    written["pending"] += len(pickle.loads(value))
             store.update(records)
             for key in deleted:
                 del store[key]
             if n % 500 == 499:   # what a restart would read back
                 fresh = Engine(h.city, h.rules, track_changes=True)
                 restore(fresh, store)
-                assert fresh.seen == engine.remembered()
+                assert fresh.remembered() == engine.remembered()
+                assert fresh.sizes().dedup_ids == len(engine.remembered())   # nothing else held
                 assert sorted(e[3] for e in fresh.pending) == sorted(e[3] for e in engine.pending)
     assert peak > 500 and engine.stats.late == Counter()
     # the engine record no longer carries the de-duplication memory or the reorder buffer

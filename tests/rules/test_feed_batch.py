@@ -182,7 +182,8 @@ def state_of(engine: Engine) -> dict[Any, Any]:
     state: dict[Any, Any] = {"seen": {}, "pending": set()}
     for key, data in take(engine).records():
         if key[0] == "seen":
-            state["seen"].update(pickle.loads(data))
+            for (topic, grid), ids in pickle.loads(data).items():
+                state["seen"].update({(topic, eid, grid): expiry for eid, expiry in ids.items()})
         elif key[0] == "pending":
             state["pending"] |= {(t, src, eid, inp) for t, src, eid, _, inp in pickle.loads(data).values()}
         else:
