@@ -33,7 +33,15 @@ _OFFSET = 1 << 63
 _HEAD = struct.Struct(">IQ")
 _H = _HEAD.size
 _TIME = struct.Struct(">Q")
+#: The buffer begins with the latest location: its time, latitude and longitude (a third of
+#: the memory of a tuple of two floats and a time, and no object of its own).
 _LOC = struct.Struct(">qdd")
+_L = _LOC.size
+#: No location yet: a time no event has (events before :data:`_BEFORE_ALL` are never kept as
+#: the location).
+_NO_LOC_AT = -1 << 63
+_NO_LOC = _LOC.pack(_NO_LOC_AT, 0.0, 0.0)
+_BEFORE_ALL = -1 << 62
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder().decode
 
@@ -158,42 +166,41 @@ def _legacy(kept: bytes | tuple[Any, ...]) -> tuple[int, Fields]:
 class Evidence:
     """Running summary of the distinct events attributed to one episode or one alert.
 
-    ``buf`` holds the newest ``n`` (at most ten) records in (observed_at, event_id) order,
-    then the newest's time. The first event is the buffer's first record, unless that has
-    been pushed out or an older event came too late to be among the newest: then ``first``
-    holds it."""
+    ``buf`` holds the latest location (:data:`_LOC`), then the newest ``n`` (at most ten)
+    records in (observed_at, event_id) order, then the newest's time. The first event is the
+    buffer's first record, unless that has been pushed out or an older event came too late to
+    be among the newest: then ``first`` holds it."""
 
-    __slots__ = ("address", "base", "buf", "count", "first", "last_event", "loc", "n", "zones")
+    __slots__ = ("address", "base", "buf", "count", "first", "last_event", "n", "zones")
 
     def __init__(self) -> None:
         self.count = 0
         self.base: Base | None = None
-        self.buf = b""
+        self.buf = _NO_LOC
         self.n = 0
         self.first: bytes | None = None
         self.last_event: str | None = None
-        # The latest location: its time, latitude and longitude packed (:data:`_LOC`), a third
-        # of the memory of a tuple of two floats and a time.
-        self.loc: bytes | None = None
         self.zones: tuple[str, ...] = ()
         self.address: tuple[int, str] | None = None
 
     def add(self, item: Item, zones: tuple[str, ...]) -> bool:
         """Attribute one event; returns False when it was already attributed (a second
         detection of the same message, or an event seen again), which changes nothing."""
-        if not self._keep(item.observed_at, item.event_id, None, item):
-            return False
         o = item.obs
-        if o.located and item.observed_at >= self.loc_at:
-            self.loc = _LOC.pack(item.observed_at, o.lat, o.lon)
+        located = o.located and item.observed_at >= self.loc_at
+        loc = _LOC.pack(item.observed_at, o.lat, o.lon) if located else None
+        if not self._keep(item.observed_at, item.event_id, None, item, loc):
+            return False
+        if located:
             self.zones = zones
         if o.address is not None and (self.address is None or item.observed_at >= self.address[0]):
             self.address = (item.observed_at, o.address)
         return True
 
-    def _keep(self, t: int, event_id: str, f: Fields | None, item: Item | None) -> bool:
+    def _keep(self, t: int, event_id: str, f: Fields | None, item: Item | None,
+              loc: bytes | None = None) -> bool:
         """Keep one event (given as its fields or as an item) in the count, the first and the
-        newest ten; False if it is held already."""
+        newest ten, and ``loc`` as the latest location if given; False if it is held already."""
         if event_id == self.last_event:
             return False
         buf, n = self.buf, self.n
@@ -205,15 +212,17 @@ class Evidence:
         rec = self._record(t, f if f is not None else _fields(item))  # type: ignore[arg-type]
         self.count += 1
         self.last_event = event_id
+        if loc is None:
+            loc = buf[:_L]
         if in_order:
             if n < _KEEP:
-                self.buf = (buf[:-8] + rec if n else rec) + rec[4:_H]
+                self.buf = b"".join((loc, buf[_L:-8], rec, rec[4:_H]) if n else (loc, rec, rec[4:_H]))
                 self.n = n + 1
             else:
-                start = _H + _HEAD.unpack_from(buf)[0]
+                start = _L + _H + _HEAD.unpack_from(buf, _L)[0]
                 if self.first is None:
-                    self.first = buf[:start]
-                self.buf = buf[start:-8] + rec + rec[4:_H]
+                    self.first = buf[_L:start]
+                self.buf = b"".join((loc, buf[start:-8], rec, rec[4:_H]))
             return True
         recs = self._records()
         old_first = self.first if self.first is not None else recs[0]
@@ -223,7 +232,9 @@ class Evidence:
             recs.insert(bisect.bisect(keys, key), rec)
             if len(recs) > _KEEP:
                 del recs[0]
-            self.buf, self.n = b"".join(recs) + recs[-1][4:_H], len(recs)
+            self.buf, self.n = b"".join((loc, *recs, recs[-1][4:_H])), len(recs)
+        else:
+            self.buf = loc + buf[_L:]
         first = rec if key < self._key(old_first) else old_first
         self.first = None if recs[0] == first else first
         return True
@@ -258,7 +269,7 @@ class Evidence:
         return _time(rec), self._fields_of(rec)[0]
 
     def _records(self) -> list[bytes]:
-        buf, out, at, end = self.buf, [], 0, len(self.buf) - 8
+        buf, out, at, end = self.buf, [], _L, len(self.buf) - 8
         while at < end:
             nxt = at + _H + _HEAD.unpack_from(buf, at)[0]
             out.append(buf[at:nxt])
@@ -273,8 +284,8 @@ class Evidence:
             f = other._fields_of(rec)
             changed |= self._keep(_time(rec), f[0], f, None)
         self.count += max(0, other.count - len(kept))
-        if other.loc is not None and other.loc_at >= self.loc_at:
-            self.loc, self.zones = other.loc, other.zones
+        if other.location is not None and other.loc_at >= self.loc_at:
+            self.buf, self.zones = other.buf[:_L] + self.buf[_L:], other.zones
         if other.address is not None and (self.address is None or other.address[0] >= self.address[0]):
             self.address = other.address
         return changed
@@ -282,8 +293,8 @@ class Evidence:
     def cut(self) -> tuple[Any, ...]:
         """The summary as it is now, sharing only immutable parts with it (a snapshot taken
         now and pickled later): bytes, strings and tuples, which pickle at C speed."""
-        return (self.count, self.first, self.buf, self.n, self.last_event, self.location, self.zones,
-                self.loc_at, self.address, self.base)
+        return (self.count, self.first, self.buf[_L:], self.n, self.last_event, self.location,
+                self.zones, self.loc_at, self.address, self.base)
 
     @classmethod
     def unpack(cls, cut: tuple[Any, ...]) -> Evidence:
@@ -292,8 +303,9 @@ class Evidence:
         before that a flat tuple each), written as records here."""
         ev = cls()
         if len(cut) == 10:
-            (ev.count, ev.first, ev.buf, ev.n, ev.last_event, location, ev.zones, loc_at, ev.address,
+            (ev.count, ev.first, records, ev.n, ev.last_event, location, ev.zones, loc_at, ev.address,
              base) = cut
+            ev.buf = _NO_LOC + records
             ev.base = _shared(base) if base is not None else None
         else:
             count, first, newest, last_event, location, ev.zones, loc_at, ev.address = cut
@@ -302,7 +314,8 @@ class Evidence:
                 ev._keep(t, f[0], f, None)
                 ev.last_event = None   # the events are distinct: none is refused as the one before
             ev.count, ev.last_event = count, last_event
-        ev.loc = _LOC.pack(loc_at, *location) if location is not None else None
+        if location is not None:
+            ev.buf = _LOC.pack(loc_at, *location) + ev.buf[_L:]
         return ev
 
     def _holds(self, t: int, event_id: str) -> bool:
@@ -313,18 +326,20 @@ class Evidence:
 
     @property
     def location(self) -> tuple[float, float] | None:
-        return _LOC.unpack(self.loc)[1:] if self.loc is not None else None
+        t, lat, lon = _LOC.unpack_from(self.buf)
+        return (lat, lon) if t != _NO_LOC_AT else None
 
     @property
     def loc_at(self) -> int:
         """When the latest location was observed (long before anything, if none was)."""
-        return _LOC.unpack_from(self.loc)[0] if self.loc is not None else -1 << 62
+        t: int = _LOC.unpack_from(self.buf)[0]
+        return t if t != _NO_LOC_AT else _BEFORE_ALL
 
     @property
     def first_seen(self) -> int | None:
         if self.first is not None:
             return _time(self.first)
-        return _time(self.buf) if self.n else None
+        return _HEAD.unpack_from(self.buf, _L)[1] - _OFFSET if self.n else None
 
     @property
     def last_seen(self) -> int | None:
