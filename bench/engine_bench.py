@@ -386,7 +386,7 @@ def median_run(fn: Callable[[], Run], runs: int, label: str) -> tuple[Run, list[
 
 def subject_stats(engine: Engine) -> tuple[int, int]:
     """(subjects, subjects whose operator episode is running)."""
-    running = sum(1 for g in engine.grids.values() for s in g.subjects.values() if s.running())
+    running = sum(1 for g in engine.grids.values() for s in g.each_subject() if s.running())
     return engine.subject_count(), running
 
 

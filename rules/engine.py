@@ -178,11 +178,23 @@ class GridState:
 
     def __init__(self, grid: Grid) -> None:
         self.grid = grid
-        self.subjects: dict[tuple[str, str], Subject] = {}
+        # By rule id, then subject key: a (rule id, key) tuple for each would cost 56 B.
+        self.subjects: dict[str, dict[str, Subject]] = {}
         self.alerts: dict[str, Alert] = {}
         self.cases: dict[tuple[str, str], str] = {}
         self.hot: list[tuple[int, str, str]] = []
         self.lru: OrderedDict[str, int] = OrderedDict()
+
+    def find(self, rule_id: str, key: str) -> Subject | None:
+        subjects = self.subjects.get(rule_id)
+        return subjects.get(key) if subjects is not None else None
+
+    def each_subject(self) -> Iterator[Subject]:
+        for subjects in self.subjects.values():
+            yield from subjects.values()
+
+    def subject_count(self) -> int:
+        return sum(map(len, self.subjects.values()))
 
 
 class Engine:
@@ -649,13 +661,16 @@ class Engine:
 
     def subject(self, g: GridState, logic: Operator, key: str, item: Item | None) -> Subject:
         rule = logic.rule
-        subj = g.subjects.get((rule.id, key))
+        subjects = g.subjects.get(rule.id)
+        if subjects is None:
+            subjects = g.subjects[rule.id] = {}
+        subj = subjects.get(key)
         now = self.progress
         if self.track_changes:
             self.dirty.add(("subject", g.grid.id, rule.id, key))
             self.dirty.add(("grid", g.grid.id))
         if subj is None:
-            subj = g.subjects[(rule.id, key)] = Subject(logic, key, logic.new_state(), now)
+            subj = subjects[key] = Subject(logic, key, logic.new_state(), now)
             if rule.merge_radius_m > 0 and item is not None and item.obs.located:
                 self._join_nearest(g, subj, item.obs)
             if key.startswith("cam:"):
@@ -672,11 +687,11 @@ class Engine:
     def _arm_unarmed(self) -> None:
         unarmed, self._unarmed = self._unarmed, []
         for g, subj in unarmed:
-            if g.subjects.get((subj.rule.id, subj.key)) is subj:   # not evicted meanwhile
+            if g.find(subj.rule.id, subj.key) is subj:   # not evicted meanwhile
                 self.arm_idle(g, subj)
 
     def existing(self, g: GridState, rule_id: str, key: str) -> Subject | None:
-        return g.subjects.get((rule_id, key))
+        return g.find(rule_id, key)
 
     def mark(self, g: GridState, subj: Subject) -> None:
         if self.track_changes:
@@ -957,7 +972,7 @@ class Engine:
                 held = self._refreshing.pop((timer.grid_id, timer.subject), None)
                 if held is not None:
                     self._refresh(held)
-            subj = g.subjects.get((timer.rule_id, timer.subject))
+            subj = g.find(timer.rule_id, timer.subject)
             if subj is not None:
                 self._subject_timer(g, subj, rank, due)
 
@@ -989,10 +1004,10 @@ class Engine:
         self._flush_touched()
 
     def _drop_subject(self, g: GridState, subj: Subject) -> None:
-        del g.subjects[(subj.rule.id, subj.key)]
+        del g.subjects[subj.rule.id][subj.key]
         self.dirty.add(("grid", g.grid.id))
         if subj.key.startswith("cam:") and not any(
-                (rid, subj.key) in g.subjects for rid in self.camera_rule_ids):
+                g.find(rid, subj.key) is not None for rid in self.camera_rule_ids):
             g.lru.pop(subj.key, None)
 
     def _cap(self, g: GridState, key: str) -> None:
@@ -1014,7 +1029,8 @@ class Engine:
         del g.lru[victim]
         self.dirty.add(("grid", g.grid.id))
         for rid in self.camera_rule_ids:
-            gone = g.subjects.pop((rid, victim), None)
+            subjects = g.subjects.get(rid)
+            gone = subjects.pop(victim, None) if subjects is not None else None
             if gone is not None:   # its timers stay in the heap
                 self._stale += (gone.armed is not None) + gone.armed_idle
         self.stats.evicted += 1
@@ -1028,7 +1044,7 @@ class Engine:
             if entry.ref is not None:  # alert timers and held feedback: few, kept
                 return True
             g = self.grids.get(entry.grid_id)
-            return g is not None and (entry.rule_id, entry.subject) in g.subjects
+            return g is not None and g.find(entry.rule_id, entry.subject) is not None
 
         self.timers = [e for e in self.timers if live(e)]
         heapq.heapify(self.timers)
@@ -1036,7 +1052,7 @@ class Engine:
 
     def _has_active_alert(self, g: GridState, key: str) -> bool:
         for rid in self.camera_rule_ids:
-            subj = g.subjects.get((rid, key))
+            subj = g.find(rid, key)
             if subj is not None:
                 alert = self.linked_alert(g, subj)
                 if alert is not None and alert.active:
@@ -1139,7 +1155,7 @@ class Engine:
         effects = alert.act(fb, now, self.cal)
         if effects.cool_down:
             for key in alert.subjects:
-                subj = g.subjects.get((alert.rule.id, key))
+                subj = g.find(alert.rule.id, key)
                 if subj is not None:
                     subj.cooldown_until = now + alert.rule.cooldown_ms
                     self.touch(g, subj)
@@ -1149,7 +1165,7 @@ class Engine:
             alert.armed.pop((str(RETAIN), 0), None)
             g.cases[(alert.rule.id, alert.subject)] = alert.id
             for key in alert.subjects:
-                subj = g.subjects.get((alert.rule.id, key))
+                subj = g.find(alert.rule.id, key)
                 if subj is not None:
                     subj.alert_id = alert.id
                     if subj.running():
@@ -1180,7 +1196,7 @@ class Engine:
                 for event_id, v in ids.items() if v >= self.progress}
 
     def subject_count(self) -> int:
-        return sum(len(g.subjects) for g in self.grids.values())
+        return sum(g.subject_count() for g in self.grids.values())
 
     def sizes(self) -> StateSizes:
         """What the engine holds, so that a worker whose memory grows can say what grows: a
@@ -1324,8 +1340,8 @@ def take(engine: Engine, changed_only: bool = False) -> Snapshot:
         live.add(gkey)
         if wanted is None or gkey in wanted:
             pickled[gkey] = _dump((g.hot, g.lru, g.cases))
-        for (rid, key), subj in g.subjects.items():
-            k = ("subject", gid, rid, key)
+        for subj in g.each_subject():
+            k = ("subject", gid, subj.rule.id, subj.key)
             live.add(k)
             if wanted is None or k in wanted:
                 copies[k] = _subj_copy(subj)
@@ -1396,7 +1412,7 @@ def restore(engine: Engine, records: dict[SnapshotKey, bytes]) -> None:
             subj = Subject(logic, rec.key, logic.restore(rec.state), rec.touched)
             subj.evidence = Evidence.unpack(rec.evidence) if rec.evidence is not None else None
             subj.alert_id, subj.cooldown_until, subj.fed = rec.alert_id, rec.cooldown_until, rec.fed
-            g.subjects[(rec.rule_id, rec.key)] = subj
+            g.subjects.setdefault(rec.rule_id, {})[rec.key] = subj
         elif kind == "alert":
             rule = rules[data.pop("rule")]
             data["evidence"] = Evidence.unpack(data["evidence"])
@@ -1409,7 +1425,7 @@ def restore(engine: Engine, records: dict[SnapshotKey, bytes]) -> None:
                 setattr(alert, name, value)
             g.alerts[alert.id] = alert
     for g in engine.grids.values():
-        for subj in g.subjects.values():
+        for subj in g.each_subject():
             engine.arm(g, subj, subj.logic.due(subj.state))
             engine.arm_idle(g, subj)
         for alert in g.alerts.values():

@@ -168,7 +168,7 @@ def test_a_device_heard_many_times_in_one_run_ends_as_if_heard_one_by_one(
     assert transitions == ["opened", "cleared", "acknowledged", "dispatched", "resolved", "closed",
                            "reopened", "resolved"]
     for grid, cam in (("G-1", "cam-1"), ("G-2", "cam-2")):   # nothing is left held
-        subject = batched_engine.grids[grid].subjects[("camera.offline", f"dev:{cam}")]
+        subject = batched_engine.grids[grid].subjects["camera.offline"][f"dev:{cam}"]
         assert subject.state.last == max(p.time for p in parts if p.device_id == cam)
     assert batched_engine.dirty == single_engine.dirty
     assert state_of(batched_engine) == state_of(single_engine)
