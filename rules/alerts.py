@@ -136,7 +136,9 @@ class Alert:
         self.subjects: set[str] = {subject}
         self.last_msg_at = opened_at
         self.dirty = False
-        self.feedback_ids: set[str] = set()
+        # The feedback event ids applied; None until one is (an empty set is 216 B, and many
+        # alerts end without any feedback).
+        self.feedback_ids: set[str] | None = None
         self.ended_at: int | None = None
         self.armed: dict[tuple[str, int], int] = {}
 

@@ -1135,10 +1135,13 @@ class Engine:
             self._push(self._due(inp.time + self.lateness), FB_EXPIRE, 0, "", inp.event_id,
                        inp.grid_id, (fb.alert_id, inp.event_id))
             return
-        if inp.event_id in alert.feedback_ids:
+        applied = alert.feedback_ids
+        if applied is None:
+            applied = alert.feedback_ids = set()
+        elif inp.event_id in applied:
             self.stats.duplicates[inp.topic] += 1
             return
-        alert.feedback_ids.add(inp.event_id)
+        applied.add(inp.event_id)
         refusal = alert.refusal(fb.action)
         if refusal is not None:
             self._reject(inp, "illegal_transition", refusal)

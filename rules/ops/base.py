@@ -42,11 +42,10 @@ class Subject:
     evidence gathered before an alert opens, and the link to the subject's case."""
 
     __slots__ = ("alert_id", "armed", "armed_idle", "cooldown_until", "evidence", "fed", "key",
-                 "logic", "rule", "state", "touched")
+                 "logic", "state", "touched")
 
     def __init__(self, logic: Operator, key: str, state: Any, now: int) -> None:
         self.logic = logic
-        self.rule = logic.rule
         self.key = key
         self.state = state
         self.evidence: Evidence | None = None
@@ -57,6 +56,11 @@ class Subject:
         self.touched = now
         self.armed: int | None = None   # the operator timer in the heap, if any
         self.armed_idle = False
+
+    @property
+    def rule(self) -> Rule:
+        """The operator's (not a slot of its own: 8 B a subject)."""
+        return self.logic.rule
 
     def episode_start(self) -> int:
         return self.state.start  # type: ignore[no-any-return]

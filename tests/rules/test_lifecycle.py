@@ -107,10 +107,13 @@ def test_redelivered_feedback_is_a_duplicate_not_an_illegal_transition(tmp_path:
     h.fb(T("10:11:00"), aid, "acknowledge", eid="fb-1")
     h.fb(T("10:11:00"), aid, "acknowledge", eid="fb-1")
     h.fb(T("10:11:30"), aid, "acknowledge", eid="fb-1")
+    h.tick(T("10:12:00"))
+    assert h.kinds().count("acknowledged") == 1
+    h.fb(T("10:12:00"), aid, "acknowledge", eid="fb-1")   # again, long after it was applied
     h.finish()
     assert h.kinds().count("acknowledged") == 1
     assert h.dead == []
-    assert h.engine.stats.duplicates["city.alerts.feedback"] == 2
+    assert h.engine.stats.duplicates["city.alerts.feedback"] == 3
 
 
 def test_feedback_for_an_alert_that_never_opens_is_rejected_after_the_lateness(tmp_path: Path) -> None:
