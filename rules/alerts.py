@@ -132,15 +132,32 @@ class Alert:
         self.deferred_deadline: int | None = None
         self.deferred_until: int | None = None
         self.assignee: str | None = None
-        self.observed: set[str] = set()
-        self.subjects: set[str] = {subject}
+        # The case's subjects, and those whose episode runs on: tuples, as they nearly always
+        # hold one subject or none (an empty tuple costs nothing, an empty set 216 B). The
+        # order they are in means nothing.
+        self.observed: tuple[str, ...] = ()
+        self.subjects: tuple[str, ...] = (subject,)
         self.last_msg_at = opened_at
         self.dirty = False
-        # The feedback event ids applied; None until one is (an empty set is 216 B, and many
-        # alerts end without any feedback).
-        self.feedback_ids: set[str] | None = None
+        self.feedback_ids: tuple[str, ...] = ()   # applied (a tuple for the same reason)
         self.ended_at: int | None = None
         self.armed: dict[tuple[str, int], int] = {}
+
+    def join(self, subject: str) -> None:
+        """Another subject joins the case (within the rule's merge radius)."""
+        if subject not in self.subjects:
+            self.subjects += (subject,)
+
+    def observe(self, subject: str) -> None:
+        if subject not in self.observed:
+            self.observed += (subject,)
+
+    def unobserve(self, subject: str) -> bool:
+        """The subject's episode ended; False if it was not observed."""
+        if subject not in self.observed:
+            return False
+        self.observed = tuple(s for s in self.observed if s != subject)
+        return True
 
     @property
     def policy(self) -> Policy:

@@ -769,7 +769,7 @@ class Engine:
         alert = self.linked_alert(g, subj)
         if alert is not None and alert.active:
             if subj.running():
-                alert.observed.add(subj.key)
+                alert.observe(subj.key)
                 subj.fed = (alert.id, subj.episode_start())
             if item is not None:
                 self._attribute(alert, item, zones)
@@ -807,7 +807,7 @@ class Engine:
                     best = cand
         if best is not None:
             subj.alert_id = best[2]
-            g.alerts[best[2]].subjects.add(subj.key)
+            g.alerts[best[2]].join(subj.key)
 
     def _open(self, g: GridState, subj: Subject, zones: tuple[str, ...]) -> None:
         rule = subj.rule
@@ -838,7 +838,7 @@ class Engine:
         subj.alert_id = aid
         subj.fed = (aid, subj.episode_start())
         if subj.running():
-            alert.observed.add(subj.key)
+            alert.observe(subj.key)
         self._emit(alert, "opened")
         self._arm_alert(alert)
         for inp in sorted(self.held.pop(aid, ()), key=lambda i: i.order):
@@ -882,9 +882,8 @@ class Engine:
 
     def episode_ended(self, g: GridState, subj: Subject) -> None:
         alert = self.linked_alert(g, subj)
-        if alert is None or subj.key not in alert.observed:
+        if alert is None or not alert.unobserve(subj.key):
             return
-        alert.observed.discard(subj.key)
         self.dirty.add(("alert", alert.grid_id, alert.id))
         if not alert.observed and alert.active:
             self._emit(alert, "cleared")
@@ -1135,13 +1134,10 @@ class Engine:
             self._push(self._due(inp.time + self.lateness), FB_EXPIRE, 0, "", inp.event_id,
                        inp.grid_id, (fb.alert_id, inp.event_id))
             return
-        applied = alert.feedback_ids
-        if applied is None:
-            applied = alert.feedback_ids = set()
-        elif inp.event_id in applied:
+        if inp.event_id in alert.feedback_ids:
             self.stats.duplicates[inp.topic] += 1
             return
-        applied.add(inp.event_id)
+        alert.feedback_ids += (inp.event_id,)
         refusal = alert.refusal(fb.action)
         if refusal is not None:
             self._reject(inp, "illegal_transition", refusal)
@@ -1172,7 +1168,7 @@ class Engine:
                 if subj is not None:
                     subj.alert_id = alert.id
                     if subj.running():
-                        alert.observed.add(key)
+                        alert.observe(key)
         self._emit(alert, effects.transition, fb)
         if effects.resume_at is not None:
             self._arm(alert, RESUME, 0, effects.resume_at)
@@ -1426,6 +1422,9 @@ def restore(engine: Engine, records: dict[SnapshotKey, bytes]) -> None:
             alert.armed = {}
             for name, value in data.items():
                 setattr(alert, name, value)
+            # sets in a checkpoint written before they were tuples
+            alert.observed, alert.subjects = tuple(alert.observed), tuple(alert.subjects)
+            alert.feedback_ids = tuple(alert.feedback_ids or ())
             g.alerts[alert.id] = alert
     for g in engine.grids.values():
         for subj in g.each_subject():

@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import hashlib
+import pickle
 from pathlib import Path
 
-from rules.engine import DAY_MS
+from rules.engine import DAY_MS, Engine, restore, snapshot
 from tests.rules.harness import RULES, Harness, T, iso
 from tests.rules.test_operators import frames
 
@@ -106,3 +107,42 @@ def test_episode_that_fed_an_alert_keeps_feeding_it_after_resolve(tmp_path: Path
     after = [(a["transition"], a["at"], a["alert_id"]) for a in h.alerts
              if a["rule_id"] == "vend.main" and a["at"] > iso(T("10:27:00"))]
     assert after == [("updated", iso(T(f"10:{m}:00")), aid) for m in (28, 29, 30)]
+
+
+def test_a_checkpoint_holding_sets_for_a_case_restores(tmp_path: Path) -> None:
+    """Checkpoints written before an alert kept its subjects, observed subjects and feedback
+    ids as tuples hold sets: restored, the case goes on as if never stopped."""
+    runs = []
+    for convert in (False, True):
+        h = Harness(tmp_path, rules=MERGE_RULES, track_changes=True)
+        h.focus = "vend.main"
+        frames(h, "10:00:00", "10:10:00")
+        h.tick(T("10:10:05"))
+        aid = h.last("opened")["alert_id"]
+        near = (30.005 + 0.00005, 104.005)
+        frames(h, "10:11:00", "10:14:00", track="t2", loc=near)
+        h.fb(T("10:15:00"), aid, "resolve", eid="fb-resolve")
+        h.tick(T("10:15:30"))
+        records, _ = snapshot(h.engine)
+        if convert:
+            for key, value in records.items():
+                if key[0] == "alert":
+                    state = pickle.loads(value)
+                    assert state["subjects"] and state["observed"] and state["feedback_ids"]
+                    for name in ("subjects", "observed", "feedback_ids"):
+                        state[name] = set(state[name])
+                    records[key] = pickle.dumps(state)
+        fresh = Engine(h.city, h.rules, track_changes=True)
+        restore(fresh, records)
+        fresh.marks = {}   # the second log numbers its lines from 0 again: not re-reads
+        h2 = Harness(tmp_path, rules=MERGE_RULES, engine=fresh)
+        h2.fb(T("10:16:00"), aid, "resolve", eid="fb-resolve")   # applied before the checkpoint
+        frames(h2, "10:16:00", "10:25:00", track="t2", loc=near)
+        h2.fb(T("10:30:00"), aid, "verify")
+        h2.finish(T("10:40:00"))
+        assert fresh.stats.duplicates["city.alerts.feedback"] == 1
+        runs.append(h2.alerts)
+    assert runs[0] == runs[1]
+    upd = [a["at"] for a in runs[1] if a["transition"] == "updated" and a["status"] == "resolved"]
+    assert upd == [iso(T(f"10:{m}:00")) for m in range(16, 26)]
+    assert [a["transition"] for a in runs[1] if a["rule_id"] == "vend.main"][-1] == "closed"
