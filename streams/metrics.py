@@ -136,8 +136,9 @@ class Metrics:
                                         buckets=_DELAY_BUCKETS, registry=r)
         self.checkpoint = Histogram("cityorder_checkpoint_seconds", "Time to checkpoint a partition, "
                                     "in the background: serialise its cut, wait for the one before "
-                                    "and for its output, write the state (resting 15 ms after every "
-                                    "5 ms of work).", buckets=_DELAY_BUCKETS,  # seconds, paced
+                                    "and for its output, write the state (paced: the work rests "
+                                    "between short slices, so input is never held up long).",
+                                    buckets=_DELAY_BUCKETS,  # seconds, paced
                                     registry=r)
         self.checkpoint_failures = Counter("cityorder_checkpoint_failures", "Checkpoints or outputs "
                                            "the broker did not acknowledge; the worker stops at the "
