@@ -46,8 +46,9 @@ class AdapterMetrics:
                          registry=r)
         self.batch = Histogram("cityorder_adapter_batch_seconds", "Time to convert, write and commit "
                                "one fetched batch.", ["adapter"], registry=r)
-        self.ready = Gauge("cityorder_adapter_ready", "1 while the adapter reaches its broker.",
-                           ["adapter"], registry=r)
+        self.ready = Gauge("cityorder_adapter_ready", "1 while the adapter reaches its broker "
+                           "(over MQTT: once its subscription is acknowledged).", ["adapter"],
+                           registry=r)
 
 
 class Router:

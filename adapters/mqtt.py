@@ -56,10 +56,18 @@ class MqttBridge:
                             self.port, code)
                 return
             c.subscribe(self.topic, qos=1)
-            loop.call_soon_threadsafe(self.metrics.ready.labels(self.adapter).set, 1)
             log.info("adapter %s: mqtt://%s:%d %s -> %s (session %s)", self.adapter, self.host, self.port,
                      self.topic, self.router.camera_topic,
                      "resumed" if flags.session_present else "new")
+
+        def on_subscribe(_: Client, __: object, ___: int, codes: list[ReasonCode], ____: object) -> None:
+            # Ready once the broker has the subscription: in a new session, what is published
+            # before then is not kept for the adapter.
+            if any(code.is_failure for code in codes):
+                log.warning("adapter %s: %s:%d refused the subscription to %s: %s", self.adapter,
+                            self.host, self.port, self.topic, codes)
+                return
+            loop.call_soon_threadsafe(self.metrics.ready.labels(self.adapter).set, 1)
 
         def on_disconnect(_: Client, __: object, ___: DisconnectFlags, code: ReasonCode,
                           ____: object) -> None:
@@ -71,6 +79,7 @@ class MqttBridge:
             loop.call_soon_threadsafe(queue.put_nowait, (msg.mid, msg.qos, bytes(msg.payload), msg.topic))
 
         client.on_connect, client.on_disconnect, client.on_message = on_connect, on_disconnect, on_message
+        client.on_subscribe = on_subscribe
         client.reconnect_delay_set(1, 30)
         producer = await self.router.producer(self.settings)
         client.connect_async(self.host, self.port, keepalive=30)

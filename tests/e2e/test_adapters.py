@@ -55,7 +55,16 @@ class Adapter(Cli):
     def __init__(self, settings: Settings, city: Path, log: Path, *args: str) -> None:
         """``args``: the adapter's name and its own arguments, e.g. ``deepstream TOPIC``."""
         self.port = free_port(0)
+        self.name = args[0]
         super().__init__(settings, log, "adapt", *args, "--city", str(city), "--web-port", str(self.port))
+
+    def wait_subscribed(self, timeout: float = 60) -> None:
+        """Until the adapter says it is ready: over MQTT, once the broker acknowledged its
+        subscription (what is published before then is not kept for a new session)."""
+        deadline = time.monotonic() + timeout
+        while f'cityorder_adapter_ready{{adapter="{self.name}"}} 1.0' not in self.wait_metrics(timeout):
+            assert time.monotonic() < deadline, f"not subscribed after {timeout} s:\n{self.tail()}"
+            time.sleep(0.1)
 
 
 
@@ -153,7 +162,7 @@ def test_frigate_over_mqtt_in_camera_messages_out_through_a_kill(settings: Setti
     log = tmp_path / "adapter.log"
     adapter = Adapter(settings, city, log, "frigate", "--mqtt", broker.url)
     try:
-        time.sleep(2)                               # subscribed: its session exists from now on
+        adapter.wait_subscribed()                   # its session exists from now on
         publish(broker.url, [*events[:750], b"not json"])
         adapter.kill()
         publish(broker.url, [*events[750:], b'{"type": "new"}'])    # kept by the broker meanwhile
