@@ -75,11 +75,14 @@ class Buckets(Generic[K, V]):
         return dict(entries)
 
     def load(self, bucket: int, entries: dict[K, V]) -> None:
-        """Restore a sealed bucket: the entries of it that are still live."""
+        """Restore a sealed bucket: the entries of it that are still live. A bucket none of
+        whose entries are is dropped at the next seal (its record deleted)."""
         self.buckets[bucket] = dict(entries)
         for key in entries:
             self.where[key] = bucket
         self.next_id = max(self.next_id, bucket + 1)
+        if not entries:
+            self.changed.add(bucket)
 
 
 class GroupedBuckets(Generic[G, K, V]):
@@ -142,10 +145,12 @@ class GroupedBuckets(Generic[G, K, V]):
         return {group: dict(members) for group, members in entries.items()}
 
     def load(self, bucket: int, entries: dict[G, dict[K, V]]) -> None:
-        """Restore a sealed bucket: the entries of it that are still live."""
-        self.buckets[bucket] = self.copy(entries)
+        """As :meth:`Buckets.load`."""
+        self.buckets[bucket] = {group: dict(members) for group, members in entries.items() if members}
         for group, members in entries.items():
             where = self.where.setdefault(group, {})
             for key in members:
                 where[key] = bucket
         self.next_id = max(self.next_id, bucket + 1)
+        if not self.buckets[bucket]:
+            self.changed.add(bucket)

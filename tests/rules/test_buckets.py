@@ -111,3 +111,30 @@ def test_state_records_stay_small_and_each_input_is_written_about_once(tmp_path:
     # each input enters the de-duplication memory and the reorder buffer once: written once
     assert written["seen"] == inputs
     assert written["pending"] == inputs
+
+
+def test_a_bucket_whose_entries_all_left_before_a_restore_is_deleted_after_it(tmp_path: Path) -> None:
+    """An entry forgotten only by the restore (it expired earlier in the second progress was
+    in, so it was still written) leaves its bucket empty: the bucket's record must not stay."""
+    h = Harness(tmp_path, track_changes=True)
+    store: dict[tuple[str, ...], bytes] = {}
+
+    def checkpoint() -> None:
+        records, deleted = snapshot(h.replay.engine, changed_only=True)
+        store.update(records)
+        for key in deleted:
+            del store[key]
+
+    h.sensor(T("10:00:00"), "mh-1", "manhole_cover", state="ok", eid="A")
+    checkpoint()
+    h.sensor(T("10:01:10.500"), "mh-1", "manhole_cover", state="ok", eid="B")
+    checkpoint()
+    assert ("seen", "0") in store and all(k[1] != "A" for k in h.engine.remembered())
+    fresh = Engine(h.city, h.rules, track_changes=True)
+    restore(fresh, dict(store))
+    h.replay.engine = fresh
+    for m in range(2, 10):
+        h.sensor(T(f"10:{m:02d}:30"), "mh-1", "manhole_cover", state="ok")
+        checkpoint()
+    assert ("seen", "0") not in store
+    assert all(fresh.seen_buckets.buckets.values()) and all(fresh.pending_buckets.buckets.values())
