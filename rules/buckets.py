@@ -22,6 +22,7 @@ from typing import Generic, TypeVar
 G = TypeVar("G")
 K = TypeVar("K")
 V = TypeVar("V")
+E = TypeVar("E")
 
 #: The most entries in one bucket: a reorder buffer's 512 entries pickle in ~3 ms.
 BUCKET_ENTRIES = 512
@@ -58,14 +59,7 @@ class Buckets(Generic[K, V]):
         """Close the open bucket; return the buckets filled since the last seal that hold
         entries (to write). Buckets emptied since then are dropped: their records are to be
         deleted."""
-        writes: dict[int, dict[K, V]] = {}
-        for bucket in sorted(self.changed):
-            entries = self.buckets[bucket]
-            if entries:
-                writes[bucket] = entries
-            else:
-                del self.buckets[bucket]
-        self.changed.clear()
+        writes = _seal(self.buckets, self.changed)
         self.next_id += 1
         return writes
 
@@ -127,14 +121,7 @@ class GroupedBuckets(Generic[G, K, V]):
 
     def seal(self) -> dict[int, dict[G, dict[K, V]]]:
         """As :meth:`Buckets.seal`."""
-        writes: dict[int, dict[G, dict[K, V]]] = {}
-        for bucket in sorted(self.changed):
-            entries = self.buckets[bucket]
-            if entries:
-                writes[bucket] = entries
-            else:
-                del self.buckets[bucket]
-        self.changed.clear()
+        writes = _seal(self.buckets, self.changed)
         self.next_id += 1
         self.filling = 0
         return writes
@@ -154,3 +141,16 @@ class GroupedBuckets(Generic[G, K, V]):
         self.next_id = max(self.next_id, bucket + 1)
         if not self.buckets[bucket]:
             self.changed.add(bucket)
+
+
+def _seal(buckets: dict[int, E], changed: set[int]) -> dict[int, E]:
+    """The changed buckets that hold entries; the emptied ones dropped."""
+    writes: dict[int, E] = {}
+    for bucket in sorted(changed):
+        entries = buckets[bucket]
+        if entries:
+            writes[bucket] = entries
+        else:
+            del buckets[bucket]
+    changed.clear()
+    return writes

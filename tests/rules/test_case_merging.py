@@ -25,21 +25,28 @@ PARKING_RULES = RULES + """
     policy: std
 """
 
+NEAR = (30.005 + 0.00005, 104.005)   # ~5.5 m from the vendor t1
+
+
+def joined_case(h: Harness) -> tuple[Harness, str]:
+    """t1 opens A at 10:10; t2, near, first matches at 10:11 and joins A; A is resolved at
+    10:15 (feedback fb-resolve) while t2's episode goes on."""
+    h.focus = "vend.main"
+    frames(h, "10:00:00", "10:10:00")
+    h.tick(T("10:10:05"))
+    aid = h.last("opened")["alert_id"]
+    frames(h, "10:11:00", "10:14:00", track="t2", loc=NEAR)
+    h.fb(T("10:15:00"), aid, "resolve", eid="fb-resolve")
+    return h, aid
+
 
 def test_joined_subject_keeps_feeding_its_resolved_alert(tmp_path: Path) -> None:
     # t1 opens A at 10:10; t2 (~5.5 m away) first matches at 10:11 and is joined to A:
     # "The joined subjects then feed that alert". A is resolved at 10:15 while t2's episode
     # continues to 10:25: "A resolved alert whose episode continues still gets `updated`";
     # only "the subject's next episode opens a new alert" -> no second alert, A updated.
-    h = Harness(tmp_path, rules=MERGE_RULES)
-    h.focus = "vend.main"
-    frames(h, "10:00:00", "10:10:00")
-    h.tick(T("10:10:05"))
-    aid = h.last("opened")["alert_id"]
-    near = (30.005 + 0.00005, 104.005)
-    frames(h, "10:11:00", "10:14:00", track="t2", loc=near)
-    h.fb(T("10:15:00"), aid, "resolve")
-    frames(h, "10:16:00", "10:25:00", track="t2", loc=near)
+    h, aid = joined_case(Harness(tmp_path, rules=MERGE_RULES))
+    frames(h, "10:16:00", "10:25:00", track="t2", loc=NEAR)
     h.finish(T("10:40:00"))
     assert h.kinds().count("opened") == 1
     assert {a["alert_id"] for a in h.alerts if a["rule_id"] == "vend.main"} == {aid}
@@ -114,14 +121,7 @@ def test_a_checkpoint_holding_sets_for_a_case_restores(tmp_path: Path) -> None:
     ids as tuples hold sets: restored, the case goes on as if never stopped."""
     runs = []
     for convert in (False, True):
-        h = Harness(tmp_path, rules=MERGE_RULES, track_changes=True)
-        h.focus = "vend.main"
-        frames(h, "10:00:00", "10:10:00")
-        h.tick(T("10:10:05"))
-        aid = h.last("opened")["alert_id"]
-        near = (30.005 + 0.00005, 104.005)
-        frames(h, "10:11:00", "10:14:00", track="t2", loc=near)
-        h.fb(T("10:15:00"), aid, "resolve", eid="fb-resolve")
+        h, aid = joined_case(Harness(tmp_path, rules=MERGE_RULES, track_changes=True))
         h.tick(T("10:15:30"))
         records, _ = snapshot(h.engine)
         if convert:
@@ -137,7 +137,7 @@ def test_a_checkpoint_holding_sets_for_a_case_restores(tmp_path: Path) -> None:
         fresh.marks = {}   # the second log numbers its lines from 0 again: not re-reads
         h2 = Harness(tmp_path, rules=MERGE_RULES, engine=fresh)
         h2.fb(T("10:16:00"), aid, "resolve", eid="fb-resolve")   # applied before the checkpoint
-        frames(h2, "10:16:00", "10:25:00", track="t2", loc=near)
+        frames(h2, "10:16:00", "10:25:00", track="t2", loc=NEAR)
         h2.fb(T("10:30:00"), aid, "verify")
         h2.finish(T("10:40:00"))
         assert fresh.stats.duplicates["city.alerts.feedback"] == 1
