@@ -271,6 +271,14 @@ class Engine:
         # (rules/buckets.py): only kept when tracking, a replay never needs them.
         self.seen_buckets: GroupedBuckets[tuple[str, str], str, int] = GroupedBuckets()
         self.pending_buckets: Buckets[int, tuple[int, int, str, int, Input]] = Buckets()
+        #: At most this many steps (inputs applied, timers fired) in the run that ends
+        #: :meth:`feed_batch` or :meth:`tick`; the rest waits for :meth:`resume` (see
+        #: :attr:`unfinished`). None: no limit. A runtime sets it to give its event loop back
+        #: between slices of a long run: one record's progress can let thousands of held
+        #: inputs through. Where a run stops changes no output: input is applied in time order
+        #: whether or not the run stops in between.
+        self.run_budget: int | None = None
+        self._stopped = False
         self._index_rules()
 
     # -- rule index -----------------------------------------------------------------------
@@ -302,8 +310,11 @@ class Engine:
     # -- public API -----------------------------------------------------------------------
 
     def feed(self, inp: Input) -> list[dict[str, Any] | DeadOut]:
-        """Accept one grid part of one input; return what became due."""
+        """Accept one grid part of one input; return what became due (first the rest of a
+        run that stopped at :attr:`run_budget`: this call does not stop)."""
         self.out = []
+        if self.run_budget is not None and self.unfinished:
+            self._run()
         if inp.feedback is not None and self._future_feedback(inp):
             return self.out
         self._admit(inp, self.progress)
@@ -332,7 +343,21 @@ class Engine:
             if inp.time <= progress:
                 self._run()
             self._admit(inp, progress)
-        self._run()
+        self._run(self.run_budget)
+        return self.out
+
+    @property
+    def unfinished(self) -> bool:
+        """Whether the last run stopped at :attr:`run_budget` with input or timers left that
+        the watermark has passed: :meth:`resume` goes on with it. No snapshot is taken then
+        (:func:`take` refuses): finish the run first."""
+        return self._stopped
+
+    def resume(self) -> list[dict[str, Any] | DeadOut]:
+        """Go on with a run that stopped at :attr:`run_budget`; what became due, as the rest
+        of what the call that started it would have returned with no budget."""
+        self.out = []
+        self._run(self.run_budget)
         return self.out
 
     def _admit(self, inp: Input, progress: int) -> None:
@@ -364,7 +389,7 @@ class Engine:
         """A clock tick (from the wall clock in a worker, or a producer's end-of-input tick)."""
         self.out = []
         self._move_clock(t)
-        self._run()
+        self._run(self.run_budget)
         return self.out
 
     def finish(self, until: int | None = None) -> list[dict[str, Any] | DeadOut]:
@@ -497,8 +522,12 @@ class Engine:
                     if self.track_changes:
                         self.seen_buckets.discard(ids.group, event_id)
 
-    def _run(self) -> None:
-        """Apply waiting input and fire timers, in time order, up to the watermark."""
+    def _run(self, budget: int | None = None) -> None:
+        """Apply waiting input and fire timers, in time order, up to the watermark; after
+        ``budget`` steps, stop with the rest waiting (:attr:`unfinished`). A run that stops
+        leaves progress at its last step and devices' messages held (``_liveness``): the
+        calls after it go on with the same run (nothing they do before reads a subject), and
+        no snapshot is taken of it."""
         if self.clock is None:
             return
         wm = self.clock - self.reorder
@@ -507,7 +536,9 @@ class Engine:
         limit = wm if wm > self.progress else self.progress
         pending, timers, pop = self.pending, self.timers, heapq.heappop
         tracking = self.track_changes
-        while True:
+        left = -1 if budget is None else budget    # counting down from -1 never reaches 0
+        while left:
+            left -= 1
             if pending and pending[0][0] <= limit and not (timers and timers[0][0] < pending[0][0]):
                 entry = pop(pending)
                 if tracking:
@@ -525,6 +556,11 @@ class Engine:
                     self._fire(popped)
             else:
                 break
+        else:   # the budget is used up: stop if anything is left
+            if (pending and pending[0][0] <= limit) or (timers and timers[0][0] <= limit):
+                self._stopped = True
+                return
+        self._stopped = False
         if self._refreshing:
             self._refresh_all()
         if wm > self.progress:
@@ -1318,6 +1354,10 @@ def take(engine: Engine, changed_only: bool = False) -> Snapshot:
     """
     if changed_only and not engine.track_changes:
         raise ValueError("snapshot(changed_only=True) needs an Engine(track_changes=True)")
+    if engine.unfinished:
+        # restore() tells input applied from input waiting by progress, which a stopped run
+        # leaves in between: an input at the same time as the last one applied may be either
+        raise ValueError("snapshot of an engine whose run stopped at its budget: resume() it first")
     pickled: dict[SnapshotKey, bytes] = {}
     copies: dict[SnapshotKey, Any] = {}
     pickled[("engine",)] = _dump((engine.clock, engine.progress, engine.max_time,

@@ -63,6 +63,7 @@ from streams.partitioned import (
     PartFault,
     PartitionEvaluator,
     Quarantine,
+    Step,
     part_key,
     source_keys,
 )
@@ -87,6 +88,12 @@ SLICE_S = 0.005
 #: alerts' latency tail was that checkpoint (p99 234 ms, 108–176 ms resting; bench/README.md).
 #: Not while something waits for the writes (a rebalance, a load: :meth:`Runtime._hurrying`).
 REST_S = 3 * SLICE_S
+#: Inputs applied and timers fired (~40 µs each) between two yields of the event loop in a
+#: long evaluation: one internal record whose progress lets thousands of held inputs through
+#: was one call of up to 0.9 s while draining (bench/README.md, session 16).
+RUN_STEPS = 128
+#: How often the event loop's lag is sampled.
+LOOP_PROBE_S = 0.1
 #: The producer's batch per partition (Kafka's default is 16 KB). A send that finds its
 #: partition's batch full waits for it to be acknowledged: a busy partition's checkpoint, 4,300
 #: state records of ~3.4 KB, waited ~900 times and took 6 s to write, 0.6 s with this.
@@ -95,6 +102,15 @@ PRODUCER_BATCH_BYTES = 512 * 1024
 GC_INTERVAL_S = 0.25
 #: How often, and how patiently, /readyz asks a broker for metadata.
 PROBE_INTERVAL_S, PROBE_TIMEOUT_S = 2.0, 3.0
+
+
+def _attempt(call: Callable[[], Step | None]) -> Step | PartFault | None:
+    """The call's step, or the :class:`PartFault` it raised, returned outside the handler: a
+    later fault's traceback is then its own."""
+    try:
+        return call()
+    except PartFault as fault:
+        return fault
 
 
 class _Slices:
@@ -225,6 +241,7 @@ class Runtime:
         self.failure: BaseException | None = None  # a checkpoint or output the broker refused
         self._interval = settings.checkpoint_interval_ms / 1000
         self._lock = asyncio.Lock()  # a checkpoint never runs in the middle of a record
+        self._yielded_s = 0.0       # of the record being evaluated: time other work had the loop
         self._waiting = 0  # how many wait for checkpoints in flight (they rest no more)
         self._collector = WorkerCollector()
         #: None until the first probe has answered either way: a worker reports nothing about
@@ -260,6 +277,7 @@ class Runtime:
         app.timer(self._interval / 2)(self._checkpoint_idle)
         app.timer(GC_INTERVAL_S)(self._collect_garbage)
         app.task(self._watch_broker)
+        app.task(self._watch_loop)
         app.task(self._run_ingest)
         app.timer(LOAD_OWNED_INTERVAL_S)(self._load_owned)
         app.on_partitions_revoked.connect(self._on_revoked)
@@ -280,6 +298,7 @@ class Runtime:
         async for event in manual.events():
             msg = event.message
             started = time.perf_counter()
+            self._yielded_s = 0.0
             self.metrics.evaluate_delay.observe(max(0.0, time.time() - msg.timestamp))
             async with self._lock:
                 if not await self._apply(msg.tp, msg.offset, event.value):
@@ -287,7 +306,7 @@ class Runtime:
                 self._unacked.setdefault(msg.partition, []).append((manual, event))
                 if time.monotonic() - self._checkpointed_at.get(msg.partition, 0.0) >= self._interval:
                     self._checkpoint(msg.partition)
-            self.metrics.evaluate_batch.observe(time.perf_counter() - started)
+            self.metrics.evaluate_batch.observe(time.perf_counter() - started - self._yielded_s)
 
     async def _apply(self, tp: TP, offset: int, value: bytes) -> bool:
         """Apply one record; False for a stale one, left unacknowledged for its redelivery."""
@@ -322,23 +341,25 @@ class Runtime:
                 await self._send(partition, [Outgoing(DEADLETTER_TOPIC, None, orjson.dumps(dead))])
                 self.metrics.dead(dead)
             return True
-        try:
-            step = ev.process(offset, batch)
-        except PartFault as fault:
-            failed: PartFault | None = fault
-        else:
-            failed = None
-        if failed is not None:    # outside the handler: a later fault's traceback is its own
-            return await self._isolate(tp, offset, value, failed)
+        step = _attempt(lambda: ev.process(offset, batch))
         if step is None:
             return True
         self.metrics.internal_records.labels("parts" if batch.parts else "progress").inc()
-        for a in step.alerts:
-            self.metrics.transition(a)
-        for d in step.dead:
-            self.metrics.dead(d)
-        await self._send(partition, step.messages)
-        return True
+        while not isinstance(step, PartFault):
+            for a in step.alerts:
+                self.metrics.transition(a)
+            for d in step.dead:
+                self.metrics.dead(d)
+            await self._send(partition, step.messages)
+            if not ev.unfinished:
+                return True
+            # A record whose progress lets thousands of held inputs through is a long run: in
+            # slices of RUN_STEPS, the loop's other work (ingest, fetching, /metrics) between.
+            paused = time.perf_counter()
+            await asyncio.sleep(0)
+            self._yielded_s += time.perf_counter() - paused
+            step = _attempt(ev.resume)
+        return await self._isolate(tp, offset, value, step)
 
     async def _isolate(self, tp: TP, offset: int, value: bytes, fault: PartFault) -> bool:
         """The last line of defence: the engine raised while applying input. That input's source
@@ -507,6 +528,14 @@ class Runtime:
             log.critical("a checkpoint or output was not acknowledged (%r): stopping at the next "
                          "record; nothing after the last checkpoint is committed", self.failure)
 
+    async def _watch_loop(self) -> None:
+        """Sample how late the event loop wakes a sleeper (``cityorder_event_loop_lag_seconds``)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            slept = loop.time()
+            await asyncio.sleep(LOOP_PROBE_S)
+            self.metrics.loop_lag.observe(max(0.0, loop.time() - slept - LOOP_PROBE_S))
+
     async def _watch_broker(self) -> None:
         """Probe at once when the app has started (a timer's first run would come only after
         its interval), then every :data:`PROBE_INTERVAL_S`."""
@@ -570,7 +599,8 @@ class Runtime:
         """Build a partition's engine from the recovered table."""
         ev = PartitionEvaluator(self.city, self.rules, clock=self.settings.clock, partition=partition,
                                 now=wall_ms, topic_of=self.settings.topic, sources=self.sources,
-                                quarantine=self._quarantine.setdefault(partition, Quarantine()))
+                                quarantine=self._quarantine.setdefault(partition, Quarantine()),
+                                run_budget=RUN_STEPS)
         prefix = f"{partition}\x1f".encode()
         records = {k.decode(): v for k, v in self.table.items() if k.startswith(prefix)}
         repairs = ev.restore(records)

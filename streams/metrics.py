@@ -126,8 +126,13 @@ class Metrics:
                                   buckets=_BATCH_BUCKETS, registry=r)
         self.evaluate_batch = Histogram("cityorder_evaluate_batch_seconds", "Time to apply one internal "
                                         "record: engine and output (and taking a checkpoint's cut "
-                                        "when one is due).",
+                                        "when one is due), not counting where a long one let "
+                                        "the event loop run other work.",
                                         buckets=_BATCH_BUCKETS, registry=r)
+        self.loop_lag = Histogram("cityorder_event_loop_lag_seconds", "How late the worker's event "
+                                  "loop woke a task that slept 0.1 s: the longest stretch nothing "
+                                  "else could run (a long evaluation, a checkpoint's cut, a GC "
+                                  "pause), sampled.", buckets=_BATCH_BUCKETS, registry=r)
         self.ingest_delay = Histogram("cityorder_ingest_delay_seconds", "Age of the newest input "
                                       "in a written batch when its internal records are acknowledged: "
                                       "broker to internal topic.", buckets=_DELAY_BUCKETS, registry=r)

@@ -289,10 +289,12 @@ class PartitionEvaluator:
     def __init__(self, city: CityMap, rules: RuleSet, *, clock: str, partition: int,
                  now: Callable[[], int], topic_of: Callable[[str], str],
                  sources: Iterable[str] = (), chunk_bytes: int = CHUNK_BYTES,
-                 quarantine: Quarantine | None = None) -> None:
+                 quarantine: Quarantine | None = None, run_budget: int | None = None) -> None:
         """``sources``: every source partition (:func:`source_key`) whose frontier gates input
         and ticks (none: apply input at once, never tick; a partition evaluated on its own).
-        ``quarantine``: what not to apply (see :meth:`process`)."""
+        ``quarantine``: what not to apply (see :meth:`process`). ``run_budget``: the engine's
+        (:attr:`rules.engine.Engine.run_budget`): :meth:`process` may then leave the rest of
+        a long run to :meth:`resume`."""
         self.city = city
         self.partition = partition
         self.engine = Engine(city, rules, clock=clock, track_changes=True)
@@ -309,6 +311,7 @@ class PartitionEvaluator:
         self.topic_of = topic_of
         self.quarantine = quarantine if quarantine is not None else Quarantine()
         self.engine.skip_timers = self.quarantine.timers
+        self.engine.run_budget = run_budget
         self._ticking = True
 
     # -- state keys: the partition first, so a table shared by partitions can be filtered --
@@ -386,6 +389,22 @@ class PartitionEvaluator:
         if self.engine.mode == "wall" and (batch.frontier or batch.ticks) \
                 and limit is not None and limit != math.inf:
             out += self._tick(int(limit))
+        return self._step(out)
+
+    @property
+    def unfinished(self) -> bool:
+        """Whether the engine's run stopped at its budget: :meth:`resume` before the next cut."""
+        return self.engine.unfinished
+
+    def resume(self) -> Step:
+        """The rest of the record :meth:`process` applied, a budget at a time (the outputs
+        follow its). Raises :class:`PartFault` as it does."""
+        try:
+            return self._step(self.engine.resume())
+        except Exception as error:
+            raise _fault(error, None) from error
+
+    def _step(self, out: list[Any]) -> Step:
         alerts: list[dict[str, Any]] = []
         dead: list[dict[str, Any]] = []
         fmt = self.city.calendar.format

@@ -87,6 +87,69 @@ def test_a_batch_gives_what_its_parts_give_one_by_one(seed: int, rnd: random.Ran
     assert sum(one.stats.late.values()) + sum(one.stats.duplicates.values()) > 0
 
 
+@PROPS
+@given(st.integers(0, 10_000), st.randoms(use_true_random=False), st.sampled_from((1, 2, 3, 17)))
+def test_a_run_stopped_at_its_budget_and_resumed_gives_what_one_run_gives(
+        seed: int, rnd: random.Random, budget: int) -> None:
+    """A runtime gives its event loop back between slices of a long run (``run_budget``,
+    ``resume``). Stopped anywhere, and whether it is resumed to its end before the next
+    batch, a tick or a single feed, or only by them, the outputs, counts and state are those
+    of the same batches with no budget; a stopped run is never snapshotted."""
+    stopped_and_compare(parts_of([line for _, line in stream(seed)], rnd),
+                        random.Random(seed * 31 + budget), budget)   # hypothesis's randoms draw slowly
+
+
+def test_runs_stop_and_resume_often_in_the_random_streams() -> None:
+    """What the property above checks only when it happens: runs stopped many times, with
+    held device messages given at the stop, on fixed seeds."""
+    stops = sum(stopped_and_compare(parts_of([line for _, line in stream(seed)], random.Random(seed)),
+                                    random.Random(seed), budget)
+                for seed in range(6) for budget in (1, 3))
+    assert stops >= 12
+
+
+def stopped_and_compare(parts: list[Input], rnd: random.Random, budget: int) -> int:
+    """Feed ``parts`` in random batches, ticks and single feeds to an engine with no budget and
+    one with ``budget``, resumed at random; assert they agree; the number of calls that stopped."""
+    h = _harness(feed=False)
+    plain, stopping = Engine(h.city, h.rules, track_changes=True), Engine(h.city, h.rules, track_changes=True)
+    stopping.run_budget = budget
+    want: list[Any] = []
+    got: list[Any] = []
+    stopped = i = 0
+    while i < len(parts):
+        n = rnd.choice((1, 2, 7, 50, 400))
+        how = rnd.random()
+        if how < 0.1:       # one by one: a single feed finishes a stopped run first
+            for part in parts[i:i + n]:
+                want += plain.feed(part)
+                got += stopping.feed(part)
+        else:
+            want += plain.feed_batch(parts[i:i + n])
+            got += stopping.feed_batch(parts[i:i + n])
+        i += n
+        if how > 0.8:
+            t = parts[min(i, len(parts)) - 1].time + rnd.choice((0, 5_000, 120_000))
+            want += plain.tick(t)
+            got += stopping.tick(t)
+        stopped += stopping.unfinished
+        if stopping.unfinished:
+            with pytest.raises(ValueError, match="resume"):
+                take(stopping)
+        if rnd.random() < 0.5:
+            while stopping.unfinished:
+                got += stopping.resume()
+            assert not plain.unfinished and state_of(stopping) == state_of(plain)
+    while stopping.unfinished:
+        got += stopping.resume()
+    want += plain.finish()
+    got += stopping.finish()
+    assert outcome(stopping, got) == outcome(plain, want)
+    assert stopping.dirty == plain.dirty
+    assert state_of(stopping) == state_of(plain)
+    return stopped
+
+
 def test_an_event_id_is_forgotten_exactly_when_its_window_ends() -> None:
     """The memory is trimmed a whole second at a time; an entry that ended earlier in the
     current second must already count as forgotten (late, not a duplicate), by both paths."""

@@ -61,8 +61,8 @@ def internal_log(seed: int) -> dict[int, list[bytes]]:
 
 def run_partition(p: int, records: list[bytes], crash_after: set[int] = frozenset(),
                   death: str = "after_checkpoint", final: dict[str, Any] | None = None,
-                  every: int = 3, world: tuple[CityMap, RuleSet] | None = None
-                  ) -> list[tuple[str, int, bytes]]:
+                  every: int = 3, world: tuple[CityMap, RuleSet] | None = None,
+                  run_budget: int | None = None) -> list[tuple[str, int, bytes]]:
     """Feed a partition's log as the runtime does: output produced at once, a checkpoint every
     ``every`` records, records acknowledged after it. At each crash point the evaluator is
     lost and a fresh one restarts from the stored table, given the records again from the
@@ -72,14 +72,15 @@ def run_partition(p: int, records: list[bytes], crash_after: set[int] = frozense
     written and acknowledged), ``before_checkpoint`` (output produced, no checkpoint since),
     ``mid_checkpoint`` (after some of a checkpoint's records: each point cuts elsewhere).
     ``final`` receives the engine's state at the end, as loaded from the table. ``world``: the
-    city and rules (default: the test harness's)."""
+    city and rules (default: the test harness's). ``run_budget``: the engine's; a record's run
+    is then resumed to its end before anything else, as the runtime does."""
     city, rules = world or (lambda h: (h.city, h.rules))(_harness(feed=False))
     table: dict[str, bytes] = {}
     produced: list[tuple[str, int, bytes]] = []
 
     def fresh() -> PartitionEvaluator:
         ev = PartitionEvaluator(city, rules, clock="event", partition=p, now=lambda: 0,
-                                topic_of=lambda t: t, chunk_bytes=CHUNK)
+                                topic_of=lambda t: t, chunk_bytes=CHUNK, run_budget=run_budget)
         apply(table, ev.restore(table))
         return ev
 
@@ -88,9 +89,10 @@ def run_partition(p: int, records: list[bytes], crash_after: set[int] = frozense
     crashes = set(crash_after)
     while offset < len(records):
         step = ev.process(offset, decode(records[offset]))
-        if step is not None:
+        while step is not None:
             produced += [(m.topic, orjson.loads(m.value).get("version", 0), m.value)
                          for m in step.messages]
+            step = ev.resume() if ev.unfinished else None
         due = offset % every == every - 1 or offset == len(records) - 1
         crash = offset in crashes
         crashes.discard(offset)
@@ -388,6 +390,35 @@ def test_crashes_on_the_demo_day_with_the_default_pack_change_nothing(death: str
         assert got == expected, f"partition {p}: {len(got)} vs {len(expected)} alert versions"
         assert crashed == final, f"partition {p}: the engine state differs after the crashes"
     assert sum(len(r) for r in log.values()) > 100
+
+
+def test_a_record_evaluated_in_slices_gives_its_output_in_the_same_order(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runtime evaluates a long record a few steps at a time (``run_budget``, ``resume``):
+    the same messages in the same order, and through crashes the same output and state."""
+    world = (CityMap.load(DEMO_CITY), load_rules([DEFAULT_PACK]))
+    resumed = 0
+    resume = PartitionEvaluator.resume
+
+    def counted(ev: PartitionEvaluator) -> Any:
+        nonlocal resumed
+        resumed += 1
+        return resume(ev)
+
+    monkeypatch.setattr(PartitionEvaluator, "resume", counted)
+    log = demo_internal_log()
+    for p, records in log.items():
+        whole = run_partition(p, records, every=4, world=world)
+        assert run_partition(p, records, every=4, world=world, run_budget=3) == whole
+        final: dict[str, Any] = {}
+        crashed: dict[str, Any] = {}
+        expected = distinct(whole)
+        crashes = set(range(3, len(records), max(1, len(records) // 6)))
+        got = distinct(run_partition(p, records, crash_after=crashes, death="mid_checkpoint", every=4,
+                                     world=world, final=crashed, run_budget=3))
+        run_partition(p, records, every=4, world=world, final=final)
+        assert got == expected and crashed == final, f"partition {p}"
+    assert resumed > 1000
 
 
 def demo_source_records(source_partitions: int) -> list[SourceRecord]:
