@@ -90,7 +90,7 @@ SLICE_S = 0.005
 REST_S = 3 * SLICE_S
 #: Inputs applied and timers fired (~40 µs each) between two yields of the event loop in a
 #: long evaluation: one internal record whose progress lets thousands of held inputs through
-#: was one call of up to 0.9 s while draining (bench/README.md, session 16).
+#: was one call, and the loop's lag up to 1–2.5 s while draining (bench/README.md, session 16).
 RUN_STEPS = 128
 #: How often the event loop's lag is sampled.
 LOOP_PROBE_S = 0.1
