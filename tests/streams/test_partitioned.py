@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from models.timestamps import parse_timestamp_ms
 from rules.citymap import CityMap
 from rules.demo.dispatch import generate_with_feedback
-from rules.engine import snapshot
+from rules.engine import Engine, snapshot
+from rules.inputs import Input
 from rules.pack import DEFAULT_PACK, RuleSet, load_rules
 from rules.replay import parse_line
 from rules.ruletest import DEMO_CITY
@@ -419,6 +420,35 @@ def test_a_record_evaluated_in_slices_gives_its_output_in_the_same_order(
         run_partition(p, records, every=4, world=world, final=final)
         assert got == expected and crashed == final, f"partition {p}"
     assert resumed > 1000
+
+
+def test_a_fault_in_a_resumed_slice_names_its_input(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last line of defence finds the input at fault on the stack (rules.faults.culprit):
+    in a slice that :meth:`PartitionEvaluator.resume` runs as in the first one."""
+    records = internal_log(3)[0]
+    parts = [p for r in records for p in decode(r).parts or ()]
+    doomed = parts[len(parts) // 2]
+    apply_ = Engine._apply
+
+    def failing(engine: Engine, inp: Input) -> None:
+        if inp.event_id == doomed.event_id:
+            raise RuntimeError("planted")
+        apply_(engine, inp)
+
+    monkeypatch.setattr(Engine, "_apply", failing)
+    h = _harness(feed=False)
+    ev = PartitionEvaluator(h.city, h.rules, clock="event", partition=0, now=lambda: 0,
+                            topic_of=lambda t: t, run_budget=1)
+    calling = ""
+    with pytest.raises(partitioned.PartFault) as raised:
+        for offset, record in enumerate(records):
+            calling = "process"
+            ev.process(offset, decode(record))
+            while ev.unfinished:
+                calling = "resume"
+                ev.resume()
+    assert raised.value.part is not None and raised.value.part.event_id == doomed.event_id
+    assert calling == "resume" and "planted" in str(raised.value.error)
 
 
 def demo_source_records(source_partitions: int) -> list[SourceRecord]:
