@@ -21,9 +21,9 @@ import heapq
 import math
 import pickle
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from rules.alerts import (
     FINAL,
@@ -42,6 +42,8 @@ from rules.ops.base import NEVER, Operator, Subject, own
 from rules.pack import Rule, RuleSet, check_work_day
 from rules.timers import FB_EXPIRE, HELD, IDLE, LEVEL, OVERDUE, RESUME, RETAIN, Timer, timer_key
 from rules.worktime import day_length_ms
+
+T = TypeVar("T")
 
 STALE_LIMIT = 20_000
 DAY_MS = 86_400_000
@@ -1346,12 +1348,31 @@ class Snapshot:
             yield key, _dump(tuple(value) if kind == "subject" else value)
 
 
+#: Subjects and alerts a step of :func:`taking` looks at (~1 µs each, ~5 µs copied).
+TAKE_STEP = 1_000
+
+
 def take(engine: Engine, changed_only: bool = False) -> Snapshot:
     """The engine's state now, as a :class:`Snapshot`.
 
     With ``changed_only``, only what changed since the previous snapshot: the runtime writes
     those records to its tables rather than rewriting a busy grid's state on every batch.
     """
+    return run_steps(taking(engine, changed_only))
+
+
+def run_steps(steps: Generator[None, None, T]) -> T:
+    """What a stepped generator returns, run through at once."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+
+def taking(engine: Engine, changed_only: bool = False) -> Generator[None, None, Snapshot]:
+    """:func:`take` a step at a time (each :data:`TAKE_STEP` subjects and alerts): a worker
+    lets its event loop run between steps. The engine must not change until it returns."""
     if changed_only and not engine.track_changes:
         raise ValueError("snapshot(changed_only=True) needs an Engine(track_changes=True)")
     if engine.unfinished:
@@ -1374,7 +1395,12 @@ def take(engine: Engine, changed_only: bool = False) -> Snapshot:
     else:
         copies[("seen", "0")] = GroupedBuckets.copy(engine.seen)
         copies[("pending", "0")] = {entry[3]: entry for entry in engine.pending}
+    looked = 0
     for gid, g in engine.grids.items():
+        if looked >= TAKE_STEP:
+            looked = 0
+            yield
+        looked += g.subject_count() + len(g.alerts)
         gkey = ("grid", gid)
         live.add(gkey)
         if wanted is None or gkey in wanted:

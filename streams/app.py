@@ -305,7 +305,7 @@ class Runtime:
                     continue
                 self._unacked.setdefault(msg.partition, []).append((manual, event))
                 if time.monotonic() - self._checkpointed_at.get(msg.partition, 0.0) >= self._interval:
-                    self._checkpoint(msg.partition)
+                    await self._checkpoint(msg.partition)
             self.metrics.evaluate_batch.observe(time.perf_counter() - started - self._yielded_s)
 
     async def _apply(self, tp: TP, offset: int, value: bytes) -> bool:
@@ -460,19 +460,29 @@ class Runtime:
             log.warning("partition %d: fetching again from %d failed (%r); retrying in %.0f s",
                         tp.partition, want, e, REWIND_RETRY_S)
 
-    def _checkpoint(self, partition: int) -> None:
-        """Take the partition's changed state now (a cut: copies, not yet serialised); in the
-        background, serialise it a slice at a time, write it once the output it follows is
-        acknowledged (a checkpoint on the changelog is what the next owner trusts), then
-        acknowledge the records it covers. Evaluation goes on meanwhile; the partition's next
-        checkpoint is written after this one."""
+    async def _checkpoint(self, partition: int) -> None:
+        """Take the partition's changed state now (a cut: copies, not yet serialised, taken a
+        step at a time with the event loop's other work between, the lock held: no record is
+        applied meanwhile); in the background, serialise it a slice at a time, write it once
+        the output it follows is acknowledged (a checkpoint on the changelog is what the next
+        owner trusts), then acknowledge the records it covers. Evaluation goes on meanwhile;
+        the partition's next checkpoint is written after this one."""
         previous = self._settling.get(partition)
         if previous is not None:
             if not previous.done():
                 return          # one in flight at a time: the next record tries again
             previous.result()   # a failed one raises: the agent's supervisor stops the worker
         ev = self.evaluators.get(partition)
-        cut = ev.take() if ev is not None else None
+        cut = None
+        if ev is not None:
+            steps = ev.taking()
+            while True:
+                try:
+                    next(steps)
+                except StopIteration as done:
+                    cut = done.value
+                    break
+                await asyncio.sleep(0)
         unsent = self._unsent.pop(partition, [])
         events = self._unacked.pop(partition, [])
         self._checkpointed_at[partition] = time.monotonic()
@@ -571,7 +581,7 @@ class Runtime:
             now = time.monotonic()
             for partition in list(self._unacked):
                 if now - self._checkpointed_at.get(partition, 0.0) >= self._interval:
-                    self._checkpoint(partition)
+                    await self._checkpoint(partition)
 
     async def _load_owned(self) -> None:
         """Load the engine of every internal partition this worker owns once the tables are

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -44,7 +44,7 @@ from models.outputs import dead_letter
 from models.vocabulary import ALERTS_TOPIC, DEADLETTER_TOPIC
 from rules import faults
 from rules.citymap import CityMap
-from rules.engine import DeadOut, Engine, Snapshot, restore, take
+from rules.engine import DeadOut, Engine, Snapshot, restore, run_steps, taking
 from rules.ingest import Ingest
 from rules.inputs import Input
 from rules.pack import RuleSet
@@ -478,14 +478,20 @@ class PartitionEvaluator:
         """The state changed since the last cut, at the last applied offset; None when no
         record was applied since. Cheap: the engine's state is copied, not serialised
         (:class:`Cut`). Cuts must be committed to :attr:`log` in the order they were taken."""
+        return run_steps(self.taking())
+
+    def taking(self) -> Generator[None, None, Cut | None]:
+        """:meth:`take` a step at a time (:func:`rules.engine.taking`): the runtime lets its
+        event loop run between steps. Nothing may be applied until it returns."""
         if self.applied <= self.taken:
             return None
         meta = orjson.dumps({
             "partitioner": PARTITIONER, "frontier": self.frontier, "ticks": self.ticks,
             "next_ticks": self.next_ticks, "tick_arrival": self.tick_arrival,
             "held": {source: [pack_part(p) for p in parts] for source, parts in self.held.items()}})
+        snapshot = yield from taking(self.engine, changed_only=True)
         self.taken = self.applied
-        return Cut(self.applied, take(self.engine, changed_only=True), meta, self.key, self.log)
+        return Cut(self.applied, snapshot, meta, self.key, self.log)
 
     def checkpoint(self) -> list[Record]:
         """Take a cut and serialise it at once: the records to write, in order (the output of

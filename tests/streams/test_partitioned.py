@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from models.timestamps import parse_timestamp_ms
+from rules import engine as engine_module
 from rules.citymap import CityMap
 from rules.demo.dispatch import generate_with_feedback
 from rules.engine import Engine, snapshot
@@ -449,6 +450,35 @@ def test_a_fault_in_a_resumed_slice_names_its_input(monkeypatch: pytest.MonkeyPa
                 ev.resume()
     assert raised.value.part is not None and raised.value.part.event_id == doomed.event_id
     assert calling == "resume" and "planted" in str(raised.value.error)
+
+
+def test_a_cut_taken_in_steps_is_the_cut_taken_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runtime takes a checkpoint's cut a step at a time (``taking``), letting its event
+    loop run between steps: the same records as :meth:`PartitionEvaluator.take`, twice over
+    (the second cut holds only what changed since the first)."""
+    monkeypatch.setattr(engine_module, "TAKE_STEP", 5)   # the demo day's grids hold a few each
+    world = (CityMap.load(DEMO_CITY), load_rules([DEFAULT_PACK]))
+    records = max(demo_internal_log().values(), key=len)
+    at_once, stepped = (PartitionEvaluator(*world, clock="event", partition=0, now=lambda: 0,
+                                           topic_of=lambda t: t) for _ in range(2))
+    steps = 0
+    for upto in (len(records) // 2, len(records)):
+        for ev in (at_once, stepped):
+            for offset in range(ev.applied + 1, upto):
+                ev.process(offset, decode(records[offset]))
+        whole = at_once.take()
+        taking = stepped.taking()
+        while True:
+            try:
+                next(taking)
+            except StopIteration as done:
+                cut = done.value
+                break
+            steps += 1
+        assert whole is not None and cut is not None and cut.offset == whole.offset
+        assert dict(cut.changes()) == dict(whole.changes())
+        assert cut.snapshot.deleted == whole.snapshot.deleted
+    assert steps > 2
 
 
 def demo_source_records(source_partitions: int) -> list[SourceRecord]:
