@@ -503,7 +503,7 @@ class Drain:
     settled: str = ""
     crashes: list[str] = field(default_factory=list)
     owned: list[list[int]] = field(default_factory=list)  # internal partitions, per worker
-    loop_lag: list[tuple[int, float, float]] = field(default_factory=list)  # per worker, see loop_lag
+    loop_lag: list[tuple[int, float, float, int]] = field(default_factory=list)  # per worker, see loop_lag
 
     @property
     def eps(self) -> float:
@@ -590,15 +590,16 @@ def drain(broker: EmbeddedBroker, w: Workload, stamps: list[int], workers: int, 
                  [loop_lag(a, b) for a, b in zip(ready, final, strict=True)])
 
 
-def loop_lag(before: Metrics, after: Metrics) -> tuple[int, float, float]:
-    """(samples, p99, largest) of ``cityorder_event_loop_lag_seconds`` between two scrapes; the
-    quantile and the largest as the upper bounds of their buckets."""
+def loop_lag(before: Metrics, after: Metrics) -> tuple[int, float, float, int]:
+    """(samples, p99, largest, samples over 50 ms) of ``cityorder_event_loop_lag_seconds``
+    between two scrapes; the quantile and the largest as the upper bounds of their buckets."""
     name = "cityorder_event_loop_lag_seconds"
     counts = [(le, v - dict(before.buckets(name)).get(le, 0.0)) for le, v in after.buckets(name)]
     total = counts[-1][1] if counts else 0.0
     p99 = next((le for le, v in counts if v >= 0.99 * total), math.nan)
     top = next((le for le, v in counts if v >= total), math.nan)
-    return int(total), p99, top
+    within = dict(counts).get(0.05, total)
+    return int(total), p99, top, int(total - within)
 
 
 def settled_metrics(procs: list[WorkerProc], quiet_s: float = 0.6, limit_s: float = 10.0) -> list[Metrics]:
@@ -639,9 +640,10 @@ def print_drain(d: Drain, bare_eps: float | None = None, shares: list[float] | N
         print(f"  worker {i + 1}: ingested {d.per_worker_input[i]:,}, in ingest batches "
               f"{d.ingest_busy_s[i]:.2f} s, in evaluate records {d.evaluate_busy_s[i]:.2f} s")
         if i < len(d.loop_lag):
-            samples, p99, top = d.loop_lag[i]
+            samples, p99, top, over = d.loop_lag[i]
             print(f"    its event loop woke a 0.1 s sleeper late by: p99 <= {p99 * 1000:g} ms, "
-                  f"the most <= {top * 1000:g} ms ({samples:,} samples; bucket bounds)")
+                  f"the most <= {top * 1000:g} ms, {over} by over 50 ms ({samples:,} samples; "
+                  "bucket bounds)")
     if shares and d.workers > 1 and all(d.owned):
         loads = [sum(shares[p] for p in o) for o in d.owned]
         owners = [f"worker {i + 1} partitions {o} = {ld:.0%} of the parts"
