@@ -146,7 +146,7 @@ receivers:
                               and m["transition"] != "updated"])
         assert not server.wait_for(cap_wanted, "cap", timeout=60), hooks.tail()
         dead = dead_letters(settings, lambda g: all(n <= reasons_of(g)[k] for k, n in {
-            ("all-json", "rejected", rejected[:30]): 6, ("all-json", "gave_up", broken[:30]): 3,
+            ("all-json", "rejected", rejected[:30]): 6, ("all-json", "gave_up", broken[:30]): 1,
             ("all-json", "unreadable", ""): len(GARBAGE), ("jiancheng-cap", "unreadable", ""): len(GARBAGE),
         }.items()))
         metrics = hooks.wait_metrics()
@@ -171,11 +171,15 @@ receivers:
         schema.validate(d.body)
         assert b"<sender>jiancheng-centre</sender>" in d.body
         assert f"<identifier>{d.key}</identifier>".encode() in d.body
-    # what was never taken: the refused alert (rejected at once), the broken one (gave up after
-    # 4 attempts while others went through), the garbage (unreadable); for the JSON receiver only
+    # what was never taken: the refused alert (rejected at once), the broken one (given up after
+    # 4 attempts while others went through), the garbage (unreadable); for the JSON receiver only.
+    # The broken alert's versions are given up one after the other (in version order) while
+    # other deliveries show the receiver up; one still trying when the others are all delivered
+    # (after the kill, it may be) meets a receiver that answers 500 to everything, which is
+    # taken for down and waited out, not given up: so at least its first, not always all three.
     reasons = reasons_of(dead)
     assert reasons[("all-json", "rejected", rejected)] >= 6
-    assert reasons[("all-json", "gave_up", broken)] >= 3
+    assert reasons[("all-json", "gave_up", broken)] >= 1
     assert reasons[("all-json", "unreadable", "")] >= len(GARBAGE)
     # the CAP receiver refuses none; garbage cannot be matched, so it is each receiver's dead letter
     assert {d["reason_code"] for d in dead if d["receiver"] == "jiancheng-cap"} == {"unreadable"}
@@ -227,8 +231,11 @@ receivers:
     try:
         produce(settings, encoded(messages))
         hooks.wait_metrics()
+        # reading stopped at max_in_flight, and an attempt has failed (up starts at 1: under
+        # load the queue can fill before the first connection is refused)
         during = wait_until(hooks, lambda m: series(m, "cityorder_webhook_in_flight", "receiver")
-                            .get(("dispatch",)) == 15)
+                            .get(("dispatch",)) == 15
+                            and ("dispatch",) not in series(m, "cityorder_webhook_up", "receiver"))
         time.sleep(3)       # the rest of an outage, scaled down
         server.start()
         assert not server.wait_for(keys_of(messages), timeout=90), hooks.tail()

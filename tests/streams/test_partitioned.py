@@ -467,14 +467,13 @@ def test_a_cut_taken_in_steps_is_the_cut_taken_at_once(monkeypatch: pytest.Monke
             for offset in range(ev.applied + 1, upto):
                 ev.process(offset, decode(records[offset]))
         whole = at_once.take()
-        taking = stepped.taking()
-        while True:
-            try:
-                next(taking)
-            except StopIteration as done:
-                cut = done.value
-                break
-            steps += 1
+        kept: list[Any] = []
+
+        def keeping(taking: Any, kept: list[Any] = kept) -> Any:
+            kept.append((yield from taking))
+
+        steps += sum(1 for _ in keeping(stepped.taking()))
+        cut = kept[0]
         assert whole is not None and cut is not None and cut.offset == whole.offset
         assert dict(cut.changes()) == dict(whole.changes())
         assert cut.snapshot.deleted == whole.snapshot.deleted
