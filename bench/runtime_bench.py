@@ -307,7 +307,7 @@ class Metrics:
         """(count, total seconds, upper bound of the largest one's bucket) of a histogram."""
         buckets = self.buckets(name, **labels)
         count = int(self.sum(f"{name}_count", **labels))
-        top = next((le for le, v in buckets if v >= count), math.nan) if count else 0.0
+        top = bucket_bound(buckets, count) if count else 0.0
         return count, self.sum(f"{name}_sum", **labels), top
 
     def histogram(self, name: str) -> tuple[float, float, float]:
@@ -316,9 +316,13 @@ class Metrics:
         count = self.sum(f"{name}_count")
         buckets = self.buckets(name)
 
-        def bound(q: float) -> float:
-            return next((le for le, v in buckets if v >= q * count), math.nan)
-        return (self.sum(f"{name}_sum") / count if count else math.nan, bound(0.5), bound(0.99))
+        return (self.sum(f"{name}_sum") / count if count else math.nan,
+                bucket_bound(buckets, 0.5 * count), bucket_bound(buckets, 0.99 * count))
+
+
+def bucket_bound(buckets: list[tuple[float, float]], count: float) -> float:
+    """The upper bound of the first cumulative bucket holding ``count`` samples."""
+    return next((le for le, v in buckets if v >= count), math.nan)
 
 
 # -- input ------------------------------------------------------------------------------------------
@@ -594,12 +598,11 @@ def loop_lag(before: Metrics, after: Metrics) -> tuple[int, float, float, int]:
     """(samples, p99, largest, samples over 50 ms) of ``cityorder_event_loop_lag_seconds``
     between two scrapes; the quantile and the largest as the upper bounds of their buckets."""
     name = "cityorder_event_loop_lag_seconds"
-    counts = [(le, v - dict(before.buckets(name)).get(le, 0.0)) for le, v in after.buckets(name)]
+    earlier = dict(before.buckets(name))
+    counts = [(le, v - earlier.get(le, 0.0)) for le, v in after.buckets(name)]
     total = counts[-1][1] if counts else 0.0
-    p99 = next((le for le, v in counts if v >= 0.99 * total), math.nan)
-    top = next((le for le, v in counts if v >= total), math.nan)
     within = dict(counts).get(0.05, total)
-    return int(total), p99, top, int(total - within)
+    return int(total), bucket_bound(counts, 0.99 * total), bucket_bound(counts, total), int(total - within)
 
 
 def settled_metrics(procs: list[WorkerProc], quiet_s: float = 0.6, limit_s: float = 10.0) -> list[Metrics]:

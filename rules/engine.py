@@ -315,7 +315,7 @@ class Engine:
         """Accept one grid part of one input; return what became due (first the rest of a
         run that stopped at :attr:`run_budget`: this call does not stop)."""
         self.out = []
-        if self.run_budget is not None and self.unfinished:
+        if self.unfinished:
             self._run()
         if inp.feedback is not None and self._future_feedback(inp):
             return self.out
