@@ -64,16 +64,19 @@ import pstats
 import random
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 import zlib
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -123,6 +126,8 @@ PARTITIONS = 4
 READY_TIMEOUT_S = 60.0
 FETCH_MAX_RECORDS = 5_000  # as streams.ingest_loop
 BACKLOG_BATCH_BYTES = 64 * 1024  # ~200 messages: partitions stay within seconds of event time
+#: What the polls read: ingested input and each partition's progress (see WorkerProc.metrics).
+PROGRESS = ("cityorder_input_records_total", "cityorder_engine_progress_timestamp_seconds")
 STALL_S = 30.0  # a drain whose ingest and evaluation do not move for this long has failed
 IDLE_S = 5.0
 CATCH_UP_S = 120.0  # latency run: how long to wait after the last send for the engines to catch up
@@ -222,10 +227,24 @@ class WorkerProc:
         except (OSError, ValueError):
             return []
 
-    def metrics(self) -> Metrics:
+    def metrics(self, names: Sequence[str] = ()) -> Metrics:
+        """The worker's metrics; only the series ``names`` if given (``?name[]=``: the polls
+        many times a second would otherwise walk every case of the worker's partitions each
+        time, ~15 ms of the worker's own time after a 300k drain)."""
+        query = "?" + urllib.parse.urlencode([("name[]", n) for n in names]) if names else ""
         # A worker under cProfile can take many seconds to answer between two records.
-        _, body = self._get("/metrics", 60)
+        _, body = self._get(f"/metrics{query}", 60)
         return Metrics.parse(body.decode())
+
+    def scrape_time(self, names: Sequence[str] = (), n: int = 9) -> float:
+        """The median time of ``n`` scrapes of /metrics (``names`` as :meth:`metrics`) in a row:
+        with the worker idle, about the worker's own time for one (polling is not free)."""
+        times = []
+        for _ in range(n):
+            began = time.perf_counter()
+            self.metrics(names)
+            times.append(time.perf_counter() - began)
+        return statistics.median(times)
 
     def stop(self, timeout: float = 15.0) -> None:
         if self.proc.poll() is None:
@@ -508,6 +527,9 @@ class Drain:
     crashes: list[str] = field(default_factory=list)
     owned: list[list[int]] = field(default_factory=list)  # internal partitions, per worker
     loop_lag: list[tuple[int, float, float, int]] = field(default_factory=list)  # per worker, see loop_lag
+    polls: int = 0                    # /metrics scrapes of each worker while draining
+    scrape_s: list[tuple[float, float]] = field(default_factory=list)  # per worker, idle after: one
+    #   scrape's time, of everything and of the progress series the polls read
 
     @property
     def eps(self) -> float:
@@ -518,7 +540,7 @@ def drain(broker: EmbeddedBroker, w: Workload, stamps: list[int], workers: int, 
           argv: list[str] | None = None, stop_timeout: float = 15.0, hashed: bool = False) -> Drain:
     """Start ``workers`` workers on a fresh prefix, wait until they are ready and their groups
     settled, then produce the backlog and time them until everything is ingested and applied
-    (/metrics polled every 0.1 s)."""
+    (/metrics polled every 0.1 s for the progress series alone)."""
     settings = make_settings(broker, fresh_prefix(label), "event", logs / f"state-{label}")
     asyncio.run(ensure_topics(settings, default_topics(settings)))
     n, first_ms, last_ms = len(w.messages), w.first_ms, w.last_ms
@@ -541,7 +563,7 @@ def drain(broker: EmbeddedBroker, w: Workload, stamps: list[int], workers: int, 
         moved = time.perf_counter()
         trace: list[tuple[float, float]] = []  # (perf_counter, evaluated fraction by event time)
         while True:
-            ms = [p.metrics() for p in procs]
+            ms = [p.metrics(PROGRESS) for p in procs]
             now = time.perf_counter()
             ingested = sum(m.sum("cityorder_input_records_total", topic=CAMERA) for m in ms)
             if ingested_at is None and ingested >= n:
@@ -572,6 +594,7 @@ def drain(broker: EmbeddedBroker, w: Workload, stamps: list[int], workers: int, 
         meter.stop()
         final = settled_metrics(procs)
         owned = [p.owned() for p in procs]
+        scrape_s = [(p.scrape_time(), p.scrape_time(PROGRESS)) for p in procs]
     finally:
         for p in procs:
             if p.proc.poll() is None:
@@ -591,7 +614,7 @@ def drain(broker: EmbeddedBroker, w: Workload, stamps: list[int], workers: int, 
                  {k: int(sum(m.sum("cityorder_internal_records_total", kind=k) for m in final))
                   for k in ("parts", "progress")},
                  meter.used, meter.cores(), settled, [c for p in procs for c in p.crashes()], owned,
-                 [loop_lag(a, b) for a, b in zip(ready, final, strict=True)])
+                 [loop_lag(a, b) for a, b in zip(ready, final, strict=True)], len(trace), scrape_s)
 
 
 def loop_lag(before: Metrics, after: Metrics) -> tuple[int, float, float, int]:
@@ -653,6 +676,11 @@ def print_drain(d: Drain, bare_eps: float | None = None, shares: list[float] | N
                   for i, (o, ld) in enumerate(zip(d.owned, loads, strict=True))]
         print(f"  evaluate load by owner: {', '.join(owners)} -> at most {1 / max(loads):.2f}x one worker's "
               f"evaluate rate")
+    if d.scrape_s:
+        each = max(polled for _, polled in d.scrape_s)
+        print(f"  /metrics polled {d.polls:,} times while draining (~{d.polls * each:.1f} s of a worker's "
+              "time at most); one scrape after the drain, idle, of everything / of what the polls read: "
+              + ", ".join(f"{whole * 1000:.1f} / {polled * 1000:.1f} ms" for whole, polled in d.scrape_s))
     print(f"  internal records applied: {d.internal['parts']:,} with parts, {d.internal['progress']:,} "
           f"progress; mean {sum(d.evaluate_busy_s) / max(1, sum(d.internal.values())) * 1000:.1f} ms each")
     if d.crashes:
@@ -896,7 +924,7 @@ async def _scrape(worker: WorkerProc, reorder_ms: int, out: list[tuple[float, fl
                   stop: asyncio.Event) -> None:
     """Once a second: (ingested, ingest lag, worst evaluator delay behind the wall clock)."""
     while not stop.is_set():
-        m = await asyncio.to_thread(worker.metrics)
+        m = await asyncio.to_thread(worker.metrics, (*PROGRESS, "cityorder_ingest_lag_records"))
         now = time.time() * 1000
         prog = m.by("cityorder_engine_progress_timestamp_seconds", "partition")
         behind = max((now - (v * 1000 + reorder_ms) for v in prog.values()), default=math.nan)
@@ -1026,7 +1054,7 @@ def latency(broker: EmbeddedBroker, logs: Path, *, at: str, rate: float, window_
         caught_up = None
         last_low, moved = -1.0, time.perf_counter()
         while time.perf_counter() - ended < CATCH_UP_S and time.perf_counter() - moved < CATCH_UP_STALL_S:
-            m = worker.metrics()
+            m = worker.metrics(PROGRESS)
             prog = m.by("cityorder_engine_progress_timestamp_seconds", "partition")
             low = min(prog.values()) * 1000 if len(prog) == PARTITIONS else 0.0
             if low != last_low:

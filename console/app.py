@@ -26,7 +26,7 @@ import orjson
 from aiohttp import web
 from aiohttp.client_exceptions import ClientConnectionResetError
 from aiohttp_sse import sse_response
-from prometheus_client import Counter, Gauge, generate_latest
+from prometheus_client import Counter, Gauge
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import insert, select
 
@@ -63,7 +63,7 @@ from models.timestamps import parse_timestamp_ms
 from rules.alerts import ACTIVE
 from rules.schedule import CityCalendar
 from rules.worktime import wt_between
-from streams.metrics import component_registry
+from streams.metrics import component_registry, exposition
 
 log = logging.getLogger(__name__)
 
@@ -748,7 +748,7 @@ async def healthz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus metrics: counts only (no names, no cases), unauthenticated like a worker's."""
     console: Console = request.app[CONSOLE]
-    return web.Response(body=generate_latest(console.metrics.registry),
+    return web.Response(body=exposition(console.metrics.registry, request.query.getall("name[]", [])),
                         headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

@@ -56,7 +56,7 @@ from rules.pack import RuleSet
 from rules.timers import timer_key
 from streams.codec import Batch, decode
 from streams.ingest_loop import FETCH_WAIT_MS, IngestLoop, wall_ms
-from streams.metrics import CONTENT_TYPE, EngineCollector, Metrics
+from streams.metrics import CONTENT_TYPE, EngineCollector, Metrics, StateCollector
 from streams.partitioned import (
     Cut,
     Outgoing,
@@ -253,6 +253,7 @@ class Runtime:
         self.ingest = IngestLoop(settings, city, rules, self.metrics, view=self._frontier_view)
         self.metrics.registry.register(EngineCollector(lambda: list(self.evaluators.values()),
                                                        lambda: self.ingest.ingest))
+        self.metrics.registry.register(StateCollector(lambda: list(self.evaluators.values())))
         session_s = settings.session_timeout_ms / 1000
         self.app = app = CityApp(
             settings.app_id, broker=list(settings.brokers), broker_credentials=settings.faust_credentials(),
@@ -758,4 +759,5 @@ class Runtime:
     async def _metrics(self, request: Any) -> Any:
         self.ready()
         self.metrics.partitions_owned.set(len(self.evaluators))
-        return self.app.web.bytes(self.metrics.exposition(), content_type=CONTENT_TYPE)
+        return self.app.web.bytes(self.metrics.exposition(request.query.getall("name[]", [])),
+                                  content_type=CONTENT_TYPE)

@@ -4,8 +4,8 @@ Counters the hot path bumps itself are plain prometheus-client metrics. What the
 ingest already count for their own reasons (late, redelivered and duplicate input, ignored
 input by kind, evicted subjects) is read from them at scrape time by :class:`EngineCollector`
 rather than counted twice, so the figures on a dashboard are the same numbers ``cityorder
-replay`` prints. A worker has its own registry, so two runtimes in one process (tests) never
-clash.
+replay`` prints; what the engines hold, and the cases among it, by :class:`StateCollector`.
+A worker has its own registry, so two runtimes in one process (tests) never clash.
 
 Labels are bounded: late and redelivered input by source (``camera``, ``sensor``, ``report``,
 ``feedback``), duplicates and dead letters by topic, cases by the city map's districts and the
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import platform
 from collections import Counter as Tally
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import fields
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
@@ -59,6 +59,13 @@ _OPEN = ("open", "acknowledged", "dispatched", "deferred", "resolved")
 # No `*_created` series beside each counter and histogram: in the text format Prometheus stores
 # them as gauges of their own, one more series per labelled counter, which no query here reads.
 disable_created_metrics()
+
+
+def exposition(registry: CollectorRegistry, names: Collection[str] = ()) -> bytes:
+    """The registry in Prometheus's text format; only the series named, if any are (a scrape's
+    ``name[]`` parameters, as prometheus-client's own handlers take them: a collector that
+    yields none of them is not run)."""
+    return generate_latest(registry.restricted_registry(names) if names else registry)
 
 
 def build_version() -> str:
@@ -161,8 +168,8 @@ class Metrics:
         self.clock = Gauge("cityorder_clock_mode", "1 for the clock the worker runs on (CITYORDER_CLOCK: "
                            "wall, or event for replays and demos).", ["clock"], registry=r)
 
-    def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+    def exposition(self, names: Collection[str] = ()) -> bytes:
+        return exposition(self.registry, names)
 
     def dead(self, message: dict[str, Any]) -> None:
         """Count a dead letter the worker writes (one place, so none goes uncounted)."""
@@ -179,47 +186,23 @@ class Metrics:
 
 
 class EngineCollector(Collector):
-    """Reads the engines' and ingest's own counters at scrape time."""
+    """Reads the engines' and ingest's own counters and clocks at scrape time: cheap, a few
+    values a partition. What takes a walk over the engines' state is :class:`StateCollector`."""
 
     def __init__(self, evaluators: Callable[[], Iterable[PartitionEvaluator]],
                  ingest: Callable[[], Ingest | None]) -> None:
         self.evaluators = evaluators
         self.ingest = ingest
 
+    def describe(self) -> Iterator[Metric]:
+        return iter(_engine_families())
+
     def collect(self) -> Iterator[Metric]:
-        late = CounterMetricFamily("cityorder_late_inputs", "New input older than allowed_lateness, "
-                                   "counted and not applied, by source.", labels=["partition", "source"])
-        redelivered = CounterMetricFamily("cityorder_redelivered_inputs", "Source records read again "
-                                          "(same topic, partition and offset: ingest re-reads after "
-                                          "a crash or rebalance) and ignored, by source.",
-                                          labels=["partition", "source"])
-        dup = CounterMetricFamily("cityorder_duplicate_inputs", "Another record with the event id of "
-                                  "one already applied or counted, ignored, by topic.",
-                                  labels=["partition", "topic"])
-        evicted = CounterMetricFamily("cityorder_evicted_subjects", "Unregistered subjects evicted by "
-                                      "the per-grid cap.", labels=["partition"])
-        clock = GaugeMetricFamily("cityorder_engine_clock_timestamp_seconds", "A partition engine's "
-                                  "clock (newest arrival or tick).", labels=["partition"])
-        progress = GaugeMetricFamily("cityorder_engine_progress_timestamp_seconds", "Up to where a "
-                                     "partition engine has applied everything.", labels=["partition"])
-        held = GaugeMetricFamily("cityorder_held_inputs", "Inputs a partition holds until every source "
-                                 "partition's ingest has written past their arrival (another worker's "
-                                 "ingest is behind, or has not reported yet).", labels=["partition"])
-        state = GaugeMetricFamily("cityorder_engine_state", "What a partition engine holds, by kind "
-                                  "(subjects, alerts_active, alerts_ended, dedup_ids, timers, "
-                                  "reorder, held_feedback): to tell a growing population from a "
-                                  "leak.", labels=["partition", "kind"])
-        watermark = GaugeMetricFamily("cityorder_engine_watermark_timestamp_seconds", "A partition "
-                                      "engine's watermark: its clock less the reorder allowance.",
-                                      labels=["partition"])
-        count = CaseCount()
+        families = late, redelivered, dup, evicted, clock, progress, watermark, held, ignored = \
+            _engine_families()
         for ev in self.evaluators():
             p = str(ev.partition)
-            count.add(ev)
             stats = ev.engine.stats
-            sizes = ev.engine.sizes()
-            for f in fields(sizes):
-                state.add_metric([p, f.name], getattr(sizes, f.name))
             for source, n in stats.late_sources.items():
                 late.add_metric([p, source], n)
             for source, n in stats.redelivered.items():
@@ -232,17 +215,70 @@ class EngineCollector(Collector):
                 clock.add_metric([p], ev.engine.clock / 1000)
                 progress.add_metric([p], max(ev.engine.progress, 0) / 1000)
                 watermark.add_metric([p], max(ev.engine.watermark or 0, 0) / 1000)
-        yield from (late, redelivered, dup, evicted, clock, progress, watermark, held, state)
-        yield from count.families()
-        ignored = CounterMetricFamily("cityorder_ignored_inputs", "Input ignored by ingest and counted "
-                                      "(unknown label, kind, state or category; heartbeat).",
-                                      labels=["kind", "value"])
         ingest = self.ingest()
         if ingest is not None:
             for (kind, value), n in ingest.ignored.items():
                 ignored.add_metric([kind, value], n)
-        yield ignored
+        return iter(families)
 
+
+def _engine_families() -> tuple[Metric, ...]:
+    return (
+        CounterMetricFamily("cityorder_late_inputs", "New input older than allowed_lateness, counted "
+                            "and not applied, by source.", labels=["partition", "source"]),
+        CounterMetricFamily("cityorder_redelivered_inputs", "Source records read again (same topic, "
+                            "partition and offset: ingest re-reads after a crash or rebalance) and "
+                            "ignored, by source.", labels=["partition", "source"]),
+        CounterMetricFamily("cityorder_duplicate_inputs", "Another record with the event id of one "
+                            "already applied or counted, ignored, by topic.", labels=["partition", "topic"]),
+        CounterMetricFamily("cityorder_evicted_subjects", "Unregistered subjects evicted by the per-grid "
+                            "cap.", labels=["partition"]),
+        GaugeMetricFamily("cityorder_engine_clock_timestamp_seconds", "A partition engine's clock "
+                          "(newest arrival or tick).", labels=["partition"]),
+        GaugeMetricFamily("cityorder_engine_progress_timestamp_seconds", "Up to where a partition "
+                          "engine has applied everything.", labels=["partition"]),
+        GaugeMetricFamily("cityorder_engine_watermark_timestamp_seconds", "A partition engine's "
+                          "watermark: its clock less the reorder allowance.", labels=["partition"]),
+        GaugeMetricFamily("cityorder_held_inputs", "Inputs a partition holds until every source "
+                          "partition's ingest has written past their arrival (another worker's ingest "
+                          "is behind, or has not reported yet).", labels=["partition"]),
+        CounterMetricFamily("cityorder_ignored_inputs", "Input ignored by ingest and counted (unknown "
+                            "label, kind, state or category; heartbeat).", labels=["kind", "value"]),
+    )
+
+
+class StateCollector(Collector):
+    """What the engines hold and the cases among it, walked at scrape time (every alert of
+    every partition: milliseconds for thousands). Registered apart from
+    :class:`EngineCollector`, with its names, so a scrape that asks only for other names
+    (``/metrics?name[]=...``, as a script watching progress does many times a second) does
+    not pay for the walk."""
+
+    def __init__(self, evaluators: Callable[[], Iterable[PartitionEvaluator]]) -> None:
+        self.evaluators = evaluators
+
+    def describe(self) -> Iterator[Metric]:
+        yield _state_family()
+        yield from CaseCount().families()
+
+    def collect(self) -> Iterator[Metric]:
+        state = _state_family()
+        count = CaseCount()
+        for ev in self.evaluators():
+            p = str(ev.partition)
+            count.add(ev)
+            sizes = ev.engine.sizes()
+            for f in fields(sizes):
+                state.add_metric([p, f.name], getattr(sizes, f.name))
+        yield state
+        yield from count.families()
+
+
+def _state_family() -> GaugeMetricFamily:
+    return GaugeMetricFamily("cityorder_engine_state", "What a partition engine holds, by kind "
+                             "(subjects, alerts_active, alerts_ended, dedup_ids, timers, reorder, "
+                             "held_feedback): to tell a growing population from a leak.",
+                             labels=["partition", "kind"])
 
 
 class CaseCount:

@@ -10,17 +10,20 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from streams.metrics import exposition
 
 
 def metrics_app(registry: CollectorRegistry) -> web.Application:
-    """``/metrics`` (``registry`` in Prometheus's text format) and ``/healthz`` (the process
-    answers)."""
+    """``/metrics`` (``registry`` in Prometheus's text format; ``?name[]=...`` for some series
+    only) and ``/healthz`` (the process answers)."""
     app = web.Application()
 
-    async def metrics(_: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(body=exposition(registry, request.query.getall("name[]", [])),
+                            headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"ok": True})

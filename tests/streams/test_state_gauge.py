@@ -1,14 +1,16 @@
 """``cityorder_engine_state``: what each partition engine holds, so a soak can tell a growing
-population from a leak (bench/soak.py prints it every minute)."""
+population from a leak (bench/soak.py prints it every minute); the case gauges; and a scrape
+of some names only, which does not walk the engines' state."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from models.timestamps import parse_timestamp_ms
-from streams.metrics import EngineCollector
+from streams.metrics import EngineCollector, Metrics, StateCollector, exposition
 from tests.rules.harness import Harness, T
 
 
@@ -37,7 +39,7 @@ def test_the_state_gauge_follows_an_alert_from_open_to_ended(tmp_path: Path) -> 
     assert (sizes.alerts_active, sizes.alerts_ended) == (0, 1)
 
     registry = CollectorRegistry()
-    registry.register(EngineCollector(lambda: [_Evaluator(h)], lambda: None))  # type: ignore[list-item]
+    registry.register(StateCollector(lambda: [_Evaluator(h)]))  # type: ignore[list-item]
     text = generate_latest(registry).decode()
     assert 'cityorder_engine_state{kind="alerts_ended",partition="2"} 1.0' in text
     assert 'cityorder_engine_state{kind="alerts_active",partition="2"} 0.0' in text
@@ -47,7 +49,7 @@ def test_the_state_gauge_follows_an_alert_from_open_to_ended(tmp_path: Path) -> 
 def test_the_case_gauges_follow_a_case_through_acknowledgement_and_rejection(tmp_path: Path) -> None:
     h = Harness(tmp_path)
     registry = CollectorRegistry()
-    registry.register(EngineCollector(lambda: [_Evaluator(h)], lambda: None))  # type: ignore[list-item]
+    registry.register(StateCollector(lambda: [_Evaluator(h)]))  # type: ignore[list-item]
 
     def scrape() -> str:
         return generate_latest(registry).decode()
@@ -79,3 +81,44 @@ def test_the_case_gauges_follow_a_case_through_acknowledgement_and_rejection(tmp
     text = scrape()
     assert "cityorder_open_cases{" not in text and "cityorder_grid_open_cases{" not in text
     assert 'cityorder_oldest_active_case_age_seconds{level="1"} 0.0' in text   # every level, 0
+
+
+def _samples(text: str) -> dict[str, set[tuple[str, tuple[tuple[str, str], ...], float]]]:
+    """The ``cityorder_*`` samples of an exposition by family (process figures move between
+    two scrapes)."""
+    return {f.name: {(s.name, tuple(sorted(s.labels.items())), s.value) for s in f.samples}
+            for f in text_string_to_metric_families(text) if f.name.startswith("cityorder_")}
+
+
+def test_a_scrape_of_some_names_gives_them_as_a_whole_scrape_does_and_skips_the_walk(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    h.sensor(T("10:00:00"), "mh-1", "manhole_cover", state="open")
+    h.tick(T("10:00:30"))
+    h.last("opened")
+    h.sensor(T("00:00:01"), "mh-1", "manhole_cover", state="open")    # late: counted
+    assert h.engine.stats.late_sources
+    walks = []
+
+    def walked() -> list[_Evaluator]:
+        walks.append(1)
+        return [_Evaluator(h)]
+
+    metrics = Metrics()    # the worker's registry, with its collectors as the worker registers them
+    metrics.registry.register(EngineCollector(lambda: [_Evaluator(h)], lambda: None))  # type: ignore[list-item, return-value]
+    metrics.registry.register(StateCollector(walked))  # type: ignore[arg-type]
+    metrics.ingest_lag.labels("city.events.camera", "0").set(3)
+    whole = _samples(metrics.exposition().decode())
+    assert {"cityorder_open_cases", "cityorder_engine_state", "cityorder_late_inputs",
+            "cityorder_engine_progress_timestamp_seconds", "cityorder_ingest_lag_records"} <= set(whole)
+    assert len(walks) == 1
+    for family, samples in whole.items():
+        names = {name for name, _, _ in samples} or {family}
+        alone = _samples(exposition(metrics.registry, sorted(names)).decode())
+        assert alone.get(family, set()) == samples, family
+
+    del walks[:]
+    cheap = _samples(metrics.exposition(["cityorder_engine_progress_timestamp_seconds",
+                                         "cityorder_late_inputs_total"]).decode())
+    assert set(cheap) == {"cityorder_engine_progress_timestamp_seconds", "cityorder_late_inputs"}
+    assert cheap["cityorder_late_inputs"] == whole["cityorder_late_inputs"]
+    assert walks == []      # the state and the cases were not walked
