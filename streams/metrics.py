@@ -80,7 +80,9 @@ def component_registry(component: str) -> CollectorRegistry:
     what every process exports: the process's CPU, memory and file descriptors, the Python
     platform, the collector's generations, and ``cityorder_build_info``, so a dashboard can
     tell which version runs where and an upgrade shows on every graph."""
-    r = CollectorRegistry()
+    # auto_describe: the standard collectors have no describe(), so their names are read from
+    # a collect() at registration; without them a scrape by name (exposition) would miss them.
+    r = CollectorRegistry(auto_describe=True)
     for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
         r.register(collector)
     Gauge("cityorder_build_info", "Always 1: the version of cityorder and of Python a process runs, "

@@ -122,3 +122,12 @@ def test_a_scrape_of_some_names_gives_them_as_a_whole_scrape_does_and_skips_the_
     assert set(cheap) == {"cityorder_engine_progress_timestamp_seconds", "cityorder_late_inputs"}
     assert cheap["cityorder_late_inputs"] == whole["cityorder_late_inputs"]
     assert walks == []      # the state and the cases were not walked
+
+    # The standard collectors' series too (process_*, python_*), by name.
+    everything = {f.name for f in text_string_to_metric_families(metrics.exposition().decode())}
+    assert {"process_resident_memory_bytes", "python_info", "python_gc_collections"} <= everything
+    for family in everything - set(whole):
+        names = [family, f"{family}_total"]
+        alone = {f.name for f in text_string_to_metric_families(exposition(metrics.registry, names).decode())
+                 if f.samples}
+        assert alone == {family}, family
