@@ -78,8 +78,13 @@ WRITE_CHUNK = 2_000
 FETCH_WAIT_MS = 50
 #: Records held per partition before it is paused (it is ahead of the slowest partition).
 MAX_HELD = 20_000
-#: Records written beyond the least frontier of all workers before fetching pauses.
-MAX_AHEAD = 10_000
+#: Records written beyond the least frontier of all workers before fetching pauses. It is
+#: measured against the frontiers as this worker's evaluators last read them, which trail by
+#: their own backlog: at 10,000 two workers draining a backlog waited on each other's reports
+#: (runtime benchmark, session 17: 12,156 against 14,196 events/s, medians of six, with no
+#: more input held and no more memory at 100,000). At most ~110 MB of held input a worker
+#: (a camera part decoded from the internal topic: ~1.1 KB).
+MAX_AHEAD = 100_000
 #: How often progress is written when other workers' ingests own some source partitions.
 SHARED_PROGRESS_MS = 200
 MAX_BACKOFF_S = 5.0
@@ -302,15 +307,17 @@ class IngestLoop:
         (``IngestBatcher``), so that no evaluator sees a frontier past a tick it has not been
         told of. Where one source partition brings two ticks in one batch, the batch is cut
         before the second: a record carries one tick per source; and after every
-        :data:`WRITE_CHUNK` records, yielding the loop in between. Progress markers
+        :data:`WRITE_CHUNK` records, yielding the loop in between. Each chunk carries the
+        frontier that holds once it is written (:meth:`_chunk_frontiers`). Progress markers
         (``PROGRESS_HEADER``) have done their work in the merge and are not written."""
         started = time.perf_counter()
         event_mode = self.settings.clock == "event"
         chunks: list[tuple[list[SourceRecord], dict[str, tuple[int, int]]]] = [([], {})]
+        starts = [0]    # where each chunk starts in ``released``
         ticks: dict[TopicPartition, tuple[int, int]] = {}
         nexts: dict[tuple[str, int], int] = {}
         newest: int | None = None
-        for r in released:
+        for at, r in enumerate(released):
             nexts[(r.topic, r.partition)] = r.offset + 1   # TopicPartition's key: made below, once
             if r.headers:
                 if _has_header(r.headers, PROGRESS_HEADER):
@@ -322,6 +329,7 @@ class IngestLoop:
                         source = source_key(self.contract[tp.topic], tp.partition)
                         if source in chunks[-1][1]:
                             chunks.append(([], {}))
+                            starts.append(at)
                         chunks[-1][1][source] = (tick, r.timestamp)
                         ticks[tp] = max((tick, r.timestamp), ticks.get(tp, (tick, r.timestamp)))
                     else:
@@ -329,14 +337,16 @@ class IngestLoop:
                     continue
             if len(chunks[-1][0]) >= WRITE_CHUNK:
                 chunks.append(([], {}))
+                starts.append(at)
             chunks[-1][0].append(r)
             if newest is None or r.timestamp > newest:
                 newest = r.timestamp
+        frontiers = self._chunk_frontiers(released, starts, frontier)
         sends: list[tuple[str, str | None, bytes, int | None]] = []
         for i, (records, chunk_ticks) in enumerate(chunks):
             if i:
                 await asyncio.sleep(0)
-            result = self.batcher(records, frontier if i == len(chunks) - 1 else None, chunk_ticks or None)
+            result = self.batcher(records, frontiers[i], chunk_ticks or None)
             sends += [(self.internal, None, value, p) for p, values in result.records.items()
                       for value in values]
             for dead in result.dead:
@@ -356,6 +366,32 @@ class IngestLoop:
         self.metrics.ingest_batch.observe(time.perf_counter() - started)
         if newest is not None:
             self.metrics.ingest_delay.observe(max(0, self.now() - newest) / 1000)
+
+    def _chunk_frontiers(self, released: list[SourceRecord], starts: list[int],
+                         frontier: dict[str, int]) -> list[dict[str, int] | None]:
+        """The frontier each chunk of a write carries: the write's own on the last, and on
+        each one before it what already holds once it is in the log, a source partition's
+        frontier at most one less than the oldest arrival it still has in the chunks after
+        (a stream's stamps may go back). Each chunk's parts can then be applied as it comes,
+        rather than all held until the last one (80,000 in a worker's first write on a
+        backlog, and another worker's evaluators waiting for the whole of it)."""
+        frontiers: list[dict[str, int] | None] = [None] * len(starts)
+        frontiers[-1] = frontier or None
+        if not frontier:
+            return frontiers
+        sources: dict[tuple[str, int], str] = {}
+        oldest: dict[str, int] = {}   # by source: the oldest arrival in the chunks after this one
+        end = len(released)
+        for i in range(len(starts) - 1, 0, -1):
+            for r in released[starts[i]:end]:
+                source = sources.get((r.topic, r.partition))
+                if source is None:
+                    source = sources[(r.topic, r.partition)] = source_key(self.contract[r.topic], r.partition)
+                if r.timestamp < oldest.get(source, r.timestamp + 1):
+                    oldest[source] = r.timestamp
+            end = starts[i]
+            frontiers[i - 1] = {s: min(t, oldest[s] - 1) if s in oldest else t for s, t in frontier.items()}
+        return frontiers
 
     def _free(self, at_end: set[TopicPartition]) -> set[TopicPartition]:
         """The partitions read to their end that hold nothing back: in ``wall`` mode all of

@@ -1,9 +1,10 @@
 """Ingest's judgement of which source partitions may hold nothing back (``IngestLoop._free``),
-and how it writes a large release (``IngestLoop._write``)."""
+and how it writes a large release (``IngestLoop._write``), each chunk with its frontier."""
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 
 import orjson
@@ -91,7 +92,8 @@ async def test_a_large_release_is_ingested_in_chunks_that_yield_the_loop_and_cha
     """A release after a pause can hold many fetches (80k records when a worker starts on a
     backlog): ingested in one go it held the event loop for 1.5 s. In chunks of WRITE_CHUNK
     records the loop runs between them, and the parts written are the same, in the same
-    order, with the frontier on the last record only."""
+    order. Each chunk's last record carries the frontier that holds once it is written (the
+    next chunk's first arrival less one), so an evaluator applies a chunk as it comes."""
     released = _camera_records(int(WRITE_CHUNK * 2.5))
     frontier = {source_key("city.events.camera", 0): released[-1].timestamp}
     loop = _loop("wall", paused=set())
@@ -126,5 +128,41 @@ async def test_a_large_release_is_ingested_in_chunks_that_yield_the_loop_and_cha
     expected = [decode(v) for values in reference.records.values() for v in values]
     assert [p for b in batches for p in b.parts] == [p for b in expected for p in b.parts]
     assert len([p for b in batches for p in b.parts]) == len(released)
-    assert [b.frontier for b in batches if b.frontier] == [b.frontier for b in expected if b.frontier]
     assert batches[-1].frontier == frontier
+    source = source_key("city.events.camera", 0)
+    nexts = [released[i].timestamp - 1 for i in (WRITE_CHUNK, 2 * WRITE_CHUNK)]
+    assert [b.frontier[source] for b in batches if b.frontier] == [*nexts, frontier[source]]
+    for i, b in enumerate(batches):   # no part written after a frontier is at or before it
+        assert all(p.arrival > t for later in batches[i + 1:] for p in later.parts
+                   for t in (b.frontier or {}).values())
+
+
+def test_a_chunks_frontier_is_below_every_arrival_still_to_come_from_its_source() -> None:
+    """Random writes over two source partitions whose stamps go back, cut at random: each
+    chunk's frontier for a source is below every arrival that source still has in the chunks
+    after it (ticks and progress markers among them: a tick must not be passed before it is
+    told), at most the write's own, and the write's own where the source has nothing after."""
+    rng = random.Random(7)
+    loop = _loop("event", paused=set())
+    sources = {tp: source_key(tp.topic, tp.partition) for tp in (TP0, TP1)}
+    for _ in range(300):
+        n = rng.randint(1, 40)
+        released = [SourceRecord(tp.topic, tp.partition, i, None, b"", 1_000 + i * 10 + rng.randint(-40, 40))
+                    for i, tp in enumerate(rng.choice((TP0, TP1)) for _ in range(n))]
+        starts = [0, *sorted(rng.sample(range(1, n), rng.randint(0, min(5, n - 1))))] if n > 1 else [0]
+        named = rng.sample(sorted(sources.values()), rng.randint(0, 2))
+        frontier = {s: rng.randint(900, 1_500) for s in named}
+        frontiers = loop._chunk_frontiers(released, starts, frontier)
+        assert len(frontiers) == len(starts)
+        assert frontiers[-1] == (frontier or None)
+        for i in range(len(starts) - 1):
+            if not frontier:
+                assert frontiers[i] is None
+                continue
+            chunk = frontiers[i]
+            assert chunk is not None and set(chunk) == set(frontier)
+            for s, t in chunk.items():
+                after = [r.timestamp for r in released[starts[i + 1]:]
+                         if sources[TopicPartition(r.topic, r.partition)] == s]
+                assert t <= frontier[s] and all(t < a for a in after)
+                assert t == (min(frontier[s], min(after) - 1) if after else frontier[s])
