@@ -155,8 +155,13 @@ def camera_spots(city: CityMap, rng: random.Random) -> Iterator[tuple[Device, fl
 
 
 def build_workload(events: int, tracks: int, seed: int, period_s: float, churn: float,
-                   decimals: int, jitter_ms: int) -> Workload:
-    """``events`` camera messages (one detection each) over ``tracks`` tracks alive at once."""
+                   decimals: int, jitter_ms: int, spread: Callable[[Device], int] | None = None) -> Workload:
+    """``events`` camera messages (one detection each) over ``tracks`` tracks alive at once.
+
+    A new track's label is drawn by :data:`LABEL_WEIGHTS`, then its camera among those where
+    the label matches: uniformly, or with ``spread``, uniformly among the groups it puts those
+    cameras in and then within the group (the runtime benchmark: the internal partition of
+    the camera's grid, so that every partition gets as many tracks)."""
     began = time.perf_counter()
     rng = random.Random(seed)
     city = CityMap.load(MAP)  # a private copy: its locate cache is spoilt by the sampling below
@@ -177,7 +182,12 @@ def build_workload(events: int, tracks: int, seed: int, period_s: float, churn: 
     if not labels:
         raise SystemExit("no camera of the demo map has a label the default pack matches")
     weights = [LABEL_WEIGHTS[lb] for lb in labels]
-    cams_for = {lb: sorted(spots[lb]) for lb in labels}
+    groups_for: dict[str, list[list[str]]] = {}
+    for lb in labels:
+        grouped: dict[int, list[str]] = {}
+        for cam_id in sorted(spots[lb]):
+            grouped.setdefault(spread(cams[cam_id]) if spread is not None else 0, []).append(cam_id)
+        groups_for[lb] = [grouped[k] for k in sorted(grouped)]
 
     counter = 0
 
@@ -185,7 +195,9 @@ def build_workload(events: int, tracks: int, seed: int, period_s: float, churn: 
         nonlocal counter
         counter += 1
         label = rng.choices(labels, weights)[0]
-        cam = cams[rng.choice(cams_for[label])]
+        groups = groups_for[label]
+        # one group (no spread): one draw, so the workload stays what it was before spreads
+        cam = cams[rng.choice(groups[0] if len(groups) == 1 else rng.choice(groups))]
         for _ in range(30):  # a fresh base point in the camera's grid where the label matches
             lat, lon = _around(rng, cam, SPREAD_M)
             place = city.locate(lat, lon)
@@ -241,7 +253,7 @@ def build_workload(events: int, tracks: int, seed: int, period_s: float, churn: 
             keys.append(cam_id)
             label_count[label] += 1
             k += 1
-    used = len({c for lb in labels for c in cams_for[lb]})
+    used = len({c for lb in labels for group in groups_for[lb] for c in group})
     return Workload(messages, keys, tracks, counter, t0, t0 + int(events * step) + jitter_ms,
                     label_count, used, events, hits, time.perf_counter() - began)
 

@@ -127,7 +127,8 @@ READY_TIMEOUT_S = 60.0
 FETCH_MAX_RECORDS = 5_000  # as streams.ingest_loop
 BACKLOG_BATCH_BYTES = 64 * 1024  # ~200 messages: partitions stay within seconds of event time
 #: What the polls read: ingested input and each partition's progress (see WorkerProc.metrics).
-PROGRESS = ("cityorder_input_records_total", "cityorder_engine_progress_timestamp_seconds")
+PROGRESS = ("cityorder_input_records_total", "cityorder_engine_progress_timestamp_seconds",
+            "cityorder_held_inputs", "process_resident_memory_bytes")
 STALL_S = 30.0  # a drain whose ingest and evaluation do not move for this long has failed
 IDLE_S = 5.0
 CATCH_UP_S = 120.0  # latency run: how long to wait after the last send for the engines to catch up
@@ -528,6 +529,8 @@ class Drain:
     owned: list[list[int]] = field(default_factory=list)  # internal partitions, per worker
     loop_lag: list[tuple[int, float, float, int]] = field(default_factory=list)  # per worker, see loop_lag
     polls: int = 0                    # /metrics scrapes of each worker while draining
+    peak_held: list[int] = field(default_factory=list)   # per worker: most inputs its evaluators held
+    peak_rss: list[float] = field(default_factory=list)  # per worker: most resident memory, bytes
     scrape_s: list[tuple[float, float]] = field(default_factory=list)  # per worker, idle after: one
     #   scrape's time, of everything and of the progress series the polls read
 
@@ -562,9 +565,13 @@ def drain(broker: EmbeddedBroker, w: Workload, stamps: list[int], workers: int, 
         last_seen: tuple[float, float] = (-1.0, -1.0)
         moved = time.perf_counter()
         trace: list[tuple[float, float]] = []  # (perf_counter, evaluated fraction by event time)
+        peak_held, peak_rss = [0] * workers, [0.0] * workers
         while True:
             ms = [p.metrics(PROGRESS) for p in procs]
             now = time.perf_counter()
+            for i, m in enumerate(ms):
+                peak_held[i] = max(peak_held[i], int(m.sum("cityorder_held_inputs")))
+                peak_rss[i] = max(peak_rss[i], m.sum("process_resident_memory_bytes"))
             ingested = sum(m.sum("cityorder_input_records_total", topic=CAMERA) for m in ms)
             if ingested_at is None and ingested >= n:
                 ingested_at = now
@@ -614,7 +621,8 @@ def drain(broker: EmbeddedBroker, w: Workload, stamps: list[int], workers: int, 
                  {k: int(sum(m.sum("cityorder_internal_records_total", kind=k) for m in final))
                   for k in ("parts", "progress")},
                  meter.used, meter.cores(), settled, [c for p in procs for c in p.crashes()], owned,
-                 [loop_lag(a, b) for a, b in zip(ready, final, strict=True)], len(trace), scrape_s)
+                 [loop_lag(a, b) for a, b in zip(ready, final, strict=True)], polls=len(trace),
+                 scrape_s=scrape_s, peak_held=peak_held, peak_rss=peak_rss)
 
 
 def loop_lag(before: Metrics, after: Metrics) -> tuple[int, float, float, int]:
@@ -665,6 +673,9 @@ def print_drain(d: Drain, bare_eps: float | None = None, shares: list[float] | N
     for i in range(d.workers):
         print(f"  worker {i + 1}: ingested {d.per_worker_input[i]:,}, in ingest batches "
               f"{d.ingest_busy_s[i]:.2f} s, in evaluate records {d.evaluate_busy_s[i]:.2f} s")
+        if i < len(d.peak_held):
+            print(f"    at most {d.peak_held[i]:,} inputs held for ingest progress, "
+                  f"{d.peak_rss[i] / 2**20:,.0f} MiB resident (polls)")
         if i < len(d.loop_lag):
             samples, p99, top, over = d.loop_lag[i]
             print(f"    its event loop woke a 0.1 s sleeper late by: p99 <= {p99 * 1000:g} ms, "
@@ -1284,6 +1295,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="share of the backlog's tracks replaced every 30 s (default 0.2: ~2.5 min each)")
     ap.add_argument("--hash-partitions", action="store_true",
                     help="backlog partitioned by crc32 of the camera id instead of balanced")
+    ap.add_argument("--spread", choices=("even", "demo"), default="even",
+                    help="how tracks spread over the internal partitions: even (default), a new track "
+                    "picks a partition, then a camera whose grid is in it; demo, a camera at random, "
+                    "so the demo map's 40 cameras in 29 grids load partitions 0 and 2 with ~60%% of "
+                    "the parts, which bounds any two-worker drain at ~1.6x (see bench/README.md)")
     ap.add_argument("--rate", type=float, default=5_000, help="latency run: messages/s (default 5,000)")
     ap.add_argument("--window", type=float, default=None,
                     help="latency run: seconds during which firing tracks start (default 20, quick 5)")
@@ -1332,8 +1348,10 @@ def main(argv: list[str] | None = None) -> int:
           f"{sorted(os.sched_getaffinity(0))}; {platform.python_implementation()} "
           f"{platform.python_version()}; logs in {logs}", flush=True)
     print(f"building {n:,} camera messages: {tracks:,} tracks at a time, each seen every ~30 s, "
-          f"{args.churn:.0%} replaced every 30 s ...", flush=True)
-    w = build_workload(n, tracks, args.seed, 30.0, args.churn, 5, 1000)
+          f"{args.churn:.0%} replaced every 30 s, spread {args.spread} over the internal partitions ...",
+          flush=True)
+    spread = None if args.spread == "demo" else (lambda cam: grid_partition(cam.grid_id, PARTITIONS))
+    w = build_workload(n, tracks, args.seed, 30.0, args.churn, 5, 1000, spread)
     print(f"  {w.build_s:.1f} s, mean {w.mean_bytes:.0f} B/message, {w.cameras_used} cameras, "
           f"{(w.last_ms - w.first_ms) / 60000:.1f} min of event time", flush=True)
     broker = EmbeddedBroker(log_dir=logs / "broker")
