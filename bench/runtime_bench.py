@@ -126,7 +126,8 @@ PARTITIONS = 4
 READY_TIMEOUT_S = 60.0
 FETCH_MAX_RECORDS = 5_000  # as streams.ingest_loop
 BACKLOG_BATCH_BYTES = 64 * 1024  # ~200 messages: partitions stay within seconds of event time
-#: What the polls read: ingested input and each partition's progress (see WorkerProc.metrics).
+#: What the polls read (see WorkerProc.metrics): ingested input, each partition's progress,
+#: and the inputs held and resident memory the drain reports at their most.
 PROGRESS = ("cityorder_input_records_total", "cityorder_engine_progress_timestamp_seconds",
             "cityorder_held_inputs", "process_resident_memory_bytes")
 STALL_S = 30.0  # a drain whose ingest and evaluation do not move for this long has failed

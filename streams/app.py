@@ -251,9 +251,10 @@ class Runtime:
         self.probe = BrokerProbe(settings)
         self.sources = source_keys(settings.partitions)
         self.ingest = IngestLoop(settings, city, rules, self.metrics, view=self._frontier_view)
-        self.metrics.registry.register(EngineCollector(lambda: list(self.evaluators.values()),
-                                                       lambda: self.ingest.ingest))
-        self.metrics.registry.register(StateCollector(lambda: list(self.evaluators.values())))
+        def evaluators() -> list[PartitionEvaluator]:
+            return list(self.evaluators.values())
+        self.metrics.registry.register(EngineCollector(evaluators, lambda: self.ingest.ingest))
+        self.metrics.registry.register(StateCollector(evaluators))
         session_s = settings.session_timeout_ms / 1000
         self.app = app = CityApp(
             settings.app_id, broker=list(settings.brokers), broker_credentials=settings.faust_credentials(),
