@@ -42,7 +42,8 @@ storage) and ``cityorder worker`` subprocesses (``python -m streams.cli worker``
 4. Two workers: (2) again with two workers in one group; also says which internal
    partitions each evaluates and how many inputs were counted late (work not done).
 5. ``--profile``: (2) again with the worker under cProfile (CPU time per thread, every
-   thread; ``--profile-timer wall`` for wall time), top functions grouped by where they live.
+   thread; ``--profile-timer wall`` for wall time), top functions grouped by where they live;
+   ``--profile-workers 2``: (4) so, both workers' profiles summed.
 
 CPU shares (utime + stime from /proc) of the broker, the workers and this process are printed
 for every part, next to ``os.cpu_count()``.
@@ -538,6 +539,12 @@ class Drain:
     @property
     def eps(self) -> float:
         return self.n / self.done_s
+
+    @property
+    def eps_per_worker_cpu(self) -> float:
+        """Events drained per second of the workers' CPU: what a worker does with a core, so
+        that two/one can be told apart from how many cores the machine had left for them."""
+        return self.n / sum(v for k, v in self.cpu_s.items() if k.startswith("worker"))
 
 
 def drain(broker: EmbeddedBroker, w: Workload, stamps: list[int], workers: int, logs: Path, label: str,
@@ -1176,7 +1183,9 @@ def print_latency(r: Latency) -> None:
 def profiled_worker(out: str, timer: str = "cpu", loglevel: str = "info") -> None:
     """The ``--profile`` worker process: ``cityorder worker`` with a cProfile per thread (CPU time
     of that thread, ``time.thread_time``), merged and dumped to ``out`` when it exits; the
-    threads' totals go to ``out.threads.json``. Started as ``python -c`` by :func:`main`."""
+    threads' totals go to ``out.threads.json``; ``out`` gets the process id as a suffix, so
+    that the workers of one drain each write their own. Started as ``python -c`` by :func:`main`."""
+    out = f"{out}.{os.getpid()}"
     import streams.cli  # imported before profiling starts: imports are not what is measured
     import streams.worker
 
@@ -1252,16 +1261,20 @@ def _short(key: tuple[str, int, str]) -> str:
     return f"{func}" if file == "~" else f"{file}:{line}({func})"
 
 
-def profile_report(path: Path, top: int = 25) -> str:
-    st = pstats.Stats(str(path))
+def profile_report(paths: list[Path], top: int = 25) -> str:
+    """The profiles of a drain's workers, merged (their sum: per event, compare with a drain of
+    another number of workers by the events each drained)."""
+    st = pstats.Stats(*map(str, paths))
     raw: dict[tuple[str, int, str], tuple[int, int, float, float, Any]] = st.stats  # type: ignore[attr-defined]
     total = sum(v[2] for v in raw.values()) or 1.0
-    lines = [f"  time profiled: {total:.1f} s (all threads' own time summed)"]
-    threads_file = Path(str(path) + ".threads.json")
-    if threads_file.exists():
-        threads = json.loads(threads_file.read_text())
-        lines.append("  by thread: " + ", ".join(f"{k} {v:.1f} s" for k, v in
-                                                 sorted(threads.items(), key=lambda kv: -kv[1])))
+    lines = [f"  time profiled: {total:.1f} s (all threads' own time summed, {len(paths)} worker(s))"]
+    threads: Counter[str] = Counter()
+    for path in paths:
+        threads_file = Path(str(path) + ".threads.json")
+        if threads_file.exists():
+            threads.update(json.loads(threads_file.read_text()))
+    if threads:
+        lines.append("  by thread: " + ", ".join(f"{k} {v:.1f} s" for k, v in threads.most_common()))
     by_group: Counter[str] = Counter()
     for key, v in raw.items():
         by_group[group_of(key)] += v[2]
@@ -1316,6 +1329,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--profile", action="store_true",
                     help="(5): one more drain with the worker under cProfile")
+    ap.add_argument("--profile-workers", type=int, choices=(1, 2), default=1,
+                    help="(5): how many workers drain under cProfile (2: where a worker of two "
+                    "spends what one alone does not; the report sums both)")
     ap.add_argument("--profile-timer", choices=("cpu", "wall"), default="cpu",
                     help="cpu: each thread's CPU time (default); wall: includes waiting, e.g. in epoll")
     ap.add_argument("--worker-loglevel", default="info", choices=("debug", "info", "warning", "error"),
@@ -1421,19 +1437,23 @@ def main(argv: list[str] | None = None) -> int:
                          if d2.steady_eps and results["one"].steady_eps else ""), flush=True)
 
         if args.profile:
-            print("\n(5) one worker under cProfile drains the backlog", flush=True)
+            k = args.profile_workers
+            who = "one worker drains" if k == 1 else f"{k} workers drain"
+            print(f"\n(5) {who} the backlog under cProfile", flush=True)
             out = logs / "worker.pstats"
             code = (f"from bench.runtime_bench import profiled_worker; "
                     f"profiled_worker({str(out)!r}, {args.profile_timer!r}, {WORKER_LOGLEVEL!r})")
-            dp = drain(broker, w, stamps, 1, logs, "profile", argv=[sys.executable, "-c", code],
+            dp = drain(broker, w, stamps, k, logs, "profile", argv=[sys.executable, "-c", code],
                        stop_timeout=120.0)
-            print(f"  (profiled, so slower) {dp.eps:,.0f} events/s; the profile includes the worker's "
+            print(f"  (profiled, so slower) {dp.eps:,.0f} events/s; the profile includes the workers' "
                   f"start-up and shutdown")
-            if out.exists():
-                results["profile"] = profile_report(out)
+            dumps = sorted(p for p in logs.glob("worker.pstats.*") if p.suffix != ".json")
+            if len(dumps) == k:
+                results["profile"] = profile_report(dumps)
                 print(results["profile"], flush=True)
             else:
-                print(f"  no profile written; log:\n{(logs / 'profile-worker1.log').read_text()[-3000:]}")
+                print(f"  {len(dumps)} of {k} profiles written; log:\n"
+                      f"{(logs / 'profile-worker1.log').read_text()[-3000:]}")
         ok = True
     except BenchError as e:
         print(f"\nERROR: {e}", file=sys.stderr, flush=True)
@@ -1458,6 +1478,8 @@ def _drain_rows(head: str, d: Drain, target: float | None = None) -> None:
         print(f"{'    evaluate agent crashes (MessageSizeTooLarge etc.)':58} {len(d.crashes):>12,}")
     print(f"{'    CPU (cores) while draining':58} "
           + ", ".join(f"{k} {v:.2f}" for k, v in d.cores.items()))
+    label = "    events per second of the workers' CPU"
+    print(f"{label:58} {d.eps_per_worker_cpu:>12,.0f} ev/s")
 
 
 def _verdict(ok: bool) -> str:
@@ -1525,6 +1547,13 @@ def summary(r: dict[str, Any], n: int, args: argparse.Namespace, took: float) ->
                      f"NOT COMPARABLE: {d.late:,} vs {r['one'].late:,} inputs counted late"))
             if d.steady_eps and r["one"].steady_eps:
                 print(f"{'    two / one, steady':58} {d.steady_eps / r['one'].steady_eps:>17.2f}x")
+            # A ratio short of 1.8x is either cores the machine did not have for the workers
+            # (the broker and this script share it) or work a worker does for being one of two.
+            cores = sum(v for k, v in d.cores.items() if k.startswith("worker"))
+            one_cores = sum(v for k, v in r["one"].cores.items() if k.startswith("worker"))
+            print(f"{'    two / one, events per worker CPU second':58} "
+                  f"{d.eps_per_worker_cpu / r['one'].eps_per_worker_cpu:>17.2f}x")
+            print(f"{'    cores the workers used, two / one':58} {cores:>11.2f} / {one_cores:.2f}")
     print(line)
 
 
