@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
 from rules.durations import parse_duration
 from streams.cli import main as cli
@@ -205,7 +206,10 @@ def test_prometheus_scrapes_every_process_and_loads_its_rules() -> None:
                for job in config["scrape_configs"]}
     assert targets == {"cityorder": {f"{name}:{WEB_PORT}" for name in workers()},
                        "ledger": {f"ledger:{command_port(services['ledger'], '--web-port')}"},
-                       "console": {f"console:{command_port(services['console'], '--port')}"}}
+                       "console": {f"console:{command_port(services['console'], '--port')}"},
+                       "webhooks": {f"webhooks:{command_port(services['webhooks'], '--web-port')}"},
+                       "adapters": {f"{name}:{command_port(services[name], '--web-port')}"
+                                    for name in ADAPTERS}}
     mounts = dict(v.rsplit(":", 1)[0].split(":") for v in services["prometheus"]["volumes"])
     assert mounts["./prometheus/prometheus.yml"] == "/etc/prometheus/prometheus.yml"
     for rules in config["rule_files"]:     # relative to the configuration file, in the container too
@@ -238,12 +242,78 @@ def test_the_workers_and_the_console_are_given_a_city_map_they_can_read() -> Non
     """cityorder has no default map (they refuse to start without one): each names its map
     with CITYORDER_CITY, at a path a read-only volume fills from a file of this repository."""
     services = compose()["services"]
-    for name in [*workers(), "console"]:
+    for name in [*workers(), "console", "webhooks", *ADAPTERS]:
         path = worker_env(services[name])["CITYORDER_CITY"]
-        mounts = [v.split(":") for v in services[name]["volumes"]]
+        mounts = [interpolated(v).split(":") for v in services[name]["volumes"]]
         sources = [src for src, target, *mode in mounts if target == path and mode == ["ro"]]
         assert len(sources) == 1, (name, path, mounts)
         assert (DEPLOY / sources[0]).resolve().is_file(), (name, sources[0])
+
+
+def interpolated(value: str) -> str:
+    """``value`` as compose reads it when none of its variables is set: ``${NAME:-default}`` is
+    the default."""
+    return re.sub(r"\$\{[A-Za-z0-9_]+:-([^}]*)\}", r"\1", value)
+
+
+def test_webhooks_run_on_request_with_every_secret_their_receivers_file_names() -> None:
+    """The webhooks service starts only with the profile "webhooks" (the example's receivers are
+    not real), reads the receivers file mounted where its command says, has a variable for every
+    secret that file names, the workers' brokers, and listens where its health check and
+    Prometheus ask. Its secrets default to empty, and an empty secret stops it with an error."""
+    services = compose()["services"]
+    hooks = services["webhooks"]
+    assert hooks["profiles"] == ["webhooks"]
+    assert hooks["build"] == services["worker-1"]["build"]
+    command = hooks["command"]
+    assert command[:2] == ["webhooks", "run"]
+    mounts = [interpolated(v).split(":") for v in hooks["volumes"]]
+    (source,) = [src for src, target, *mode in mounts if target == command[2] and mode == ["ro"]]
+    receivers = DEPLOY / source
+    env = worker_env(hooks)
+    assert {k for k in env if k.startswith(ENV_PREFIX)} <= known_variables()
+    assert {env["CITYORDER_BROKERS"]} == {worker_env(s)["CITYORDER_BROKERS"] for s in workers().values()}
+    config = yaml.safe_load(receivers.read_text(encoding="utf-8"))
+    secrets = {r["secret_env"] for r in config["receivers"] if "secret_env" in r}
+    assert secrets and secrets <= set(env), f"not passed to the service: {sorted(secrets - set(env))}"
+    port = command_port(hooks, "--web-port")
+    assert f"127.0.0.1:{port}/healthz" in " ".join(hooks["healthcheck"]["test"])
+    assert [str(p) for p in hooks["ports"]] == [f"{port}:{port}"]
+
+    runner = CliRunner()
+    given = {name: interpolated(env[name]) for name in secrets}
+    refused = runner.invoke(cli, ["webhooks", "check", str(receivers)], env=given)
+    assert refused.exit_code != 0 and "has 0 characters" in refused.output, refused.output
+    set_ = {name: "ab" * 32 for name in secrets}
+    checked = runner.invoke(cli, ["webhooks", "check", str(receivers)], env=set_)
+    assert checked.exit_code == 0, checked.output
+
+
+#: The camera adapters' services, each behind the profile of its name (docs/adapters.md).
+ADAPTERS = ("deepstream", "frigate")
+
+
+@pytest.mark.parametrize("name", ADAPTERS)
+def test_each_adapter_runs_on_request_with_a_command_cityorder_takes(name: str) -> None:
+    """An adapter starts only with its profile (it needs a camera platform to read), runs
+    ``cityorder adapt <name>`` with options that command has (click refuses an unknown one even
+    beside --help), shares the workers' brokers, and listens where its health check asks."""
+    services = compose()["services"]
+    svc = services[name]
+    assert svc["profiles"] == [name]
+    assert svc["build"] == services["worker-1"]["build"]
+    command = [interpolated(part) for part in svc["command"]]
+    assert command[:2] == ["adapt", name]
+    env = worker_env(svc)
+    assert {k for k in env if k.startswith(ENV_PREFIX)} <= known_variables()
+    assert {env["CITYORDER_BROKERS"]} == {worker_env(s)["CITYORDER_BROKERS"] for s in workers().values()}
+    port = command_port(svc, "--web-port")
+    assert f"127.0.0.1:{port}/healthz" in " ".join(svc["healthcheck"]["test"])
+    assert [str(p) for p in svc["ports"]] == [f"{port}:{port}"]
+    ports = [command_port(services[other], "--web-port") for other in ADAPTERS]
+    assert len(set(ports)) == len(ports)
+    result = CliRunner().invoke(cli, [*command, "--help"])
+    assert result.exit_code == 0, result.output
 
 
 def test_grafana_is_provisioned_with_the_dashboards_and_their_data_sources() -> None:
