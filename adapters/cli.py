@@ -87,11 +87,13 @@ def frigate(url: str, topic: str, snapshot_base: str | None, city: str | None, l
 @click.option("--ledger", "ledger_url", default=None, help="The ledger database, where requests are kept and "
               "their cases looked up. [env: CITYORDER_LEDGER_URL; default: <state dir>/ledger.sqlite]")
 @click.option("--host", default="127.0.0.1", show_default=True, help="0.0.0.0 to serve other machines.")
-@click.option("--port", type=int, default=8081, show_default=True)
+@click.option("--port", type=int, default=8081, show_default=True, help="The Open311 endpoints.")
+@click.option("--web-port", type=int, default=6072, show_default=True,
+              help="/metrics and /healthz (all interfaces, apart from --port).")
 @click.option("--loglevel", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 def open311(city: str | None, rules: str | None, ledger_url: str | None, host: str, port: int,
-            loglevel: str, **flags: Any) -> None:
+            web_port: int, loglevel: str, **flags: Any) -> None:
     """Citizen reports in through Open311 GeoReport v2 (services.json, requests.json,
     requests/ID.json) at /open311/v2: each request becomes a city.events.report message (source
     app), and its status is read from the ledger (run `cityorder ledger` beside it)."""
@@ -110,7 +112,8 @@ def open311(city: str | None, rules: str | None, ledger_url: str | None, host: s
     store = open_store(settings.ledger_location)
     log_to_stderr(loglevel)
     try:
-        run_until_stopped(lambda: serve(settings, store, city_map, rule_set, host, port), "open311")
+        run_until_stopped(lambda: serve(settings, store, city_map, rule_set, host, port, web_port),
+                          "open311")
     finally:
         store.close()
 

@@ -29,6 +29,7 @@ from typing import Any, Final
 import orjson
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
+from prometheus_client import Counter
 from sqlalchemy import Text, cast, delete, insert, select
 
 from ledger.schema import open311_requests, transitions
@@ -38,8 +39,10 @@ from rules.citymap import CityMap
 from rules.pack import RuleSet
 from rules.schedule import CityCalendar
 from streams.ingest_loop import wall_ms
+from streams.metrics import component_registry
 from streams.settings import Settings
 from streams.topics import default_configs, ensure_topics
+from streams.web import metrics_app, serve_beside
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,21 @@ NOTES: Final = {
     "rejected": ("closed", "已作废 / closed without action"),
 }
 RECEIVED: Final = ("open", "已收到, 尚未立案 / received; no case opened from it yet")
+
+
+class Open311Metrics:
+    """What ``/metrics`` on the web port shows besides the process: the requests posted, by
+    what became of them, so a citizens' app that stopped getting through shows on a graph."""
+
+    def __init__(self) -> None:
+        self.registry = component_registry("adapter-open311")
+        self.requests = Counter("cityorder_open311_requests", "Service requests posted, by outcome: "
+                                "accepted (the report is on city.events.report), refused (an Open311 "
+                                "error: a field missing or wrong, an unknown service, a place outside "
+                                "the map) or unavailable (Kafka did not take it: 503, to retry).",
+                                ["outcome"], registry=self.registry)
+        for outcome in ("accepted", "refused", "unavailable"):
+            self.requests.labels(outcome)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,9 +163,11 @@ def services_of(rules: RuleSet) -> list[Service]:
 
 
 def app(store: LedgerStore, city: CityMap, cal: CityCalendar, services: Iterable[Service],
-        send: Callable[[dict[str, Any]], Awaitable[None]], now_ms: Callable[[], int]) -> web.Application:
+        send: Callable[[dict[str, Any]], Awaitable[None]], now_ms: Callable[[], int],
+        metrics: Open311Metrics | None = None) -> web.Application:
     """The Open311 endpoints; ``send`` writes a report to Kafka and returns once it is acked."""
     catalogue = {s.code: s for s in services}
+    counted = (metrics or Open311Metrics()).requests
 
     async def get_services(_: web.Request) -> web.Response:
         return web.json_response([
@@ -162,6 +182,7 @@ def app(store: LedgerStore, city: CityMap, cal: CityCalendar, services: Iterable
             at = now_ms()
             report = report_of(fields, catalogue, city, request_id, cal.format(at))
         except Open311Error as e:
+            counted.labels("refused").inc()
             return e.response()
         # Kept first, so the id answered below is always known to GET; forgotten again if
         # Kafka does not take the report, so a citizen's retry is no duplicate.
@@ -178,7 +199,9 @@ def app(store: LedgerStore, city: CityMap, cal: CityCalendar, services: Iterable
             with store.engine.begin() as conn:
                 conn.execute(delete(open311_requests).where(
                     open311_requests.c.service_request_id == request_id))
+            counted.labels("unavailable").inc()
             return Open311Error(503, "the report could not be forwarded just now: try again").response()
+        counted.labels("accepted").inc()
         return web.json_response([{"service_request_id": request_id,
                                    "service_notice": "已收到, 谢谢 / received, thank you",
                                    "account_id": None}], status=201)
@@ -225,22 +248,30 @@ async def _fields(request: web.Request) -> dict[str, str]:
 
 
 async def serve(settings: Settings, store: LedgerStore, city: CityMap, rules: RuleSet, host: str,
-                port: int) -> None:
-    """Run the endpoints until cancelled, with a producer to ``city.events.report``."""
+                port: int, web_port: int) -> None:
+    """Run the endpoints until cancelled, with a producer to ``city.events.report``; ``/metrics``
+    and ``/healthz`` on ``web_port``, apart from the public port, as the other adapters do."""
     topic = settings.topic("city.events.report")
     await ensure_topics(settings, {topic: settings.partitions}, configs=default_configs(settings))
     producer = AIOKafkaProducer(**settings.producer_kwargs(), acks="all")
     await producer.start()
+    metrics = Open311Metrics()
 
     async def send(report: dict[str, Any]) -> None:
         await producer.send_and_wait(topic, orjson.dumps(report), key=report["event_id"].encode())
 
-    runner = web.AppRunner(app(store, city, city.calendar, services_of(rules), send, wall_ms))
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    log.info("open311: http://%s:%d%s/services.json -> %s", host, port, PREFIX, topic)
+    async def run() -> None:
+        runner = web.AppRunner(app(store, city, city.calendar, services_of(rules), send, wall_ms, metrics))
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        log.info("open311: http://%s:%d%s/services.json -> %s; /metrics on port %d", host, port,
+                 PREFIX, topic, web_port)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
     try:
-        await asyncio.Event().wait()
+        await serve_beside(run, metrics_app(metrics.registry), web_port)
     finally:
-        await runner.cleanup()
         await producer.stop()

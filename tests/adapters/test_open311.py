@@ -13,7 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 
-from adapters.open311 import PREFIX, app, services_of
+from adapters.open311 import PREFIX, Open311Metrics, app, services_of
 from ledger.schema import open311_requests
 from ledger.store import LedgerStore
 from models.inputs import ReportEvent
@@ -32,6 +32,12 @@ class Harness:
         self.store = store
         self.sent: list[dict[str, Any]] = []
         self.broker_down = False
+        self.metrics = Open311Metrics()
+
+    def counted(self) -> dict[str, float | None]:
+        """``cityorder_open311_requests_total`` by outcome, as /metrics would show it."""
+        return {o: self.metrics.registry.get_sample_value("cityorder_open311_requests_total", {"outcome": o})
+                for o in ("accepted", "refused", "unavailable")}
 
     async def send(self, report: dict[str, Any]) -> None:
         if self.broker_down:
@@ -42,7 +48,7 @@ class Harness:
 @pytest.fixture
 async def harness(tmp_path: Path) -> AsyncIterator[tuple[Harness, TestClient]]:
     h = Harness(LedgerStore(tmp_path / "ledger.sqlite"))
-    server = TestServer(app(h.store, CITY, CITY.calendar, services_of(RULES), h.send, lambda: NOW))
+    server = TestServer(app(h.store, CITY, CITY.calendar, services_of(RULES), h.send, lambda: NOW, h.metrics))
     client = TestClient(server)
     await client.start_server()
     try:
@@ -82,6 +88,7 @@ async def test_a_request_becomes_a_report_and_is_received(harness: tuple[Harness
     assert (status["status"], status["service_code"], status["lat"], status["long"]) == (
         "open", "garbage_pile", LAT, LON)
     assert "received" in status["status_notes"]
+    assert h.counted() == {"accepted": 1, "refused": 0, "unavailable": 0}
 
 
 async def test_json_bodies_are_accepted_too(harness: tuple[Harness, TestClient]) -> None:
@@ -109,6 +116,7 @@ async def test_bad_requests_get_open311_errors_and_send_nothing(
     (error,) = await response.json()
     assert error["code"] == status and says in error["description"], error
     assert h.sent == []
+    assert h.counted() == {"accepted": 0, "refused": 1, "unavailable": 0}
 
 
 async def test_the_status_follows_the_case_the_report_joined(harness: tuple[Harness, TestClient]) -> None:
@@ -159,5 +167,6 @@ async def test_a_request_kafka_does_not_take_is_refused_and_forgotten(
     response = await client.post(f"{PREFIX}/requests.json", data={
         "service_code": "garbage_pile", "lat": str(LAT), "long": str(LON)})
     assert response.status == 503 and "try again" in (await response.json())[0]["description"]
+    assert h.counted() == {"accepted": 0, "refused": 0, "unavailable": 1}
     with h.store.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(open311_requests)).scalar() == 0

@@ -184,9 +184,9 @@ def test_frigate_over_mqtt_in_camera_messages_out_through_a_kill(settings: Setti
 
 def test_open311_requests_reach_the_report_topic(settings: Settings, tmp_path: Path) -> None:
     """The real process: a request posted over HTTP is a report on the topic, its status served."""
-    port = free_port(0)
+    port, web_port = free_port(0), free_port(0)
     proc = Cli(settings, tmp_path / "open311.log", "adapt", "open311", "--port", str(port),
-               "--ledger", str(tmp_path / "ledger.sqlite"))
+               "--web-port", str(web_port), "--ledger", str(tmp_path / "ledger.sqlite"))
     base = f"http://127.0.0.1:{port}/open311/v2"
     try:
         deadline = time.monotonic() + 60
@@ -209,5 +209,12 @@ def test_open311_requests_reach_the_report_topic(settings: Settings, tmp_path: P
         with urllib.request.urlopen(f"{base}/requests/{request_id}.json", timeout=10) as r:
             (status,) = json.loads(r.read())
         assert status["status"] == "open" and status["description"] == "垃圾"
+        # health and metrics on a port of their own, as the other adapters have
+        with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/healthz", timeout=10) as r:
+            assert r.status == 200
+        with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/metrics", timeout=10) as r:
+            metrics = r.read().decode()
+        assert 'cityorder_open311_requests_total{outcome="accepted"} 1.0' in metrics
+        assert 'component="adapter-open311"' in metrics
     finally:
         proc.stop()
