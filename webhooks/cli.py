@@ -79,6 +79,37 @@ def check(receivers: Path, alert_path: Any) -> None:
         click.echo(line)
 
 
+@webhooks.command()
+@click.argument("receivers", type=_FILE)
+@click.option("--receiver", "name", required=True,
+              help="Whose dead letters to send again: a receiver's name in RECEIVERS, whose URL, "
+              "secret and format are used as they are now.")
+@click.option("--alert", "alerts", multiple=True, metavar="ALERT_ID",
+              help="Only this alert's (repeat for several).")
+@click.option("--dry-run", is_flag=True, help="List what would be sent, and send nothing.")
+@kafka_options
+def resend(receivers: Path, name: str, alerts: tuple[str, ...], dry_run: bool, **flags: Any) -> None:
+    """Send a receiver's dead letters (city.webhooks.deadletter) again, once it is fixed.
+
+    Each transition once, one alert's in version order; an alert's later versions are held back
+    when one is not taken. Signed, with the same Idempotency-Key as before, so a second resend
+    is harmless. The dead letters stay. Exits 1 unless every one was delivered."""
+    import asyncio
+
+    from webhooks.resend import resend as send_again
+
+    config, secrets = _load(receivers)
+    by_name = {r.name: r for r in config.receivers}
+    if name not in by_name:
+        raise click.BadParameter(f"no receiver {name} in {receivers} (it has: "
+                                 f"{', '.join(sorted(by_name))})", param_hint="--receiver")
+    settings = settings_from(**flags)
+    ok = asyncio.run(send_again(settings, by_name[name], secrets[name], config.sender,
+                                alerts=frozenset(alerts), dry_run=dry_run, echo=click.echo))
+    if not ok:
+        raise SystemExit(1)
+
+
 def _load(path: Path) -> tuple[Receivers, dict[str, bytes]]:
     try:
         return load(path)

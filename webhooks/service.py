@@ -166,10 +166,7 @@ class ReceiverLoop:
         committer: asyncio.Task[None] | None = None
         try:
             await start_when_reachable(consumer.start, f"the consumer of receiver {self.name}")
-            self.session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=r.concurrency),
-                timeout=aiohttp.ClientTimeout(total=r.timeout / 1000),
-                headers={"User-Agent": USER_AGENT, "Content-Type": CONTENT_TYPES[r.format]})
+            self.session = session_for(r)
             committer = asyncio.create_task(self._commit_every())
             self.metrics.ready.labels(self.name).set(1)
             log.info("receiver %s: %s -> %s (%s)%s", self.name, self.topic, r.safe_url, r.format,
@@ -351,22 +348,9 @@ class ReceiverLoop:
 
     async def _post(self, t: Transition, attempt: int) -> Answer:
         assert self.session is not None and t.body is not None and t.alert_id and t.version
-        stamp = int(time.time())
-        headers = {IDEMPOTENCY_HEADER: idempotency_key(t.alert_id, t.version),
-                   TIMESTAMP_HEADER: str(stamp), SIGNATURE_HEADER: signature(self.secret, stamp, t.body),
-                   ATTEMPT_HEADER: str(attempt)}
         started = time.monotonic()
-        try:
-            async with self.session.post(self.receiver.url, data=t.body, headers=headers,
-                                         allow_redirects=False) as resp:
-                excerpt = (await resp.content.read(BODY_EXCERPT)).decode("utf-8", "replace")
-                answer = Answer(result_of(resp.status), resp.status,
-                                f"HTTP {resp.status}: {excerpt}".rstrip(": "),
-                                retry_after_ms(resp.headers.get("Retry-After")))
-        except TimeoutError:
-            answer = Answer("timeout", None, f"no answer within {self.receiver.timeout / 1000:g} s")
-        except (aiohttp.ClientError, OSError) as e:
-            answer = Answer("connection", None, f"{type(e).__name__}: {e}")
+        answer = await post(self.session, self.receiver, self.secret, t.alert_id, t.version, t.body,
+                            attempt)
         self.metrics.request.labels(self.name).observe(time.monotonic() - started)
         self.metrics.attempts.labels(self.name, answer.result).inc()
         self.metrics.up.labels(self.name).set(
@@ -499,6 +483,32 @@ class ReceiverLoop:
             progress = self.progress.pop(tp, None)
             if progress is not None:
                 self._release(len(progress.order))
+
+
+def session_for(receiver: Receiver) -> aiohttp.ClientSession:
+    """The HTTP session of one receiver: its concurrency, its timeout, its format's type."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=receiver.concurrency),
+        timeout=aiohttp.ClientTimeout(total=receiver.timeout / 1000),
+        headers={"User-Agent": USER_AGENT, "Content-Type": CONTENT_TYPES[receiver.format]})
+
+
+async def post(session: aiohttp.ClientSession, receiver: Receiver, secret: bytes, alert_id: str,
+               version: int, body: bytes, attempt: int) -> Answer:
+    """One signed request of one transition, and what its answer means (``webhooks resend``
+    sends its transitions with it too)."""
+    stamp = int(time.time())
+    headers = {IDEMPOTENCY_HEADER: idempotency_key(alert_id, version), TIMESTAMP_HEADER: str(stamp),
+               SIGNATURE_HEADER: signature(secret, stamp, body), ATTEMPT_HEADER: str(attempt)}
+    try:
+        async with session.post(receiver.url, data=body, headers=headers, allow_redirects=False) as resp:
+            excerpt = (await resp.content.read(BODY_EXCERPT)).decode("utf-8", "replace")
+            return Answer(result_of(resp.status), resp.status, f"HTTP {resp.status}: {excerpt}".rstrip(": "),
+                          retry_after_ms(resp.headers.get("Retry-After")))
+    except TimeoutError:
+        return Answer("timeout", None, f"no answer within {receiver.timeout / 1000:g} s")
+    except (aiohttp.ClientError, OSError) as e:
+        return Answer("connection", None, f"{type(e).__name__}: {e}")
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
