@@ -147,26 +147,52 @@ async def record_limits_below(admin: AIOKafkaAdminClient, wanted: Mapping[str, i
     if not wanted:
         return []
     try:
-        # every entry, not just max.message.bytes: Tansu 0.6 drops the connection when a
-        # DescribeConfigs request names the keys it wants
-        responses = await admin.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, name) for name in wanted])
+        configs = await topic_configs(admin, list(wanted))
     except KafkaError as e:
         log.info("could not read the record size limit of %s: %r", ", ".join(wanted), e)
         return []
     lines = []
+    for name, limit in wanted.items():
+        value = configs.get(name, {}).get(MAX_MESSAGE_BYTES)
+        if value is not None and value.isdigit() and int(value) < limit:
+            lines.append(
+                f"topic {name!r} takes records of at most {int(value):,} bytes ({MAX_MESSAGE_BYTES}): "
+                f"the broker refuses a larger input record to its producer, so it never reaches "
+                f"the dead-letter topic as too_large. Raise it with: kafka-configs.sh --alter "
+                f"--entity-type topics --entity-name {name} --add-config "
+                f"{MAX_MESSAGE_BYTES}={limit}")
+    return lines
+
+
+async def topic_configs(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, dict[str, str]]:
+    """Each topic's configuration as the broker reports it (``{}`` for a topic it reports
+    nothing of, or an error for). Raises KafkaError."""
+    # every entry, not named ones: Tansu 0.6 drops the connection when a DescribeConfigs
+    # request names the keys it wants
+    responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in names])
+    found: dict[str, dict[str, str]] = {}
     for response in responses:
         for error, _, _, name, entries, *_ in response.resources:
-            found = {entry[0]: entry[1] for entry in entries} if not error else {}
-            value = found.get(MAX_MESSAGE_BYTES)
-            if name in wanted and value is not None and value.isdigit() and int(value) < wanted[name]:
-                lines.append(
-                    f"topic {name!r} takes records of at most {int(value):,} bytes ({MAX_MESSAGE_BYTES}): "
-                    f"the broker refuses a larger input record to its producer, so it never reaches "
-                    f"the dead-letter topic as too_large. Raise it with: kafka-configs.sh --alter "
-                    f"--entity-type topics --entity-name {name} --add-config "
-                    f"{MAX_MESSAGE_BYTES}={wanted[name]}")
-    return lines
+            found[name] = {entry[0]: entry[1] for entry in entries} if not error else {}
+    return found
+
+
+async def read_topic_configs(settings: Settings, names: list[str], *,
+                             timeout: float = 10.0) -> dict[str, dict[str, str]]:
+    """:func:`topic_configs` on a connection of its own, for a check a service makes at start:
+    ``{}`` when the broker will not say (an ACL; logged at info), never an error."""
+    try:
+        admin = await _connect(settings, timeout)
+    except TopicsError as e:
+        log.info("could not read the configuration of %s: %s", ", ".join(names), e)
+        return {}
+    try:
+        return await topic_configs(admin, names)
+    except KafkaError as e:
+        log.info("could not read the configuration of %s: %r", ", ".join(names), e)
+        return {}
+    finally:
+        await admin.close()
 
 
 async def _connect(settings: Settings, timeout: float) -> AIOKafkaAdminClient:

@@ -25,7 +25,7 @@ import logging
 import re
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, get_args
 
@@ -40,7 +40,13 @@ from models.common import ALERT_ID_PATTERN
 from models.outputs import Transition as TransitionName
 from models.outputs import deadletter_payload
 from streams.settings import Settings
-from streams.topics import ensure_topics, log_start_offsets, start_when_reachable, true_end_offsets
+from streams.topics import (
+    ensure_topics,
+    log_start_offsets,
+    read_topic_configs,
+    start_when_reachable,
+    true_end_offsets,
+)
 from streams.web import metrics_app
 from webhooks.config import Receiver, Receivers
 from webhooks.delivery import (
@@ -75,6 +81,7 @@ RESTART_S = 5.0
 #: How much of a refusing answer's body a dead letter keeps, for whoever reads it.
 BODY_EXCERPT = 300
 USER_AGENT = "cityorder-webhooks"
+RETENTION_MS = "retention.ms"
 _ALERT_ID = re.compile(ALERT_ID_PATTERN)
 _TRANSITIONS = frozenset(get_args(TransitionName))
 
@@ -532,8 +539,11 @@ class Webhooks:
 
     async def run(self) -> None:
         s = self.settings
-        await ensure_topics(s, {s.topic("city.alerts"): s.partitions,
-                                s.topic("city.webhooks.deadletter"): s.partitions})
+        alerts = s.topic("city.alerts")
+        await ensure_topics(s, {alerts: s.partitions, s.topic("city.webhooks.deadletter"): s.partitions})
+        configs = await read_topic_configs(s, [alerts])
+        for line in retention_warnings(alerts, configs.get(alerts, {}), self.config.receivers):
+            log.warning("%s", line)
         producer = AIOKafkaProducer(**s.producer_kwargs(), acks="all", linger_ms=5)
         await start_when_reachable(producer.start, "the producer")
         loops = [ReceiverLoop(s, r, self.secrets[r.name], self.config.sender, producer, self.metrics,
@@ -545,6 +555,24 @@ class Webhooks:
 
     def web_app(self) -> web.Application:
         return metrics_app(self.metrics.registry)
+
+
+def retention_warnings(topic: str, configs: Mapping[str, str], receivers: Iterable[Receiver]) -> list[str]:
+    """One line per receiver that would go on retrying a transition after Kafka deleted it:
+    ``give_up_after`` longer than the topic's ``retention.ms``. Such a receiver, down for
+    longer than the retention, loses what was deleted before it came back, without a dead
+    letter (docs/webhooks.md, section 7). Nothing when the broker does not say (or keeps
+    records for ever: -1)."""
+    value = configs.get(RETENTION_MS, "")
+    if not value.isdigit():
+        return []
+    kept = int(value)
+    return [f"receiver {r.name} retries for up to {r.retry.give_up_after / 3_600_000:g} h (give_up_after), "
+            f"but {topic} keeps records for {kept / 3_600_000:g} h ({RETENTION_MS}): down for longer, it "
+            f"loses what Kafka deletes meanwhile, with no dead letter. Raise it with: kafka-configs.sh "
+            f"--alter --entity-type topics --entity-name {topic} --add-config "
+            f"{RETENTION_MS}={r.retry.give_up_after}"
+            for r in receivers if r.retry.give_up_after > kept]
 
 
 def _read(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:

@@ -318,3 +318,26 @@ async def test_a_group_that_restarts_with_a_backlog_delivers_all_of_it(
     assert server.keys() == keys_of(messages)
     assert at == len(messages)
     assert not in_version_order(server.deliveries())
+
+
+def test_a_retention_shorter_than_a_receivers_patience_is_said_at_start(settings: Settings,
+                                                                         tmp_path: Path) -> None:
+    """city.alerts keeps records for an hour (retention.ms, as the broker reports it); a receiver
+    that retries for a day is named in a warning, one that gives up within the hour is not."""
+    asyncio.run(ensure_topics(settings, default_topics(settings),
+                              configs={settings.topic("city.alerts"): {"retention.ms": "3600000"}}))
+    config = receivers_file(tmp_path, """
+receivers:
+  - {name: patient, url: 'http://127.0.0.1:9/a', secret_env: HOOK_SECRET}
+  - {name: brief, url: 'http://127.0.0.1:9/b', secret_env: HOOK_SECRET, retry: {give_up_after: 30m}}
+""")
+    hooks = Webhooks(settings, config, tmp_path / "webhooks.log")
+    try:
+        hooks.wait_metrics()
+        log = (tmp_path / "webhooks.log").read_text(errors="replace")
+    finally:
+        hooks.stop()
+    warned = [line for line in log.splitlines() if "(retention.ms)" in line]
+    assert len(warned) == 1, log
+    assert "receiver patient retries for up to 24 h" in warned[0]
+    assert "keeps records for 1 h" in warned[0] and "retention.ms=86400000" in warned[0]
