@@ -382,8 +382,13 @@ class PartitionEvaluator:
             # common case, one ingest's record whose own frontier covers it).
             out += self._feed(parts)
         else:
+            # one add a source, not one a part (each source's parts in their order): every part
+            # of a drain passes here
+            runs: dict[tuple[str, int], list[Input]] = {}
             for part in parts:
-                self.held.add(source_key(part.topic, part.partition or 0), (part,))
+                runs.setdefault((part.topic, part.partition or 0), []).append(part)
+            for (topic, partition), run in runs.items():
+                self.held.add(source_key(topic, partition), run)
             if limit is not None:
                 out += self._release(limit)
         if self.engine.mode == "wall" and (batch.frontier or batch.ticks) \
