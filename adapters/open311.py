@@ -164,10 +164,10 @@ def services_of(rules: RuleSet) -> list[Service]:
 
 def app(store: LedgerStore, city: CityMap, cal: CityCalendar, services: Iterable[Service],
         send: Callable[[dict[str, Any]], Awaitable[None]], now_ms: Callable[[], int],
-        metrics: Open311Metrics | None = None) -> web.Application:
+        metrics: Open311Metrics) -> web.Application:
     """The Open311 endpoints; ``send`` writes a report to Kafka and returns once it is acked."""
     catalogue = {s.code: s for s in services}
-    counted = (metrics or Open311Metrics()).requests
+    counted = metrics.requests
 
     async def get_services(_: web.Request) -> web.Response:
         return web.json_response([

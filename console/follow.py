@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import select
 
 from console.board import ON_BOARD, Board, Change
@@ -25,7 +25,7 @@ from ledger.schema import cases
 from ledger.store import LedgerStore
 from models.vocabulary import ALERTS_TOPIC, DEADLETTER_TOPIC, FEEDBACK_TOPIC
 from streams.settings import Settings
-from streams.topics import log_start_offsets, true_end_offsets
+from streams.topics import log_start_offsets, topic_partitions, true_end_offsets
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class Follower:
         topic = self.settings.topic(ALERTS_TOPIC)
         waited = 0.0
         # A worker started beside it creates the topics.
-        while not (tps := await _partitions(consumer, topic)):
+        while not (tps := await topic_partitions(consumer, topic)):
             if waited >= TOPIC_WAIT_S:
                 raise RuntimeError(f"topic {topic} does not exist after {TOPIC_WAIT_S:g} s: "
                                    "start a worker (it creates the topics) or `cityorder dev`")
@@ -94,7 +94,7 @@ class Follower:
 
     async def _tail(self, consumer: AIOKafkaConsumer) -> None:
         """The dead letters from the last :data:`TAIL` of each partition on."""
-        tps = await _partitions(consumer, self.settings.topic(DEADLETTER_TOPIC))
+        tps = await topic_partitions(consumer, self.settings.topic(DEADLETTER_TOPIC))
         consumer.assign(tps)
         if not tps:
             return
@@ -135,12 +135,6 @@ class Follower:
                         change = self.on_refused(letter)
                         if change is not None:
                             self.publish(change)
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    """The topic's partitions as the cluster's metadata has them now (none: no such topic)."""
-    await consumer.topics()                     # fetches the cluster's metadata
-    return [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
 
 
 class Sender:

@@ -289,6 +289,12 @@ async def true_end_offsets(settings: Settings, partitions: Iterable[TP], *,
     return {by_tp[tp]: end for tp, end in ends.items()}
 
 
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """The topic's partitions as the cluster's metadata has them now (none: no such topic)."""
+    await consumer.topics()                     # fetches the cluster's metadata
+    return [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+
+
 async def log_start_offsets(settings: Settings, partitions: Iterable[TP], *,
                             timeout: float = 10.0) -> dict[TP, int]:
     """The offset of the first record each partition holds (0 until retention deletes some;

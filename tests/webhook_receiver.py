@@ -179,12 +179,14 @@ def encoded(messages: list[dict[str, Any]]) -> list[tuple[bytes, bytes]]:
     return [(m["alert_id"].encode(), orjson.dumps(m)) for m in messages]
 
 
-async def produce_alerts(settings: Settings, records: list[tuple[bytes | None, bytes]]) -> None:
-    """Write (key, value) records to ``city.alerts``, all acknowledged, at full speed."""
+async def produce_alerts(settings: Settings, records: list[tuple[bytes | None, bytes]],
+                         topic: str = "city.alerts") -> None:
+    """Write (key, value) records to ``city.alerts`` (or ``topic``), all acknowledged, at full
+    speed."""
     producer = AIOKafkaProducer(**settings.producer_kwargs(), acks="all", linger_ms=5)
     await producer.start()
     try:
-        acks = [await producer.send(settings.topic("city.alerts"), v, key=k) for k, v in records]
+        acks = [await producer.send(settings.topic(topic), v, key=k) for k, v in records]
         await asyncio.gather(*acks)
     finally:
         await producer.stop()

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from models import cap
 from streams.settings import Settings
-from streams.topics import true_end_offsets
+from streams.topics import log_start_offsets, topic_partitions, true_end_offsets
 from webhooks.config import Receiver
 from webhooks.service import post, session_for
 
@@ -76,13 +76,14 @@ async def read_dead_letters(settings: Settings) -> tuple[list[dict[str, Any]], l
                                 auto_offset_reset="earliest", client_id="cityorder-webhooks-resend")
     await consumer.start()
     try:
-        if topic not in await consumer.topics():
-            return [], []
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        tps = await topic_partitions(consumer, topic)
         ends = await true_end_offsets(settings, tps)
-        tps = [tp for tp in tps if ends[tp] > 0]
+        # not seek_to_beginning: on Tansu it can start past the lowest offset (log_start_offsets)
+        starts = await log_start_offsets(settings, tps)
+        tps = [tp for tp in tps if starts[tp] < ends[tp]]
         consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
+        for tp in tps:
+            consumer.seek(tp, starts[tp])
         dead: list[dict[str, Any]] = []
         unreadable: list[str] = []
         left = set(tps)

@@ -11,7 +11,6 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
 from click.testing import CliRunner
 
 from models.outputs import WebhookDeadLetter
@@ -19,7 +18,7 @@ from streams.cli import main
 from streams.dev import free_port
 from streams.settings import Settings
 from streams.topics import default_topics, ensure_topics
-from tests.webhook_receiver import Receiver, transitions
+from tests.webhook_receiver import Receiver, produce_alerts, transitions
 
 pytestmark = pytest.mark.timeout(120)
 SECRET = "s3cret-for-the-resend-tests-0123456789"
@@ -43,14 +42,8 @@ def dead_letter(receiver: str, message: dict[str, Any] | None, offset: int, **ch
 
 async def write(settings: Settings, records: list[dict[str, Any]]) -> None:
     await ensure_topics(settings, default_topics(settings))
-    producer = AIOKafkaProducer(**settings.producer_kwargs(), acks="all")
-    await producer.start()
-    try:
-        for r in records:
-            await producer.send_and_wait(settings.topic("city.webhooks.deadletter"), orjson.dumps(r),
-                                         key=r["receiver"].encode())
-    finally:
-        await producer.stop()
+    await produce_alerts(settings, [(r["receiver"].encode(), orjson.dumps(r)) for r in records],
+                         topic="city.webhooks.deadletter")
 
 
 def resend(settings: Settings, receivers: Path, *args: str) -> Any:
