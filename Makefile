@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev demo test system-deps bench bench-runtime bench-ledger bench-console bench-adapters bench-webhooks schemas dashboards clean
+.PHONY: dev demo test system-deps bench bench-runtime bench-ledger bench-console bench-adapters bench-webhooks bench-instructions schemas dashboards clean
 
 # What pip cannot install, for the tests: a real PostgreSQL (the ledger), a real browser
 # (Debian's chromium, driven by Playwright, with a CJK font so the console's screenshots show
@@ -37,7 +37,7 @@ demo: $(STAMP)
 system-deps:
 	@missing="$$( $(DEB_PACKAGES_CHECK) )"; missing="$$(echo $$missing)"; \
 	if [ -n "$$missing" ]; then \
-	  echo "make: installing Debian packages the tests need: $$missing (apt-get)"; \
+	  echo "make: installing Debian packages this needs: $$missing (apt-get)"; \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
 	  else \
@@ -80,6 +80,11 @@ bench-adapters: $(STAMP)
 
 bench-webhooks: $(STAMP)
 	$(BIN)/python -m bench.webhooks_bench --cpu 0
+
+# Counted by valgrind, which this target alone needs: installed as the tests' packages are.
+bench-instructions: $(STAMP)
+	@command -v valgrind >/dev/null 2>&1 || $(MAKE) --no-print-directory system-deps DEB_PACKAGES_CHECK='echo valgrind'
+	$(BIN)/python -m bench.instructions
 
 schemas: $(STAMP)
 	$(BIN)/python -m models.schema
