@@ -157,6 +157,11 @@ class _Refresh:
     progress: int = NEVER
 
 
+#: One frozenset per grid id for the source marks (a record's first part), built once: grid
+#: ids are the city map's.
+_ONE_GRID: dict[str, frozenset[str]] = {}
+
+
 class _Untracked(set):  # type: ignore[type-arg]
     """A set that stays empty: change tracking switched off."""
 
@@ -366,26 +371,27 @@ class Engine:
         """Move the clock to a part and count it (redelivered, duplicate, late) or put it in
         the reorder buffer. ``progress`` is where it would be after everything before this
         part was applied (the caller may not have applied it yet)."""
+        t = inp.time
         if self.mode == "wall":
             if inp.arrival is None:
                 raise ValueError(f"{inp.topic} {inp.event_id}: wall clock mode needs an arrival time")
             self._move_clock(inp.arrival)
-        else:
-            self._move_clock(inp.time)
-        if inp.time > self.max_time:
-            self.max_time = inp.time
-        if self._redelivered(inp):
+        elif self.clock is None or t > self.clock:
+            self.clock = t
+        if t > self.max_time:
+            self.max_time = t
+        if inp.offset is not None and self._redelivered(inp):
             self.stats.redelivered[inp.source.name.lower()] += 1
         elif self._duplicate(inp, progress):
             self.stats.duplicates[inp.topic] += 1
-        elif inp.time < progress and inp.feedback is None and \
-                inp.time < (self.clock or NEVER) - self.lateness:
+        elif t < progress and inp.feedback is None and t < (self.clock or NEVER) - self.lateness:
             self.stats.count_late(inp.source.name.lower(), inp.device_id or inp.topic)
         else:
-            entry = (inp.time, int(inp.source), inp.event_id, self._next(), inp)
+            self.seq = seq = self.seq + 1
+            entry = (t, int(inp.source), inp.event_id, seq, inp)
             heapq.heappush(self.pending, entry)
             if self.track_changes:
-                self.pending_buckets.add(entry[3], entry)
+                self.pending_buckets.add(seq, entry)
 
     def tick(self, t: int) -> list[dict[str, Any] | DeadOut]:
         """A clock tick (from the wall clock in a worker, or a producer's end-of-input tick)."""
@@ -437,10 +443,6 @@ class Engine:
 
     # -- time -------------------------------------------------------------------------------
 
-    def _next(self) -> int:
-        self.seq += 1
-        return self.seq
-
     def _move_clock(self, t: int) -> None:
         if self.clock is None or t > self.clock:
             self.clock = t
@@ -455,18 +457,22 @@ class Engine:
         for a duplicate only while its event id is remembered, and for late after: a crash
         made thousands of inputs "late". Parts without a source offset are never redelivered.
         The marks are part of the snapshot, so a restored engine knows what it has seen."""
-        if inp.offset is None or inp.partition is None:
+        at = inp.offset
+        if at is None or inp.partition is None:
             return False
         source = (inp.topic, inp.partition)
         mark = self.marks.get(source)
         if mark is not None:
             offset, grids = mark
-            if inp.offset < offset or (inp.offset == offset and inp.grid_id in grids):
+            if at < offset or (at == offset and inp.grid_id in grids):
                 return True
-            if inp.offset == offset:
+            if at == offset:
                 self.marks[source] = (offset, grids | {inp.grid_id})
                 return False
-        self.marks[source] = (inp.offset, frozenset((inp.grid_id,)))
+        grids = _ONE_GRID.get(inp.grid_id)
+        if grids is None:
+            grids = _ONE_GRID[inp.grid_id] = frozenset((inp.grid_id,))
+        self.marks[source] = (at, grids)
         return False
 
     def _duplicate(self, inp: Input, progress: int) -> bool:
@@ -488,9 +494,13 @@ class Engine:
                 return True
             if self.track_changes:
                 self.seen_buckets.discard(ids.group, event_id)
-        expiry = max(inp.time, progress) + self.lateness + self.reorder
-        ids[event_id] = expiry
-        self._expire_at(ids, event_id, expiry)
+        t = inp.time
+        ids[event_id] = expiry = (t if t > progress else progress) + self.lateness + self.reorder
+        entries = self.expiring.get(expiry // 1000)
+        if entries is None:
+            self._expire_at(ids, event_id, expiry)
+        else:
+            entries += (ids, event_id)
         if self.track_changes:
             self.seen_buckets.add(ids.group, event_id, expiry)
         return False
