@@ -500,6 +500,7 @@ def pass_memory(w: Workload, events: int) -> Memory:
     gc.collect()
     with_cache = tracemalloc.get_traced_memory()[0]
     city._cache.clear()
+    city._cells.clear()
     ingest.ignored.clear()
     gc.collect()
     after = tracemalloc.get_traced_memory()[0]

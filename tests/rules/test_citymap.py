@@ -2,15 +2,19 @@
 
 import copy
 import json
+import math
+import random
 from datetime import date
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import shapely
 
 from rules import citymap
 from rules.citymap import CityMap, Device, Grid, MapError, Place, Zone
+from rules.demo.city import GEOJSON_PATH
 from rules.schedule import Schedule
 from tests.pinhole import PIXELS, camera, ground_of, position
 
@@ -134,6 +138,86 @@ def test_locate_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
         fresh.locate(30.001, 104.001 + i * 1e-4)
     assert len(fresh._cache) <= 3
     assert fresh.locate(30.001, 104.0015) == Place("G-2", ())
+
+
+def test_locate_cells_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    fresh = CityMap.from_geojson(MAP)
+    monkeypatch.setattr(citymap, "LOCATE_CACHE_LIMIT", 3)
+    for i in range(7):
+        fresh.locate(30.001, 104.001 + i * 1e-4)
+    assert len(fresh._cells) <= 3
+
+
+def _one_by_one(city: CityMap, lat: float, lon: float) -> Place | None:
+    """Where a point is, from every grid and zone tested against it alone: no index, no
+    raster, no cache."""
+    hit = shapely.intersects(city._tree.geometries, shapely.Point(lon, lat))
+    inside = [city._ids[i] for i in range(len(hit)) if hit[i]]
+    grids = [x for x in inside if x in city.grids]
+    return Place(min(grids), tuple(sorted(x for x in inside if x in city.zones))) if grids else None
+
+
+def _near_boundaries(city: CityMap, rng: random.Random, n: int) -> list[tuple[float, float]]:
+    """Points on, and a hair either side of, the map's edges and corners, and of the locate
+    raster's cell edges: where a cell's one answer would be wrong if it were given."""
+    per = citymap.LOCATE_CELLS_PER_DEGREE
+    rings = [shapely.get_coordinates(shapely.boundary(g)) for g in city._tree.geometries]
+    points = []
+    for _ in range(n):
+        ring = rings[rng.randrange(len(rings))]
+        k = rng.randrange(len(ring) - 1)
+        f = rng.choice([0.0, 1.0, rng.random()])
+        lon = ring[k][0] + f * (ring[k + 1][0] - ring[k][0])
+        lat = ring[k][1] + f * (ring[k + 1][1] - ring[k][1])
+        if rng.random() < 0.3:   # on the nearest cell edge instead
+            lat = round(lat * per) / per
+        nudge = rng.choice([0.0, 1e-13, -1e-13, 1e-10, -1e-10, 2e-9, -2e-9, 3e-5])
+        points.append((lat + nudge * rng.choice([0, 1]), lon + nudge * rng.choice([0, 1])))
+    return points
+
+
+def test_locate_agrees_with_every_point_tested_alone() -> None:
+    """The raster's answers are the index's, point for point: anywhere in the demo city, and
+    on and beside every grid's and zone's boundary (where a cell must not answer for its
+    points: each is looked up alone), and in a map whose edges are the cells' edges."""
+    rng = random.Random(7)
+    demo = CityMap.load(GEOJSON_PATH)
+    xmin, ymin, xmax, ymax = shapely.total_bounds(demo._tree.geometries)
+    anywhere = [(rng.uniform(ymin - 0.01, ymax + 0.01), rng.uniform(xmin - 0.01, xmax + 0.01))
+                for _ in range(3000)]
+    # Grids on the cells' edges: 104.0000-104.0003 and 104.0003-104.0006, a zone on a corner.
+    on_cells = CityMap.from_geojson({**MAP, "features": [
+        feature(square(104.0, 30.0, 104.0003, 30.0002), type="grid", id="C-1", district="d",
+                responsible_unit="u"),
+        feature(square(104.0003, 30.0, 104.0006, 30.0002), type="grid", id="C-0", district="d",
+                responsible_unit="u"),
+        feature(square(104.0001, 30.0001, 104.0003, 30.0002), type="zone", id="CZ", kind="school"),
+    ]})
+    grid_points = [(30.0 + a * 1e-5, 104.0 + b * 1e-5) for a in range(-2, 23) for b in range(-2, 63)]
+    # An edge a float below a cell's edge, which a point on it rounds into the cell above
+    # (lat * cells per degree rounds up): the cell is widened for that.
+    per = citymap.LOCATE_CELLS_PER_DEGREE
+    first = math.ceil(30.001 * per)
+    cell = next(c for c in range(first, first + 1000)
+                if math.floor(math.nextafter(c / per, -math.inf) * per) == c)
+    edge = math.nextafter(cell / per, -math.inf)
+    below = CityMap.from_geojson({**MAP, "features": [
+        feature(square(104.0, 30.0, 104.0003, edge), type="grid", id="E-0", district="d",
+                responsible_unit="u"),
+        feature(square(104.0, edge, 104.0003, 30.002), type="grid", id="E-1", district="d",
+                responsible_unit="u"),
+    ]})
+    cases = [(demo, p) for p in anywhere + _near_boundaries(demo, rng, 4000)]
+    cases += [(on_cells, p) for p in grid_points + _near_boundaries(on_cells, rng, 2000)]
+    cases += [(below, (edge, 104.00015)), (below, ((cell + 0.5) / per, 104.00015))]
+    wrong = [(lat, lon, got, want) for city, (lat, lon) in cases
+             if (got := city.locate(lat, lon)) != (want := _one_by_one(city, lat, lon))]
+    assert not wrong, wrong[:5]
+    # The raster answers for most points in a grid (here ~80%), not only where there is none.
+    inside = [(lat, lon) for lat, lon in anywhere if demo.locate(lat, lon) is not None]
+    answered = [1 for lat, lon in inside
+                if type(demo._cells[(math.floor(lat * per), math.floor(lon * per))]) is not citymap._Edges]
+    assert len(answered) > len(inside) / 2
 
 
 def test_grid_dataclass_is_frozen(city: CityMap) -> None:
