@@ -2,14 +2,15 @@
 
 Why: on a shared machine the engine benchmark's figures move by 20-30% from run to run,
 so a change worth 5% cannot be told from noise by timing it. The number of instructions
-the interpreter executes for the same input is the same from run to run (to 0.1% with a
-fixed ``PYTHONHASHSEED``), so it can: a change that removes work removes instructions.
+the interpreter executes for the same input is the same from run to run (to ~1.5%, with
+``PYTHONHASHSEED`` fixed), so it can: a change that removes work removes instructions.
 It is not time (a cache miss costs more than an add), so a kept change is also timed with
 ``bench.engine_bench``; but it is what decides between two versions of a hot path. Run on
 demand::
 
     .venv/bin/python -m bench.instructions                          # 20k events: ingest, engine
-    .venv/bin/python -m bench.instructions --without evidence,apply   # what each stage costs
+    .venv/bin/python -m bench.instructions --without evidence,apply   # what each step costs
+    .venv/bin/python -m bench.instructions --stages engine,tracked    # + as a worker runs it
 
 The workload is ``bench.engine_bench``'s (camera messages for the demo city, one track
 re-seen every 30 s), built and ingested outside valgrind and handed over in a file. Each
@@ -48,6 +49,8 @@ STEPS: dict[str, tuple[str, str, str, Callable[..., Any]]] = {
     "redelivered": ("rules.engine", "Engine", "_redelivered", lambda self, inp: False),
     "duplicate": ("rules.engine", "Engine", "_duplicate", lambda self, inp, progress: False),
 }
+STAGES = ("ingest", "engine", "tracked")
+LABELS = {"tracked": "engine, tracking changes"}
 _IREFS = re.compile(r"I\s+refs:\s+([\d,]+)")
 
 
@@ -93,7 +96,7 @@ def child(stage: str, data: Path, work: bool, without: list[str]) -> int:
                     made += len(ingest(eb.Source.CAMERA, eb.TOPIC, raw, key=keys[i], arrival=None,
                                        partition=0, offset=i))
         return made
-    engine = eb.Engine(city, rules, clock="event")
+    engine = eb.Engine(city, rules, clock="event", track_changes=stage == "tracked")
     with (data / "parts.pickle").open("rb") as f:
         parts = pickle.load(f)
     if work:
@@ -122,14 +125,17 @@ def count(stage: str, data: Path, work: bool, without: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.instructions", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m bench.instructions", description=__doc__.split("\n\n")[0],
+                                epilog="Method and figures: bench/README.md, section Instructions.")
     p.add_argument("--events", type=int, default=20_000, help="camera messages (default 20k)")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--stages", default="ingest,engine", help="ingest, engine or both (default)")
+    p.add_argument("--stages", default="ingest,engine",
+                   help=f"of {', '.join(STAGES)}, comma-separated (default: ingest,engine); tracked "
+                   "is the engine as a worker runs it, tracking what changed for its checkpoints")
     p.add_argument("--without", default="",
                    help=f"engine steps to take out, comma-separated: {', '.join(STEPS)}; "
                    "each is counted apart beside the whole engine")
-    p.add_argument("--child", choices=("ingest", "engine"), help=argparse.SUPPRESS)
+    p.add_argument("--child", choices=STAGES, help=argparse.SUPPRESS)
     p.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--work", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
@@ -141,8 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{a.child}: {child(a.child, a.data, a.work, without):,}")
         return 0
     stages = [s for s in a.stages.split(",") if s]
-    if not set(stages) <= {"ingest", "engine"} or not stages:
-        p.error("--stages: ingest, engine or both")
+    if not set(stages) <= set(STAGES) or not stages:
+        p.error(f"--stages: one or more of {', '.join(STAGES)}")
     if os.environ.get("PYTHONHASHSEED") != "0":
         # The workload is built here, and sets of strings iterate in their hashes' order: the
         # same seed would otherwise build a slightly different workload each run (±2%).
@@ -161,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
             per = messages if stage == "ingest" else parts
             base = count(stage, data, False, out)
             total = count(stage, data, True, out)
-            label = stage if not out else f"engine without {out[0]}"
+            label = f"engine without {out[0]}" if out else LABELS.get(stage, stage)
             unit = "message" if stage == "ingest" else "part"
             print(f"{label:28s} {(total - base) / per:>10,.0f} instructions a {unit}", flush=True)
     return 0

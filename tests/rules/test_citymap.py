@@ -131,21 +131,14 @@ def test_locate(city: CityMap, lat: float, lon: float, place: Place | None) -> N
     assert city.locate(lat, lon) == place  # the cached answer is the same
 
 
-def test_locate_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_locate_cache_and_cells_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     fresh = CityMap.from_geojson(MAP)
     monkeypatch.setattr(citymap, "LOCATE_CACHE_LIMIT", 3)
     for i in range(7):
         fresh.locate(30.001, 104.001 + i * 1e-4)
     assert len(fresh._cache) <= 3
-    assert fresh.locate(30.001, 104.0015) == Place("G-2", ())
-
-
-def test_locate_cells_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    fresh = CityMap.from_geojson(MAP)
-    monkeypatch.setattr(citymap, "LOCATE_CACHE_LIMIT", 3)
-    for i in range(7):
-        fresh.locate(30.001, 104.001 + i * 1e-4)
     assert len(fresh._cells) <= 3
+    assert fresh.locate(30.001, 104.0015) == Place("G-2", ())
 
 
 def _one_by_one(city: CityMap, lat: float, lon: float) -> Place | None:
