@@ -109,18 +109,6 @@ class Shown(NamedTuple):
 _SOURCE_NAMES = {Source.CAMERA: "camera", Source.SENSOR: "sensor", Source.REPORT: "report"}
 
 
-def _fields(item: Item) -> Fields:
-    o = item.obs
-    source = item.source
-    if source is Source.CAMERA:
-        a, b, c = o.track_id, o.confidence, None
-    elif source is Source.SENSOR:
-        a, b, c = o.state, o.value, None
-    else:
-        a, b, c = o.reporter_id, o.address, o.photos
-    return (item.event_id, int(source), o.kind, item.device_id, item.snapshot_url, a, b, c)
-
-
 def _base(f: Fields) -> Base:
     """What the records of a summary are written against: the stems are the event id without
     its trailing digits and the URL up to its last ``/``."""
@@ -186,44 +174,66 @@ class Evidence:
     def add(self, item: Item, zones: tuple[str, ...]) -> bool:
         """Attribute one event; returns False when it was already attributed (a second
         detection of the same message, or an event seen again), which changes nothing."""
-        o = item.obs
-        located = o.located and item.observed_at >= self.loc_at
-        loc = _LOC.pack(item.observed_at, o.lat, o.lon) if located else None
-        if not self._keep(item.observed_at, item.event_id, None, item, loc):
+        o, t, source = item.obs, item.observed_at, item.source
+        located = o.located and t >= self.loc_at
+        loc = _LOC.pack(t, o.lat, o.lon) if located else None
+        if source is Source.CAMERA:
+            a, b, c = o.track_id, o.confidence, None
+        elif source is Source.SENSOR:
+            a, b, c = o.state, o.value, None
+        else:
+            a, b, c = o.reporter_id, o.address, o.photos
+        f = (item.event_id, int(source), o.kind, item.device_id, item.snapshot_url, a, b, c)
+        if not self._keep(t, item.event_id, f, loc):
             return False
         if located:
             self.zones = zones
-        if o.address is not None and (self.address is None or item.observed_at >= self.address[0]):
-            self.address = (item.observed_at, o.address)
+        if o.address is not None and (self.address is None or t >= self.address[0]):
+            self.address = (t, o.address)
         return True
 
-    def _keep(self, t: int, event_id: str, f: Fields | None, item: Item | None,
-              loc: bytes | None = None) -> bool:
-        """Keep one event (given as its fields or as an item) in the count, the first and the
-        newest ten, and ``loc`` as the latest location if given; False if it is held already."""
+    def _keep(self, t: int, event_id: str, f: Fields, loc: bytes | None = None) -> bool:
+        """Keep one event (given as its fields) in the count, the first and the newest ten,
+        and ``loc`` as the latest location if given; False if it is held already. One
+        function, not four: it runs for every event attributed, and in time order (nearly
+        every event) it only appends."""
         if event_id == self.last_event:
             return False
         buf, n = self.buf, self.n
         # Input later than everything held: no scan for it, and an append. (At the same time
         # as the newest held, it takes the general path, which reads the ids.)
-        in_order = not n or t > _newest(buf)
+        in_order = not n or t > _TIME.unpack_from(buf, len(buf) - 8)[0] - _OFFSET
         if not in_order and self._holds(t, event_id):
             return False
-        rec = self._record(t, f if f is not None else _fields(item))  # type: ignore[arg-type]
+        # The record: against the summary's base, only what differs from it.
+        base = self.base
+        if base is None:
+            base = self.base = _base(f)
+        _, source, kind, device, url, a, b, c = f
+        stem, url_stem = base[0], base[4]
+        if (source == base[1] and kind == base[2] and device == base[3] and event_id.startswith(stem)
+                and (url is None or (url_stem is not None and url.startswith(url_stem)))):
+            fields = _encode((event_id[len(stem):], url if url is None else url[len(url_stem):], a, b,
+                              c))
+        else:
+            fields = _encode(f)
+        head = _HEAD.pack(len(fields), t + _OFFSET)
         self.count += 1
         self.last_event = event_id
         if loc is None:
             loc = buf[:_L]
         if in_order:
             if n < _KEEP:
-                self.buf = b"".join((loc, buf[_L:-8], rec, rec[4:_H]) if n else (loc, rec, rec[4:_H]))
+                self.buf = b"".join((loc, buf[_L:-8], head, fields, head[4:]) if n else
+                                    (loc, head, fields, head[4:]))
                 self.n = n + 1
             else:
                 start = _L + _H + _HEAD.unpack_from(buf, _L)[0]
                 if self.first is None:
                     self.first = buf[_L:start]
-                self.buf = b"".join((loc, buf[start:-8], rec, rec[4:_H]))
+                self.buf = b"".join((loc, buf[start:-8], head, fields, head[4:]))
             return True
+        rec = head + fields
         recs = self._records()
         old_first = self.first if self.first is not None else recs[0]
         key = (t, event_id)
@@ -238,21 +248,6 @@ class Evidence:
         first = rec if key < self._key(old_first) else old_first
         self.first = None if recs[0] == first else first
         return True
-
-    def _record(self, t: int, f: Fields) -> bytes:
-        """An event as a record: against the base, only what differs from it."""
-        base = self.base
-        if base is None:
-            base = self.base = _base(f)
-        event_id, source, kind, device, url, a, b, c = f
-        stem, url_stem = base[0], base[4]
-        if (source == base[1] and kind == base[2] and device == base[3] and event_id.startswith(stem)
-                and (url is None or (url_stem is not None and url.startswith(url_stem)))):
-            fields = _encode((event_id[len(stem):], url if url is None else url[len(url_stem):], a, b,
-                              c))
-        else:
-            fields = _encode(f)
-        return _HEAD.pack(len(fields), t + _OFFSET) + fields
 
     def _fields_of(self, rec: bytes) -> Fields:
         v = _decode(memoryview(rec)[_H:])

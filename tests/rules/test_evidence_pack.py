@@ -237,3 +237,31 @@ def test_a_fold_takes_the_other_location_at_the_same_time() -> None:
     older.add(_event(4, 7, Source.REPORT), ("z1",))
     alert.fold(older)
     assert alert.location == (31.2 + 3 / 1000, 121.4)
+
+
+def test_each_source_shows_its_own_fields() -> None:
+    """What an alert shows of an event is its source's own fields, in a summary's first
+    record and in one written against it. (The property test's reference is built with
+    Evidence itself, so it cannot see a field dropped.)"""
+    def cam(n: int, device: str) -> Item:
+        obs = Obs("parked_car", 31.2, 121.4, ("z1",), track_id=f"t{n}", confidence=n / 8)
+        return Item(n * 1000, f"{device}-{n}", Source.CAMERA, obs, device, f"https://e.example/{device}/{n}.jpg")
+
+    sensor = Obs("noise", 31.2, 121.4, (), state="loud", value=81.5)
+    report = Obs("garbage", 31.2, 121.4, (), reporter_id="u7", address="东大街1号", photos=("p1", "p2"))
+    cases = [
+        ([cam(1, "cam-1"), cam(2, "cam-1"), cam(3, "cam-2")], [("t3", 3 / 8, None), ("t2", 2 / 8, None),
+                                                              ("t1", 1 / 8, None)]),
+        ([Item(2_000, "nz-1-2", Source.SENSOR, sensor, "nz-1", None)], [("loud", 81.5, None)]),
+        ([Item(3_000, "r-3", Source.REPORT, report, None, None)], [("u7", "东大街1号", ("p1", "p2"))]),
+    ]
+    for items, shown in cases:
+        ev = Evidence()
+        for item in items:
+            assert ev.add(item, ())
+        got = ev.items()
+        assert [(s.a, s.b, s.c) for s in got] == shown
+        assert [(s.observed_at, s.event_id, s.source, s.kind, s.device_id, s.snapshot_url)
+                for s in got] == [(i.observed_at, i.event_id, i.source, i.obs.kind, i.device_id,
+                                   i.snapshot_url) for i in items[::-1]]
+    assert Evidence.unpack(ev.cut()).items() == got   # and through a checkpoint
