@@ -115,8 +115,8 @@ def count(stage: str, data: Path, work: bool, without: list[str]) -> int:
         cmd.append("--work")
     if without:
         cmd += ["--without", ",".join(without)]
-    env = dict(os.environ, PYTHONHASHSEED="0", PYTHONPATH=str(ROOT))
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    # main has made PYTHONHASHSEED=0 this process's, and so the child's
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
     found = _IREFS.search(done.stderr)
     if done.returncode != 0 or found is None:
         raise SystemExit(f"bench.instructions: the {stage} run under valgrind failed "

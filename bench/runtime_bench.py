@@ -544,7 +544,16 @@ class Drain:
     def eps_per_worker_cpu(self) -> float:
         """Events drained per second of the workers' CPU: what a worker does with a core, so
         that two/one can be told apart from how many cores the machine had left for them."""
-        return self.n / sum(v for k, v in self.cpu_s.items() if k.startswith("worker"))
+        return self.n / _workers(self.cpu_s)
+
+    @property
+    def worker_cores(self) -> float:
+        return _workers(self.cores)
+
+
+def _workers(by_process: dict[str, float]) -> float:
+    """The workers' sum of a per-process figure (the broker's and this script's left out)."""
+    return sum(v for k, v in by_process.items() if k.startswith("worker"))
 
 
 def drain(broker: EmbeddedBroker, w: Workload, stamps: list[int], workers: int, logs: Path, label: str,
@@ -1549,11 +1558,10 @@ def summary(r: dict[str, Any], n: int, args: argparse.Namespace, took: float) ->
                 print(f"{'    two / one, steady':58} {d.steady_eps / r['one'].steady_eps:>17.2f}x")
             # A ratio short of 1.8x is either cores the machine did not have for the workers
             # (the broker and this script share it) or work a worker does for being one of two.
-            cores = sum(v for k, v in d.cores.items() if k.startswith("worker"))
-            one_cores = sum(v for k, v in r["one"].cores.items() if k.startswith("worker"))
             print(f"{'    two / one, events per worker CPU second':58} "
                   f"{d.eps_per_worker_cpu / r['one'].eps_per_worker_cpu:>17.2f}x")
-            print(f"{'    cores the workers used, two / one':58} {cores:>11.2f} / {one_cores:.2f}")
+            print(f"{'    cores the workers used, two / one':58} "
+                  f"{d.worker_cores:>11.2f} / {r['one'].worker_cores:.2f}")
     print(line)
 
 

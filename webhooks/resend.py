@@ -21,13 +21,10 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from models import cap
 from streams.settings import Settings
 from streams.topics import log_start_offsets, topic_partitions, true_end_offsets
 from webhooks.config import Receiver
-from webhooks.service import post, session_for
-
-DEAD_TOPIC = "city.webhooks.deadletter"
+from webhooks.service import DEAD_TOPIC, RENDER_ERRORS, body_for, post, session_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,8 +125,8 @@ async def resend(settings: Settings, receiver: Receiver, secret: bytes, sender: 
                 echo(f"held back    {t.key} {t.transition}: an earlier version was not delivered")
                 continue
             try:
-                body = t.payload if receiver.format == "json" else cap.render(orjson.loads(t.payload), sender)
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
+                body = body_for(receiver, t.payload, sender)
+            except RENDER_ERRORS as e:   # orjson.JSONDecodeError is a ValueError
                 echo(f"not sent     {t.key} {t.transition}: cannot be rendered as {receiver.format}: {e!r}")
                 held.add(t.alert_id)
                 continue

@@ -39,6 +39,7 @@ from models import cap
 from models.common import ALERT_ID_PATTERN
 from models.outputs import Transition as TransitionName
 from models.outputs import deadletter_payload
+from models.vocabulary import ALERTS_TOPIC
 from streams.settings import Settings
 from streams.topics import (
     ensure_topics,
@@ -82,6 +83,10 @@ RESTART_S = 5.0
 BODY_EXCERPT = 300
 USER_AGENT = "cityorder-webhooks"
 RETENTION_MS = "retention.ms"
+#: Where what a receiver never takes is written (``webhooks resend`` reads it back).
+DEAD_TOPIC = "city.webhooks.deadletter"
+#: What rendering an alert message in a receiver's format raises when the message will not go.
+RENDER_ERRORS = (KeyError, TypeError, ValueError, AttributeError)
 _ALERT_ID = re.compile(ALERT_ID_PATTERN)
 _TRANSITIONS = frozenset(get_args(TransitionName))
 
@@ -129,8 +134,8 @@ class ReceiverLoop:
         self.settings, self.receiver, self.secret, self.sender = settings, receiver, secret, sender
         self.producer, self.metrics, self.stamp = producer, metrics, stamp
         self.name = receiver.name
-        self.topic = settings.topic("city.alerts")
-        self.dead_topic = settings.topic("city.webhooks.deadletter")
+        self.topic = settings.topic(ALERTS_TOPIC)
+        self.dead_topic = settings.topic(DEAD_TOPIC)
         self.requests = asyncio.Semaphore(receiver.concurrency)
         self.last_delivery: float | None = None   # monotonic
         metrics.receiver(self.name)
@@ -261,12 +266,10 @@ class ReceiverLoop:
         if alert is None:
             return Transition(tp, offset, raw, None, None, None, None, problem)
         ids = (alert["alert_id"], alert["version"], alert["transition"])
-        body = raw
-        if self.receiver.format == "cap":
-            try:
-                body = cap.render(alert, self.sender)
-            except (KeyError, TypeError, ValueError, AttributeError) as e:
-                return Transition(tp, offset, raw, *ids, None, f"cannot be rendered as CAP: {e!r}")
+        try:
+            body = body_for(self.receiver, raw, self.sender, alert)
+        except RENDER_ERRORS as e:
+            return Transition(tp, offset, raw, *ids, None, f"cannot be rendered as CAP: {e!r}")
         return Transition(tp, offset, raw, *ids, body, None)
 
     async def _wait_for_room(self) -> None:
@@ -492,6 +495,15 @@ class ReceiverLoop:
                 self._release(len(progress.order))
 
 
+def body_for(receiver: Receiver, raw: bytes, sender: str, alert: dict[str, Any] | None = None) -> bytes:
+    """What a receiver is sent of one ``city.alerts`` record: the record itself, or (format
+    ``cap``) its CAP rendering, from ``alert`` if the record is already parsed. Raises one of
+    :data:`RENDER_ERRORS` when the record cannot be rendered."""
+    if receiver.format != "cap":
+        return raw
+    return cap.render(alert if alert is not None else orjson.loads(raw), sender)
+
+
 def session_for(receiver: Receiver) -> aiohttp.ClientSession:
     """The HTTP session of one receiver: its concurrency, its timeout, its format's type."""
     return aiohttp.ClientSession(
@@ -539,8 +551,8 @@ class Webhooks:
 
     async def run(self) -> None:
         s = self.settings
-        alerts = s.topic("city.alerts")
-        await ensure_topics(s, {alerts: s.partitions, s.topic("city.webhooks.deadletter"): s.partitions})
+        alerts = s.topic(ALERTS_TOPIC)
+        await ensure_topics(s, {alerts: s.partitions, s.topic(DEAD_TOPIC): s.partitions})
         configs = await read_topic_configs(s, [alerts])
         for line in retention_warnings(alerts, configs.get(alerts, {}), self.config.receivers):
             log.warning("%s", line)
