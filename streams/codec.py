@@ -15,17 +15,15 @@ language-neutral and safe to read back after an upgrade that adds optional field
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
-from rules.inputs import SOURCE_OF, FeedbackIn, Input, Obs, new_record
+from rules.inputs import Input
 
 _encode = msgspec.json.Encoder().encode
-_decode = msgspec.json.Decoder().decode
 
 FORMAT = 2
 
@@ -40,26 +38,29 @@ class Batch:
     ticks: dict[str, tuple[int, int]] | None = None   # (tick time, the tick record's arrival)
 
 
-def _obs_back(a: list[Any]) -> Obs:
-    return new_record(Obs, (a[0], a[1], a[2], tuple(a[3]), a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11],
-                            tuple(a[12]) if a[12] is not None else None))
-
-
 #: A part as a JSON array in field order (named tuples are arrays to msgspec, a ``Source``
 #: its number, ``raw`` base64): also how the held parts are written in a checkpoint.
 pack_part = msgspec.to_builtins
 
 
-def unpack_part(a: list[Any]) -> Input:
-    """The part an array gives; it is read on every event, so built without the named
-    tuples' own (Python) constructors."""
-    fb = a[9]
-    raw = a[14]
-    return new_record(Input, (
-        SOURCE_OF[a[0]], a[1], a[2], a[3], a[4], a[5], a[6], a[7], tuple([_obs_back(o) for o in a[8]]),
-        None if fb is None else new_record(FeedbackIn, (
-            fb[0], fb[1], fb[2], fb[3], fb[4], tuple(fb[5]) if fb[5] is not None else None, fb[6])),
-        a[10], a[11], a[12], a[13], base64.b64decode(raw) if raw is not None else None))
+class _Record(msgspec.Struct):
+    """An internal record as msgspec reads it: the parts straight into the engine's named
+    tuples, every field checked against its annotation at C speed (~1.3 µs a camera part,
+    against ~3 µs for JSON arrays unpacked in Python). A float field is always a float (a
+    JSON ``5`` too), as the annotation says; ingest never writes anything else."""
+
+    v: int
+    parts: tuple[Input, ...]
+    frontier: dict[str, int] | None = None
+    ticks: dict[str, tuple[int, int]] | None = None
+
+
+_decode = msgspec.json.Decoder(_Record).decode
+
+
+def unpack_parts(arrays: list[Any]) -> list[Input]:
+    """Parts :func:`pack_part` made, read back (the held parts of a checkpoint)."""
+    return msgspec.convert(arrays, list[Input])
 
 
 def encode(parts: Sequence[Input] = (), frontier: dict[str, int] | None = None,
@@ -74,23 +75,22 @@ def encode(parts: Sequence[Input] = (), frontier: dict[str, int] | None = None,
     return _encode(obj)
 
 
-def _frontier(obj: dict[str, Any]) -> dict[str, int] | None:
-    value = obj.get("frontier")
-    return None if value is None else {str(k): int(v) for k, v in value.items()}
-
-
-def _ticks(obj: dict[str, Any]) -> dict[str, tuple[int, int]] | None:
-    value = obj.get("ticks")
-    return None if value is None else {str(k): (int(t), int(a)) for k, (t, a) in value.items()}
-
-
 def decode(record: bytes) -> Batch:
     """Raises ValueError on a record this version cannot read (the caller dead-letters it)."""
     try:
         obj = _decode(record)
-        if obj.get("v") != FORMAT:
-            raise ValueError(f"internal record format {obj.get('v')!r}, expected {FORMAT}")
-        return Batch(parts=tuple(unpack_part(a) for a in obj["parts"]),
-                     frontier=_frontier(obj), ticks=_ticks(obj))
-    except (msgspec.DecodeError, KeyError, IndexError, TypeError, AttributeError, ValueError) as e:
-        raise ValueError(f"unreadable internal record: {e}") from None
+    except msgspec.DecodeError as e:
+        raise ValueError(f"unreadable internal record: {_version_problem(record) or e}") from None
+    if obj.v != FORMAT:
+        raise ValueError(f"unreadable internal record: {_version_problem(record)}")
+    return Batch(obj.parts, obj.frontier, obj.ticks)
+
+
+def _version_problem(record: bytes) -> str | None:
+    """Why a record is of another format, if it is: said before what its fields lack, since
+    another format's fields are expected not to fit."""
+    try:
+        v = msgspec.json.decode(record).get("v")
+    except (msgspec.DecodeError, AttributeError):
+        return None
+    return None if v == FORMAT else f"internal record format {v!r}, expected {FORMAT}"

@@ -50,7 +50,7 @@ from rules.inputs import Input
 from rules.pack import RuleSet
 from rules.partitioning import grid_partition
 from rules.timers import Timer
-from streams.codec import Batch, encode, pack_part, unpack_part
+from streams.codec import Batch, encode, pack_part, unpack_parts
 from streams.merge import ArrivalMerge
 from streams.settings import INPUT_TOPICS
 from streams.statelog import CHUNK_BYTES, Record, StateLog
@@ -349,7 +349,7 @@ class PartitionEvaluator:
             self.tick_arrival = obj.get("tick_arrival") or {
                 source: q[-1][1] for source, q in self.next_ticks.items() if q}
             for source, parts in obj["held"].items():
-                self.held.add(source, map(unpack_part, parts))
+                self.held.add(source, unpack_parts(parts))
         for part in self.quarantine.inputs.values():   # checkpointed while it waited in the engine
             self.engine.withdraw(part)
         self.applied = self.taken = self.log.committed

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import orjson
 import pytest
 
 from models.decode import Source
+from rules.ingest import BadInput, Ingest
 from rules.inputs import FeedbackIn, Input, Obs
-from streams.codec import Batch, decode, encode, pack_part, unpack_part
+from streams.codec import Batch, decode, encode, pack_part, unpack_parts
+from tests.rules.harness import Harness
 
 PARTS = [
     Input(source=Source.CAMERA, topic="city.events.camera", event_id="c-1", time=1_700_000_000_123,
@@ -39,10 +43,24 @@ def _typed(value: object) -> object:
 
 
 def test_parts_round_trip_with_their_types() -> None:
-    """An int reading stays an int (an alert renders 5, not 5.0), a source a Source, and
-    containers the named tuples and tuples the engine was given."""
-    parts = [*PARTS, PARTS[1]._replace(obs=(Obs("noise", 1.0, 2.0, (), state="loud", value=85),))]
-    assert _typed(decode(encode(parts)).parts) == _typed(tuple(parts))
+    """A source stays a Source, and containers the named tuples and tuples the engine was
+    given."""
+    assert _typed(decode(encode(PARTS)).parts) == _typed(tuple(PARTS))
+
+
+def test_a_number_is_read_as_its_field_says(tmp_path: Path) -> None:
+    """A reading ingest made is a float (``models.inputs`` turns a JSON ``85`` into 85.0), and
+    one read back is one too whatever the record says: an alert renders it the same after
+    the hop as in a replay, which feeds the engine without it."""
+    h = Harness(tmp_path)
+    made = Ingest(h.city, h.rules)(
+        Source.SENSOR, "city.events.sensor",
+        b'{"event_id": "s-9", "sensor_id": "x", "kind": "noise", "observed_at": "2026-12-06T10:00:00+08:00",'
+        b' "value": 85, "location": {"lat": 30.001, "lon": 104.001}}')
+    assert not isinstance(made, BadInput) and type(made[0].obs[0].value) is float
+    written = encode(made).replace(b"85.0", b"85")
+    assert written != encode(made)
+    assert _typed(decode(written).parts) == _typed(tuple(made))
 
 
 def test_progress_round_trips_alone_and_with_parts() -> None:
@@ -57,14 +75,23 @@ def test_progress_round_trips_alone_and_with_parts() -> None:
                                     b'{"v": 2, "parts": [], "ticks": []}',
                                     b'{"v": 2, "parts": [[0]]}',
                                     b'{"v": 2, "parts": [[9, "t", "e", 1, "G", null, false, null, [],'
-                                    b' null, null, null, null, null, null]]}'])
+                                    b' null, null, null, null, null, null]]}',
+                                    b'{"v": 2, "parts": [[0, "t", "e", "1", "G", null, false, null, [],'
+                                    b' null, null, null, null, null, null]]}',
+                                    b'{"v": 2, "parts": [[0, "t", "e", 1, "G", null, false, null,'
+                                    b' [["k", 1.0, 2.0, "z-1"]], null, null, null, null, null, null]]}'])
 def test_unreadable_records_raise_value_error(record: bytes) -> None:
     with pytest.raises(ValueError):
         decode(record)
 
 
+def test_another_format_is_named_before_what_its_fields_lack() -> None:
+    with pytest.raises(ValueError, match="format 3, expected 2"):
+        decode(b'{"v": 3, "parts": [{"source": "camera"}]}')
+
+
 def test_held_parts_round_trip_through_a_checkpoint() -> None:
     """The evaluator writes the parts it holds in its checkpoint's meta (``pack_part``, then
-    orjson) and reads them back with ``unpack_part``."""
-    back = [unpack_part(orjson.loads(orjson.dumps(pack_part(p)))) for p in PARTS]
+    orjson) and reads them back with ``unpack_parts``."""
+    back = unpack_parts([orjson.loads(orjson.dumps(pack_part(p))) for p in PARTS])
     assert _typed(back) == _typed(PARTS)
