@@ -334,7 +334,12 @@ receivers:
     hooks = Webhooks(settings, config, tmp_path / "webhooks.log")
     try:
         hooks.wait_metrics()
-        log = (tmp_path / "webhooks.log").read_text(errors="replace")
+        # /metrics is served before the check has asked the broker; its warnings are logged
+        # together, so once one is there all are
+        deadline = time.monotonic() + 30
+        while "(retention.ms)" not in (log := (tmp_path / "webhooks.log").read_text(errors="replace")):
+            assert time.monotonic() < deadline, log
+            time.sleep(0.1)
     finally:
         hooks.stop()
     warned = [line for line in log.splitlines() if "(retention.ms)" in line]
