@@ -241,6 +241,11 @@ class Schedule:
     _weekdays: frozenset[int] = field(init=False, repr=False, compare=False)
     _work: bool = field(init=False, repr=False, compare=False)
     _rest: bool = field(init=False, repr=False, compare=False)
+    #: The last answer of :meth:`is_open`, ``(calendar, UTC second, open)``, in a box replaced
+    #: whole (a thread never reads half of one). An answer holds for a whole UTC second:
+    #: zone offsets are whole seconds, so are the instants they change at, and windows and
+    #: days begin on whole local minutes.
+    _last: list[tuple[CityCalendar | None, int, bool]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check_windows(self.windows)
@@ -253,6 +258,7 @@ class Schedule:
         )
         object.__setattr__(self, "_work", "workdays" in days)
         object.__setattr__(self, "_rest", "restdays" in days)
+        object.__setattr__(self, "_last", [(None, 0, False)])
 
     @staticmethod
     def parse(raw: object) -> Schedule:
@@ -278,7 +284,17 @@ class Schedule:
         return Schedule(windows, days)
 
     def is_open(self, t_ms: int, cal: CityCalendar) -> bool:
-        """Whether ``t_ms`` lies in a window (start included, end excluded)."""
+        """Whether ``t_ms`` lies in a window (start included, end excluded). Asked for every
+        event a scheduled rule or zone could match, mostly within the second it was last
+        asked for: that answer is kept."""
+        last, second = self._last[0], t_ms // 1000
+        if last[1] == second and last[0] is cal:
+            return last[2]
+        answer = self._is_open(t_ms, cal)
+        self._last[0] = (cal, second, answer)
+        return answer
+
+    def _is_open(self, t_ms: int, cal: CityCalendar) -> bool:
         d, ms = cal.local_day(t_ms)
         for start, end in self._spans:
             if start < end:

@@ -308,3 +308,31 @@ def test_next_open_is_the_first_open_minute(schedule: Schedule, t: int, cal: Cit
         while minute < found:
             assert not schedule.is_open(minute, cal), cal.format(minute)
             minute += 60_000
+
+
+LORD_HOWE = CityCalendar(ZoneInfo("Australia/Lord_Howe"))   # daylight saving by half an hour
+
+
+def test_is_open_answers_as_if_asked_afresh() -> None:
+    """``is_open`` keeps its last answer for the rest of that UTC second. Asked on and a
+    millisecond, a second and a bit either side of every window's edges and midnights, on days
+    the clock changes, in Shanghai's local mean time of 1890 (+08:05:43: local minutes begin
+    43 s into UTC ones), alternating calendars and in both directions, it answers as a
+    schedule never asked before does."""
+    schedules_ = [Schedule.parse({"hours": "22:00-06:00", "days": ["fri"]}),
+                  Schedule.parse({"hours": ["07:30-09:15", "01:00-01:30"]}),
+                  Schedule.parse({"hours": "02:30-03:30", "days": "workdays"}),
+                  Schedule.parse({"days": "restdays"})]
+    days = [date(2026, 3, 8), date(2026, 11, 1), date(2026, 4, 5), date(2026, 10, 4),
+            date(2026, 9, 30), date(2026, 10, 9), date(1890, 6, 6)]
+    cals = [SHANGHAI, NEW_YORK, LORD_HOWE]
+    nudges = (-1_001, -1_000, -999, -1, 0, 1, 999, 1_000, 1_001)
+    for schedule in schedules_:
+        edges = {0, *(m * 60_000 for window in schedule.windows for m in window if m < 1440)}
+        instants = sorted({t + n for cal in cals for d in days for wall in edges
+                           for t in cal.wall_instants(d, wall) for n in nudges})
+        asked = [[(t, cal) for t in order] for cal in cals for order in (instants, instants[::-1])]
+        asked.append([(t, cal) for t in instants for cal in cals])
+        for t, cal in (pair for run in asked for pair in run):
+            fresh = Schedule(schedule.windows, schedule.days)
+            assert schedule.is_open(t, cal) == fresh.is_open(t, cal), (cal.tz, cal.format(t))
