@@ -21,7 +21,7 @@ import heapq
 import math
 import pickle
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
 
@@ -33,7 +33,7 @@ from rules.alerts import (
     raise_severity,
     render,
 )
-from rules.buckets import Buckets
+from rules.buckets import Buckets, GroupedBuckets
 from rules.citymap import CityMap, Grid
 from rules.evidence import Evidence, Item
 from rules.inputs import FeedbackIn, Input, Obs, Source, new_record
@@ -44,8 +44,6 @@ from rules.timers import FB_EXPIRE, HELD, IDLE, LEVEL, OVERDUE, RESUME, RETAIN, 
 from rules.worktime import day_length_ms
 
 T = TypeVar("T")
-E = TypeVar("E")
-C = TypeVar("C")
 
 STALE_LIMIT = 20_000
 DAY_MS = 86_400_000
@@ -68,11 +66,6 @@ FEEDBACK_AHEAD_MS = DAY_MS
 #: An operator an observation may reach: (its logic, the zone its rule requires there or '-',
 #: the rule's minimum confidence (camera), the report sources it takes (report)).
 Candidate = tuple[Operator, str, float | None, frozenset[str] | None]
-#: The reorder buffer's entries: (time, source, event id, sequence number, part), in the
-#: contract's order of application.
-PendingEntry = tuple[int, int, str, int, Input]
-#: A de-duplication entry as a checkpoint writes it: ((topic, grid), event id, expiry).
-SeenEntry = tuple[tuple[str, str], str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,7 +236,7 @@ class Engine:
         self.clock: int | None = None
         self.progress = NEVER
         self.max_time = NEVER
-        self.pending: list[PendingEntry] = []
+        self.pending: list[tuple[int, int, str, int, Input]] = []
         self.timers: list[Timer] = []
         self.seq = 0
         #: Timers (:func:`rules.timers.timer_key`) that raised when fired: the runtime's, kept
@@ -281,13 +274,10 @@ class Engine:
         self.track_changes = track_changes
         self.dirty: set[tuple[str, ...]] = set() if track_changes else _Untracked()
         self.known: set[tuple[str, ...]] = set()
-        # The de-duplication memory and the reorder buffer in state records (rules/buckets.py),
-        # and what of them the last snapshot wrote: the reorder buffer's entries up to a
-        # sequence number, and of each second's expiry list its first entries.
-        self.seen_buckets: Buckets[SeenEntry, dict[tuple[str, str], dict[str, int]]] = Buckets(_seen_record)
-        self.pending_buckets: Buckets[PendingEntry, dict[int, PendingEntry]] = Buckets(_pending_record)
-        self.written_seq = 0
-        self.written_expiring: dict[int, int] = {}
+        # The de-duplication memory and the reorder buffer, by the batch that added them
+        # (rules/buckets.py): only kept when tracking, a replay never needs them.
+        self.seen_buckets: GroupedBuckets[tuple[str, str], str, int] = GroupedBuckets()
+        self.pending_buckets: Buckets[int, tuple[int, int, str, int, Input]] = Buckets()
         #: At most this many steps (inputs applied, timers fired) in the run that ends
         #: :meth:`feed_batch` or :meth:`tick`; the rest waits for :meth:`resume` (see
         #: :attr:`unfinished`). None: no limit. A runtime sets it to give its event loop back
@@ -400,6 +390,8 @@ class Engine:
             self.seq = seq = self.seq + 1
             entry = (t, int(inp.source), inp.event_id, seq, inp)
             heapq.heappush(self.pending, entry)
+            if self.track_changes:
+                self.pending_buckets.add(seq, entry)
 
     def tick(self, t: int) -> list[dict[str, Any] | DeadOut]:
         """A clock tick (from the wall clock in a worker, or a producer's end-of-input tick)."""
@@ -432,6 +424,8 @@ class Engine:
                 self.pending[i] = self.pending[-1]
                 self.pending.pop()
                 heapq.heapify(self.pending)
+                if self.track_changes:
+                    self.pending_buckets.discard(entry[3])
                 return True
         fb = inp.feedback
         waiting = self.held.get(fb.alert_id) if fb is not None else None
@@ -495,8 +489,11 @@ class Engine:
         if ids is None:
             ids = self._seen_ids((inp.topic, inp.grid_id))
         old = ids.get(event_id)
-        if old is not None and old >= progress:
-            return True
+        if old is not None:
+            if old >= progress:
+                return True
+            if self.track_changes:
+                self.seen_buckets.discard(ids.group, event_id)
         t = inp.time
         ids[event_id] = expiry = (t if t > progress else progress) + self.lateness + self.reorder
         entries = self.expiring.get(expiry // 1000)
@@ -504,6 +501,8 @@ class Engine:
             self._expire_at(ids, event_id, expiry)
         else:
             entries += (ids, event_id)
+        if self.track_changes:
+            self.seen_buckets.add(ids.group, event_id, expiry)
         return False
 
     def _seen_ids(self, group: tuple[str, str]) -> SeenIds:
@@ -532,6 +531,8 @@ class Engine:
                 expiry = ids.get(event_id)
                 if expiry is not None and expiry // 1000 < done:
                     del ids[event_id]
+                    if self.track_changes:
+                        self.seen_buckets.discard(ids.group, event_id)
 
     def _run(self, budget: int | None = None) -> None:
         """Apply waiting input and fire timers, in time order, up to the watermark; after
@@ -546,11 +547,14 @@ class Engine:
         # watermark, so the limit holds for the whole run.
         limit = wm if wm > self.progress else self.progress
         pending, timers, pop = self.pending, self.timers, heapq.heappop
+        tracking = self.track_changes
         left = -1 if budget is None else budget    # counting down from -1 never reaches 0
         while left:
             left -= 1
             if pending and pending[0][0] <= limit and not (timers and timers[0][0] < pending[0][0]):
                 entry = pop(pending)
+                if tracking:
+                    self.pending_buckets.discard(entry[3])
                 if entry[0] > self.progress:
                     self.progress = entry[0]
                 self._apply(entry[4])
@@ -1286,7 +1290,7 @@ def _haversine(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 #
 # State is cut along the lines the runtime stores it: one record per (grid, subject), one per
 # (grid, alert), one per grid, one for the engine's clock, and the de-duplication memory and
-# reorder buffer in buckets of the entries each checkpoint found new (rules/buckets.py). Rules are stored by
+# reorder buffer in buckets by when they were added (rules/buckets.py). Rules are stored by
 # id and timers not at all: both are rebuilt on restore from the state itself, so a snapshot
 # never pins an old rule object and a restored engine fires exactly what the old one would.
 
@@ -1392,11 +1396,15 @@ def taking(engine: Engine, changed_only: bool = False) -> Generator[None, None, 
     pickled[("marks",)] = _dump(engine.marks)   # a record of its own: the engine record's shape stays
     wanted = engine.dirty if changed_only else None
     live: set[SnapshotKey] = set()
-    # A drain's checkpoint finds ~100,000 new entries: a step at a time, as the subjects
-    seen = yield from _new_seen(engine)
-    yield from _bucketed("seen", engine.seen_buckets, seen, engine.progress, changed_only, copies, live)
-    yield from _bucketed("pending", engine.pending_buckets, _new_pending(engine), engine.progress,
-                         changed_only, copies, live)
+    if engine.track_changes:
+        for name, buckets in (("seen", engine.seen_buckets), ("pending", engine.pending_buckets)):
+            changed = buckets.seal()
+            for b, entries in (changed if changed_only else buckets.buckets).items():
+                copies[(name, str(b))] = buckets.copy(entries)   # type: ignore[arg-type]
+            live.update((name, str(b)) for b in buckets.buckets)
+    else:
+        copies[("seen", "0")] = GroupedBuckets.copy(engine.seen)
+        copies[("pending", "0")] = {entry[3]: entry for entry in engine.pending}
     looked = 0
     for gid, g in engine.grids.items():
         if looked >= TAKE_STEP:
@@ -1441,7 +1449,7 @@ def restore(engine: Engine, records: dict[SnapshotKey, bytes]) -> None:
     # such a restore still counts as duplicate or late, as it did then.
     engine.marks = pickle.loads(records[("marks",)]) if ("marks",) in records else {}
     engine.seen, engine.pending = {}, []
-    engine.seen_buckets, engine.pending_buckets = Buckets(_seen_record), Buckets(_pending_record)
+    engine.seen_buckets, engine.pending_buckets = GroupedBuckets(), Buckets()
     engine.timers = []
     engine.grids = {}
     for key in sorted(records, key=lambda k: (k[0] != "grid", k)):
@@ -1461,14 +1469,14 @@ def restore(engine: Engine, records: dict[SnapshotKey, bytes]) -> None:
                         live.setdefault(group, {})[event_id] = expiry
             for group, entries in live.items():
                 engine._seen_ids(group).update(entries)
-            until = max((max(entries.values()) for entries in live.values()), default=None)
-            engine.seen_buckets.load(int(key[1]), live, until)
+            if engine.track_changes:
+                engine.seen_buckets.load(int(key[1]), live)
             continue
         if kind == "pending":
-            kept = {seq: entry for seq, entry in data.items() if entry[0] > engine.progress}
-            engine.pending.extend(kept.values())
-            until = max(entry[0] for entry in kept.values()) - 1 if kept else None
-            engine.pending_buckets.load(int(key[1]), kept, until)
+            data = {seq: entry for seq, entry in data.items() if entry[0] > engine.progress}
+            engine.pending.extend(data.values())
+            if engine.track_changes:
+                engine.pending_buckets.load(int(key[1]), data)
             continue
         g = engine._grid(key[1])
         if kind == "grid":
@@ -1511,9 +1519,6 @@ def restore(engine: Engine, records: dict[SnapshotKey, bytes]) -> None:
     for ids in engine.seen.values():
         for event_id, expiry in ids.items():
             engine._expire_at(ids, event_id, expiry)
-    # all that was restored is in the records read
-    engine.written_seq = engine.seq
-    engine.written_expiring = {second: len(pairs) for second, pairs in engine.expiring.items()}
     for waiting in engine.held.values():
         for inp in waiting:
             engine._push(inp.time + engine.lateness, FB_EXPIRE, 0, "", inp.event_id, inp.grid_id,
@@ -1521,67 +1526,6 @@ def restore(engine: Engine, records: dict[SnapshotKey, bytes]) -> None:
     if engine.track_changes:
         engine.known = {k for k in records if k[0] not in _WHOLE}
         engine.dirty = set()
-
-
-def _bucketed(name: str, buckets: Buckets[E, C], new: Sequence[E], progress: int,
-              changed_only: bool, copies: dict[SnapshotKey, Any], live: set[SnapshotKey]
-              ) -> Generator[None, None, None]:
-    """Write the new entries in new buckets, a step each; name the buckets still live (and
-    write them all again, ``changed_only`` False)."""
-    for b, content in buckets.add(new):
-        if buckets.until[b] >= progress:   # else no record: it would never be deleted
-            copies[(name, str(b))] = content
-        yield
-    for b, content in buckets.live(progress).items():
-        live.add((name, str(b)))
-        if not changed_only:
-            copies[(name, str(b))] = content
-
-
-def _new_seen(engine: Engine) -> Generator[None, None, list[SeenEntry]]:
-    """The de-duplication entries added since the last snapshot and still live (expiring at
-    progress or later: what ``restore`` keeps), a step every 10 × :data:`TAKE_STEP` looked
-    at. An expiry list only grows until its second is forgotten; an entry whose id was
-    remembered again since has its current expiry in a later list."""
-    written, engine.written_expiring = engine.written_expiring, {}
-    progress = engine.progress
-    new: list[SeenEntry] = []
-    looked = 0
-    for second, pairs in engine.expiring.items():
-        engine.written_expiring[second] = len(pairs)
-        start = written.get(second, 0)
-        for ids, event_id in zip(pairs[start::2], pairs[start + 1::2], strict=True):
-            expiry = ids.get(event_id)
-            if expiry is not None and expiry // 1000 == second and expiry >= progress:
-                new.append((ids.group, event_id, expiry))
-        looked += len(pairs) - start
-        if looked >= 10 * TAKE_STEP:
-            looked = 0
-            yield
-    return new
-
-
-def _seen_record(entries: Sequence[SeenEntry]) -> tuple[dict[tuple[str, str], dict[str, int]], int]:
-    """A ``seen`` bucket's record, ``{(topic, grid): {event id: expiry}}``, and its last expiry."""
-    record: dict[tuple[str, str], dict[str, int]] = {}
-    for group, event_id, expiry in entries:
-        ids = record.get(group)
-        if ids is None:
-            ids = record[group] = {}
-        ids[event_id] = expiry
-    return record, max(entry[2] for entry in entries)
-
-
-def _new_pending(engine: Engine) -> list[PendingEntry]:
-    """The reorder buffer's entries added since the last snapshot."""
-    since, engine.written_seq = engine.written_seq, engine.seq
-    return [entry for entry in engine.pending if entry[3] > since]
-
-
-def _pending_record(entries: Sequence[PendingEntry]) -> tuple[dict[int, PendingEntry], int]:
-    """A ``pending`` bucket's record, ``{sequence number: entry}``, and the last progress one
-    of them is live at (``restore`` keeps the entries newer than progress)."""
-    return {entry[3]: entry for entry in entries}, max(entry[0] for entry in entries) - 1
 
 
 def _seen_groups(data: dict[Any, Any]) -> Iterator[tuple[tuple[str, str], Iterable[tuple[str, int]]]]:
