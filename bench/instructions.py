@@ -11,6 +11,7 @@ demand::
     .venv/bin/python -m bench.instructions                          # 20k events: ingest, engine
     .venv/bin/python -m bench.instructions --without evidence,apply   # what each step costs
     .venv/bin/python -m bench.instructions --stages engine,tracked    # + as a worker runs it
+    .venv/bin/python -m bench.instructions --stages checkpointed      # + its checkpoints
 
 The workload is ``bench.engine_bench``'s (camera messages for the demo city, one track
 re-seen every 30 s), built and ingested outside valgrind and handed over in a file. Each
@@ -49,8 +50,12 @@ STEPS: dict[str, tuple[str, str, str, Callable[..., Any]]] = {
     "redelivered": ("rules.engine", "Engine", "_redelivered", lambda self, inp: False),
     "duplicate": ("rules.engine", "Engine", "_duplicate", lambda self, inp, progress: False),
 }
-STAGES = ("ingest", "engine", "tracked")
-LABELS = {"tracked": "engine, tracking changes"}
+STAGES = ("ingest", "engine", "tracked", "checkpointed")
+LABELS = {"tracked": "engine, tracking changes", "checkpointed": "engine, checkpointing"}
+#: Parts between two checkpoints of the ``checkpointed`` stage. A worker checkpoints every 30 s
+#: (CITYORDER_CHECKPOINT_INTERVAL), ~300,000 parts into a drain; a checkpoint's cost is mostly
+#: the subjects that changed, so more often than that is the dearer case.
+CHECKPOINT_PARTS = 10_000
 _IREFS = re.compile(r"I\s+refs:\s+([\d,]+)")
 
 
@@ -80,6 +85,7 @@ def child(stage: str, data: Path, work: bool, without: list[str]) -> int:
     import importlib
 
     from bench import engine_bench as eb
+    from rules.engine import take
 
     for name in without:
         module, cls, method, stub = STEPS[name]
@@ -96,14 +102,26 @@ def child(stage: str, data: Path, work: bool, without: list[str]) -> int:
                     made += len(ingest(eb.Source.CAMERA, eb.TOPIC, raw, key=keys[i], arrival=None,
                                        partition=0, offset=i))
         return made
-    engine = eb.Engine(city, rules, clock="event", track_changes=stage == "tracked")
+    engine = eb.Engine(city, rules, clock="event", track_changes=stage in ("tracked", "checkpointed"))
     with (data / "parts.pickle").open("rb") as f:
         parts = pickle.load(f)
+    written = 0
+
+    def checkpoint() -> int:
+        """As a worker's: the records that changed, pickled (rules.engine.Snapshot)."""
+        return sum(len(value) for _, value in take(engine, changed_only=True).records())
+
     if work:
         with eb._tuned_gc():
             for j in range(0, len(parts), eb.BATCH):
                 engine.feed_batch(parts[j:j + eb.BATCH])
+                if stage == "checkpointed" and (j + eb.BATCH) % CHECKPOINT_PARTS == 0:
+                    written += checkpoint()
             engine.finish()
+            if stage == "checkpointed":
+                written += checkpoint()
+                if not written:
+                    raise SystemExit("bench.instructions: the checkpointed run wrote no checkpoint")
     return engine.stats.applied
 
 
@@ -131,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--stages", default="ingest,engine",
                    help=f"of {', '.join(STAGES)}, comma-separated (default: ingest,engine); tracked "
-                   "is the engine as a worker runs it, tracking what changed for its checkpoints")
+                   "is the engine as a worker runs it, tracking what changed for its checkpoints; "
+                   f"checkpointed that and a checkpoint every {CHECKPOINT_PARTS:,} parts")
     p.add_argument("--without", default="",
                    help=f"engine steps to take out, comma-separated: {', '.join(STEPS)}; "
                    "each is counted apart beside the whole engine")

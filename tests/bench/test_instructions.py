@@ -25,6 +25,7 @@ def test_child_runs_do_the_work(tmp_path: Path) -> None:
     assert child("engine", tmp_path, False, []) == 0
     assert child("engine", tmp_path, True, []) == parts
     assert child("tracked", tmp_path, True, []) == parts
+    assert child("checkpointed", tmp_path, True, []) == parts
 
 
 def test_unknown_step_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
