@@ -376,7 +376,7 @@ class Engine:
             if inp.arrival is None:
                 raise ValueError(f"{inp.topic} {inp.event_id}: wall clock mode needs an arrival time")
             self._move_clock(inp.arrival)
-        elif self.clock is None or t > self.clock:
+        elif self.clock is None or t > self.clock:   # _move_clock, inline: once a part
             self.clock = t
         if t > self.max_time:
             self.max_time = t
@@ -499,7 +499,7 @@ class Engine:
         entries = self.expiring.get(expiry // 1000)
         if entries is None:
             self._expire_at(ids, event_id, expiry)
-        else:
+        else:   # _expire_at's last line, inline: once a part
             entries += (ids, event_id)
         if self.track_changes:
             self.seen_buckets.add(ids.group, event_id, expiry)

@@ -201,7 +201,8 @@ class Evidence:
             return False
         buf, n = self.buf, self.n
         # Input later than everything held: no scan for it, and an append. (At the same time
-        # as the newest held, it takes the general path, which reads the ids.)
+        # as the newest held, it takes the general path, which reads the ids.) _newest(buf),
+        # inline: once an event (this call and _move_clock's in _admit: 0.7% of the engine).
         in_order = not n or t > _TIME.unpack_from(buf, len(buf) - 8)[0] - _OFFSET
         if not in_order and self._holds(t, event_id):
             return False
