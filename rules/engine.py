@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import operator
 import pickle
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Generator, Iterable, Iterator
@@ -33,7 +34,7 @@ from rules.alerts import (
     raise_severity,
     render,
 )
-from rules.buckets import Buckets, GroupedBuckets
+from rules.buckets import Buckets
 from rules.citymap import CityMap, Grid
 from rules.evidence import Evidence, Item
 from rules.inputs import FeedbackIn, Input, Obs, Source, new_record
@@ -44,6 +45,7 @@ from rules.timers import FB_EXPIRE, HELD, IDLE, LEVEL, OVERDUE, RESUME, RETAIN, 
 from rules.worktime import day_length_ms
 
 T = TypeVar("T")
+E = TypeVar("E")
 
 STALE_LIMIT = 20_000
 DAY_MS = 86_400_000
@@ -66,6 +68,11 @@ FEEDBACK_AHEAD_MS = DAY_MS
 #: An operator an observation may reach: (its logic, the zone its rule requires there or '-',
 #: the rule's minimum confidence (camera), the report sources it takes (report)).
 Candidate = tuple[Operator, str, float | None, frozenset[str] | None]
+#: The reorder buffer's entries: (time, source, event id, sequence number, part), in the
+#: contract's order of application.
+PendingEntry = tuple[int, int, str, int, Input]
+#: A de-duplication entry as a checkpoint writes it: ((topic, grid), event id, expiry).
+SeenEntry = tuple[tuple[str, str], str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +243,7 @@ class Engine:
         self.clock: int | None = None
         self.progress = NEVER
         self.max_time = NEVER
-        self.pending: list[tuple[int, int, str, int, Input]] = []
+        self.pending: list[PendingEntry] = []
         self.timers: list[Timer] = []
         self.seq = 0
         #: Timers (:func:`rules.timers.timer_key`) that raised when fired: the runtime's, kept
@@ -274,10 +281,14 @@ class Engine:
         self.track_changes = track_changes
         self.dirty: set[tuple[str, ...]] = set() if track_changes else _Untracked()
         self.known: set[tuple[str, ...]] = set()
-        # The de-duplication memory and the reorder buffer, by the batch that added them
-        # (rules/buckets.py): only kept when tracking, a replay never needs them.
-        self.seen_buckets: GroupedBuckets[tuple[str, str], str, int] = GroupedBuckets()
-        self.pending_buckets: Buckets[int, tuple[int, int, str, int, Input]] = Buckets()
+        # The de-duplication memory and the reorder buffer in state records (rules/buckets.py),
+        # and what is new of them since the last snapshot: the de-duplication entries (listed
+        # only when tracking: a replay never needs them), the reorder buffer's entries after
+        # a sequence number.
+        self.seen_buckets: Buckets[SeenEntry] = Buckets(_seen_until)
+        self.pending_buckets: Buckets[PendingEntry] = Buckets(_pending_until)
+        self.new_seen: list[SeenEntry] = []
+        self.written_seq = 0
         #: At most this many steps (inputs applied, timers fired) in the run that ends
         #: :meth:`feed_batch` or :meth:`tick`; the rest waits for :meth:`resume` (see
         #: :attr:`unfinished`). None: no limit. A runtime sets it to give its event loop back
@@ -390,8 +401,6 @@ class Engine:
             self.seq = seq = self.seq + 1
             entry = (t, int(inp.source), inp.event_id, seq, inp)
             heapq.heappush(self.pending, entry)
-            if self.track_changes:
-                self.pending_buckets.add(seq, entry)
 
     def tick(self, t: int) -> list[dict[str, Any] | DeadOut]:
         """A clock tick (from the wall clock in a worker, or a producer's end-of-input tick)."""
@@ -424,8 +433,7 @@ class Engine:
                 self.pending[i] = self.pending[-1]
                 self.pending.pop()
                 heapq.heapify(self.pending)
-                if self.track_changes:
-                    self.pending_buckets.discard(entry[3])
+                self.pending_buckets.remove(entry)   # written: it must not come back with a restore
                 return True
         fb = inp.feedback
         waiting = self.held.get(fb.alert_id) if fb is not None else None
@@ -489,11 +497,8 @@ class Engine:
         if ids is None:
             ids = self._seen_ids((inp.topic, inp.grid_id))
         old = ids.get(event_id)
-        if old is not None:
-            if old >= progress:
-                return True
-            if self.track_changes:
-                self.seen_buckets.discard(ids.group, event_id)
+        if old is not None and old >= progress:
+            return True
         t = inp.time
         ids[event_id] = expiry = (t if t > progress else progress) + self.lateness + self.reorder
         entries = self.expiring.get(expiry // 1000)
@@ -502,7 +507,7 @@ class Engine:
         else:   # _expire_at's last line, inline: once a part
             entries += (ids, event_id)
         if self.track_changes:
-            self.seen_buckets.add(ids.group, event_id, expiry)
+            self.new_seen.append((ids.group, event_id, expiry))
         return False
 
     def _seen_ids(self, group: tuple[str, str]) -> SeenIds:
@@ -531,8 +536,6 @@ class Engine:
                 expiry = ids.get(event_id)
                 if expiry is not None and expiry // 1000 < done:
                     del ids[event_id]
-                    if self.track_changes:
-                        self.seen_buckets.discard(ids.group, event_id)
 
     def _run(self, budget: int | None = None) -> None:
         """Apply waiting input and fire timers, in time order, up to the watermark; after
@@ -547,14 +550,11 @@ class Engine:
         # watermark, so the limit holds for the whole run.
         limit = wm if wm > self.progress else self.progress
         pending, timers, pop = self.pending, self.timers, heapq.heappop
-        tracking = self.track_changes
         left = -1 if budget is None else budget    # counting down from -1 never reaches 0
         while left:
             left -= 1
             if pending and pending[0][0] <= limit and not (timers and timers[0][0] < pending[0][0]):
                 entry = pop(pending)
-                if tracking:
-                    self.pending_buckets.discard(entry[3])
                 if entry[0] > self.progress:
                     self.progress = entry[0]
                 self._apply(entry[4])
@@ -1290,7 +1290,7 @@ def _haversine(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 #
 # State is cut along the lines the runtime stores it: one record per (grid, subject), one per
 # (grid, alert), one per grid, one for the engine's clock, and the de-duplication memory and
-# reorder buffer in buckets by when they were added (rules/buckets.py). Rules are stored by
+# reorder buffer in buckets of the entries new at each checkpoint (rules/buckets.py). Rules are stored by
 # id and timers not at all: both are rebuilt on restore from the state itself, so a snapshot
 # never pins an old rule object and a restored engine fires exactly what the old one would.
 
@@ -1355,7 +1355,13 @@ class Snapshot:
         yield from self.pickled.items()
         for key, value in self.copies.items():
             kind = key[0]
-            yield key, _dump(tuple(value) if kind == "subject" else value)
+            if kind == "subject":
+                value = tuple(value)
+            elif kind == "seen":      # bucketed entries, in their records' form (rules/buckets.py)
+                value = _seen_record(value)
+            elif kind == "pending":
+                value = {entry[3]: entry for entry in value}
+            yield key, _dump(value)
 
 
 #: Subjects and alerts a step of :func:`taking` looks at (~1 µs each, ~5 µs copied).
@@ -1397,14 +1403,15 @@ def taking(engine: Engine, changed_only: bool = False) -> Generator[None, None, 
     wanted = engine.dirty if changed_only else None
     live: set[SnapshotKey] = set()
     if engine.track_changes:
-        for name, buckets in (("seen", engine.seen_buckets), ("pending", engine.pending_buckets)):
-            changed = buckets.seal()
-            for b, entries in (changed if changed_only else buckets.buckets).items():
-                copies[(name, str(b))] = buckets.copy(entries)   # type: ignore[arg-type]
-            live.update((name, str(b)) for b in buckets.buckets)
+        # The cut holds the partition still: slices of lists here, no step per entry.
+        new_seen, engine.new_seen = engine.new_seen, []
+        _bucketed("seen", engine.seen_buckets, new_seen, engine.progress, changed_only, copies, live)
+        _bucketed("pending", engine.pending_buckets, _new_pending(engine), engine.progress,
+                  changed_only, copies, live)
     else:
-        copies[("seen", "0")] = GroupedBuckets.copy(engine.seen)
-        copies[("pending", "0")] = {entry[3]: entry for entry in engine.pending}
+        copies[("seen", "0")] = [(ids.group, event_id, expiry) for ids in engine.seen.values()
+                                 for event_id, expiry in ids.items()]
+        copies[("pending", "0")] = list(engine.pending)
     looked = 0
     for gid, g in engine.grids.items():
         if looked >= TAKE_STEP:
@@ -1449,7 +1456,8 @@ def restore(engine: Engine, records: dict[SnapshotKey, bytes]) -> None:
     # such a restore still counts as duplicate or late, as it did then.
     engine.marks = pickle.loads(records[("marks",)]) if ("marks",) in records else {}
     engine.seen, engine.pending = {}, []
-    engine.seen_buckets, engine.pending_buckets = GroupedBuckets(), Buckets()
+    engine.seen_buckets, engine.pending_buckets = Buckets(_seen_until), Buckets(_pending_until)
+    engine.new_seen = []
     engine.timers = []
     engine.grids = {}
     for key in sorted(records, key=lambda k: (k[0] != "grid", k)):
@@ -1470,13 +1478,15 @@ def restore(engine: Engine, records: dict[SnapshotKey, bytes]) -> None:
             for group, entries in live.items():
                 engine._seen_ids(group).update(entries)
             if engine.track_changes:
-                engine.seen_buckets.load(int(key[1]), live)
+                engine.seen_buckets.load(int(key[1]), [(group, event_id, expiry)
+                                                       for group, ids in live.items()
+                                                       for event_id, expiry in ids.items()])
             continue
         if kind == "pending":
-            data = {seq: entry for seq, entry in data.items() if entry[0] > engine.progress}
-            engine.pending.extend(data.values())
+            kept = [entry for entry in data.values() if entry[0] > engine.progress]
+            engine.pending.extend(kept)
             if engine.track_changes:
-                engine.pending_buckets.load(int(key[1]), data)
+                engine.pending_buckets.load(int(key[1]), kept)
             continue
         g = engine._grid(key[1])
         if kind == "grid":
@@ -1515,6 +1525,7 @@ def restore(engine: Engine, records: dict[SnapshotKey, bytes]) -> None:
             if alert.ended_at is not None:
                 engine._arm(alert, RETAIN, 0, alert.ended_at + engine.retention)
     heapq.heapify(engine.pending)
+    engine.written_seq = engine.seq   # all that was restored is in the records read
     engine.expiring, engine.expiring_at = {}, []
     for ids in engine.seen.values():
         for event_id, expiry in ids.items():
@@ -1526,6 +1537,54 @@ def restore(engine: Engine, records: dict[SnapshotKey, bytes]) -> None:
     if engine.track_changes:
         engine.known = {k for k in records if k[0] not in _WHOLE}
         engine.dirty = set()
+
+
+def _bucketed(name: str, buckets: Buckets[E], new: list[E], progress: int, changed_only: bool,
+              copies: dict[SnapshotKey, Any], live: set[SnapshotKey]) -> None:
+    """Put the new entries in new buckets, to be written (and the buckets an entry was taken
+    out of); name the buckets still live (and write them all again, ``changed_only`` False)."""
+    for b, entries in buckets.add(new).items():
+        if buckets.until[b] >= progress:   # else no record: it would never be deleted
+            copies[(name, str(b))] = entries
+    for b, entries in buckets.live(progress).items():
+        live.add((name, str(b)))
+        if not changed_only:
+            copies[(name, str(b))] = entries
+
+
+def _seen_record(entries: list[SeenEntry]) -> dict[tuple[str, str], dict[str, int]]:
+    """A ``seen`` bucket's record: ``{(topic, grid): {event id: expiry}}`` (of an id listed
+    twice, remembered again after it expired, the later entry: restore skips the stale one
+    anyway, as it expired before progress)."""
+    record: dict[tuple[str, str], dict[str, int]] = {}
+    for group, event_id, expiry in entries:
+        ids = record.get(group)
+        if ids is None:
+            ids = record[group] = {}
+        ids[event_id] = expiry
+    return record
+
+
+def _seen_until(entries: list[SeenEntry]) -> int:
+    """The last progress at which one of these de-duplication entries is live (``restore``
+    keeps those expiring at progress or later)."""
+    return max(entries, key=_EXPIRY)[2]
+
+
+_EXPIRY = operator.itemgetter(2)
+
+
+def _new_pending(engine: Engine) -> list[PendingEntry]:
+    """The reorder buffer's entries added since the last snapshot (a scan of the buffer,
+    which holds what is newer than the watermark: a few seconds of input)."""
+    since, engine.written_seq = engine.written_seq, engine.seq
+    return [entry for entry in engine.pending if entry[3] > since]
+
+
+def _pending_until(entries: list[PendingEntry]) -> int:
+    """The last progress at which one of these reorder buffer entries is live (``restore``
+    keeps those newer than progress)."""
+    return max(entries)[0] - 1
 
 
 def _seen_groups(data: dict[Any, Any]) -> Iterator[tuple[tuple[str, str], Iterable[tuple[str, int]]]]:
