@@ -288,9 +288,14 @@ class Evidence:
 
     def cut(self) -> tuple[Any, ...]:
         """The summary as it is now, sharing only immutable parts with it (a snapshot taken
-        now and pickled later): bytes, strings and tuples, which pickle at C speed."""
-        return (self.count, self.first, self.buf[_L:], self.n, self.last_event, self.location,
-                self.zones, self.loc_at, self.address, self.base)
+        now and pickled later): bytes, strings and tuples, which pickle at C speed. The latest
+        location is read once (``location`` and ``loc_at`` each read it: a checkpoint's cut
+        calls this for every subject that changed)."""
+        t, lat, lon = _LOC.unpack_from(self.buf)
+        located = t != _NO_LOC_AT
+        return (self.count, self.first, self.buf[_L:], self.n, self.last_event,
+                (lat, lon) if located else None, self.zones, t if located else _BEFORE_ALL,
+                self.address, self.base)
 
     @classmethod
     def unpack(cls, cut: tuple[Any, ...]) -> Evidence:

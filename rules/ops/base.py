@@ -19,7 +19,8 @@ A fifth operator is one module here with its state and its logic, plus its entry
 
 from __future__ import annotations
 
-import copy
+import dataclasses
+import operator
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -162,22 +163,47 @@ class Operator(ABC):
         """The operator timer popped at ``due`` and is still due then."""
 
     def snapshot(self, state: Any) -> Any:
-        """A copy the engine's later changes do not reach: the state shallowly and its
-        containers one level down (what they hold is immutable)."""
-        copied = copy.copy(state)
-        for name in state.__slots__:
-            setattr(copied, name, own(getattr(copied, name)))
-        return copied
+        """A copy the engine's later changes do not reach: the state's fields, containers
+        copied one level down (what they hold is immutable). A checkpoint's cut, which holds
+        the partition still, copies every subject that changed: built by the state's own
+        constructor from its fields read at C speed, ~1 µs, against ~4 µs through
+        ``copy.copy`` and a ``setattr`` a field."""
+        cls = type(state)
+        fields = _FIELDS.get(cls)
+        if fields is None:
+            fields = _FIELDS[cls] = _fields_of(cls)
+        return cls(*[type(v)(v) if isinstance(v, _CONTAINERS) else v for v in fields(state)])
 
     def restore(self, data: Any) -> Any:
         """The state from what :meth:`snapshot` gave (pickled in between)."""
         return data
 
 
+_CONTAINERS = (dict, list, set)
+#: Per operator state class, what reads its fields as a tuple (:meth:`Operator.snapshot`).
+_FIELDS: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
+
+
 def own(value: Any) -> Any:
     """A container copied one level down (what it holds is immutable); anything else as it is.
     Snapshots are made of such copies, so the engine can go on while they are pickled."""
-    return type(value)(value) if isinstance(value, (dict, list, set)) else value
+    return type(value)(value) if isinstance(value, _CONTAINERS) else value
+
+
+def _fields_of(cls: type) -> Callable[[Any], tuple[Any, ...]]:
+    """What reads a state's fields in the order its constructor takes them. Checked once a
+    class: a state is a slotted dataclass whose every field its ``__init__`` takes, in slot
+    order, and which has no ``__post_init__`` (that would run again on the copy)."""
+    names = tuple(getattr(cls, "__slots__", ()))
+    if (not dataclasses.is_dataclass(cls) or hasattr(cls, "__post_init__") or not names
+            or tuple(f.name for f in dataclasses.fields(cls) if f.init) != names):
+        raise TypeError(f"{cls.__name__}: an operator's state must be a @dataclass(slots=True) "
+                        "whose fields are all init fields, with no __post_init__, so that a "
+                        "snapshot can rebuild it from its fields")
+    if len(names) == 1:
+        name = names[0]
+        return lambda state: (getattr(state, name),)
+    return operator.attrgetter(*names)  # type: ignore[return-value]
 
 
 def sensor_matches(rule: Rule, obs: Obs) -> bool:

@@ -52,6 +52,18 @@ def test_an_empty_summary_packs() -> None:
     assert _state(Evidence.unpack(Evidence().cut())) == _state(Evidence())
 
 
+def test_a_cut_holds_the_latest_location_and_when_it_was_seen() -> None:
+    """``cut`` reads the location once itself: the same as the properties say."""
+    located, unlocated = Evidence(), Evidence()
+    for item in _items():
+        located.add(item, item.obs.zone_ids)
+    unlocated.add(Item(5, "r-2", Source.REPORT, Obs("garbage", 0.0, 0.0, (), located=False), None, None), ())
+    for ev in (located, unlocated, Evidence()):
+        cut = ev.cut()
+        assert (cut[5], cut[7]) == (ev.location, ev.loc_at)
+    assert located.location is not None and unlocated.location is None
+
+
 def _shown(item: Item) -> Shown:
     ev = Evidence()
     ev.add(item, ())

@@ -106,3 +106,45 @@ def test_a_fifth_operator_needs_only_its_module_and_its_entry(tmp_path: Path,
     h.finish(T("10:10:00"))
     got = [(a["transition"], a["at"][11:19]) for a in h.alerts if a["rule_id"] == "vend.main"]
     assert got == [("opened", "10:00:00"), ("updated", "10:01:00"), ("cleared", "10:03:00")]
+
+
+def test_a_snapshot_of_each_operator_state_is_an_equal_private_copy(tmp_path: Path) -> None:
+    """Every field set away from its default, so a field the copy left out shows; a container
+    field (count's entries) must be a copy the engine's later changes do not reach."""
+    for rule in Harness(tmp_path).rules.rules:
+        logic = build(rule)
+        state = logic.new_state()
+        for i, f in enumerate(dataclasses.fields(state)):
+            value = getattr(state, f.name)
+            if isinstance(value, dict):
+                value[f"k{i}"] = (i, f"e{i}", None)
+            else:
+                setattr(state, f.name, not value if isinstance(value, bool) else 1_000 + i)
+        copied = logic.snapshot(state)
+        assert copied == state and copied is not state, type(state).__name__
+        for f in dataclasses.fields(state):
+            value = getattr(state, f.name)
+            if isinstance(value, dict):
+                assert getattr(copied, f.name) is not value
+                value["later"] = (0, "later", None)
+                assert "later" not in getattr(copied, f.name)
+
+
+def test_a_state_a_snapshot_cannot_rebuild_is_refused_by_name(tmp_path: Path) -> None:
+    @dataclass(slots=True)
+    class Checked:
+        start: int = 0
+        running: bool = False
+
+        def __post_init__(self) -> None:
+            self.start += 1
+
+    @dataclass(slots=True)
+    class Derived:
+        start: int = 0
+        running: bool = dataclasses.field(default=False, init=False)
+
+    logic = build(Harness(tmp_path).rules.rules[0])
+    for state in (Checked(), Derived()):
+        with pytest.raises(TypeError, match=type(state).__name__):
+            logic.snapshot(state)
