@@ -34,12 +34,18 @@ class Buckets(Generic[E]):
 
     A bucket is a list of entries, a slice of the new ones: made at C speed, so that taking a
     checkpoint (which holds the engine still) does no work per entry; the record's form is
-    made when it is pickled (``rules.engine.Snapshot``)."""
+    made when it is pickled (``rules.engine.Snapshot``). An entry may take ``stride``
+    consecutive items of the lists rather than a tuple of its own: the de-duplication memory's
+    new entries come at the input rate and live a minute, and a tuple each is 64 B more and
+    one more object for the garbage collector to scan."""
 
-    def __init__(self, until: Callable[[list[E]], int], size: int = BUCKET_ENTRIES) -> None:
-        """``until``: the last progress at which one of a bucket's entries is live."""
+    def __init__(self, until: Callable[[list[E]], int], size: int = BUCKET_ENTRIES,
+                 stride: int = 1) -> None:
+        """``until``: the last progress at which one of a bucket's entries is live;
+        ``size``: the most entries in a bucket; ``stride``: the items an entry takes."""
         self.until_of = until
         self.size = size
+        self.stride = stride
         self.next_id = 0
         self.until: dict[int, int] = {}
         self.contents: dict[int, list[E]] = {}   # what a snapshot of everything writes again
@@ -50,8 +56,9 @@ class Buckets(Generic[E]):
         since the last call (:meth:`remove`): the records to write."""
         made = {b: self.contents[b] for b in sorted(self.rewrite) if b in self.contents}
         self.rewrite.clear()
-        for i in range(0, len(entries), self.size):
-            bucket, chunk = self.next_id, entries[i:i + self.size]
+        step = self.size * self.stride
+        for i in range(0, len(entries), step):
+            bucket, chunk = self.next_id, entries[i:i + step]
             self.next_id += 1
             made[bucket] = self.contents[bucket] = chunk
             self.until[bucket] = self.until_of(chunk)
@@ -67,7 +74,10 @@ class Buckets(Generic[E]):
     def remove(self, entry: E) -> bool:
         """Take an entry out of the bucket that holds it (the bucket is written again at the
         next :meth:`add`); False if none does. For an entry that must not come back with a
-        restore, not for one that left in time order: a scan of every bucket."""
+        restore, not for one that left in time order: a scan of every bucket. Entries of one
+        item only (``stride`` 1)."""
+        if self.stride != 1:
+            raise ValueError(f"Buckets.remove: entries of {self.stride} items are not taken out")
         for bucket, entries in self.contents.items():
             for i, held in enumerate(entries):
                 if held is entry or held == entry:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import heapq
 import math
-import operator
 import pickle
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Generator, Iterable, Iterator
@@ -71,8 +70,9 @@ Candidate = tuple[Operator, str, float | None, frozenset[str] | None]
 #: The reorder buffer's entries: (time, source, event id, sequence number, part), in the
 #: contract's order of application.
 PendingEntry = tuple[int, int, str, int, Input]
-#: A de-duplication entry as a checkpoint writes it: ((topic, grid), event id, expiry).
-SeenEntry = tuple[tuple[str, str], str, int]
+#: A de-duplication entry as a checkpoint writes it: (topic, grid), event id, expiry, three
+#: items in a flat list (rules/buckets.py: ``stride``).
+SeenItem = tuple[str, str] | str | int
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,9 +285,9 @@ class Engine:
         # and what is new of them since the last snapshot: the de-duplication entries (listed
         # only when tracking: a replay never needs them), the reorder buffer's entries after
         # a sequence number.
-        self.seen_buckets: Buckets[SeenEntry] = Buckets(_seen_until)
+        self.seen_buckets: Buckets[SeenItem] = Buckets(_seen_until, stride=3)
         self.pending_buckets: Buckets[PendingEntry] = Buckets(_pending_until)
-        self.new_seen: list[SeenEntry] = []
+        self.new_seen: list[SeenItem] = []
         self.written_seq = 0
         #: At most this many steps (inputs applied, timers fired) in the run that ends
         #: :meth:`feed_batch` or :meth:`tick`; the rest waits for :meth:`resume` (see
@@ -507,7 +507,7 @@ class Engine:
         else:   # _expire_at's last line, inline: once a part
             entries += (ids, event_id)
         if self.track_changes:
-            self.new_seen.append((ids.group, event_id, expiry))
+            self.new_seen += (ids.group, event_id, expiry)
         return False
 
     def _seen_ids(self, group: tuple[str, str]) -> SeenIds:
@@ -1409,8 +1409,9 @@ def taking(engine: Engine, changed_only: bool = False) -> Generator[None, None, 
         _bucketed("pending", engine.pending_buckets, _new_pending(engine), engine.progress,
                   changed_only, copies, live)
     else:
-        copies[("seen", "0")] = [(ids.group, event_id, expiry) for ids in engine.seen.values()
-                                 for event_id, expiry in ids.items()]
+        copies[("seen", "0")] = [item for ids in engine.seen.values()
+                                 for event_id, expiry in ids.items()
+                                 for item in (ids.group, event_id, expiry)]
         copies[("pending", "0")] = list(engine.pending)
     looked = 0
     for gid, g in engine.grids.items():
@@ -1456,7 +1457,7 @@ def restore(engine: Engine, records: dict[SnapshotKey, bytes]) -> None:
     # such a restore still counts as duplicate or late, as it did then.
     engine.marks = pickle.loads(records[("marks",)]) if ("marks",) in records else {}
     engine.seen, engine.pending = {}, []
-    engine.seen_buckets, engine.pending_buckets = Buckets(_seen_until), Buckets(_pending_until)
+    engine.seen_buckets, engine.pending_buckets = Buckets(_seen_until, stride=3), Buckets(_pending_until)
     engine.new_seen = []
     engine.timers = []
     engine.grids = {}
@@ -1478,9 +1479,9 @@ def restore(engine: Engine, records: dict[SnapshotKey, bytes]) -> None:
             for group, entries in live.items():
                 engine._seen_ids(group).update(entries)
             if engine.track_changes:
-                engine.seen_buckets.load(int(key[1]), [(group, event_id, expiry)
-                                                       for group, ids in live.items()
-                                                       for event_id, expiry in ids.items()])
+                engine.seen_buckets.load(int(key[1]), [item for group, ids in live.items()
+                                                       for event_id, expiry in ids.items()
+                                                       for item in (group, event_id, expiry)])
             continue
         if kind == "pending":
             kept = [entry for entry in data.values() if entry[0] > engine.progress]
@@ -1552,12 +1553,12 @@ def _bucketed(name: str, buckets: Buckets[E], new: list[E], progress: int, chang
             copies[(name, str(b))] = entries
 
 
-def _seen_record(entries: list[SeenEntry]) -> dict[tuple[str, str], dict[str, int]]:
+def _seen_record(items: list[SeenItem]) -> dict[tuple[str, str], dict[str, int]]:
     """A ``seen`` bucket's record: ``{(topic, grid): {event id: expiry}}`` (of an id listed
     twice, remembered again after it expired, the later entry: restore skips the stale one
     anyway, as it expired before progress)."""
     record: dict[tuple[str, str], dict[str, int]] = {}
-    for group, event_id, expiry in entries:
+    for group, event_id, expiry in zip(items[0::3], items[1::3], items[2::3], strict=True):
         ids = record.get(group)
         if ids is None:
             ids = record[group] = {}
@@ -1565,13 +1566,10 @@ def _seen_record(entries: list[SeenEntry]) -> dict[tuple[str, str], dict[str, in
     return record
 
 
-def _seen_until(entries: list[SeenEntry]) -> int:
+def _seen_until(items: list[SeenItem]) -> int:
     """The last progress at which one of these de-duplication entries is live (``restore``
     keeps those expiring at progress or later)."""
-    return max(entries, key=_EXPIRY)[2]
-
-
-_EXPIRY = operator.itemgetter(2)
+    return max(items[2::3])  # type: ignore[type-var,return-value]
 
 
 def _new_pending(engine: Engine) -> list[PendingEntry]:

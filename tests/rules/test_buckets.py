@@ -8,6 +8,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from rules.buckets import Buckets
 from rules.engine import Engine, restore, snapshot
 from tests.rules.harness import Harness, T
@@ -45,6 +47,15 @@ def test_an_entry_taken_out_is_written_again_without_it() -> None:
     assert b.live(0) == {0: [a]}               # bucket 1 emptied: its record goes
     assert b.add([]) == {0: [a]}               # bucket 0 written again, once
     assert b.add([]) == {}
+
+
+def test_entries_of_several_items_are_bucketed_whole() -> None:
+    """The de-duplication memory's entries are three items each in a flat list."""
+    b: Buckets[object] = Buckets(lambda items: max(items[1::2]), size=2, stride=2)  # type: ignore[type-var]
+    assert b.add(["a", 10, "b", 30, "c", 20]) == {0: ["a", 10, "b", 30], 1: ["c", 20]}
+    assert b.live(21) == {0: ["a", 10, "b", 30]}
+    with pytest.raises(ValueError, match="not taken out"):
+        b.remove("a")
 
 
 def test_an_input_withdrawn_after_a_checkpoint_wrote_it_stays_out(tmp_path: Path) -> None:
