@@ -172,6 +172,7 @@ class Operator(ABC):
         fields = _FIELDS.get(cls)
         if fields is None:
             fields = _FIELDS[cls] = _fields_of(cls)
+        # own(v), inline: no Python call per field of every subject a cut copies
         return cls(*[type(v)(v) if isinstance(v, _CONTAINERS) else v for v in fields(state)])
 
     def restore(self, data: Any) -> Any:
