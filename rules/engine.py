@@ -670,7 +670,10 @@ class Engine:
         return rules
 
     def _observation(self, g: GridState, inp: Input, obs: Obs) -> None:
-        zone_ids = self._existing_zones(obs.zone_ids, inp.time)
+        zone_ids = obs.zone_ids
+        # _existing_zones' first test, inline: once a part
+        if zone_ids and not self.scheduled_zones.isdisjoint(zone_ids):
+            zone_ids = self._existing_zones(zone_ids, inp.time)
         key = (inp.source, obs.kind, zone_ids)
         candidates = self._candidates.get(key)
         if candidates is None:
@@ -816,9 +819,9 @@ class Engine:
         """A matching observation (item) or a firing (item None: evidence already set)."""
         alert = self.linked_alert(g, subj)
         if alert is not None and alert.active:
-            if subj.running():
+            if subj.state.running:
                 alert.observe(subj.key)
-                subj.fed = (alert.id, subj.episode_start())
+                subj.fed = (alert.id, subj.state.start)
             if item is not None:
                 self._attribute(alert, item, zones)
             elif subj.evidence is not None:
@@ -827,7 +830,7 @@ class Engine:
                 subj.evidence = None
             return
         fed = subj.fed
-        if fed is not None and not new_episode and subj.running() and fed[1] == subj.episode_start():
+        if fed is not None and not new_episode and subj.state.running and fed[1] == subj.state.start:
             # This episode already fed an alert (opened it, or joined it while it was active):
             # it keeps updating it once resolved, and never opens another one.
             fed_alert = g.alerts.get(fed[0])
@@ -838,7 +841,7 @@ class Engine:
             if new_episode or subj.evidence is None:
                 subj.evidence = Evidence()
             subj.evidence.add(item, zones)
-        if qualifying and subj.running():
+        if qualifying and subj.state.running:
             t = item.observed_at if item is not None else self.progress
             if t >= subj.cooldown_until:
                 self._open(g, subj, zones)
@@ -860,12 +863,12 @@ class Engine:
     def _open(self, g: GridState, subj: Subject, zones: tuple[str, ...]) -> None:
         rule = subj.rule
         now = self.progress
-        aid = alert_id(g.grid.id, rule.id, subj.key, subj.episode_start())
+        aid = alert_id(g.grid.id, rule.id, subj.key, subj.state.start)
         if aid in g.alerts:
             return  # this very episode already had its alert (it ended): one alert per episode
         evidence = subj.evidence or Evidence()
         subj.evidence = None
-        alert = Alert(aid, g.grid.id, rule, subj.key, subj.episode_start(), now, evidence, self.cal)
+        alert = Alert(aid, g.grid.id, rule, subj.key, subj.state.start, now, evidence, self.cal)
         key_zone = any(self.city.zones[z].key for z in evidence.zones or zones)
         key_period = any(s.is_open(now, self.cal) for s in rule.key_periods)
         if key_zone or key_period:
@@ -884,8 +887,8 @@ class Engine:
         self.dirty.add(("grid", g.grid.id))
         g.cases[(rule.id, subj.key)] = aid
         subj.alert_id = aid
-        subj.fed = (aid, subj.episode_start())
-        if subj.running():
+        subj.fed = (aid, subj.state.start)
+        if subj.state.running:
             alert.observe(subj.key)
         self._emit(alert, "opened")
         self._arm_alert(alert)
@@ -966,7 +969,8 @@ class Engine:
     def arm(self, g: GridState, subj: Subject, due: int | None) -> None:
         if due is None:
             return
-        due = self._due(due)
+        if due < self.progress:   # _due, inline: once a part
+            due = self.progress
         if subj.armed is None or due < subj.armed:
             subj.armed = due
             self._push(due, subj.logic.rank, 0, subj.rule.id, subj.key, g.grid.id, None)
@@ -1042,7 +1046,7 @@ class Engine:
             if expires > self.progress:
                 self.arm_idle(g, subj)
                 return
-            if subj.running() or subj.armed is not None:
+            if subj.state.running or subj.armed is not None:
                 return
             alert = self.linked_alert(g, subj)
             if alert is not None and alert.active:
@@ -1215,7 +1219,7 @@ class Engine:
                 subj = g.find(alert.rule.id, key)
                 if subj is not None:
                     subj.alert_id = alert.id
-                    if subj.running():
+                    if subj.state.running:
                         alert.observe(key)
         self._emit(alert, effects.transition, fb)
         if effects.resume_at is not None:

@@ -20,7 +20,7 @@ from models.fastdecode import camera as fast_camera
 from models.timestamps import MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, TIMESTAMP_RANGE
 from models.vocabulary import CAMERA_LABELS, SENSOR_CATEGORIES
 from rules.citymap import CityMap, Device, Place
-from rules.inputs import FeedbackIn, Input, Obs, new_record
+from rules.inputs import CAMERA, FEEDBACK, REPORT, SENSOR, FeedbackIn, Input, Obs, new_record
 from rules.pack import RuleSet
 
 FUTURE_LIMIT_MS = 5 * 60_000
@@ -63,7 +63,7 @@ class Ingest:
     def __call__(self, source: Source, topic: str, raw: bytes, *, key: str | None = None,
                  arrival: int | None = None, partition: int | None = None,
                  offset: int | None = None) -> list[Input] | BadInput:
-        fast = fast_camera(raw) if source is Source.CAMERA else None
+        fast = fast_camera(raw) if source is CAMERA else None
         msg: Event | FastCamera
         if fast is not None:
             msg, t = fast
@@ -149,7 +149,7 @@ class Ingest:
             groups.setdefault(home, [])
         topic, arrival, key, partition, offset = base
         camera_id = intern(msg.camera_id)
-        return [Input(Source.CAMERA, topic, msg.event_id, t, gid, camera_id,
+        return [Input(CAMERA, topic, msg.event_id, t, gid, camera_id,
                       gid == home, msg.snapshot_url, tuple(obs), None, arrival, key, partition,
                       offset)
                 for gid, obs in (groups.items() if len(groups) == 1 else sorted(groups.items()))]
@@ -174,7 +174,7 @@ class Ingest:
         obs = new_record(Obs, (intern(d.label), lat, lon, zone_ids, True, track, d.confidence,
                                None, None, None, None, None, None))
         topic, arrival, key, partition, offset = base
-        return [new_record(Input, (Source.CAMERA, topic, msg.event_id, t, cam.grid_id, cam.id, True,
+        return [new_record(Input, (CAMERA, topic, msg.event_id, t, cam.grid_id, cam.id, True,
                                    msg.snapshot_url, (obs,), None, arrival, key, partition, offset,
                                    None))]
 
@@ -203,7 +203,7 @@ class Ingest:
         home = sensor.grid_id if sensor is not None else None
         if home is not None:
             groups.setdefault(home, ())
-        return [Input(source=Source.SENSOR, event_id=msg.event_id, time=msg.observed_at,
+        return [Input(source=SENSOR, event_id=msg.event_id, time=msg.observed_at,
                       grid_id=gid, device_id=msg.sensor_id, alive=gid == home, obs=obs, **_fields(base))
                 for gid, obs in sorted(groups.items())]
 
@@ -224,12 +224,12 @@ class Ingest:
             # Counted, and still passed on without observations: an accepted input moves the
             # engine's clock in event mode (the end of a replay counts it too).
             self._noted.append(("category", msg.category))
-            return [Input(source=Source.REPORT, event_id=msg.event_id, time=msg.observed_at,
+            return [Input(source=REPORT, event_id=msg.event_id, time=msg.observed_at,
                           grid_id=grid_id, **_fields(base))]
         obs = Obs(kind=msg.category, lat=lat, lon=lon, zone_ids=zone_ids, located=located,
                   report_source=msg.source, reporter_id=msg.reporter_id, address=msg.address,
                   photos=tuple(msg.photos) if msg.photos is not None else None)
-        return [Input(source=Source.REPORT, event_id=msg.event_id, time=msg.observed_at,
+        return [Input(source=REPORT, event_id=msg.event_id, time=msg.observed_at,
                       grid_id=grid_id, obs=(obs,), **_fields(base))]
 
     def _feedback(self, msg: Feedback, base: Base, raw: bytes) -> list[Input] | BadInput:
@@ -242,5 +242,5 @@ class Ingest:
                         assignee=msg.assignee,
                         photos=tuple(msg.photos) if msg.photos is not None else None,
                         until=msg.until)
-        return [Input(source=Source.FEEDBACK, event_id=msg.event_id, time=msg.at, grid_id=grid_id,
+        return [Input(source=FEEDBACK, event_id=msg.event_id, time=msg.at, grid_id=grid_id,
                       feedback=fb, raw=raw, **_fields(base))]

@@ -12,7 +12,8 @@ from typing import NamedTuple
 
 from models.decode import Source
 
-__all__ = ["SOURCE_OF", "FeedbackIn", "Input", "Obs", "Source", "new_record"]
+__all__ = ["CAMERA", "FEEDBACK", "REPORT", "SENSOR", "SOURCE_OF", "FeedbackIn", "Input", "Obs", "Source",
+           "new_record"]
 
 #: Builds a named tuple from all its fields, in order, at C speed: its own ``__new__`` is
 #: Python code, which the hot path (parts, evidence items, timers) pays several times an event.
@@ -21,6 +22,12 @@ new_record = tuple.__new__
 #: A source from its number (``Source(n)`` is Python code; a part or an evidence item read back
 #: asks for one). A number that is not a source is a KeyError.
 SOURCE_OF: dict[int, Source] = {int(s): s for s in Source}
+
+#: The sources as module globals, for code that runs once a part or more: CPython 3.11 does not
+#: specialise an attribute read from a class, and ``Source.CAMERA`` (through ``EnumType``)
+#: costs ~900 machine instructions against a few for a global (valgrind), and a camera part
+#: read it five times on its way through ingest and the engine.
+CAMERA, SENSOR, REPORT, FEEDBACK = Source.CAMERA, Source.SENSOR, Source.REPORT, Source.FEEDBACK
 
 
 class Obs(NamedTuple):

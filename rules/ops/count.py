@@ -12,7 +12,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from rules.evidence import Evidence, Item
-from rules.inputs import Input, Obs, Source
+from rules.inputs import CAMERA, Input, Obs
 from rules.ops.base import Glue, Operator, Subject, located_match
 from rules.pack import Count, Rule
 from rules.timers import END
@@ -106,7 +106,7 @@ class CountOp(Operator):
         subject, item = hit
         by = self.by
         bucket = "grid" if by == "grid" else f"zone:{zone}" if by == "zone" else subject
-        entry_key = subject if inp.source is Source.CAMERA else inp.event_id
+        entry_key = subject if inp.source is CAMERA else inp.event_id
         eng.queue(self.rule.id, bucket, partial(self._step, eng, g, bucket, entry_key, item, zone_ids))
 
     def _step(self, eng: Glue, g: GridState, bucket: str, entry_key: str, item: Item,

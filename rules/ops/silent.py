@@ -7,7 +7,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from rules.evidence import Evidence, Item
-from rules.inputs import Input, Obs, Source
+from rules.inputs import CAMERA, SENSOR, Input, Obs, Source
 from rules.ops.base import Glue, Operator, Subject
 from rules.pack import Rule, Silent
 from rules.timers import FIRE
@@ -68,7 +68,7 @@ class SilentOp(Operator):
 
     def watches(self, source: Source, dev: Device) -> bool:
         kinds = self.rule.match.kinds
-        return not (source is Source.SENSOR and kinds is not None and dev.kind not in kinds)
+        return not (source is SENSOR and kinds is not None and dev.kind not in kinds)
 
     def alive(self, eng: Glue, g: GridState, inp: Input, dev: Device, key: str,
               zone_ids: tuple[str, ...]) -> bool:
@@ -123,6 +123,6 @@ class SilentOp(Operator):
 def message_item(inp: Input, dev: Device) -> Item:
     """A device's message as evidence of its liveness (its detection or reading, if any)."""
     obs = inp.obs[0] if inp.obs else Obs(
-        kind="heartbeat" if inp.source is Source.CAMERA else dev.kind or "",
+        kind="heartbeat" if inp.source is CAMERA else dev.kind or "",
         lat=dev.lat, lon=dev.lon, zone_ids=dev.zone_ids)
     return Item(inp.time, inp.event_id, inp.source, obs, inp.device_id, inp.snapshot_url)
