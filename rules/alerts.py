@@ -163,10 +163,6 @@ class Alert:
     def policy(self) -> Policy:
         return self.rule.policy
 
-    @property
-    def active(self) -> bool:
-        return self.status in ACTIVE
-
     # -- escalation arithmetic ------------------------------------------------------------
 
     def shown_deadline(self) -> int | None:

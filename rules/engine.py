@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
 
 from rules.alerts import (
+    ACTIVE,
     FINAL,
     UPDATE_SPACING_MS,
     Alert,
@@ -809,7 +810,7 @@ class Engine:
     def linked_alert(self, g: GridState, subj: Subject) -> Alert | None:
         if subj.alert_id is not None:
             alert = g.alerts.get(subj.alert_id)
-            if alert is not None and alert.active:
+            if alert is not None and alert.status in ACTIVE:
                 return alert
         aid = g.cases.get((subj.rule.id, subj.key))
         return g.alerts.get(aid) if aid is not None else None
@@ -818,7 +819,7 @@ class Engine:
                  new_episode: bool, qualifying: bool) -> None:
         """A matching observation (item) or a firing (item None: evidence already set)."""
         alert = self.linked_alert(g, subj)
-        if alert is not None and alert.active:
+        if alert is not None and alert.status in ACTIVE:
             if subj.state.running:
                 alert.observe(subj.key)
                 subj.fed = (alert.id, subj.state.start)
@@ -849,7 +850,7 @@ class Engine:
     def _join_nearest(self, g: GridState, subj: Subject, obs: Obs) -> None:
         best: tuple[float, int, str] | None = None
         for alert in g.alerts.values():
-            if alert.rule.id != subj.rule.id or not alert.active or alert.open_lat is None:
+            if alert.rule.id != subj.rule.id or alert.status not in ACTIVE or alert.open_lat is None:
                 continue
             d = _haversine(obs.lat, obs.lon, alert.open_lat, alert.open_lon)
             if d <= subj.rule.merge_radius_m:
@@ -936,7 +937,7 @@ class Engine:
         if alert is None or not alert.unobserve(subj.key):
             return
         self.dirty.add(("alert", alert.grid_id, alert.id))
-        if not alert.observed and alert.active:
+        if not alert.observed and alert.status in ACTIVE:
             self._emit(alert, "cleared")
 
     # -- output -----------------------------------------------------------------------------
@@ -1049,7 +1050,7 @@ class Engine:
             if subj.state.running or subj.armed is not None:
                 return
             alert = self.linked_alert(g, subj)
-            if alert is not None and alert.active:
+            if alert is not None and alert.status in ACTIVE:
                 return
             self._drop_subject(g, subj)
         self._flush_touched()
@@ -1106,7 +1107,7 @@ class Engine:
             subj = g.find(rid, key)
             if subj is not None:
                 alert = self.linked_alert(g, subj)
-                if alert is not None and alert.active:
+                if alert is not None and alert.status in ACTIVE:
                     return True
         return False
 
@@ -1197,7 +1198,7 @@ class Engine:
         if fb.action == "reopen":
             other = g.cases.get((alert.rule.id, alert.subject))
             other_alert = g.alerts.get(other) if other else None
-            if other_alert is not None and other_alert is not alert and other_alert.active:
+            if other_alert is not None and other_alert is not alert and other_alert.status in ACTIVE:
                 self._reject(inp, "illegal_transition",
                              f"action: reopen is not possible while alert {other_alert.id} of the "
                              f"same rule and subject is {other_alert.status}")

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from rules.alerts import ACTIVE
 from rules.evidence import Evidence, Item
 from rules.inputs import CAMERA, Input, Obs
 from rules.ops.base import Glue, Operator, Subject, located_match
@@ -127,7 +128,7 @@ class CountOp(Operator):
             eng.matched(g, subj, item, zones, False, running)
             return
         alert = eng.linked_alert(g, subj)
-        if alert is not None and alert.active:
+        if alert is not None and alert.status in ACTIVE:
             # The window's other events were attributed when they came: only this one is new.
             eng.matched(g, subj, item, zones, True, True)
             return
