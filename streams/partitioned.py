@@ -35,6 +35,7 @@ import math
 import re
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 import orjson
@@ -130,6 +131,9 @@ class IngestBatcher:
         self.topic_names = dict(topic_names)
         self.city = city
         self.now = now
+        #: grid_partition by grid id, as asked for every part (a call into an lru_cache each
+        #: otherwise); as many entries as the map has grids that take input.
+        self._partition_of: dict[str, int] = {}
 
     def __call__(self, records: Iterable[SourceRecord], frontier: dict[str, int] | None = None,
                  ticks: dict[str, tuple[int, int]] | None = None) -> IngestResult:
@@ -140,12 +144,13 @@ class IngestBatcher:
         the tick could be applied before it."""
         result = IngestResult()
         grouped: dict[int, list[Input]] = {}
+        ingest, topic_names, partition_of = self.ingest, self.topic_names, self._partition_of
         for rec in records:
-            contract_topic = self.topic_names[rec.topic]
+            contract_topic = topic_names[rec.topic]
             source: Source = TOPIC_SOURCES[contract_topic]
             key = rec.key.decode("utf-8", "replace") if rec.key is not None else None
-            out = self.ingest(source, contract_topic, rec.value or b"", key=key,
-                              arrival=rec.timestamp, partition=rec.partition, offset=rec.offset)
+            out = ingest(source, contract_topic, rec.value or b"", key=key,
+                         arrival=rec.timestamp, partition=rec.partition, offset=rec.offset)
             if isinstance(out, BadInput):
                 result.dead.append(dead_letter(
                     topic=rec.topic, partition=rec.partition, offset=rec.offset, key=key,
@@ -153,8 +158,14 @@ class IngestBatcher:
                     payload=rec.value or b"", received_at=self.city.calendar.format(self.now())))
                 continue
             for part in out:
-                grouped.setdefault(grid_partition(part.grid_id, self.partitions), []).append(part)
-                result.parts += 1
+                p = partition_of.get(part.grid_id)
+                if p is None:
+                    p = partition_of[part.grid_id] = grid_partition(part.grid_id, self.partitions)
+                held = grouped.get(p)
+                if held is None:
+                    held = grouped[p] = []
+                held.append(part)
+            result.parts += len(out)
         for p in range(self.partitions) if ticks else grouped:
             chunks = _chunks(grouped.get(p, []))
             last = len(chunks) - 1
@@ -163,11 +174,17 @@ class IngestBatcher:
         return result
 
 
+_RAW = attrgetter("raw")
+
+
 def _chunks(parts: list[Input]) -> list[list[Input]]:
     """``parts`` cut into internal records of at most :data:`MAX_PARTS_PER_RECORD` parts and
     about :data:`MAX_RECORD_PAYLOAD` bytes (at least one chunk, maybe empty). Feedback parts
     carry their message's bytes (base64: a third more): three of 1 MB in one record made one
     the broker refused, and ingest retried it for ever."""
+    if (len(parts) <= MAX_PARTS_PER_RECORD and len(parts) * PART_BYTES <= MAX_RECORD_PAYLOAD
+            and not any(map(_RAW, parts))):
+        return [parts]   # nearly every batch: one record, no feedback's bytes (a scan in C)
     chunks: list[list[Input]] = [[]]
     size = 0
     for part in parts:

@@ -569,3 +569,24 @@ def test_internal_records_stay_small_with_large_feedback() -> None:
     parts = [part.event_id for r in result.records[0] for part in decode(r).parts]
     assert parts == ["big-0", "big-1", "big-2"]
     assert [decode(r).frontier for r in result.records[0]] == [None, None, {"city.alerts.feedback/0": 2_000}]
+
+
+def test_a_batch_of_many_parts_is_cut_into_records_of_at_most_a_thousand_in_order() -> None:
+    """1,500 camera parts for one partition (900 kB at the estimate a part, under the payload
+    limit): records of 1,000 and 500 parts, the parts in arrival order and the frontier on the
+    last record only (the one-record path of nearly every batch must not take them all)."""
+    city, rules = CityMap.load(DEMO_CITY), load_rules([DEFAULT_PACK])
+    batcher = IngestBatcher(city, rules, clock="event", partitions=1,
+                            topic_names={"city.events.camera": "city.events.camera"}, now=lambda: 0)
+    template = next(line for line in generate_with_feedback(DEMO_CITY, DEFAULT_PACK, date(2026, 11, 20), 7)
+                    if line.get("topic") == "city.events.camera" and line["value"].get("detections"))
+    n = partitioned.MAX_PARTS_PER_RECORD * 3 // 2
+    recs = [SourceRecord("city.events.camera", 0, i, None,
+                         orjson.dumps({**template["value"], "event_id": f"cam-{i}"}), 1_000 + i)
+            for i in range(n)]
+    result = batcher(recs, {"city.events.camera/0": 9_999})
+    assert not result.dead and result.parts == n
+    batches = [decode(r) for r in result.records[0]]
+    assert [len(b.parts) for b in batches] == [1_000, 500]
+    assert [p.event_id for b in batches for p in b.parts] == [f"cam-{i}" for i in range(n)]
+    assert [b.frontier for b in batches] == [None, {"city.events.camera/0": 9_999}]
