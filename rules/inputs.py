@@ -25,8 +25,8 @@ SOURCE_OF: dict[int, Source] = {int(s): s for s in Source}
 
 #: The sources as module globals, for code that runs once a part or more: CPython 3.11 does not
 #: specialise an attribute read from a class, and ``Source.CAMERA`` (through ``EnumType``)
-#: costs ~900 machine instructions against a few for a global (valgrind), and a camera part
-#: read it five times on its way through ingest and the engine.
+#: costs ~900 machine instructions more than a global (valgrind), and a camera part read it
+#: five times on its way through ingest and the engine.
 CAMERA, SENSOR, REPORT, FEEDBACK = Source.CAMERA, Source.SENSOR, Source.REPORT, Source.FEEDBACK
 
 
