@@ -53,6 +53,7 @@ def murmur2(data: bytes) -> int:
     return h
 
 
+@functools.lru_cache(maxsize=65_536)
 def grid_partition(grid_id: str, partitions: int) -> int:
     """The partition of ``grid_id`` among ``partitions``: Kafka's own function for keyed records
     (the Java client's default: murmur2 of the UTF-8 bytes, sign bit cleared, modulo the count),
@@ -62,11 +63,8 @@ def grid_partition(grid_id: str, partitions: int) -> int:
     producers partition differently, and co-partitioning must not depend on them. Not a CRC:
     CRC-32 is linear, so for ids with a shared pattern the partition is an XOR of the id's bits
     (each 2 x 2 block of the demo map's grids landed on four partitions whose numbers XOR to 0).
+
+    Cached whole: murmur2 in Python is ~3 µs, grids are few, and ingest and replay ask for
+    every part (the cache's C wrapper spares them a Python call too).
     """
-    return _positive(grid_id) % partitions
-
-
-@functools.lru_cache(maxsize=65_536)
-def _positive(grid_id: str) -> int:
-    # pure Python (~3 µs): cached, as grids are few and every part asks
-    return murmur2(grid_id.encode("utf-8")) & 0x7FFFFFFF
+    return (murmur2(grid_id.encode("utf-8")) & 0x7FFFFFFF) % partitions

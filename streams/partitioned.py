@@ -131,9 +131,6 @@ class IngestBatcher:
         self.topic_names = dict(topic_names)
         self.city = city
         self.now = now
-        #: grid_partition by grid id, as asked for every part (a call into an lru_cache each
-        #: otherwise); as many entries as the map has grids that take input.
-        self._partition_of: dict[str, int] = {}
 
     def __call__(self, records: Iterable[SourceRecord], frontier: dict[str, int] | None = None,
                  ticks: dict[str, tuple[int, int]] | None = None) -> IngestResult:
@@ -144,7 +141,7 @@ class IngestBatcher:
         the tick could be applied before it."""
         result = IngestResult()
         grouped: dict[int, list[Input]] = {}
-        ingest, topic_names, partition_of = self.ingest, self.topic_names, self._partition_of
+        ingest, topic_names, partitions = self.ingest, self.topic_names, self.partitions
         for rec in records:
             contract_topic = topic_names[rec.topic]
             source: Source = TOPIC_SOURCES[contract_topic]
@@ -158,9 +155,7 @@ class IngestBatcher:
                     payload=rec.value or b"", received_at=self.city.calendar.format(self.now())))
                 continue
             for part in out:
-                p = partition_of.get(part.grid_id)
-                if p is None:
-                    p = partition_of[part.grid_id] = grid_partition(part.grid_id, self.partitions)
+                p = grid_partition(part.grid_id, partitions)
                 held = grouped.get(p)
                 if held is None:
                     held = grouped[p] = []
