@@ -629,9 +629,9 @@ class Engine:
             self.out.extend(msg for _, msg in batch)
 
     def _existing_zones(self, ids: tuple[str, ...], t: int) -> tuple[str, ...]:
-        """Those of ``ids`` that exist at t (a scheduled zone only while it is open)."""
-        if not ids or self.scheduled_zones.isdisjoint(ids):
-            return ids
+        """Those of ``ids`` that exist at t (a scheduled zone only while it is open). Callers
+        ask only when one of ``ids`` has a schedule (``scheduled_zones``): once a part, that
+        test is cheaper than this call."""
         zones, cal = self.city.zones, self.cal
         return tuple(z for z in ids
                      if (sch := zones[z].schedule) is None or sch.is_open(t, cal))
@@ -672,8 +672,7 @@ class Engine:
 
     def _observation(self, g: GridState, inp: Input, obs: Obs) -> None:
         zone_ids = obs.zone_ids
-        # _existing_zones' first test, inline: once a part
-        if zone_ids and not self.scheduled_zones.isdisjoint(zone_ids):
+        if not self.scheduled_zones.isdisjoint(zone_ids):
             zone_ids = self._existing_zones(zone_ids, inp.time)
         key = (inp.source, obs.kind, zone_ids)
         candidates = self._candidates.get(key)

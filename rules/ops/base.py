@@ -62,7 +62,6 @@ class Subject:
         self.armed_idle = False
 
 
-
 class Glue(Protocol):
     """The engine as an operator sees it (implemented by :class:`rules.engine.Engine`)."""
 
