@@ -18,6 +18,7 @@ id (a duplicate) are counted as such, never as late (:class:`Stats`).
 from __future__ import annotations
 
 import heapq
+import io
 import math
 import pickle
 from collections import Counter, OrderedDict
@@ -1338,6 +1339,31 @@ def _dump(obj: Any) -> bytes:
     return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
 
 
+def _built_from_fields(record: type[Any]) -> type:
+    """A stand-in for a record class in a pickle, which builds the record from its fields in
+    order however the pickle asks: by calling the class (how a struct pickles) or by
+    ``cls.__new__(cls, *fields)`` (how a named tuple pickled, which a struct refuses)."""
+    def new(_: type, *fields: Any) -> Any:
+        return record(*fields)
+    return type(record.__name__, (), {"__new__": new})
+
+
+#: The records checkpoints written before they were structs hold as named tuples.
+_WERE_NAMED_TUPLES = {(cls.__module__, cls.__name__): _built_from_fields(cls)
+                      for cls in (Input, Obs, FeedbackIn, Item)}
+
+
+class _Unpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        found = _WERE_NAMED_TUPLES.get((module, name))
+        return found if found is not None else super().find_class(module, name)
+
+
+def _load(data: bytes) -> Any:
+    """A record :func:`_dump` wrote, by this version or one before it."""
+    return _Unpickler(io.BytesIO(data)).load()
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """The engine's state (or what changed of it) at one moment, most of it not yet pickled.
@@ -1455,11 +1481,11 @@ def restore(engine: Engine, records: dict[SnapshotKey, bytes]) -> None:
     """Load a snapshot into a fresh engine (same map and rules) and rebuild its timers."""
     rules = {r.id: r for r in engine.rules.rules}
     (engine.clock, engine.progress, engine.max_time, engine.fb_waiting, engine.held, engine.seq,
-     engine.stats) = pickle.loads(records[("engine",)])
+     engine.stats) = _load(records[("engine",)])
     engine.stats.upgrade()
     # A checkpoint written before the source marks existed has none: the first re-read after
     # such a restore still counts as duplicate or late, as it did then.
-    engine.marks = pickle.loads(records[("marks",)]) if ("marks",) in records else {}
+    engine.marks = _load(records[("marks",)]) if ("marks",) in records else {}
     engine.seen, engine.pending = {}, []
     engine.seen_buckets, engine.pending_buckets = Buckets(_seen_until, stride=3), Buckets(_pending_until)
     engine.new_seen = []
@@ -1469,7 +1495,7 @@ def restore(engine: Engine, records: dict[SnapshotKey, bytes]) -> None:
         kind = key[0]
         if kind in _WHOLE:
             continue
-        data = pickle.loads(records[key])
+        data = _load(records[key])
         # Buckets keep entries that left after they were written (rules/buckets.py). Right
         # after a feed or tick, which is when snapshots are taken, the reorder buffer holds
         # exactly the input newer than progress, and the de-duplication memory exactly what

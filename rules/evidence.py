@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from rules.inputs import CAMERA, REPORT, SENSOR, SOURCE_OF, Obs, Source, new_record
+from rules.inputs import CAMERA, REPORT, SENSOR, SOURCE_OF, Obs, Record, Source, new_record
 
 _KEEP = 10
 _NEWEST = 9
@@ -59,8 +59,8 @@ _BASES: dict[Base, Base] = {}
 _BASES_LIMIT = 65_536
 
 
-class Item(NamedTuple):
-    """One matching event as the engine sees it: its sort key first (observed_at, event_id)."""
+class Item(Record):
+    """One matching event as the engine sees it."""
 
     observed_at: int
     event_id: str

@@ -20,7 +20,7 @@ from models.fastdecode import camera as fast_camera
 from models.timestamps import MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, TIMESTAMP_RANGE
 from models.vocabulary import CAMERA_LABELS, SENSOR_CATEGORIES
 from rules.citymap import CityMap, Device, Place
-from rules.inputs import CAMERA, FEEDBACK, REPORT, SENSOR, FeedbackIn, Input, Obs, new_record
+from rules.inputs import CAMERA, FEEDBACK, REPORT, SENSOR, FeedbackIn, Input, Obs
 from rules.pack import RuleSet
 
 FUTURE_LIMIT_MS = 5 * 60_000
@@ -171,12 +171,10 @@ class Ingest:
                 return None
             zone_ids = place.zone_ids
         track = intern(d.track_id) if d.track_id is not None else None
-        obs = new_record(Obs, (intern(d.label), lat, lon, zone_ids, True, track, d.confidence,
-                               None, None, None, None, None, None))
+        obs = Obs(intern(d.label), lat, lon, zone_ids, True, track, d.confidence)
         topic, arrival, key, partition, offset = base
-        return [new_record(Input, (CAMERA, topic, msg.event_id, t, cam.grid_id, cam.id, True,
-                                   msg.snapshot_url, (obs,), None, arrival, key, partition, offset,
-                                   None))]
+        return [Input(CAMERA, topic, msg.event_id, t, cam.grid_id, cam.id, True, msg.snapshot_url,
+                      (obs,), None, arrival, key, partition, offset)]
 
     def _sensor(self, msg: SensorEvent, base: Base) -> list[Input] | BadInput:
         sensor = self.city.sensors.get(msg.sensor_id)

@@ -38,14 +38,14 @@ class Batch:
     ticks: dict[str, tuple[int, int]] | None = None   # (tick time, the tick record's arrival)
 
 
-#: A part as a JSON array in field order (named tuples are arrays to msgspec, a ``Source``
+#: A part as a JSON array in field order (the parts are array-like structs, a ``Source``
 #: its number, ``raw`` base64): also how the held parts are written in a checkpoint.
 pack_part = msgspec.to_builtins
 
 
 class _Record(msgspec.Struct):
-    """An internal record as msgspec reads it: the parts straight into the engine's named
-    tuples, every field checked against its annotation at C speed (~1.3 µs a camera part,
+    """An internal record as msgspec reads it: the parts straight into the engine's records
+    (``rules.inputs.Record``), every field checked against its annotation at C speed (~1.3 µs a camera part,
     against ~3 µs for JSON arrays unpacked in Python). A float field is always a float (a
     JSON ``5`` too), as the annotation says; ingest never writes anything else."""
 

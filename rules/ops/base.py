@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from rules.evidence import Evidence, Item
-from rules.inputs import CAMERA, SENSOR, Input, Obs, Source, new_record
+from rules.inputs import CAMERA, SENSOR, Input, Obs, Source
 from rules.pack import Rule
 
 if TYPE_CHECKING:
@@ -227,5 +227,5 @@ def located_match(eng: Glue, rule: Rule, inp: Input, obs: Obs, zone: str) -> tup
         return None
     if rule.schedule is not None and not rule.schedule.is_open(inp.time, eng.cal):
         return None
-    item = new_record(Item, (inp.time, inp.event_id, inp.source, obs, inp.device_id, inp.snapshot_url))
+    item = Item(inp.time, inp.event_id, inp.source, obs, inp.device_id, inp.snapshot_url)
     return subject_of(inp, obs, zone), item

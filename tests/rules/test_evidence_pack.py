@@ -90,7 +90,7 @@ def test_checkpoints_written_before_records_restore() -> None:
     ev = Evidence()
     for item in items:
         ev.add(item, item.obs.zone_ids)
-    by_key = sorted(items)
+    by_key = sorted(items, key=lambda i: (i.observed_at, i.event_id))
     for old_form in (_flat, _packed):
         old = (ev.count, old_form(by_key[0]), [old_form(i) for i in by_key[-10:]], ev.last_event,
                ev.location, ev.zones, ev.loc_at, ev.address)
@@ -203,7 +203,8 @@ def test_an_event_unpacks_as_it_was_given() -> None:
     """Ints stay ints and floats floats (an alert renders 5 and 5.0 differently), photos a tuple."""
     for item in _items():
         s = _shown(item)
-        assert (s.observed_at, s.event_id, s.source, s.device_id, s.snapshot_url) == item[:3] + item[4:]
+        assert (s.observed_at, s.event_id, s.source, s.device_id, s.snapshot_url) == (
+            item.observed_at, item.event_id, item.source, item.device_id, item.snapshot_url)
     value = _shown(_event(1, 3, Source.SENSOR))
     assert type(value.b) is int and value.b == 3
     assert type(_shown(_event(1, 4, Source.SENSOR)).b) is float

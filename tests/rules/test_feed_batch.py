@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from msgspec.structs import replace
 
 from models.decode import TOPIC_SOURCES, BadInput
 from rules.engine import Engine, take
@@ -51,11 +52,11 @@ def parts_of(lines: list[bytes], rng: random.Random) -> list[Input]:
         out.append(part)
         r = rng.random()
         if r < 0.05:
-            out.append(part._replace(offset=None))                 # the producer sent it twice
+            out.append(replace(part, offset=None))                 # the producer sent it twice
         elif r < 0.08 and k > 10:
             out.extend(parts[k - rng.randrange(1, 10):k + 1])      # read again from a commit
         elif r < 0.10 and k > 100:
-            out.append(parts[k - rng.randrange(30, 100)]._replace(offset=None))  # much later
+            out.append(replace(parts[k - rng.randrange(30, 100)], offset=None))  # much later
     return out
 
 
@@ -164,11 +165,11 @@ def test_an_event_id_is_forgotten_exactly_when_its_window_ends() -> None:
 
         first = Input(Source.CAMERA, "city.events.camera", "e-1", t, "G-1", "cam-1", True)
         feed(first)
-        feed(first._replace(event_id="e-2", time=t + window + engine.reorder))    # progress: t + window
-        feed(first._replace(offset=None))
+        feed(replace(first, event_id="e-2", time=t + window + engine.reorder))    # progress: t + window
+        feed(replace(first, offset=None))
         assert (engine.stats.duplicates, engine.stats.late_sources) == ({"city.events.camera": 1}, {})
-        feed(first._replace(event_id="e-3", time=t + window + engine.reorder + 1))  # 1 ms further
-        feed(first._replace(offset=None))
+        feed(replace(first, event_id="e-3", time=t + window + engine.reorder + 1))  # 1 ms further
+        feed(replace(first, offset=None))
         assert engine.stats.duplicates["city.events.camera"] == 1
         assert engine.stats.late_sources == {"camera": 1}
 

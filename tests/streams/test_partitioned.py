@@ -15,6 +15,7 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from msgspec.structs import replace
 
 from models.timestamps import parse_timestamp_ms
 from rules import engine as engine_module
@@ -248,7 +249,7 @@ def test_a_tick_waits_for_the_input_that_arrived_before_it() -> None:
     ev = PartitionEvaluator(h.city, h.rules, clock="event", partition=0, now=lambda: 0,
                             topic_of=lambda t: t, sources=sources)
     part = next(p for r in internal_log(1).values() for p in decode(r[0]).parts)
-    part = part._replace(topic="city.events.camera", partition=1, arrival=T("11:00:00"),
+    part = replace(part, topic="city.events.camera", partition=1, arrival=T("11:00:00"),
                          time=T("09:59:00"))
     ticks = {s: (T("10:00:00"), T("11:00:01")) for s in sources}
     ev.process(0, Batch(frontier={sources[0]: T("11:00:01"), sources[1]: T("10:59:00")}, ticks=ticks))
@@ -263,8 +264,8 @@ def test_progress_and_held_input_survive_a_restart_with_the_state() -> None:
     sources = ["city.events.camera/0", "city.events.sensor/0"]
     ev = PartitionEvaluator(h.city, h.rules, clock="wall", partition=2, now=lambda: 0,
                             topic_of=lambda t: t, sources=sources)
-    part = next(p for r in internal_log(1).values() for p in decode(r[0]).parts)._replace(
-        topic="city.events.camera", partition=0, arrival=T("10:00:01"))
+    part = replace(next(p for r in internal_log(1).values() for p in decode(r[0]).parts),
+                   topic="city.events.camera", partition=0, arrival=T("10:00:01"))
     assert ev.process(0, Batch(parts=(part,), frontier={sources[0]: T("10:00:01")})) is not None
     assert len(ev.held) == 1                # the sensor partition has not reported
     again = PartitionEvaluator(h.city, h.rules, clock="wall", partition=2, now=lambda: 0,
@@ -289,7 +290,7 @@ def test_a_record_is_applied_in_the_merges_order_even_where_a_sources_stamps_go_
                             topic_of=lambda t: t, sources=sources)
     base = next(p for r in internal_log(1).values() for p in decode(r[0]).parts)
     topics = {1: "city.events.camera", 3: "city.events.sensor", 5: "city.events.camera"}
-    parts = tuple(base._replace(topic=topics[s], partition=0, arrival=T("10:00:00") + s, event_id=f"e{s}")
+    parts = tuple(replace(base, topic=topics[s], partition=0, arrival=T("10:00:00") + s, event_id=f"e{s}")
                   for s in stamps)
     fed: list[str] = []
     feed_batch = ev.engine.feed_batch

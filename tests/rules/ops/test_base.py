@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from msgspec.structs import replace
 
 from rules.citymap import CityMap
 from rules.engine import Engine
@@ -37,8 +38,8 @@ def test_subjects_are_encoded_by_the_contract() -> None:
     cam = Input(Source.CAMERA, "city.events.camera", "e", 0, "G-1", "cam-1")
     assert subject_of(cam, Obs("parked_car", 0, 0, (), track_id="7"), "-") == "cam:cam-1/7"
     assert subject_of(cam, Obs("parked_car", 0, 0, ()), "z-1") == "label:parked_car/z-1"
-    assert subject_of(cam._replace(source=Source.SENSOR), Obs("x", 0, 0, ()), "-") == "dev:cam-1"
-    assert subject_of(cam._replace(source=Source.REPORT), Obs("x", 0, 0, ()), "-") == "grid"
+    assert subject_of(replace(cam, source=Source.SENSOR), Obs("x", 0, 0, ()), "-") == "dev:cam-1"
+    assert subject_of(replace(cam, source=Source.REPORT), Obs("x", 0, 0, ()), "-") == "grid"
 
 
 # -- a fifth operator, in this file only ------------------------------------------------------
