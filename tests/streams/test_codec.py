@@ -35,6 +35,17 @@ def test_parts_round_trip() -> None:
     assert decode(encode(PARTS)) == Batch(parts=tuple(PARTS))
 
 
+def test_a_record_is_written_as_it_was_when_parts_were_named_tuples() -> None:
+    """Workers of both versions read each other's records during a rolling upgrade: the
+    bytes 72e6e33 wrote for these parts, when they were named tuples."""
+    assert encode(PARTS[:2], {"city.events.camera/3": 1_700_000_000_200}) == (
+        b'{"v":2,"parts":[[0,"city.events.camera","c-1",1700000000123,"JY-0312","cam-1",true,'
+        b'"https://e/x.jpg",[["street_vendor",30.1,104.2,["z-1","z-2"],true,"t-1",0.9,null,null,null,'
+        b'null,null,null]],null,1700000000200,"cam-1",3,1881,null],[1,"city.events.sensor","s-1",5,'
+        b'"G","bin-1",false,null,[["bin_fill",1.0,2.0,[],true,null,null,null,0.95,null,null,null,'
+        b'null]],null,null,null,null,null,null]],"frontier":{"city.events.camera/3":1700000000200}}')
+
+
 def _typed(value: object) -> object:
     """A value with the type of everything in it, which ``==`` alone does not compare
     (``5 == 5.0``, ``Source.CAMERA == 0``, ``("a",) != ["a"]`` only as a whole)."""
