@@ -12,7 +12,6 @@ not tracked by the garbage collector (they hold no cycle). The streaming runtime
 to its internal topic and a replay builds them in-process, and both feed the very same engine.
 """
 
-
 import msgspec
 
 from models.decode import Source

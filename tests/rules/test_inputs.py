@@ -19,9 +19,9 @@ from tests.rules.test_properties import _harness, run
 
 #: Two checkpoints the engine wrote at 72e6e33, when parts and evidence items were named
 #: tuples, each with the stream it was taken from and where: a list of {"lines", "cut",
-#: "records"}, pickled and zlib'd (written by restoring nothing, only snapshotting
-#: ``tests.rules.test_properties.stream`` at seeds 0 and 2). Their reorder buffers hold parts
-#: (the second a feedback), and their subjects evidence items.
+#: "records"}, pickled and zlib'd. Each is a replay of ``tests.rules.test_properties.stream``
+#: (seeds 0 and 2) snapshotted before line ``cut``; their reorder buffers hold parts (the
+#: second's a feedback too), and their subjects evidence items.
 OLD = Path(__file__).parent / "data" / "checkpoints-72e6e33.pickle.zlib"
 
 
