@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from rules.inputs import CAMERA, REPORT, SENSOR, SOURCE_OF, Obs, Record, Source, new_record
+from rules.inputs import CAMERA, REPORT, SENSOR, SOURCE_OF, FrozenRecord, Obs, Source, new_record
 
 _KEEP = 10
 _NEWEST = 9
@@ -59,7 +59,7 @@ _BASES: dict[Base, Base] = {}
 _BASES_LIMIT = 65_536
 
 
-class Item(Record):
+class Item(FrozenRecord):
     """One matching event as the engine sees it."""
 
     observed_at: int

@@ -16,11 +16,11 @@ import msgspec
 
 from models.decode import Source
 
-__all__ = ["CAMERA", "FEEDBACK", "REPORT", "SENSOR", "SOURCE_OF", "FeedbackIn", "Input", "Obs", "Record",
-           "Source", "new_record"]
+__all__ = ["CAMERA", "FEEDBACK", "REPORT", "SENSOR", "SOURCE_OF", "FeedbackIn", "FrozenRecord", "Input",
+           "Obs", "Source", "new_record"]
 
 #: Builds a named tuple from all its fields, in order, at C speed: its own ``__new__`` is
-#: Python code, which the hot path (timers, source records) pays once an event or more.
+#: Python code, which the hot path's timers would pay.
 new_record = tuple.__new__
 
 #: A source from its number (``Source(n)`` is Python code; a part or an evidence item read back
@@ -34,12 +34,13 @@ SOURCE_OF: dict[int, Source] = {int(s): s for s in Source}
 CAMERA, SENSOR, REPORT, FEEDBACK = Source.CAMERA, Source.SENSOR, Source.REPORT, Source.FEEDBACK
 
 
-class Record(msgspec.Struct, frozen=True, array_like=True, gc=False):
-    """What the engine's input records are (see the module's docstring): immutable, an array
-    in field order when encoded, and untracked by the garbage collector."""
+class FrozenRecord(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """What the engine's input records are (see the module's docstring), and the worker's
+    records of what it consumed: immutable, an array in field order when encoded, and
+    untracked by the garbage collector."""
 
 
-class Obs(Record):
+class Obs(FrozenRecord):
     """One matchable observation: a detection, a sensor reading or a report.
 
     ``located`` is False only for a report given by ``grid_id`` alone: it sits at the
@@ -61,7 +62,7 @@ class Obs(Record):
     photos: tuple[str, ...] | None = None
 
 
-class FeedbackIn(Record):
+class FeedbackIn(FrozenRecord):
     alert_id: str
     action: str
     actor: str
@@ -71,7 +72,7 @@ class FeedbackIn(Record):
     until: int | None = None
 
 
-class Input(Record):
+class Input(FrozenRecord):
     """One grid's share of one input message.
 
     ``alive`` marks the part that proves ``device_id`` alive: the one in the grid of the

@@ -49,7 +49,6 @@ from models.timestamps import in_range, parse_timestamp_ms
 from models.vocabulary import DEADLETTER_TOPIC
 from rules.citymap import CityMap
 from rules.ingest import Ingest
-from rules.inputs import new_record
 from rules.pack import RuleSet
 from streams.codec import encode
 from streams.merge import ArrivalMerge
@@ -190,9 +189,8 @@ class IngestLoop:
                         continue
                     self.metrics.input_records.labels(self.contract[tp.topic]).inc(len(recs))
                     topic, partition = tp
-                    self.merge.add(tp, [new_record(SourceRecord, (topic, partition, r.offset, r.key, r.value,
-                                                                  r.timestamp, tuple(r.headers or ())))
-                                        for r in recs])
+                    self.merge.add(tp, [SourceRecord(topic, partition, r.offset, r.key, r.value, r.timestamp,
+                                                     tuple(r.headers or ())) for r in recs])
                 at_end = self._at_end()
                 free = self._free(at_end)
                 limit = self.merge.limit(self.consumer.assignment(), free)

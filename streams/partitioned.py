@@ -47,7 +47,7 @@ from rules import faults
 from rules.citymap import CityMap
 from rules.engine import DeadOut, Engine, Snapshot, restore, run_steps, taking
 from rules.ingest import Ingest
-from rules.inputs import Input
+from rules.inputs import FrozenRecord, Input
 from rules.pack import RuleSet
 from rules.partitioning import grid_partition
 from rules.timers import Timer
@@ -98,10 +98,10 @@ def least(reports: Mapping[str, int], sources: Iterable[str]) -> float | None:
 PARTITIONER = "murmur2"
 
 
-class SourceRecord(NamedTuple):
-    """One consumed record: where it came from and the arrival the broker recorded. (A named
-    tuple: ingest makes one per record, with ``tuple.__new__``, and the merge reads its
-    fields with ``operator.attrgetter``, both at C speed.)"""
+class SourceRecord(FrozenRecord):
+    """One consumed record: where it came from and the arrival the broker recorded. (A struct,
+    as the engine's records are: ingest makes one per record and reads its fields, and the
+    merge reads them with ``operator.attrgetter``.)"""
 
     topic: str
     partition: int

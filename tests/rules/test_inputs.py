@@ -1,4 +1,4 @@
-"""The engine's records (rules.inputs.Record): structs that checkpoints and the internal topic
+"""The engine's records (rules.inputs.FrozenRecord): structs that checkpoints and the internal topic
 carry, and that checkpoints written when they were named tuples still restore into."""
 
 from __future__ import annotations
