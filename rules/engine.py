@@ -721,15 +721,16 @@ class Engine:
         if self.track_changes:
             self.dirty.add(("subject", g.grid.id, rule.id, key))
             self.dirty.add(("grid", g.grid.id))
+        camera = key.startswith("cam:")
         if subj is None:
             subj = subjects[key] = Subject(logic, key, logic.new_state(), now)
             if rule.merge_radius_m > 0 and item is not None and item.obs.located:
                 self._join_nearest(g, subj, item.obs)
-            if key.startswith("cam:"):
+            if camera:
                 self._cap(g, key)
         else:
             subj.touched = now
-        if key.startswith("cam:"):
+        if camera:
             g.lru[key] = now
             g.lru.move_to_end(key)
         if subj.armed is None and not subj.armed_idle:
