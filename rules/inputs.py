@@ -20,7 +20,8 @@ __all__ = ["CAMERA", "FEEDBACK", "REPORT", "SENSOR", "SOURCE_OF", "FeedbackIn", 
            "Obs", "Source", "new_record"]
 
 #: Builds a named tuple from all its fields, in order, at C speed: its own ``__new__`` is
-#: Python code, which the hot path's timers would pay.
+#: Python code, which the engine's timers (one pushed every few parts) and the evidence an
+#: alert shows would pay.
 new_record = tuple.__new__
 
 #: A source from its number (``Source(n)`` is Python code; a part or an evidence item read back

@@ -45,9 +45,10 @@ pack_part = msgspec.to_builtins
 
 class _Record(msgspec.Struct):
     """An internal record as msgspec reads it: the parts straight into the engine's records
-    (``rules.inputs.FrozenRecord``), every field checked against its annotation at C speed (~1.3 µs
-    a camera part, against ~3 µs for JSON arrays unpacked in Python). A float field is always
-    a float (a JSON ``5`` too), as the annotation says; ingest never writes anything else."""
+    (``rules.inputs.FrozenRecord``), every field checked against its annotation at C speed
+    (~1.3 µs a camera part, against ~3 µs for JSON arrays unpacked in Python). A float field
+    is always a float (a JSON ``5`` too), as the annotation says; ingest never writes
+    anything else."""
 
     v: int
     parts: tuple[Input, ...]

@@ -250,7 +250,7 @@ def test_a_tick_waits_for_the_input_that_arrived_before_it() -> None:
                             topic_of=lambda t: t, sources=sources)
     part = next(p for r in internal_log(1).values() for p in decode(r[0]).parts)
     part = replace(part, topic="city.events.camera", partition=1, arrival=T("11:00:00"),
-                         time=T("09:59:00"))
+                   time=T("09:59:00"))
     ticks = {s: (T("10:00:00"), T("11:00:01")) for s in sources}
     ev.process(0, Batch(frontier={sources[0]: T("11:00:01"), sources[1]: T("10:59:00")}, ticks=ticks))
     assert ev.engine.clock is None and ev.next_ticks == {s: [t] for s, t in ticks.items()}
