@@ -71,8 +71,8 @@ class Glue(Protocol):
     subject_cap: int
     cal: CityCalendar
 
-    def queue(self, rule_id: str, key: str, step: Callable[[], None]) -> None:
-        """Apply ``step`` once this input's matches are all known, in (rule, key) order."""
+    def queue(self, rule_id: str, key: str, step: Callable[..., None], *args: Any) -> None:
+        """Apply ``step(*args)`` once this input's matches are all known, in (rule, key) order."""
 
     def subject(self, g: GridState, logic: Operator, key: str, item: Item | None) -> Subject:
         """The subject (created if new), marked changed and seen now."""

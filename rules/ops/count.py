@@ -8,7 +8,6 @@ grid costs bounded memory.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from rules.alerts import ACTIVE
@@ -108,7 +107,7 @@ class CountOp(Operator):
         by = self.by
         bucket = "grid" if by == "grid" else f"zone:{zone}" if by == "zone" else subject
         entry_key = subject if inp.source is CAMERA else inp.event_id
-        eng.queue(self.rule.id, bucket, partial(self._step, eng, g, bucket, entry_key, item, zone_ids))
+        eng.queue(self.rule.id, bucket, self._step, eng, g, bucket, entry_key, item, zone_ids)
 
     def _step(self, eng: Glue, g: GridState, bucket: str, entry_key: str, item: Item,
               zones: tuple[str, ...]) -> None:

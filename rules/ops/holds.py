@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from typing import TYPE_CHECKING
 
 from rules.evidence import Item
@@ -81,7 +80,7 @@ class HoldsOp(Operator):
                 zone: str) -> None:
         # Neither the rule's match nor its schedule gates a reading: a clearing one must end
         # the episode whatever it reads, and the schedule moves the firing instead.
-        eng.queue(self.rule.id, f"dev:{inp.device_id}", partial(self._step, eng, g, inp, obs, zone_ids))
+        eng.queue(self.rule.id, f"dev:{inp.device_id}", self._step, eng, g, inp, obs, zone_ids)
 
     def _step(self, eng: Glue, g: GridState, inp: Input, obs: Obs, zones: tuple[str, ...]) -> None:
         rule = self.rule

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from typing import TYPE_CHECKING
 
 from rules.evidence import Item
@@ -78,7 +77,7 @@ class PersistOp(Operator):
         hit = located_match(eng, self.rule, inp, obs, zone)
         if hit is not None:
             key, item = hit
-            eng.queue(self.rule.id, key, partial(self._step, eng, g, key, item, zone_ids))
+            eng.queue(self.rule.id, key, self._step, eng, g, key, item, zone_ids)
 
     def _step(self, eng: Glue, g: GridState, key: str, item: Item, zones: tuple[str, ...]) -> None:
         subj = eng.subject(g, self, key, item)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from rules.evidence import Evidence, Item
@@ -86,7 +85,7 @@ class SilentOp(Operator):
             eng.arm(g, subj, st.fire_at)
             eng.touch(g, subj)
             return True
-        eng.queue(rule.id, key, partial(self._message, eng, g, key, dev, inp, zone_ids))
+        eng.queue(rule.id, key, self._message, eng, g, key, dev, inp, zone_ids)
         return False
 
     def _message(self, eng: Glue, g: GridState, key: str, dev: Device, inp: Input,

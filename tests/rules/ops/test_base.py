@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import typing
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +72,7 @@ class GlimpseOp(Operator):
         hit = located_match(eng, self.rule, inp, obs, zone)
         if hit is not None:
             key, item = hit
-            eng.queue(self.rule.id, key, partial(self._step, eng, g, key, item, zone_ids))
+            eng.queue(self.rule.id, key, self._step, eng, g, key, item, zone_ids)
 
     def _step(self, eng: Glue, g: Any, key: str, item: Item, zones: tuple[str, ...]) -> None:
         subj = eng.subject(g, self, key, item)
