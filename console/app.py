@@ -63,7 +63,7 @@ from models.timestamps import parse_timestamp_ms
 from rules.alerts import ACTIVE
 from rules.schedule import CityCalendar
 from rules.worktime import wt_between
-from streams.metrics import component_registry, exposition
+from streams.metrics import component_registry, scrape
 
 log = logging.getLogger(__name__)
 
@@ -748,7 +748,7 @@ async def healthz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus metrics: counts only (no names, no cases), unauthenticated like a worker's."""
     console: Console = request.app[CONSOLE]
-    return web.Response(body=exposition(console.metrics.registry, request.query.getall("name[]", [])),
+    return web.Response(body=scrape(console.metrics.registry, request.query),
                         headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

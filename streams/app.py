@@ -56,7 +56,7 @@ from rules.pack import RuleSet
 from rules.timers import timer_key
 from streams.codec import Batch, decode
 from streams.ingest_loop import FETCH_WAIT_MS, IngestLoop, wall_ms
-from streams.metrics import CONTENT_TYPE, EngineCollector, Metrics, StateCollector
+from streams.metrics import CONTENT_TYPE, EngineCollector, Metrics, StateCollector, scrape
 from streams.partitioned import (
     Cut,
     Outgoing,
@@ -760,5 +760,5 @@ class Runtime:
     async def _metrics(self, request: Any) -> Any:
         self.ready()
         self.metrics.partitions_owned.set(len(self.evaluators))
-        return self.app.web.bytes(self.metrics.exposition(request.query.getall("name[]", [])),
+        return self.app.web.bytes(scrape(self.metrics.registry, request.query),
                                   content_type=CONTENT_TYPE)

@@ -43,6 +43,8 @@ from prometheus_client.registry import Collector
 from models.timestamps import parse_timestamp_ms
 
 if TYPE_CHECKING:
+    from multidict import MultiMapping
+
     from rules.ingest import Ingest
     from streams.partitioned import PartitionEvaluator
 
@@ -66,6 +68,12 @@ def exposition(registry: CollectorRegistry, names: Collection[str] = ()) -> byte
     ``name[]`` parameters, as prometheus-client's own handlers take them: a collector that
     yields none of them is not run)."""
     return generate_latest(registry.restricted_registry(names) if names else registry)
+
+
+def scrape(registry: CollectorRegistry, query: MultiMapping[str]) -> bytes:
+    """The answer to a ``/metrics`` request with this query: :func:`exposition` of the series
+    its ``name[]`` parameters name, or of all."""
+    return exposition(registry, query.getall("name[]", []))
 
 
 def build_version() -> str:
@@ -169,9 +177,6 @@ class Metrics:
                            "the brokers.", registry=r)
         self.clock = Gauge("cityorder_clock_mode", "1 for the clock the worker runs on (CITYORDER_CLOCK: "
                            "wall, or event for replays and demos).", ["clock"], registry=r)
-
-    def exposition(self, names: Collection[str] = ()) -> bytes:
-        return exposition(self.registry, names)
 
     def dead(self, message: dict[str, Any]) -> None:
         """Count a dead letter the worker writes (one place, so none goes uncounted)."""

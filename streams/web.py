@@ -13,7 +13,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from streams.metrics import exposition
+from streams.metrics import scrape
 
 
 def metrics_app(registry: CollectorRegistry) -> web.Application:
@@ -22,7 +22,7 @@ def metrics_app(registry: CollectorRegistry) -> web.Application:
     app = web.Application()
 
     async def metrics(request: web.Request) -> web.Response:
-        return web.Response(body=exposition(registry, request.query.getall("name[]", [])),
+        return web.Response(body=scrape(registry, request.query),
                             headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthz(_: web.Request) -> web.Response:

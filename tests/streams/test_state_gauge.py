@@ -107,7 +107,7 @@ def test_a_scrape_of_some_names_gives_them_as_a_whole_scrape_does_and_skips_the_
     metrics.registry.register(EngineCollector(lambda: [_Evaluator(h)], lambda: None))  # type: ignore[list-item, return-value]
     metrics.registry.register(StateCollector(walked))  # type: ignore[arg-type]
     metrics.ingest_lag.labels("city.events.camera", "0").set(3)
-    whole = _samples(metrics.exposition().decode())
+    whole = _samples(exposition(metrics.registry).decode())
     assert {"cityorder_open_cases", "cityorder_engine_state", "cityorder_late_inputs",
             "cityorder_engine_progress_timestamp_seconds", "cityorder_ingest_lag_records"} <= set(whole)
     assert len(walks) == 1
@@ -117,14 +117,14 @@ def test_a_scrape_of_some_names_gives_them_as_a_whole_scrape_does_and_skips_the_
         assert alone.get(family, set()) == samples, family
 
     del walks[:]
-    cheap = _samples(metrics.exposition(["cityorder_engine_progress_timestamp_seconds",
-                                         "cityorder_late_inputs_total"]).decode())
+    cheap = _samples(exposition(metrics.registry, ["cityorder_engine_progress_timestamp_seconds",
+                                                   "cityorder_late_inputs_total"]).decode())
     assert set(cheap) == {"cityorder_engine_progress_timestamp_seconds", "cityorder_late_inputs"}
     assert cheap["cityorder_late_inputs"] == whole["cityorder_late_inputs"]
     assert walks == []      # the state and the cases were not walked
 
     # The standard collectors' series too (process_*, python_*), by name.
-    everything = {f.name for f in text_string_to_metric_families(metrics.exposition().decode())}
+    everything = {f.name for f in text_string_to_metric_families(exposition(metrics.registry).decode())}
     assert {"process_resident_memory_bytes", "python_info", "python_gc_collections"} <= everything
     for family in everything - set(whole):
         names = [family, f"{family}_total"]
