@@ -1,6 +1,5 @@
-// The live board: a snapshot from /api/board, then every change over Server-Sent Events.
-// The browser's EventSource reconnects by itself and sends Last-Event-ID; the server replays
-// what was missed, or sends "reset" when it cannot, and then the board is fetched again.
+// The live board: a snapshot from /api/board, then every change over Server-Sent Events
+// (live.js, which the map follows too).
 //
 // A change touches one row: it is taken out of the sorted list and put back at its place
 // (thousands of open cases and tens of changes a second must not rebuild the table each
@@ -18,7 +17,7 @@
   const FILTERED = ["district", "grid_id", "responsible_unit", "category", "rule_id"];
   const known = Object.fromEntries(FILTERED.map(k => [k, new Set()]));
   for (const [k, v] of new URLSearchParams(location.search)) { const el = form.elements[k]; if (el) { if (el.type === "checkbox") el.checked = v === "1"; else { option(k, v); el.value = v; } } }
-  let source = null, f = filters(), newestAt = null, newestEmitted = null;
+  let f = filters(), newestAt = null, newestEmitted = null;
 
   function option(name, value) {
     if (!value || !known[name] || known[name].has(value)) return;
@@ -178,34 +177,21 @@
     }
     if ("Notification" in window && Notification.permission === "granted") new Notification(T("{head}：{text}", {head: T("{n} 级", {n: c.level}) + (c.key_area ? " · " + T("重点区域") : ""), text: c.description || c.rule_id}), {body: `${c.district || ""} ${c.grid_id}`, tag: c.alert_id});
   }
-  // A board that cannot be fetched, or a stream the browser gave up on (it does after an
-  // HTTP error such as 401), is tried again every 5 s; a 401 goes to sign-in.
-  async function load() {
-    let r;
-    try { r = await fetch("/api/board", {headers: {Accept: "application/json"}}); } catch (e) { r = null; }
-    if (r && r.status === 401) { location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search); return; }
-    if (!r || !r.ok) { setTimeout(load, 5000); return; }
-    const snap = await r.json();
+  // The snapshot and the stream (live.js: retried every 5 s, a 401 goes to sign-in).
+  function board(snap) {
     cases.clear(); newestAt = null;
     for (const c of snap.cases) { cases.set(c.alert_id, c); seen(c); for (const k of FILTERED) option(k, c[k]); }
-    build(); connect(snap.epoch + ":" + snap.seq);
+    build();
     // When the first frame with the board is drawn, in ms from the page's navigation: the
     // first paint the load benchmark reads (bench/console_bench.py).
     requestAnimationFrame(() => { body.dataset.painted ||= String(Math.round(performance.now())); });
   }
-  function connect(last) {
-    if (source) source.close();
-    source = new EventSource("/events?last=" + encodeURIComponent(last));
-    source.onopen = () => { live.textContent = T("实时连接正常"); live.className = "live"; body.dataset.live = "1"; };
-    source.onerror = () => {
-      live.textContent = T("连接中断，正在重连…"); live.className = "live down"; body.dataset.live = "0";
-      if (source.readyState === EventSource.CLOSED) setTimeout(load, 5000);
-    };
-    source.addEventListener("case", e => change(JSON.parse(e.data)));
-    source.addEventListener("gone", e => { const id = JSON.parse(e.data).alert_id; remove(id); picked.delete(id); fill(); later(); });
-    source.addEventListener("refused", e => { const d = JSON.parse(e.data); const el = document.getElementById("bulk-result"); if (el) el.textContent = T("引擎拒绝 {action} {id}：{reason}", {action: T(NAMES.action[d.action] || d.action), id: d.alert_id, reason: d.reason}); });
-    source.addEventListener("reset", () => { source.close(); load(); });
+  function up(on) {
+    live.textContent = on ? T("实时连接正常") : T("连接中断，正在重连…");
+    live.className = on ? "live" : "live down"; body.dataset.live = on ? "1" : "0";
   }
+  function gone(d) { remove(d.alert_id); picked.delete(d.alert_id); fill(); later(); }
+  function refused(d) { const el = document.getElementById("bulk-result"); if (el) el.textContent = T("引擎拒绝 {action} {id}：{reason}", {action: T(NAMES.action[d.action] || d.action), id: d.alert_id, reason: d.reason}); }
   tbody.addEventListener("change", e => { if (e.target.classList.contains("pick")) { if (e.target.checked) picked.add(e.target.value); else picked.delete(e.target.value); } picks(); });
   // Select all: every open case the filters let through, listed or not.
   if (all) all.addEventListener("change", () => {
@@ -222,5 +208,5 @@
     picks();
     document.getElementById("bulk-result").textContent = out.results ? T("已提交 {n} 件，等待引擎确认", {n: out.results.filter(x => x.status === "pending").length}) : out.error;
   });
-  load();
+  followCases({board, change, gone, refused, live: up});
 })();

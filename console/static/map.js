@@ -1,5 +1,6 @@
 // The map: open cases as markers coloured by level (hotspots ringed), live over the same
-// Server-Sent Events stream as the board. The projection is the server's (console/mapview.py).
+// Server-Sent Events stream as the board (live.js). The projection is the server's
+// (console/mapview.py).
 "use strict";
 (() => {
   const svg = document.getElementById("map"), layer = document.getElementById("markers");
@@ -12,7 +13,6 @@
     return [(mx - mx0) * k + pad, (my - my0) * k + pad];
   }
   const NS = "http://www.w3.org/2000/svg", cases = new Map();
-  let source = null;
   function draw() {
     layer.replaceChildren();
     for (const c of cases.values()) {
@@ -31,19 +31,10 @@
       dot.append(title); a.append(dot); layer.append(a);
     }
   }
-  async function load() {
-    const r = await fetch("/api/board", {headers: {Accept: "application/json"}});
-    if (r.status === 401) { location.href = "/login?next=/map"; return; }
-    const snap = await r.json();
-    cases.clear(); for (const c of snap.cases) cases.set(c.alert_id, c);
-    draw();
-    if (source) source.close();
-    source = new EventSource("/events?last=" + encodeURIComponent(snap.epoch + ":" + snap.seq));
-    source.onopen = () => { live.textContent = T("实时"); document.body.dataset.live = "1"; };
-    source.onerror = () => { live.textContent = T("重连中…"); document.body.dataset.live = "0"; };
-    source.addEventListener("case", e => { const c = JSON.parse(e.data); cases.set(c.alert_id, c); draw(); });
-    source.addEventListener("gone", e => { cases.delete(JSON.parse(e.data).alert_id); draw(); });
-    source.addEventListener("reset", () => load());
-  }
-  load();
+  followCases({
+    board: snap => { cases.clear(); for (const c of snap.cases) cases.set(c.alert_id, c); draw(); },
+    change: c => { cases.set(c.alert_id, c); draw(); },
+    gone: d => { cases.delete(d.alert_id); draw(); },
+    live: on => { live.textContent = on ? T("实时") : T("重连中…"); document.body.dataset.live = on ? "1" : "0"; },
+  });
 })();

@@ -116,3 +116,69 @@ async def test_a_burst_of_changes_leaves_the_board_exactly_in_order(
             assert shown == expected[:200]
         finally:
             await browser.close()
+
+
+async def test_the_board_and_the_map_recover_from_a_failed_snapshot_and_a_refused_stream(
+        served: tuple[Harness, str]) -> None:
+    """The first fetch of the board fails (503), and the first event stream is answered with
+    an HTTP error (500), after which a browser's EventSource gives up for good: both pages
+    (which follow the cases through one script, live.js) must try again and go live, with
+    the cases shown, and a change after that must reach them."""
+    from playwright.async_api import Page, Route, async_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is not installed: run `make test`, whose set-up installs it")
+    h, url = served
+    rng = random.Random(11)
+    first = case(1, rng)
+    h.board.load(first, overdue=False)
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            ctx = await browser.new_context()
+            sign_in = await ctx.new_page()
+            await sign_in.goto(f"{url}/login")
+            await sign_in.fill("input[name=username]", "operator")
+            await sign_in.fill("input[name=password]", PASSWORD)
+            await sign_in.click("button[type=submit]")
+            await sign_in.wait_for_selector("body[data-live='1']", state="attached")
+            await sign_in.close()
+
+            refused: dict[str, list[str]] = {}
+
+            async def open_failing(path: str) -> Page:
+                page = await ctx.new_page()
+                failures = {"/api/board": 503, "/events": 500}
+                seen = refused[path] = []
+
+                async def answer(route: Route) -> None:
+                    what = "/events" if "/events" in route.request.url else "/api/board"
+                    status = failures.pop(what, None)
+                    if status is None:
+                        await route.continue_()
+                    else:
+                        seen.append(what)
+                        await route.fulfill(status=status, body="not now")
+
+                await page.route("**/api/board", answer)
+                await page.route("**/events?*", answer)
+                await page.goto(url + path)
+                return page
+
+            board, map_ = await open_failing("/"), await open_failing("/map")
+            for page in (board, map_):
+                await page.wait_for_selector("body[data-live='1']", state="attached", timeout=30_000)
+            assert refused == {"/": ["/api/board", "/events"], "/map": ["/api/board", "/events"]}
+            aid = first["alert_id"]
+            await board.wait_for_selector(f"tr[data-alert-id='{aid}']", state="attached")
+            await map_.wait_for_selector(f"circle.marker[data-alert-id='{aid}']", state="attached")
+
+            second = case(2, rng)
+            change = h.board.apply(second)
+            assert change is not None
+            h.console.publish(change)
+            await board.wait_for_selector(f"tr[data-alert-id='{second['alert_id']}']", state="attached")
+            await map_.wait_for_selector(f"circle.marker[data-alert-id='{second['alert_id']}']",
+                                         state="attached")
+        finally:
+            await browser.close()
