@@ -24,7 +24,7 @@ from models.decode import BadInput
 from models.outputs import dead_letter
 from streams.metrics import component_registry
 from streams.settings import Settings
-from streams.topics import default_configs, ensure_topics, start_when_reachable
+from streams.topics import commit_offsets, default_configs, ensure_topics, start_when_reachable
 from streams.web import metrics_app
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ class KafkaBridge:
                                                               r.value or b"")
                         acks.append(await producer.send(topic, value, key=key))
                 await asyncio.gather(*acks)       # everything acknowledged, then the offsets
-                await consumer.commit()
+                await commit_offsets(consumer)
                 self.metrics.batch.labels(self.adapter).observe(time.perf_counter() - started)
                 await self._lag(consumer)
         finally:

@@ -28,7 +28,7 @@ from ledger.store import Applied, LedgerStore, safe_url
 from models.vocabulary import ALERTS_TOPIC
 from streams.metrics import component_registry
 from streams.settings import Settings
-from streams.topics import log_start_offsets
+from streams.topics import commit_offsets, log_start_offsets
 from streams.web import metrics_app, serve_beside
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ class LedgerService:
         again and found already there."""
         assert self.consumer is not None
         try:
-            await self.consumer.commit(offsets)
+            await commit_offsets(self.consumer, offsets)
         except (CommitFailedError, IllegalStateError, KafkaError) as e:
             log.warning("ledger: offsets not committed (%s: %s); the records will be read again "
                         "and change nothing", type(e).__name__, e)

@@ -63,7 +63,7 @@ from streams.partitioned import (
     source_keys,
 )
 from streams.settings import INPUT_TOPICS, INTERNAL_TOPIC, Settings
-from streams.topics import TopicsError, log_start_offsets
+from streams.topics import TopicsError, commit_offsets, log_start_offsets
 
 log = logging.getLogger(__name__)
 
@@ -511,7 +511,7 @@ class IngestLoop:
         if not offsets:
             return
         try:
-            await self.consumer.commit(offsets)
+            await commit_offsets(self.consumer, offsets)
             self.committed.update(offsets)
         except KafkaError as e:
             log.warning("ingest: commit failed (%s); those records may be ingested again", e)

@@ -26,7 +26,9 @@ base offset of the partition's last record batch + 1, short of the real end when
 holds several records. Anything that reads "up to the end" (table recovery, a caught-up check)
 must use it, or the high watermark a consumer's own fetches report (``consumer.highwater(tp)``).
 And :func:`log_start_offsets`, because Tansu's ListOffsets (earliest) can name a later offset
-than the first; anything that reads "from the beginning" seeks there instead.
+than the first; anything that reads "from the beginning" seeks there instead. And
+:func:`commit_offsets`, which every consumer of cityorder commits through: aiokafka's commit,
+finished even when its caller is cancelled.
 
 Usage::
 
@@ -353,3 +355,32 @@ async def start_when_reachable(start: Callable[[], Awaitable[Any]], what: str) -
         except KafkaError as e:
             log.warning("cannot start %s (%s); retrying in %.0f s", what, e, _START_RETRY_S)
             await asyncio.sleep(_START_RETRY_S)
+
+
+#: How long a cancelled caller of :func:`commit_offsets` waits for its commit to finish.
+COMMIT_WAIT_S = 5.0
+
+
+async def commit_offsets(consumer: AIOKafkaConsumer,
+                         offsets: Mapping[TopicPartition, int] | None = None) -> None:
+    """``consumer.commit(offsets)`` (all consumed, if None), carried to its end even when the
+    caller is cancelled meanwhile.
+
+    aiokafka sends a commit under ``asyncio.shield``, so a caller cancelled during it (Ctrl-C,
+    a service stopping) leaves the request running; the consumer, stopped next, then closes
+    the connection under it, and asyncio prints "Task exception was never retrieved" with a
+    traceback as the process exits. A cancelled caller here waits for the commit first (one
+    round trip, at most :data:`COMMIT_WAIT_S`), then is cancelled: what was committed stays
+    committed, and a commit that fails at that point only means those records are read again.
+    Errors of a commit not cancelled are raised as ``consumer.commit`` raises them."""
+    pending = asyncio.ensure_future(consumer.commit(dict(offsets)) if offsets is not None
+                                    else consumer.commit())
+    try:
+        await asyncio.shield(pending)
+    except asyncio.CancelledError:
+        try:
+            await asyncio.wait_for(pending, COMMIT_WAIT_S)
+        except (KafkaError, TimeoutError) as e:
+            log.warning("a commit cut short by shutdown failed (%s): those records will be read "
+                        "again", e or type(e).__name__)
+        raise

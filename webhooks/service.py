@@ -42,6 +42,7 @@ from models.outputs import deadletter_payload
 from models.vocabulary import ALERTS_TOPIC
 from streams.settings import Settings
 from streams.topics import (
+    commit_offsets,
     ensure_topics,
     log_start_offsets,
     read_topic_configs,
@@ -415,7 +416,7 @@ class ReceiverLoop:
             if point is not None:
                 offsets[tp] = point
         if offsets:
-            await self.consumer.commit(offsets)
+            await commit_offsets(self.consumer, offsets)
             for tp, offset in offsets.items():
                 if tp in self.progress:
                     self.progress[tp].done_committing(offset)
@@ -462,7 +463,7 @@ class ReceiverLoop:
                     for tp in fresh:
                         consumer.seek(tp, where[tp])
                     if fresh:
-                        await consumer.commit({tp: where[tp] for tp in fresh})
+                        await commit_offsets(consumer, {tp: where[tp] for tp in fresh})
                         log.info("receiver %s: new, starting at the %s of %s", self.name,
                                  self.receiver.start,
                                  ", ".join(f"{tp.partition}@{where[tp]}" for tp in sorted(fresh)))

@@ -99,6 +99,7 @@ def test_dev_at_full_speed_equals_the_replay_of_its_recording(tmp_path: Path) ->
     # "overlapping": the garbage collector's, run every 0.25 s, at its first full collection of
     # 0.37 s; and at full speed Faust's livelock check, every 1.25 s, which a busy loop slows.)
     assert "WARNING" not in text, [x for x in text.splitlines() if "WARNING" in x]
+    assert "Traceback" not in text, text[text.index("Traceback") - 2000:]
     assert "clock      event: the demo day's time, not this machine's" in text
     assert f"recording  {record}" in text and "full speed" in text
     assert f"ledger     {ledger}: cityorder report --ledger {ledger}" in text
