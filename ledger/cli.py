@@ -38,11 +38,13 @@ def run_until_stopped(start: Callable[[], Awaitable[None]], name: str) -> None:
     asyncio.run(main())
 
 
-def open_store(location: str) -> Any:
+def open_store(location: str, *, existing: bool = False) -> Any:
+    """The ledger at ``location``; ``existing``: only one already written (for what only reads
+    it), else a clear error."""
     from ledger.store import LedgerError, LedgerStore
 
     try:
-        return LedgerStore(location)
+        return LedgerStore(location, existing=existing)
     except LedgerError as e:
         raise click.ClickException(str(e)) from None
 
@@ -152,7 +154,7 @@ def ledger_cases(ledger_url: str | None, status: tuple[str, ...], level: int | N
     from rules.alerts import ACTIVE
 
     statuses = tuple(x for s in status for x in (sorted(ACTIVE) if s == "active" else [s]))
-    store = open_store(_location(ledger_url))
+    store = open_store(_location(ledger_url), existing=True)
     try:
         rows = store.find(CaseQuery(status=statuses, level=level, overdue=overdue, limit=limit,
                                     **filters))
@@ -177,7 +179,7 @@ def ledger_cases(ledger_url: str | None, status: tuple[str, ...], level: int | N
 @click.option("--json", "as_json", is_flag=True, help="The case's every message, one a line.")
 def ledger_show(alert_id: str, ledger_url: str | None, as_json: bool) -> None:
     """One case: its latest state and its whole history, version by version."""
-    store = open_store(_location(ledger_url))
+    store = open_store(_location(ledger_url), existing=True)
     try:
         case, history, conflicts = (store.case(alert_id), store.history(alert_id),
                                     store.conflicts_of(alert_id))
@@ -289,7 +291,7 @@ def report(kind: str, on: str | None, as_of: str | None, by: str | None, fmt: st
         if len(bad) > 20:
             click.echo(f"... and {len(bad) - 20} more unreadable lines", err=True)
     else:
-        store = open_store(settings.ledger_location)
+        store = open_store(settings.ledger_location, existing=True)
         try:
             source = from_store(store, kind, day, t, now, cal, by, trend=fmt == "html")
         finally:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, bindparam, create_engine, event, func, insert, select, update
+from sqlalchemy import Engine, bindparam, create_engine, event, func, insert, inspect, select, update
 from sqlalchemy.engine import Connection
 
 from ledger.case import fold
@@ -50,11 +50,17 @@ def database_url(url_or_path: str | Path) -> str:
     return f"sqlite:///{Path(text).expanduser()}"
 
 
+def _sqlite_path(url: str) -> str | None:
+    """The file of a SQLite URL; None for another database or SQLite in memory."""
+    path = url.split("///", 1)[1] if url.startswith("sqlite") and "///" in url else ""
+    return path if path and path != ":memory:" else None
+
+
 def make_engine(url: str) -> Engine:
     dumps = lambda obj: orjson.dumps(obj).decode()   # noqa: E731 - keeps 中文 readable, and fast
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[1] if "///" in url else ""
-        if path and path != ":memory:":
+        path = _sqlite_path(url)
+        if path is not None:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, json_serializer=dumps, connect_args={"timeout": 30})
 
@@ -96,15 +102,29 @@ Incoming = tuple[bytes, int | None, int | None]
 
 
 class LedgerStore:
-    def __init__(self, url: str | Path, *, migrate_now: bool = True) -> None:
+    def __init__(self, url: str | Path, *, migrate_now: bool = True, existing: bool = False) -> None:
+        """``existing``: refuse a database no ledger was ever written to, rather than create
+        one. For what only reads (a report, a case): a mistyped path must not report zeros."""
         self.url = database_url(url)
+        path = _sqlite_path(self.url)
+        if existing and path is not None and not Path(path).exists():
+            raise LedgerError(self._missing())
         try:
             self.engine = make_engine(self.url)
-            if migrate_now:
+            written = not existing or inspect(self.engine).has_table("alembic_version")
+            if written and migrate_now:
                 migrate(self.engine)
         except Exception as e:   # the driver's own errors vary; the user needs the URL and why
             raise LedgerError(f"cannot open the ledger database {safe_url(self.url)}: "
                               f"{type(e).__name__}: {e}") from e
+        if not written:
+            self.engine.dispose()
+            raise LedgerError(self._missing())
+
+    def _missing(self) -> str:
+        return (f"no ledger at {_sqlite_path(self.url) or safe_url(self.url)}: nothing was ever "
+                "written there. Give the one `cityorder ledger` (or `cityorder dev`) writes, with "
+                "--ledger or CITYORDER_LEDGER_URL")
 
     def close(self) -> None:
         self.engine.dispose()

@@ -75,6 +75,11 @@ class Postgres:
         self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "cityorder", "cityorder")
         return self
 
+    def database(self, name: str) -> str:
+        """A new, empty database on this server; its URL."""
+        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "cityorder", name)
+        return f"postgresql://cityorder@127.0.0.1:{self.port}/{name}"
+
     def launch(self) -> None:
         """Start the server on its data (again, after :meth:`halt`) and wait until it answers."""
         log = (self.dir / "postgres.log").open("ab")

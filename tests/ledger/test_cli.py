@@ -7,8 +7,10 @@ from pathlib import Path
 import orjson
 from click.testing import CliRunner
 
+from ledger.store import LedgerStore
 from streams.cli import main
 from tests.ledger.test_store import lifecycle
+from tests.pg import Postgres
 
 
 def invoke(*args: str) -> tuple[int, str, str]:
@@ -60,7 +62,33 @@ def test_import_names_each_unreadable_line_and_exits_1(tmp_path: Path) -> None:
 
 
 def test_show_of_an_unknown_case_and_a_bad_database_say_so(tmp_path: Path) -> None:
-    code, _, err = invoke("ledger", "show", "a-X-0", "--ledger", str(tmp_path / "l.sqlite"))
+    db = str(tmp_path / "l.sqlite")
+    LedgerStore(db).close()   # a ledger, written by nobody yet
+    code, _, err = invoke("ledger", "show", "a-X-0", "--ledger", db)
     assert code == 1 and "no case a-X-0 in the ledger" in err
     code, _, err = invoke("ledger", "cases", "--ledger", "postgresql://u:pw@127.0.0.1:1/x")
     assert code == 1 and "cannot open the ledger database" in err and "pw" not in err
+
+
+def test_what_only_reads_the_ledger_refuses_one_that_was_never_written(
+        tmp_path: Path, postgres: Postgres) -> None:
+    """A mistyped --ledger (or none, and no ledger in the state directory) must not create an
+    empty database and report zeros: supervisors rank people by those figures."""
+    missing = tmp_path / "typo" / "ledger.sqlite"
+    empty_pg = postgres.database("never_written")
+    for where in (str(missing), empty_pg):
+        for command in (["report", "--date", "2026-11-20"], ["ledger", "cases"],
+                        ["ledger", "show", "a-X-0"]):
+            code, out, err = invoke(*command, "--ledger", where)
+            assert code == 1 and out == "", (command, where, out)
+            assert "no ledger at" in err and "nothing was ever written there" in err, err
+    assert not missing.parent.exists()
+
+    # Once something has written it, the same commands read it.
+    messages = lifecycle(tmp_path)
+    alerts = tmp_path / "alerts.jsonl"
+    alerts.write_bytes(b"".join(orjson.dumps(m) + b"\n" for m in messages))
+    for where in (str(missing), empty_pg):
+        assert invoke("ledger", "import", str(alerts), "--ledger", where)[0] == 0
+        code, out, err = invoke("report", "--date", messages[0]["opened_at"][:10], "--ledger", where)
+        assert code == 0 and "合计" in out, err
