@@ -67,7 +67,21 @@ def _warnings(city: Any, rules: Any) -> list[str]:
     return check_against_map(rules, city) + check_vocabulary(rules)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Commands(click.Group):
+    """cityorder's commands: one whose Kafka brokers cannot be reached, or whose topics cannot
+    be checked, ends with that error in one line (``streams.topics.TopicsError``)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from streams.topics import TopicsError
+
+        try:
+            return super().invoke(ctx)
+        except TopicsError as e:
+            raise click.ClickException(str(e)) from None
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"],
+                                              "max_content_width": 100})
 def main() -> None:
     """cityorder: real-time alerting for city order (市容秩序).
 
@@ -343,7 +357,9 @@ def worker(loglevel: str, rules_: str | None, **flags: Any) -> None:
     its state, then consumes the input topics and writes city.alerts until stopped (SIGTERM,
     Ctrl-C). Start more workers with the same settings to share the partitions.
     """
-    _run_worker(_runtime(settings_from(need_city=True, rules=rules_, **flags)), loglevel)
+    from streams.worker import run_worker
+
+    run_worker(_runtime(settings_from(need_city=True, rules=rules_, **flags)), loglevel=loglevel)
 
 
 def _runtime(settings: Any, **kwargs: Any) -> Any:
@@ -352,16 +368,6 @@ def _runtime(settings: Any, **kwargs: Any) -> Any:
 
     city, rules = _load(settings.city, settings.rules)
     return Runtime(settings, city, rules, **kwargs)
-
-
-def _run_worker(runtime: Any, loglevel: str, before_start: Any = None) -> None:
-    from streams.topics import TopicsError
-    from streams.worker import run_worker
-
-    try:
-        run_worker(runtime, loglevel=loglevel, before_start=before_start)
-    except TopicsError as e:
-        raise click.ClickException(str(e)) from None
 
 
 @main.command()
@@ -589,6 +595,7 @@ def dev(speedup: float, day: str, seed: int, scale: float, partitions: int, web_
     from streams.broker import EmbeddedBroker
     from streams.dev import DevConsole, free_port
     from streams.simulate import simulate as run_simulation
+    from streams.worker import run_worker
 
     started = time.monotonic()
     recorded = record.open("wb") if record else None
@@ -646,7 +653,7 @@ def dev(speedup: float, day: str, seed: int, scale: float, partitions: int, web_
         click.echo(f"  streaming the demo day of {day} at {f'{speedup:g}x' if speedup else 'full speed'}; "
                    "Ctrl-C stops everything", err=True)
         try:
-            _run_worker(runtime, "warning", before_start=console.on_loop)
+            run_worker(runtime, loglevel="warning", before_start=console.on_loop)
         except SystemExit as e:
             if e.code not in (0, None):
                 raise
@@ -705,8 +712,10 @@ def compare(live: Path, expected: Path) -> None:
 async def _send_one(settings: Any, topic: str, key: str, value: bytes) -> None:
     from aiokafka import AIOKafkaProducer
 
+    from streams.topics import start_client
+
     producer = AIOKafkaProducer(**settings.producer_kwargs(), acks="all", client_id="cityorder-cli")
-    await producer.start()
+    await start_client(producer, settings)
     try:
         await producer.send_and_wait(topic, value, key=key.encode())
     finally:

@@ -41,6 +41,7 @@ from models.timestamps import format_timestamp_ms, parse_input_timestamp_ms
 from rules.replay import parse_line
 from streams.partitioned import PROGRESS_HEADER, TICK_HEADER
 from streams.settings import INPUT_TOPICS, Settings
+from streams.topics import start_client
 
 IN_FLIGHT = 2_000
 #: Progress markers: after this many records, or this long after the last record...
@@ -117,7 +118,7 @@ async def simulate(settings: Settings, lines: Iterable[dict[str, Any]], *, rate:
     producer = AIOKafkaProducer(**settings.producer_kwargs(), client_id="cityorder-simulate",
                                 acks="all", linger_ms=5, max_batch_size=512 * 1024,
                                 max_request_size=settings.max_record_bytes)
-    await producer.start()
+    await start_client(producer, settings)
     stats = SimStats()
     pacer = Pacer(rate, speedup)
     marks = _Marks(producer, settings)
@@ -271,7 +272,7 @@ async def newest_stamp(settings: Settings, timeout_s: float = 10.0) -> int:
     they are empty or do not exist yet)."""
     consumer = AIOKafkaConsumer(**settings.aiokafka_kwargs(), enable_auto_commit=False,
                                 client_id="cityorder-simulate")
-    await consumer.start()
+    await start_client(consumer, settings)
     try:
         await consumer.topics()          # metadata of every topic: partitions_for_topic reads it
         tps = [TopicPartition(settings.topic(name), p) for name in INPUT_TOPICS

@@ -14,6 +14,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from streams.settings import Settings
+from streams.topics import start_client
 
 #: Transitions a duty officer cares about at a glance (``updated`` is mostly new evidence).
 NOTEWORTHY = frozenset({"opened", "escalated", "overdue", "cleared", "acknowledged", "dispatched",
@@ -48,7 +49,7 @@ async def follow(settings: Settings, show: Callable[[dict[str, Any]], None], *, 
                                 client_id="cityorder-tail", enable_auto_commit=False,
                                 auto_offset_reset="earliest" if from_beginning else "latest",
                                 fetch_max_wait_ms=100)
-    await consumer.start()
+    await start_client(consumer, settings)
     n = 0
     last = time.monotonic()
     try:

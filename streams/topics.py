@@ -44,7 +44,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaConnectionError, KafkaError, for_code
@@ -343,6 +343,18 @@ async def log_start_offsets(settings: Settings, partitions: Iterable[TP], *,
     finally:
         await probe.stop()
     return {by_tp[tp]: start for tp, start in starts.items()}
+
+
+async def start_client(client: AIOKafkaConsumer | AIOKafkaProducer, settings: Settings) -> None:
+    """Start a command's Kafka client, or raise :class:`TopicsError` naming the brokers (the
+    command line prints it as its error) with the client closed: a command that cannot reach
+    its broker says so in one line, not with a traceback and an "Unclosed" warning."""
+    try:
+        await client.start()
+    except KafkaConnectionError as e:
+        await client.stop()
+        raise TopicsError(f"cannot reach the brokers {', '.join(settings.brokers)}: {e} "
+                          "(--brokers, or CITYORDER_BROKERS)") from None
 
 
 async def start_when_reachable(start: Callable[[], Awaitable[Any]], what: str) -> None:

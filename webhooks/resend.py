@@ -22,7 +22,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from streams.settings import Settings
-from streams.topics import log_start_offsets, topic_partitions, true_end_offsets
+from streams.topics import log_start_offsets, start_client, topic_partitions, true_end_offsets
 from webhooks.config import Receiver
 from webhooks.service import DEAD_TOPIC, RENDER_ERRORS, body_for, post, session_for
 
@@ -71,7 +71,7 @@ async def read_dead_letters(settings: Settings) -> tuple[list[dict[str, Any]], l
     topic = settings.topic(DEAD_TOPIC)
     consumer = AIOKafkaConsumer(**settings.aiokafka_kwargs(), enable_auto_commit=False,
                                 auto_offset_reset="earliest", client_id="cityorder-webhooks-resend")
-    await consumer.start()
+    await start_client(consumer, settings)
     try:
         tps = await topic_partitions(consumer, topic)
         ends = await true_end_offsets(settings, tps)

@@ -368,3 +368,25 @@ def test_a_service_without_a_city_map_refuses_to_start_and_says_what_to_set(
     code, _, err = invoke(*args)
     assert code == 1, err
     assert "no city map: set CITYORDER_CITY (or --city)" in err and "docs/rules.md" in err
+
+
+def test_commands_that_cannot_reach_the_brokers_say_so_in_one_line(tmp_path: Path) -> None:
+    """No traceback: one error line naming the brokers and where to set them, exit 1."""
+    from streams.dev import free_port
+
+    nowhere = f"127.0.0.1:{free_port(0)}"
+    receivers = tmp_path / "receivers.yml"
+    receivers.write_text("sender: cityorder-test\nreceivers:\n  - name: r1\n    url: "
+                         "http://127.0.0.1:9/x\n    secret_env: CITYORDER_TEST_SECRET\n")
+    os.environ["CITYORDER_TEST_SECRET"] = "0" * 32
+    try:
+        for command in (["tail"], ["simulate", "--day", "2026-11-20", "--scale", "0.01"],
+                        ["webhooks", "resend", str(receivers), "--receiver", "r1"]):
+            result = CliRunner().invoke(main, [*command, "--brokers", nowhere])
+            assert result.exit_code == 1, (command, result.output, result.exception)
+            assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+            assert f"Error: cannot reach the brokers kafka://{nowhere}: " in result.stderr, result.output
+            assert "(--brokers, or CITYORDER_BROKERS)" in result.stderr
+            assert "Traceback" not in result.output
+    finally:
+        del os.environ["CITYORDER_TEST_SECRET"]
