@@ -14,7 +14,7 @@ from typing import Any
 import click
 import orjson
 
-from streams.options import kafka_options, log_to_stderr, settings_from
+from streams.options import OutputFile, kafka_options, log_to_stderr, settings_from
 
 LEDGER_HELP = ("The ledger database: postgresql://user:pass@host/db, sqlite:///path or a file path. "
                "[env: CITYORDER_LEDGER_URL; default: <state dir>/ledger.sqlite]")
@@ -247,7 +247,7 @@ def _width(text: str) -> int:
 @click.option("--city", "city_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="City map, for its time zone and calendar. [env: CITYORDER_CITY, as "
               "the services read it; default: Asia/Shanghai, no holidays]")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("-o", "--output", type=OutputFile(), default=None,
               help="Write here instead of standard output.")
 def report(kind: str, on: str | None, as_of: str | None, by: str | None, fmt: str,
            ledger_url: str | None, alerts: Path | None, city_path: Path | None,

@@ -22,7 +22,7 @@ import orjson
 from rules.demo.city import GEOJSON_PATH as DEMO_CITY
 from rules.pack import DEFAULT_PACK
 from rules.partitioning import DEFAULT_PARTITIONS
-from streams.options import kafka_options, settings_from
+from streams.options import OutputFile, kafka_options, settings_from
 
 PROGRESS_BYTES = 4 * 1024 * 1024
 
@@ -107,9 +107,9 @@ def main() -> None:
               show_default=True,
               help="Split the grids over this many partitions, one engine (and clock) each, as "
                    "a worker with that many partitions does; 1: one engine for the whole city.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("-o", "--output", type=OutputFile(), default=None,
               help="Write the city.alerts messages here (JSONL). [default: standard output]")
-@click.option("--deadletters", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--deadletters", type=OutputFile(), default=None,
               help="Write the city.alerts.deadletter messages here (JSONL). [default: not kept, "
                    "counted in the summary]")
 @click.option("-q", "--quiet", is_flag=True, help="No summary on standard error.")
@@ -387,7 +387,7 @@ def _runtime(settings: Any, **kwargs: Any) -> Any:
 @click.option("--duration", default=None, help="Stop after this long, e.g. 60s.")
 @click.option("--keep-arrival", is_flag=True, help="Stamp records with the lines' recorded arrivals.")
 @click.option("--no-tick", is_flag=True, help="Do not end with a clock tick.")
-@click.option("--record", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--record", type=OutputFile(), default=None,
               help="Also write what is sent as a replay file.")
 def simulate(input_path: Path | None, day: str, days: int, seed: int, scale: float, rate: float | None,
              speedup: float | None, duration: str | None, keep_arrival: bool, no_tick: bool,
@@ -560,9 +560,9 @@ def _time_settings(settings: Any) -> tuple[int, int]:
 @click.option("--web-port", default=6066, show_default=True,
               help="Port for /metrics, /readyz, /healthz (a free one is taken if it is busy).")
 @click.option("--all", "show_all", is_flag=True, help="Also print 'updated' (new evidence) transitions.")
-@click.option("--record", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--record", type=OutputFile(), default=None,
               help="Write every line sent to this replay file (JSONL), to replay it later.")
-@click.option("--alerts", "alerts_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--alerts", "alerts_path", type=OutputFile(), default=None,
               help="Write every city.alerts message the worker sends to this file (JSONL).")
 @click.option("--ledger", "ledger_url", default=None,
               help="The ledger's database (kept after dev stops). [default: a SQLite file in a new "

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -46,3 +48,22 @@ def log_to_stderr(loglevel: str) -> None:
     """A service's log on standard error, one line a record with its time and logger."""
     logging.basicConfig(level=loglevel.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+class OutputFile(click.Path):
+    """A file a command writes: refused before any work when its directory does not exist or
+    cannot be written, rather than with a traceback once a long replay has run."""
+
+    name = "file"
+
+    def __init__(self) -> None:
+        super().__init__(dir_okay=False, writable=True, path_type=Path)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        path = Path(super().convert(value, param, ctx))
+        parent = path.parent
+        if not parent.is_dir():
+            self.fail(f"{path}: there is no directory {parent}", param, ctx)
+        if not os.access(parent, os.W_OK):
+            self.fail(f"{path}: the directory {parent} cannot be written", param, ctx)
+        return path

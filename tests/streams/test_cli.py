@@ -390,3 +390,20 @@ def test_commands_that_cannot_reach_the_brokers_say_so_in_one_line(tmp_path: Pat
             assert "Traceback" not in result.output
     finally:
         del os.environ["CITYORDER_TEST_SECRET"]
+
+
+def test_an_output_file_in_a_missing_directory_is_refused_before_any_work(
+        tmp_path: Path, demo_day: Path) -> None:
+    """Checked as the option is read (exit 2, the option named), not with a traceback after
+    the replay has run."""
+    missing = tmp_path / "no" / "such" / "dir" / "out.jsonl"
+    for command in (["replay", str(demo_day), "-o", str(missing)],
+                    ["replay", str(demo_day), "-o", str(tmp_path / "a.jsonl"), "--deadletters", str(missing)],
+                    ["report", "--alerts", str(demo_day), "--date", "2026-11-20", "-o", str(missing)],
+                    ["simulate", "--day", "2026-11-20", "--record", str(missing)]):
+        code, out, err = invoke(*command)
+        assert code == 2 and out == "", (command, out, err)
+        assert f"{missing}: there is no directory {missing.parent}" in err, err
+    assert not (tmp_path / "no").exists() and not (tmp_path / "a.jsonl").exists()
+    code, _, err = invoke("report", "--alerts", str(demo_day), "--date", "2026-11-20", "-o", str(tmp_path))
+    assert code == 2 and "is a directory" in err
