@@ -82,11 +82,18 @@ class _Commands(click.Group):
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"],
                                               "max_content_width": 100})
+@click.version_option(package_name="cityorder", message="cityorder %(version)s")
 def main() -> None:
     """cityorder: real-time alerting for city order (市容秩序).
 
     Camera, sensor, report and feedback events in; alerts that open, escalate and close out.
-    Start with `cityorder demo` to replay a generated day of the demo city.
+    Start with `cityorder dev` (everything on this machine: a broker, a worker, the demo city's
+    day, the console) or `cityorder demo` (replay a generated day to files).
+
+    The manuals are in the source tree's docs/ (docs/README.md lists them): the topics and
+    messages (contracts.md), the rule language (rules.md), the scorecards (assessment.md), the
+    console, the ledger, the adapters, webhooks, monitoring and the runbooks. `cityorder COMMAND
+    -h` for a command's options.
     """
     from streams.tuning import tune_gc
 

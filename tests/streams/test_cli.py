@@ -122,8 +122,16 @@ def test_rules_check_accepts_the_default_pack_and_demo_city() -> None:
 def test_help_explains_every_command() -> None:
     code, out, _ = invoke("--help")
     assert code == 0
-    for cmd in ("replay", "rules", "demo"):
+    for cmd in ("replay", "rules", "demo", "dev"):
         assert cmd in out
+    # It points to the manuals, and each page it names is there.
+    assert "docs/README.md" in out
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    for page in ("contracts.md", "rules.md", "assessment.md"):
+        assert page in out and (docs / page).is_file()
+    from importlib.metadata import version
+    code, out, _ = invoke("--version")
+    assert code == 0 and out == f"cityorder {version('cityorder')}\n"
     code, out, _ = invoke("replay", "--help")
     assert "--deadletters" in out and "--until" in out and "--clock" in out
     code, out, _ = invoke("worker", "--help")
