@@ -28,7 +28,8 @@ must use it, or the high watermark a consumer's own fetches report (``consumer.h
 And :func:`log_start_offsets`, because Tansu's ListOffsets (earliest) can name a later offset
 than the first; anything that reads "from the beginning" seeks there instead. And
 :func:`commit_offsets`, which every consumer of cityorder commits through: aiokafka's commit,
-finished even when its caller is cancelled.
+finished even when its caller is cancelled; and :func:`start_client`, with which a command
+that cannot reach its brokers says so in one line.
 
 Usage::
 
