@@ -92,6 +92,10 @@ MAX_BACKOFF_S = 5.0
 #: leaves one idle that long while it runs; this is for the others (a ``cityorder feedback``
 #: after a simulation ended), which would otherwise wait for input that never comes.
 IDLE_GRACE_S = 5.0
+#: How long a worker may ingest with no view of the others' progress (it evaluates no
+#: partition: more workers than partitions, or a rebalance) before it warns, and how often.
+BLIND_WARN_S = 60.0
+BLIND_REWARN_S = 600.0
 
 V = TypeVar("V")
 
@@ -150,6 +154,8 @@ class IngestLoop:
         self.last_stamp: dict[TopicPartition, int] = {}      # Kafka timestamp of its last record
         self.known_below: dict[TopicPartition, int] = {}  # committed offset at assignment (look_back)
         self.looking_back: set[TopicPartition] = set()    # paused by look_back until sought
+        self.blind_since: float | None = None   # since when it ingests with no view (MAX_AHEAD off)
+        self.blind_warned = -math.inf
         self.healthy = False
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
@@ -479,6 +485,7 @@ class IngestLoop:
         lowest = self._lowest()
         if lowest is None:
             self.written.clear()     # nothing to measure against (yet): no limit
+        self._warn_if_blind(time.monotonic())
         while self.written and self.written[0][0] <= lowest:  # type: ignore[operator]
             self.written.popleft()
         ahead = self.written_total - self.written[0][1] if self.written else 0
@@ -490,6 +497,24 @@ class IngestLoop:
             elif tp in paused and tp not in self.looking_back:
                 self.consumer.resume(tp)
                 self.last_fetched[tp] = time.monotonic()   # quiet from now on (see _free)
+
+    def _warn_if_blind(self, now_s: float) -> None:
+        """Warn when this worker has ingested for :data:`BLIND_WARN_S` while evaluating no
+        partition: nothing then holds its ingest back to the slower workers (``MAX_AHEAD``
+        is measured against what its evaluators read), and the evaluators elsewhere hold
+        what it writes ahead of them in memory."""
+        assert self.consumer is not None
+        if self.view() or not self.consumer.assignment():
+            self.blind_since = None
+            return
+        if self.blind_since is None:
+            self.blind_since = now_s
+        if now_s - self.blind_since >= BLIND_WARN_S and now_s - self.blind_warned >= BLIND_REWARN_S:
+            self.blind_warned = now_s
+            log.warning("ingest: this worker has ingested %d source partitions for %.0f s while it "
+                        "evaluates no partition, so its ingest is not held back to the slower "
+                        "workers; run no more workers than partitions (deploy/README.md, Scaling)",
+                        len(self.consumer.assignment()), now_s - self.blind_since)
 
     async def _write_progress(self) -> None:
         assert self.consumer is not None

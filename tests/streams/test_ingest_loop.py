@@ -4,17 +4,19 @@ and how it writes a large release (``IngestLoop._write``), each chunk with its f
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 
 import orjson
+import pytest
 from aiokafka import TopicPartition
 
 from rules.citymap import CityMap
 from rules.demo.city import GEOJSON_PATH
 from rules.pack import DEFAULT_PACK, load_rules
 from streams.codec import decode
-from streams.ingest_loop import IDLE_GRACE_S, WRITE_CHUNK, IngestLoop
+from streams.ingest_loop import BLIND_REWARN_S, BLIND_WARN_S, IDLE_GRACE_S, WRITE_CHUNK, IngestLoop
 from streams.metrics import Metrics
 from streams.partitioned import IngestBatcher, SourceRecord, source_key
 from streams.settings import Settings
@@ -63,6 +65,31 @@ def test_a_resumed_partition_is_quiet_only_from_its_resumption() -> None:
     assert loop._free({TP0, TP1}) == {TP0}
     loop.last_fetched[TP1] -= IDLE_GRACE_S
     assert loop._free({TP0, TP1}) == {TP0, TP1}
+
+
+def test_a_worker_that_ingests_and_evaluates_nothing_warns_after_a_minute(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """With no evaluator, nothing holds its ingest back to the other workers (MAX_AHEAD is
+    measured against what its evaluators read): it says so, once in a while, not at once."""
+    loop = _loop("wall", paused=set())
+    with caplog.at_level(logging.WARNING, logger="streams.ingest_loop"):
+        loop._warn_if_blind(100.0)
+        loop._warn_if_blind(100.0 + BLIND_WARN_S - 1)
+        assert caplog.records == []
+        loop._warn_if_blind(100.0 + BLIND_WARN_S)
+        assert len(caplog.records) == 1
+        assert "ingested 2 source partitions for 60 s while it evaluates no partition" in caplog.text
+        loop._warn_if_blind(100.0 + BLIND_REWARN_S - 1)
+        assert len(caplog.records) == 1                 # not again soon
+        loop._warn_if_blind(100.0 + BLIND_WARN_S + BLIND_REWARN_S)
+        assert len(caplog.records) == 2
+        # An evaluator's view of the others ends it; a later blind spell counts from its start.
+        loop.view = lambda: {"city.events.camera/0": 1}
+        loop._warn_if_blind(2_000.0)
+        loop.view = dict
+        loop._warn_if_blind(2_001.0)
+        loop._warn_if_blind(2_001.0 + BLIND_WARN_S - 1)
+        assert len(caplog.records) == 2
 
 
 def test_in_wall_mode_every_partition_at_its_end_is_free() -> None:
