@@ -471,10 +471,10 @@ class IngestLoop:
         """Per-partition progress by source name (what progress records carry)."""
         return {source_key(self.contract[tp.topic], tp.partition): v for tp, v in progress.items()}
 
-    def _lowest(self) -> float | None:
+    def _lowest(self, view: Mapping[str, int]) -> float | None:
         """The least frontier of all source partitions, this worker's own as it knows them and
-        the others' as its evaluators last read them; None while one is unknown."""
-        known = dict(self.view())
+        the others' as its evaluators last read them (``view``); None while one is unknown."""
+        known = dict(view)
         for source, t in self._by_source(self.frontier).items():
             known[source] = max(t, known.get(source, t))
         return least(known, self.sources)
@@ -482,10 +482,11 @@ class IngestLoop:
     def _flow_control(self, at_end: set[TopicPartition]) -> None:
         """Pause what runs too far ahead (see the module's docstring)."""
         assert self.consumer is not None
-        lowest = self._lowest()
+        view = self.view()
+        lowest = self._lowest(view)
         if lowest is None:
             self.written.clear()     # nothing to measure against (yet): no limit
-        self._warn_if_blind(time.monotonic())
+        self._warn_if_blind(time.monotonic(), seeing=bool(view))
         while self.written and self.written[0][0] <= lowest:  # type: ignore[operator]
             self.written.popleft()
         ahead = self.written_total - self.written[0][1] if self.written else 0
@@ -498,13 +499,14 @@ class IngestLoop:
                 self.consumer.resume(tp)
                 self.last_fetched[tp] = time.monotonic()   # quiet from now on (see _free)
 
-    def _warn_if_blind(self, now_s: float) -> None:
+    def _warn_if_blind(self, now_s: float, seeing: bool) -> None:
         """Warn when this worker has ingested for :data:`BLIND_WARN_S` while evaluating no
-        partition: nothing then holds its ingest back to the slower workers (``MAX_AHEAD``
-        is measured against what its evaluators read), and the evaluators elsewhere hold
-        what it writes ahead of them in memory."""
+        partition (``seeing``: its evaluators read the others' progress): nothing then holds
+        its ingest back to the slower workers (``MAX_AHEAD`` is measured against what its
+        evaluators read), and the evaluators elsewhere hold what it writes ahead of them in
+        memory."""
         assert self.consumer is not None
-        if self.view() or not self.consumer.assignment():
+        if seeing or not self.consumer.assignment():
             self.blind_since = None
             return
         if self.blind_since is None:

@@ -73,22 +73,20 @@ def test_a_worker_that_ingests_and_evaluates_nothing_warns_after_a_minute(
     measured against what its evaluators read): it says so, once in a while, not at once."""
     loop = _loop("wall", paused=set())
     with caplog.at_level(logging.WARNING, logger="streams.ingest_loop"):
-        loop._warn_if_blind(100.0)
-        loop._warn_if_blind(100.0 + BLIND_WARN_S - 1)
+        loop._warn_if_blind(100.0, seeing=False)
+        loop._warn_if_blind(100.0 + BLIND_WARN_S - 1, seeing=False)
         assert caplog.records == []
-        loop._warn_if_blind(100.0 + BLIND_WARN_S)
+        loop._warn_if_blind(100.0 + BLIND_WARN_S, seeing=False)
         assert len(caplog.records) == 1
         assert "ingested 2 source partitions for 60 s while it evaluates no partition" in caplog.text
-        loop._warn_if_blind(100.0 + BLIND_REWARN_S - 1)
+        loop._warn_if_blind(100.0 + BLIND_REWARN_S - 1, seeing=False)
         assert len(caplog.records) == 1                 # not again soon
-        loop._warn_if_blind(100.0 + BLIND_WARN_S + BLIND_REWARN_S)
+        loop._warn_if_blind(100.0 + BLIND_WARN_S + BLIND_REWARN_S, seeing=False)
         assert len(caplog.records) == 2
         # An evaluator's view of the others ends it; a later blind spell counts from its start.
-        loop.view = lambda: {"city.events.camera/0": 1}
-        loop._warn_if_blind(2_000.0)
-        loop.view = dict
-        loop._warn_if_blind(2_001.0)
-        loop._warn_if_blind(2_001.0 + BLIND_WARN_S - 1)
+        loop._warn_if_blind(2_000.0, seeing=True)
+        loop._warn_if_blind(2_001.0, seeing=False)
+        loop._warn_if_blind(2_001.0 + BLIND_WARN_S - 1, seeing=False)
         assert len(caplog.records) == 2
 
 
