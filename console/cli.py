@@ -53,6 +53,8 @@ def console(ctx: click.Context, ledger_url: str | None, host: str, port: int,
                                         need_city=ctx.invoked_subcommand is None, **flags)
     if ctx.invoked_subcommand is not None:
         return
+    from ledger.store import LedgerError
+
     log_to_stderr(loglevel)
     settings = ctx.obj["settings"]
     store = open_store(settings.ledger_location)
@@ -60,6 +62,8 @@ def console(ctx: click.Context, ledger_url: str | None, host: str, port: int,
     try:
         run_until_stopped(lambda: serve(settings, store, host, port,
                                         secure_cookies=secure_cookies), "console")
+    except LedgerError as e:
+        raise click.ClickException(str(e)) from None
     finally:
         store.close()
 

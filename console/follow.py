@@ -85,6 +85,11 @@ class Follower:
             waited += 0.5
         consumer.assign(tps)
         committed = {tp: await consumer.committed(tp) for tp in tps}
+        # A console on another database than the ledger's would show none of the cases
+        # opened before now: it stops with why instead (LedgerError).
+        await asyncio.to_thread(self.store.check_group_offsets,
+                                {tp.partition: o for tp, o in committed.items()},
+                                self.settings.ledger_group, topic)
         starts = await log_start_offsets(self.settings, [tp for tp, o in committed.items()
                                                          if o is None])
         n = await asyncio.to_thread(load_snapshot, self.board, self.store)

@@ -73,6 +73,7 @@ def ledger(ctx: click.Context, ledger_url: str | None, web_port: int, loglevel: 
     if ctx.invoked_subcommand is not None:
         return
     from ledger.service import serve
+    from ledger.store import LedgerError
 
     settings = settings_from(**({"ledger_url": ledger_url} if ledger_url else {}), **flags)
     store = open_store(settings.ledger_location)
@@ -80,6 +81,8 @@ def ledger(ctx: click.Context, ledger_url: str | None, web_port: int, loglevel: 
 
     try:
         run_until_stopped(lambda: serve(settings, store, web_port), "ledger")
+    except LedgerError as e:
+        raise click.ClickException(str(e)) from None
     finally:
         store.close()
 

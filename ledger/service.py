@@ -24,7 +24,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from prometheus_client import Counter, Gauge, Histogram
 
-from ledger.store import Applied, LedgerStore, safe_url
+from ledger.store import Applied, LedgerError, LedgerStore, safe_url
 from models.vocabulary import ALERTS_TOPIC
 from streams.metrics import component_registry
 from streams.settings import Settings
@@ -75,9 +75,18 @@ class _Assign(ConsumerRebalanceListener):  # type: ignore[misc]
         return None
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        consumer = self.service.consumer
+        service = self.service
+        consumer = service.consumer
         assert consumer is not None
-        fresh = [tp for tp in assigned if await consumer.committed(tp) is None]
+        committed = {tp: await consumer.committed(tp) for tp in assigned}
+        try:
+            await asyncio.to_thread(service.store.check_group_offsets,
+                                    {tp.partition: o for tp, o in committed.items()},
+                                    service.settings.ledger_group, service.topic)
+        except LedgerError as e:   # raised by run(): aiokafka only logs a listener's errors
+            service.refused = e
+            return
+        fresh = [tp for tp, offset in committed.items() if offset is None]
         if fresh:
             starts = await log_start_offsets(self.service.settings, fresh)
             for tp in fresh:
@@ -94,6 +103,9 @@ class LedgerService:
         self.db_ok = True
         self.started = False
         self.applied_total = 0
+        #: Why this database must not be written (LedgerStore.check_group_offsets), found when
+        #: partitions were assigned; run() stops on it before applying anything.
+        self.refused: LedgerError | None = None
 
     async def run(self) -> None:
         s = self.settings
@@ -111,6 +123,8 @@ class LedgerService:
         try:
             while True:
                 fetched = await self.consumer.getmany(timeout_ms=FETCH_WAIT_MS, max_records=BATCH)
+                if self.refused is not None:
+                    raise self.refused
                 records = [r for recs in fetched.values() for r in recs]
                 if records:
                     await self._apply(records)

@@ -243,6 +243,37 @@ class LedgerStore:
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(stmt).mappings()]
 
+    def check_group_offsets(self, committed: dict[int, int | None], group: str, topic: str) -> None:
+        """Refuse (:class:`LedgerError`) a database that is not the one the ledger's consumer
+        group ``group`` has been writing: one that holds no record of a partition of ``topic``
+        the group has read from (``committed``: its offsets by partition). Every record the
+        ledger reads is kept (a transition, a conflict or an unreadable record) before its
+        offset is committed, so this is a mistyped ``--ledger`` or a database replaced; going on
+        from the group's offsets would leave every case before them out of the board and the
+        scorecards, without a word."""
+        read = sorted(p for p, offset in committed.items() if offset)
+        if not read:
+            return
+        with self.engine.connect() as conn:
+            missing = [p for p in read
+                       if not any(conn.execute(select(table.c.source_partition)
+                                               .where(table.c.source_partition == p).limit(1)).first()
+                                  for table in (transitions, conflicts, unreadable))]
+        if missing:
+            where = _sqlite_path(self.url) or safe_url(self.url)
+            one = len(missing) == 1
+            parts = ", ".join(map(str, missing))
+            offsets = ", ".join(str(committed[p]) for p in missing)
+            raise LedgerError(
+                f"the ledger database {where} holds no record read from {topic} "
+                f"{'partition' if one else 'partitions'} {parts}, though the ledger's consumer "
+                f"group {group} has read {'it' if one else 'them'} (to "
+                f"{'offset' if one else 'offsets'} {offsets}): this is not the "
+                "database `cityorder ledger` has been writing. Give that one (--ledger or "
+                "CITYORDER_LEDGER_URL). To build a new database from the topic's first record "
+                f"instead, delete the group's offsets first (kafka-consumer-groups --delete-offsets "
+                f"--group {group} --topic {topic})")
+
     def counts(self) -> dict[str, int]:
         with self.engine.connect() as conn:
             return {name: conn.execute(select(func.count()).select_from(table)).scalar_one()

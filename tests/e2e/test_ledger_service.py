@@ -17,10 +17,11 @@ from aiokafka import AIOKafkaProducer
 from ledger.case import fold
 from ledger.record import Transition, parse
 from ledger.store import CaseQuery, LedgerStore
+from streams.dev import free_port
 from streams.settings import Settings
 from streams.topics import default_topics, ensure_topics
 from tests.demo_day import day_replay
-from tests.e2e.workers import LedgerProc
+from tests.e2e.workers import Cli, LedgerProc
 from tests.pg import Postgres
 from tests.promtool import check_metrics
 
@@ -142,3 +143,40 @@ def test_a_database_that_goes_away_makes_it_unready_then_it_catches_up(
         proc.stop()
         store.close()
         pg.stop()
+
+
+def test_a_ledger_or_console_on_another_database_stops_and_says_why(
+        settings: Settings, tmp_path: Path, day_alerts: list[dict[str, Any]]) -> None:
+    """The ledger's group has read city.alerts into one database; a ledger (and a console)
+    given another one, a mistyped path, must not go on from the group's offsets: every case
+    before them would be missing from the board and the scorecards."""
+    right = str(tmp_path / "ledger.sqlite")
+    store = LedgerStore(right)
+    proc = LedgerProc(settings, right, tmp_path / "ledger.log")
+    try:
+        produce(settings, day_alerts[:300])
+        wait_for(store, 300, proc)
+    finally:
+        proc.stop()                  # SIGTERM: its offsets are committed
+    wrong = tmp_path / "ledgr.sqlite"
+    for argv in (["ledger", "--web-port", str(free_port(0))],
+                 ["console", "--port", str(free_port(0))]):
+        cli = Cli(settings, tmp_path / f"{argv[0]}-wrong.log", *argv,
+                  env={"CITYORDER_LEDGER_URL": str(wrong)})
+        try:
+            code = cli.proc.wait(90)
+        finally:
+            cli.stop()
+        said = cli.log_path.read_text()
+        assert code == 1, said
+        assert f"the ledger database {wrong} holds no record read from" in said, said
+        assert "Traceback" not in said, said
+    assert LedgerStore(wrong).counts()["transitions"] == 0
+    # the right database goes on where it was
+    proc = LedgerProc(settings, right, tmp_path / "ledger.log")
+    try:
+        produce(settings, day_alerts[300:400])
+        wait_for(store, 400, proc)
+    finally:
+        proc.stop()
+        store.close()

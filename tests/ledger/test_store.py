@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, text
 from ledger.case import fold
 from ledger.record import Transition, parse
 from ledger.schema import metadata
-from ledger.store import CaseQuery, LedgerStore, database_url
+from ledger.store import CaseQuery, LedgerError, LedgerStore, database_url
 from tests.pg import Postgres
 from tests.rules.harness import T
 from tests.rules.test_lifecycle import opened_vendor
@@ -164,6 +164,31 @@ def test_unreadable_records_are_kept_with_their_reason(store: LedgerStore, tmp_p
         (3, 1, "not_json"), (3, 2, "bad_shape"), (3, 3, "bad_shape")]
     assert "version" in applied.unreadable[1][2].reason
     assert store.counts()["unreadable"] == 3
+
+
+def test_a_database_the_ledger_group_has_not_been_writing_is_refused(store: LedgerStore,
+                                                                    tmp_path: Path) -> None:
+    """Every record read from a partition is kept (a transition, a conflict, an unreadable
+    record) before its offset is committed: a committed offset with nothing of its partition
+    in the database means another database than the ledger's."""
+    messages = lines(lifecycle(tmp_path))
+    check = store.check_group_offsets
+    # a new database, a new group: nothing read, nothing to hold
+    check({0: None, 1: None, 2: None}, "g", "city.alerts")
+    check({0: 0}, "g", "city.alerts")
+    with pytest.raises(LedgerError) as refused:
+        check({0: None, 1: 17, 2: 4}, "cityorder-ledger", "city.alerts")
+    said = str(refused.value)
+    assert "partitions 1, 2" in said and "offsets 17, 4" in said and "cityorder-ledger" in said
+    assert "--ledger" in said and "--delete-offsets --group cityorder-ledger" in said
+    store.apply([(messages[0], 1, 16)])                     # partition 1: a transition
+    store.apply([(b"\xff not json", 2, 3)])                 # partition 2: an unreadable record
+    check({0: None, 1: 17, 2: 4}, "g", "city.alerts")
+    with pytest.raises(LedgerError, match=r"partition 0, though .* read it \(to offset 9\)"):
+        check({0: 9, 1: 17, 2: 4}, "g", "city.alerts")
+    forged = {**orjson.loads(messages[0]), "note": "another copy"}
+    store.apply([(orjson.dumps(forged), 0, 8)])             # partition 0: only a conflict
+    check({0: 9, 1: 17, 2: 4}, "g", "city.alerts")
 
 
 def test_the_migrations_make_exactly_the_tables(store: LedgerStore) -> None:
