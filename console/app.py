@@ -51,6 +51,7 @@ from console.i18n import (
 )
 from console.i18n import COOKIE as LANG_COOKIE
 from console.mapview import PAD, MapView, view_of
+from console.proxies import Network, client_address
 from console.roles import ACTIONS, NOTE, legal, may, offered
 from ledger import assessment, render
 from ledger.assessment import GROUPINGS, PERIODS
@@ -109,7 +110,8 @@ class Console:
                  publish_audit: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
                  secure_cookies: bool = False, map_view: MapView | None = None,
                  city_name: str = "", tiles: str | None = None,
-                 tiles_attribution: str | None = None) -> None:
+                 tiles_attribution: str | None = None,
+                 trusted_proxies: tuple[Network, ...] = ()) -> None:
         self.store, self.board, self.cal = store, board, cal
         self.map_view = map_view or view_of({})
         self.tiles = self.map_view.tiles(tiles) if tiles else []
@@ -121,6 +123,7 @@ class Console:
         self.throttle = Throttle()
         self.send, self.stamp, self.publish_audit = send, stamp, publish_audit
         self.secure_cookies = secure_cookies
+        self.trusted_proxies = trusted_proxies
         self.pending: dict[str, Pending] = {}
         #: The system's clock as last read for a case's countdown (monotonic time read, value):
         #: reading it asks Kafka, and every open case page asks every 30 s.
@@ -271,7 +274,8 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
 
 
 def _address(request: web.Request) -> str | None:
-    return request.remote
+    return client_address(request.remote, request.headers.get("X-Forwarded-For"),
+                          request.app[CONSOLE].trusted_proxies)
 
 
 def _wants_json(request: web.Request) -> bool:

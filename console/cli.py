@@ -37,6 +37,12 @@ log = logging.getLogger("console")
               "[env: CITYORDER_CONSOLE_TILES_ATTRIBUTION]")
 @click.option("--secure-cookies", is_flag=True,
               help="Mark cookies Secure (behind HTTPS, as in production).")
+@click.option("--trusted-proxies", "console_trusted_proxies", default=None, metavar="ADDRESSES",
+              help="The reverse proxies in front of the console (addresses or networks, "
+              "comma-separated, e.g. 10.0.0.5,10.8.0.0/16): their X-Forwarded-For names who a "
+              "request came from, for the audit trail and the sign-in limit. Behind a proxy and "
+              "without this, every user has the proxy's address. "
+              "[env: CITYORDER_CONSOLE_TRUSTED_PROXIES; default: none]")
 @click.option("--loglevel", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 @click.pass_context
@@ -113,7 +119,8 @@ async def serve(settings: Any, store: Any, host: str, port: int, *,
     app_state = Console(store, board, cal, send=sender.send, stamp=stamp,
                         publish_audit=publish_audit, secure_cookies=secure_cookies,
                         map_view=map_view, city_name=city.name, tiles=settings.console_tiles,
-                        tiles_attribution=settings.console_tiles_attribution)
+                        tiles_attribution=settings.console_tiles_attribution,
+                        trusted_proxies=settings.console_trusted_proxies)
     follower = Follower(settings, store, board, app_state.publish, app_state.refused,
                         app_state.dead_letters)
     runner = web.AppRunner(make_app(app_state), access_log=None)

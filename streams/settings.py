@@ -27,6 +27,7 @@ import os
 import re
 import ssl
 from collections.abc import Mapping
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
@@ -115,9 +116,15 @@ def env_name(field: str) -> str:
     return _ENV_NAMES.get(field, ENV_PREFIX + field.upper())
 
 
+#: Flags whose spelling is not the field's (the console's own options, ``--ledger``).
+_FLAG_NAMES = {"ledger_url": "--ledger", "console_tiles": "--tiles",
+               "console_tiles_attribution": "--tiles-attribution",
+               "console_trusted_proxies": "--trusted-proxies"}
+
+
 def flag_name(field: str) -> str:
     """The command-line flag spelling of ``field``, used when an override was the bad value."""
-    return "--" + field.removesuffix("_ms").replace("_", "-")
+    return _FLAG_NAMES.get(field) or "--" + field.removesuffix("_ms").replace("_", "-")
 
 
 def _name(info: ValidationInfo, field: str) -> str:
@@ -247,6 +254,10 @@ class Settings(BaseModel):
     console_tiles: str | None = None
     #: The attribution the tiles' licence asks for, shown under the map.
     console_tiles_attribution: str | None = None
+    #: The console's reverse proxies (CITYORDER_CONSOLE_TRUSTED_PROXIES: addresses or networks,
+    #: comma-separated), whose ``X-Forwarded-For`` names who a request came from
+    #: (console.proxies). Unset, the connection's own address is the client's.
+    console_trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
     #: Table store: ``rocksdb`` (rocksdict, survives restarts) or ``memory`` (tests).
     store: Literal["rocksdb", "memory"] = "rocksdb"
     security_protocol: SecurityProtocol = "PLAINTEXT"
@@ -314,6 +325,18 @@ class Settings(BaseModel):
         if not items:
             raise ValueError("no broker given; write kafka://HOST:PORT[,kafka://HOST:PORT...]")
         return tuple(_normalise_broker(str(item)) for item in items)
+
+    @field_validator("console_trusted_proxies", mode="before")
+    @classmethod
+    def _check_proxies(cls, value: object) -> tuple[IPv4Network | IPv6Network, ...]:
+        nets = []
+        for item in _items(value):
+            try:
+                nets.append(ip_network(str(item), strict=False))
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network; write them like "
+                                 "10.0.0.5,10.8.0.0/16") from None
+        return tuple(nets)
 
     @field_validator("console_tiles")
     @classmethod

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,6 +22,7 @@ from console.app import STREAM_BACKLOG, Console, make_app
 from console.board import RESET, Board, Change
 from console.follow import load_snapshot
 from console.mapview import view_of
+from console.proxies import client_address
 from console.roles import ACTIONS, NOTE, ROLES, legal, may
 from ledger.schema import audit
 from ledger.store import LedgerStore
@@ -191,6 +193,51 @@ async def test_sign_in_is_rate_limited(harness: tuple[Harness, TestClient]) -> N
         assert (await sign_in(client, "operator", "wrong password")).status == 401
     r = await sign_in(client, "operator")          # the right password, too late
     assert r.status == 429 and "登录失败次数过多" in await r.text()
+
+
+async def sign_in_via(client: TestClient, username: str, password: str, forwarded_for: str) -> Any:
+    """A sign-in through a reverse proxy that says the browser is at ``forwarded_for``."""
+    headers = {"X-Forwarded-For": forwarded_for}
+    page = await client.get("/login", headers=headers)
+    pre = re.search(r'name="pre" value="([^"]+)"', await page.text())
+    assert pre
+    return await client.post("/login", data={"username": username, "password": password,
+                                             "pre": pre.group(1), "next": "/"},
+                             headers=headers, allow_redirects=False)
+
+
+@pytest.mark.parametrize("trusted", [False, True])
+async def test_behind_a_trusted_proxy_one_address_failing_does_not_lock_out_the_others(
+        store: LedgerStore, trusted: bool) -> None:
+    """Behind the centre's proxy every connection comes from the proxy (here the test client's
+    127.0.0.1). Unless the console trusts it, five mistyped sign-ins from one desk lock every
+    desk out, and the audit trail has one address for everyone; its X-Forwarded-For is believed
+    only from a trusted proxy."""
+    h = Harness(store)
+    if trusted:
+        h.console.trusted_proxies = (ip_network("127.0.0.1/32"),)
+    async with TestClient(TestServer(make_app(h.console))) as client:
+        for n in range(5):
+            r = await sign_in_via(client, f"nobody-{n}", "wrong", "203.0.113.7, 127.0.0.1")
+            assert r.status == 401
+        elsewhere = await sign_in_via(client, "operator", PASSWORD, "203.0.113.9")
+        again = await sign_in_via(client, "viewer", PASSWORD, "198.51.100.1, 203.0.113.7")
+    assert (elsewhere.status, again.status) == ((303, 429) if trusted else (429, 429))
+    addresses = {row["address"] for row in h.audited}
+    assert addresses == ({"203.0.113.7", "203.0.113.9"} if trusted else {"127.0.0.1"})
+
+
+def test_the_client_address_is_the_nearest_hop_that_is_not_a_trusted_proxy() -> None:
+    proxies = (ip_network("10.0.0.0/8"), ip_network("fd00::/8"))
+    assert client_address("10.0.0.5", "198.51.100.4", ()) == "10.0.0.5"            # none trusted
+    assert client_address("203.0.113.1", "198.51.100.4", proxies) == "203.0.113.1"  # not a proxy
+    assert client_address("10.0.0.5", None, proxies) == "10.0.0.5"
+    assert client_address("10.0.0.5", "198.51.100.4", proxies) == "198.51.100.4"
+    # the client wrote the first entry itself: only what the proxies appended counts
+    assert client_address("10.0.0.5", "1.2.3.4, 198.51.100.4, 10.1.1.1", proxies) == "198.51.100.4"
+    assert client_address("fd00::1", "2001:db8::7", proxies) == "2001:db8::7"
+    assert client_address("10.0.0.5", "10.0.0.9, 10.0.0.8", proxies) == "10.0.0.9"   # all proxies
+    assert client_address("10.0.0.5", "198.51.100.4, nonsense", proxies) == "10.0.0.5"
 
 
 async def test_a_disabled_user_is_signed_out_at_once(harness: tuple[Harness, TestClient]) -> None:

@@ -116,6 +116,19 @@ def test_all_problems_are_reported_at_once_and_overrides_are_named_as_flags() ->
     assert problems({}, tick_interval="0s")[0].startswith("--tick-interval: 0s is out of range")
     assert problems({}, checkpoint_interval="20ms")[0].startswith("--checkpoint-interval: 20ms is out")
     assert problems({}, ingest_linger="6s")[0].startswith("--ingest-linger: 6s is out")
+    # flags spelt otherwise than their field: named as the user typed them
+    assert problems({}, console_tiles="http://t/{q}")[0].startswith("--tiles: ")
+    assert problems({}, console_trusted_proxies="10.0.0.300")[0].startswith("--trusted-proxies: ")
+
+
+def test_the_consoles_trusted_proxies_are_addresses_or_networks() -> None:
+    s = Settings.from_env({"CITYORDER_CONSOLE_TRUSTED_PROXIES": "10.0.0.5, 10.8.0.0/16,fd00::/8"})
+    assert [str(n) for n in s.console_trusted_proxies] == ["10.0.0.5/32", "10.8.0.0/16", "fd00::/8"]
+    assert Settings.from_env(s.to_env()) == s
+    assert Settings.from_env({}).console_trusted_proxies == ()
+    assert problems({"CITYORDER_CONSOLE_TRUSTED_PROXIES": "10.0.0.5,proxy.local"}) == [
+        "CITYORDER_CONSOLE_TRUSTED_PROXIES: 'proxy.local' is not an IP address or network; write "
+        "them like 10.0.0.5,10.8.0.0/16"]
 
 
 @pytest.mark.parametrize(("brokers", "message"), [
