@@ -88,7 +88,7 @@ class _Assign(ConsumerRebalanceListener):  # type: ignore[misc]
             return
         fresh = [tp for tp, offset in committed.items() if offset is None]
         if fresh:
-            starts = await log_start_offsets(self.service.settings, fresh)
+            starts = await log_start_offsets(service.settings, fresh)
             for tp in fresh:
                 consumer.seek(tp, starts.get(tp, 0))
 
