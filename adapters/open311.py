@@ -30,9 +30,9 @@ import orjson
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter
-from sqlalchemy import Text, cast, delete, insert, select
+from sqlalchemy import delete, insert, select
 
-from ledger.schema import open311_requests, transitions
+from ledger.schema import open311_requests, report_evidence, transitions
 from ledger.store import LedgerStore
 from models.decode import BadInput, Source, decode
 from rules.citymap import CityMap
@@ -138,12 +138,11 @@ def status_of(store: LedgerStore, request_id: str) -> tuple[dict[str, Any], str,
             open311_requests.c.service_request_id == request_id)).mappings().first()
         if row is None:
             return None
-        # The case it joined: an alert whose evidence names the report (its id is random and
-        # appears nowhere else). A scan of the transitions' text: fine for a city's reports,
-        # slow for millions of transitions (an index of evidence ids would fix it).
-        found = conn.execute(select(transitions.c.alert_id, transitions.c.status, transitions.c.at)
-                             .where(cast(transitions.c.message, Text).like(f"%{request_id}%"))
-                             .order_by(transitions.c.at.desc(), transitions.c.version.desc())).first()
+        # The case it joined: the alert whose evidence named the report latest.
+        found = conn.execute(select(report_evidence.c.alert_id)
+                             .where(report_evidence.c.event_id == request_id)
+                             .order_by(report_evidence.c.at.desc(), report_evidence.c.version.desc())
+                             ).first()
         if found is None:
             return dict(row), *RECEIVED, None
         latest = conn.execute(select(transitions.c.status, transitions.c.at)

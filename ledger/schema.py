@@ -106,6 +106,17 @@ transitions = Table(
     Index("ix_transitions_transition_at", "transition", "at"),
 )
 
+#: Which versions of which cases show a citizen report (an evidence item of source ``report``),
+#: by the report's event id: an Open311 request's status is the case its report joined, found
+#: here by its id rather than by a scan of every message's text.
+report_evidence = Table(
+    "report_evidence", metadata,
+    Column("event_id", String(128), primary_key=True),
+    Column("alert_id", String(100), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("at", BigInteger, nullable=False),
+)
+
 #: A second copy of a ``(alert_id, version)`` with other content: kept apart, never applied.
 conflicts = Table(
     "conflicts", metadata,

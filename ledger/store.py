@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection
 
 from ledger.case import fold
 from ledger.record import Transition, Unreadable, parse
-from ledger.schema import cases, conflicts, transitions, unreadable
+from ledger.schema import cases, conflicts, report_evidence, transitions, unreadable
 from models.outputs import deadletter_payload
 
 log = logging.getLogger(__name__)
@@ -177,6 +177,9 @@ class LedgerStore:
                                           "received_at": now, "message": t.message})
             if new_rows:
                 conn.execute(insert(transitions), new_rows)
+                reported = [row for t in new for row in report_rows(t.alert_id, t.version, t.at, t.message)]
+                if reported:
+                    conn.execute(insert(report_evidence), reported)
             if conflict_rows:
                 conn.execute(insert(conflicts), conflict_rows)
             if new:
@@ -305,6 +308,12 @@ def _transition_row(t: Transition, partition: int | None, offset: int | None) ->
             "grid_id": t.grid_id, "district": t.district, "responsible_unit": t.responsible_unit,
             "actor": t.actor, "content_hash": t.content_hash, "source_partition": partition,
             "source_offset": offset, "message": t.message}
+
+
+def report_rows(alert_id: str, version: int, at: int, message: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``report_evidence`` rows of one message: a row per citizen report in its evidence."""
+    reports = sorted({i["event_id"] for i in message.get("evidence") or () if i.get("source") == "report"})
+    return [{"event_id": e, "alert_id": alert_id, "version": version, "at": at} for e in reports]
 
 
 def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:

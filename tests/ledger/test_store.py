@@ -10,14 +10,17 @@ from typing import Any
 
 import orjson
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, select, text
 
 from ledger.case import fold
 from ledger.record import Transition, parse
-from ledger.schema import metadata
-from ledger.store import CaseQuery, LedgerError, LedgerStore, database_url
+from ledger.schema import metadata, report_evidence
+from ledger.store import _MIGRATIONS as MIGRATIONS
+from ledger.store import CaseQuery, LedgerError, LedgerStore, database_url, migrate
 from tests.pg import Postgres
 from tests.rules.harness import T
 from tests.rules.test_lifecycle import opened_vendor
@@ -189,6 +192,35 @@ def test_a_database_the_ledger_group_has_not_been_writing_is_refused(store: Ledg
     forged = {**orjson.loads(messages[0]), "note": "another copy"}
     store.apply([(orjson.dumps(forged), 0, 8)])             # partition 0: only a conflict
     check({0: 9, 1: 17, 2: 4}, "g", "city.alerts")
+
+
+def indexed_reports(store: LedgerStore) -> list[tuple[str, str, int]]:
+    with store.engine.connect() as conn:
+        return sorted(tuple(r) for r in conn.execute(select(report_evidence.c.event_id,
+                                                            report_evidence.c.alert_id,
+                                                            report_evidence.c.version)))
+
+
+def test_the_citizen_reports_in_the_evidence_are_indexed_and_an_upgrade_fills_the_index(
+        store: LedgerStore, tmp_path: Path) -> None:
+    """An Open311 request finds the case its report joined by this index: kept as transitions
+    are applied, and filled from the transitions already kept when an older ledger upgrades."""
+    messages = lifecycle(tmp_path)
+    want = sorted({(e["event_id"], m["alert_id"], m["version"]) for m in messages
+                   for e in m["evidence"] if e["source"] == "report"})
+    assert len({aid for _, aid, _ in want}) == 1 and len({e for e, _, _ in want}) == 3
+    store.apply([(raw, 0, i) for i, raw in enumerate(lines(messages))])
+    assert indexed_reports(store) == want
+    store.apply([(raw, 1, i) for i, raw in enumerate(lines(messages))])    # redelivered
+    assert indexed_reports(store) == want
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with store.engine.begin() as conn:       # back to the ledger before the index ...
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0004")
+        assert "report_evidence" not in inspect(conn).get_table_names()
+    migrate(store.engine)                    # ... and up again: filled from the transitions
+    assert indexed_reports(store) == want
 
 
 def test_the_migrations_make_exactly_the_tables(store: LedgerStore) -> None:
