@@ -99,6 +99,7 @@ def open311(city: str | None, rules: str | None, ledger_url: str | None, host: s
     app), and its status is read from the ledger (run `cityorder ledger` beside it)."""
     from adapters.open311 import serve
     from ledger.cli import open_store, run_until_stopped
+    from ledger.store import LedgerError
     from rules.citymap import CityMap, MapError
     from rules.pack import PackError, load_rules
 
@@ -114,6 +115,8 @@ def open311(city: str | None, rules: str | None, ledger_url: str | None, host: s
     try:
         run_until_stopped(lambda: serve(settings, store, city_map, rule_set, host, port, web_port),
                           "open311")
+    except LedgerError as e:
+        raise click.ClickException(str(e)) from None
     finally:
         store.close()
 

@@ -33,6 +33,7 @@ from prometheus_client import Counter
 from sqlalchemy import delete, insert, select
 
 from ledger.schema import open311_requests, report_evidence, transitions
+from ledger.service import check_database
 from ledger.store import LedgerStore
 from models.decode import BadInput, Source, decode
 from rules.citymap import CityMap
@@ -252,6 +253,8 @@ async def serve(settings: Settings, store: LedgerStore, city: CityMap, rules: Ru
     and ``/healthz`` on ``web_port``, apart from the public port, as the other adapters do."""
     topic = settings.topic("city.events.report")
     await ensure_topics(settings, {topic: settings.partitions}, configs=default_configs(settings))
+    # On another database than the ledger's, every request's status would stay "received".
+    await check_database(settings, store)
     producer = AIOKafkaProducer(**settings.producer_kwargs(), acks="all")
     await producer.start()
     metrics = Open311Metrics()

@@ -28,7 +28,7 @@ from ledger.store import Applied, LedgerError, LedgerStore, safe_url
 from models.vocabulary import ALERTS_TOPIC
 from streams.metrics import component_registry
 from streams.settings import Settings
-from streams.topics import commit_offsets, log_start_offsets
+from streams.topics import commit_offsets, log_start_offsets, topic_partitions
 from streams.web import metrics_app, serve_beside
 
 log = logging.getLogger(__name__)
@@ -216,6 +216,22 @@ class LedgerService:
         body = {"ready": ready, "database": self.db_ok, "consuming": self.started,
                 "applied": self.applied_total}
         return web.json_response(body, status=200 if ready else 503)
+
+
+async def check_database(settings: Settings, store: LedgerStore) -> None:
+    """For what reads the ledger's database beside it (the Open311 adapter): refuse
+    (:class:`LedgerError`) one the ledger's consumer group has not been writing
+    (:meth:`LedgerStore.check_group_offsets`), reading the group's offsets without joining it."""
+    topic = settings.topic(ALERTS_TOPIC)
+    consumer = AIOKafkaConsumer(**settings.aiokafka_kwargs(), group_id=settings.ledger_group,
+                                client_id=f"{settings.ledger_group}-check", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        committed = {tp.partition: await consumer.committed(tp)
+                     for tp in await topic_partitions(consumer, topic)}
+    finally:
+        await consumer.stop()
+    await asyncio.to_thread(store.check_group_offsets, committed, settings.ledger_group, topic)
 
 
 async def serve(settings: Settings, store: LedgerStore, port: int) -> None:

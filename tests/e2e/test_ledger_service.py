@@ -147,9 +147,10 @@ def test_a_database_that_goes_away_makes_it_unready_then_it_catches_up(
 
 def test_a_ledger_or_console_on_another_database_stops_and_says_why(
         settings: Settings, tmp_path: Path, day_alerts: list[dict[str, Any]]) -> None:
-    """The ledger's group has read city.alerts into one database; a ledger (and a console)
-    given another one, a mistyped path, must not go on from the group's offsets: every case
-    before them would be missing from the board and the scorecards."""
+    """The ledger's group has read city.alerts into one database; a ledger, a console or the
+    Open311 adapter given another one, a mistyped path, must not go on from the group's
+    offsets: every case before them would be missing from the board and the scorecards, and
+    every citizen's request would stay "received"."""
     right = str(tmp_path / "ledger.sqlite")
     store = LedgerStore(right)
     proc = LedgerProc(settings, right, tmp_path / "ledger.log")
@@ -160,7 +161,8 @@ def test_a_ledger_or_console_on_another_database_stops_and_says_why(
         proc.stop()                  # SIGTERM: its offsets are committed
     wrong = tmp_path / "ledgr.sqlite"
     for argv in (["ledger", "--web-port", str(free_port(0))],
-                 ["console", "--port", str(free_port(0))]):
+                 ["console", "--port", str(free_port(0))],
+                 ["adapt", "open311", "--port", str(free_port(0)), "--web-port", str(free_port(0))]):
         cli = Cli(settings, tmp_path / f"{argv[0]}-wrong.log", *argv,
                   env={"CITYORDER_LEDGER_URL": str(wrong)})
         try:
