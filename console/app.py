@@ -670,13 +670,15 @@ async def report_view(request: web.Request) -> web.Response:
     """The report itself, one self-contained page (shown in the reports page's frame)."""
     console: Console = request.app[CONSOLE]
     period, by, on = _report_query(request)
+    lang = _language(request)
 
     def build() -> str:
         source = from_store(console.store, period, on, None, int(time.time() * 1000),
                             console.cal, by, trend=True)
         rep = assessment.report(source.facts, source.period, source.t, by, console.cal)
         return render.as_html(rep, source.trend,
-                              assessment.top_categories(source.facts, source.period))
+                              assessment.top_categories(source.facts, source.period),
+                              translator(lang), "en" if lang == "en" else "zh-CN")
     return web.Response(text=await asyncio.to_thread(build), content_type="text/html")
 
 

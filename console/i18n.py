@@ -53,6 +53,25 @@ EN: Mapping[str, str] = {
     "街道": "Sub-district", "网格": "Grid", "责任单位": "Responsible unit", "类别": "Category",
     "规则": "Rule",
     "成功": "ok", "已发送": "sent", "被拒绝": "denied", "失败": "failed", "引擎拒绝": "refused",
+    # the scorecards' report (ledger/render.py, through the translator)
+    "立案数": "Cases opened", "作废数": "Rejected", "应结案数": "Due to close", "缓办数": "Deferred",
+    "结案数": "Closed", "按期结案数": "Closed on time", "超期数": "Overdue", "处置数": "Resolved",
+    "返工数": "Reopened", "结案率": "Closure rate", "按期结案率": "On-time closure rate",
+    "返工率": "Rework rate", "响应时长中位": "Response, median", "响应时长P90": "Response, p90",
+    "处置时长中位": "Resolution, median", "处置时长P90": "Resolution, p90",
+    "问题类别": "Category", "排名": "Rank", "合计": "Total", "环比 {change}": "vs previous {change}",
+    "{n}秒": "{n} s", "{n}分": "{n} min", "{h}时{m:02d}分": "{h} h {m:02d} min",
+    "督查考核 {period}报 {start} 至 {end}（不含），截至 {as_of}":
+        "Scorecards ({period}): {start} to {end} (end excluded), as of {as_of}",
+    "按期结案率（按{by}）": "On-time closure rate by {by}",
+    "每日立案与结案": "Cases opened and closed each day",
+    "高发问题（立案数前十）": "Most frequent problems (top ten by cases opened)",
+    "按期结案率 (%)": "On-time closure rate (%)", "件数": "Cases",
+    ("红色底色：排名后三位。环比：与上一周期同口径相比（比率为百分点）。"
+     "比率 = 分子 ÷ 分母，分母为 0 时记为“-”。"):
+        "Red rows: the bottom three. vs previous: against the period before, counted the same way "
+        "(rates in percentage points). A rate is numerator ÷ denominator; \"-\" where the "
+        "denominator is 0.",
     # frame
     "cityorder 指挥中心": "cityorder operations centre",
     "cityorder 城市管理指挥中心": "cityorder city-management operations centre",

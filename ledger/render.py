@@ -9,6 +9,7 @@ import html
 import io
 import logging
 import unicodedata
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -28,31 +29,40 @@ BY_NAMES = {"district": "街道", "responsible_unit": "责任单位", "grid_id":
 PERIOD_NAMES = {"day": "日", "week": "周", "month": "月", "quarter": "季度", "year": "年"}
 RATES = ("closure_rate", "on_time_rate", "rework_rate")
 
+#: ``_(text, **values)``: the text in the reader's language, ``{names}`` filled. The report is
+#: written in Chinese (the document supervisors rank people by); the console gives its own
+#: translator (console.i18n, whose catalogue holds these texts' English) for an English reader.
+Translate = Callable[..., str]
+
+
+def chinese(text: str, **values: object) -> str:
+    return text.format(**values) if values else text
+
 
 def as_json(rep: dict[str, Any]) -> str:
     return orjson.dumps(rep, option=orjson.OPT_INDENT_2).decode()
 
 
-def _value(name: str, v: Any) -> str:
+def _value(name: str, v: Any, _: Translate = chinese) -> str:
     if v is None:
         return "-"
     if name in RATES:
         return f"{v * 100:.2f}%"
     if name.endswith("_s"):
-        return _span(v)
+        return _span(v, _)
     return str(v)
 
 
-def _span(seconds: int) -> str:
+def _span(seconds: int, _: Translate = chinese) -> str:
     if seconds < 60:
-        return f"{seconds}秒"
+        return _("{n}秒", n=seconds)
     minutes = seconds // 60
     if minutes < 60:
-        return f"{minutes}分"
-    return f"{minutes // 60}时{minutes % 60:02d}分"
+        return _("{n}分", n=minutes)
+    return _("{h}时{m:02d}分", h=minutes // 60, m=minutes % 60)
 
 
-def _change(name: str, v: Any, before: Any) -> str:
+def _change(name: str, v: Any, before: Any, _: Translate = chinese) -> str:
     """环比: the change from the period before (rates in percentage points)."""
     if v is None or before is None:
         return ""
@@ -61,7 +71,7 @@ def _change(name: str, v: Any, before: Any) -> str:
         return f"{d:+.2f}pt" if d else "±0"
     d = v - before
     if name.endswith("_s"):
-        return f"{'+' if d > 0 else '-' if d < 0 else '±'}{_span(abs(d))}" if d else "±0"
+        return f"{'+' if d > 0 else '-' if d < 0 else '±'}{_span(abs(d), _)}" if d else "±0"
     return f"{d:+d}" if d else "±0"
 
 
@@ -82,10 +92,11 @@ def _width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
-def _title(rep: dict[str, Any]) -> str:
+def _title(rep: dict[str, Any], _: Translate = chinese) -> str:
     p = rep["period"]
-    return (f"督查考核 {PERIOD_NAMES[p['kind']]}报 {p['start'][:10]} 至 {p['end'][:10]}（不含）"
-            f"，截至 {rep['as_of'][:19].replace('T', ' ')}")
+    return _("督查考核 {period}报 {start} 至 {end}（不含），截至 {as_of}",
+             period=_(PERIOD_NAMES[p["kind"]]), start=p["start"][:10], end=p["end"][:10],
+             as_of=rep["as_of"][:19].replace("T", " "))
 
 
 def as_table(rep: dict[str, Any]) -> str:
@@ -144,10 +155,11 @@ figure { margin: 12px 0; } svg { max-width: 100%; height: auto; }
 
 
 def as_html(rep: dict[str, Any], trend: list[tuple[date, int, int]],
-            categories: list[tuple[str, int]]) -> str:
-    """One file: the figures table, 按期结案率 by group, the daily trend, the top categories."""
+            categories: list[tuple[str, int]], _: Translate = chinese, lang: str = "zh-CN") -> str:
+    """One file: the figures table, 按期结案率 by group, the daily trend, the top categories;
+    in Chinese, or through ``_`` in the reader's ``lang``."""
     by = rep["by"]
-    head = "".join(f"<th>{html.escape(NAMES[f])}</th>" for f in FIGURES)
+    head = "".join(f"<th>{html.escape(_(NAMES[f]))}</th>" for f in FIGURES)
     body = []
     for fig, before in _rows(rep):
         is_total = fig is rep["total"]
@@ -155,29 +167,34 @@ def as_html(rep: dict[str, Any], trend: list[tuple[date, int, int]],
         rank = "" if is_total else ("-" if fig.get("rank") is None else str(fig["rank"]))
         cells = []
         for f in FIGURES:
-            change = _change(f, fig[f], before[f] if before else None)
-            chg = f'<span class="chg">环比 {html.escape(change)}</span>' if change else ""
-            cells.append(f"<td>{html.escape(_value(f, fig[f]))}{chg}</td>")
-        name = "合计" if is_total else _key(fig["key"])
+            change = _change(f, fig[f], before[f] if before else None, _)
+            chg = (f'<span class="chg">{html.escape(_("环比 {change}", change=change))}</span>'
+                   if change else "")
+            cells.append(f"<td>{html.escape(_value(f, fig[f], _))}{chg}</td>")
+        name = _("合计") if is_total else _key(fig["key"])
         body.append(f'<tr class="{cls}"><td>{rank}</td><td class="key">{html.escape(name)}</td>'
                     f'{"".join(cells)}</tr>')
     charts = []
     if by and rep["groups"]:
-        charts.append(("按期结案率（按" + BY_NAMES[by] + "）", _bar_chart(rep["groups"])))
-    charts.append(("每日立案与结案", _trend_chart(trend)))
+        charts.append((_("按期结案率（按{by}）", by=_(BY_NAMES[by])), _bar_chart(rep["groups"], _)))
+    charts.append((_("每日立案与结案"), _trend_chart(trend, _)))
     if categories:
-        charts.append(("高发问题（立案数前十）", _category_chart(categories)))
+        charts.append((_("高发问题（立案数前十）"), _category_chart(categories, _)))
     figures_html = "".join(f"<h2>{html.escape(t)}</h2><figure>{svg}</figure>" for t, svg in charts)
+    title = html.escape(_title(rep, _))
     return (
-        "<!DOCTYPE html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\">"
-        f"<title>{html.escape(_title(rep))}</title><style>{_CSS}</style></head><body>"
-        f"<h1>{html.escape(_title(rep))}</h1>"
-        f"<table><thead><tr><th>排名</th><th class=\"key\">"
-        f"{html.escape(BY_NAMES.get(by, '') if by else '')}</th>{head}</tr></thead>"
+        f"<!DOCTYPE html>\n<html lang=\"{html.escape(lang)}\"><head><meta charset=\"utf-8\">"
+        f"<title>{title}</title><style>{_CSS}</style></head><body>"
+        f"<h1>{title}</h1>"
+        f"<table><thead><tr><th>{html.escape(_('排名'))}</th><th class=\"key\">"
+        f"{html.escape(_(BY_NAMES[by]) if by else '')}</th>{head}</tr></thead>"
         f"<tbody>{''.join(body)}</tbody></table>"
-        "<p class=\"note\">红色底色：排名后三位。环比：与上一周期同口径相比（比率为百分点）。"
-        "比率 = 分子 ÷ 分母，分母为 0 时记为“-”。</p>"
+        f"<p class=\"note\">{html.escape(_(NOTE))}</p>"
         f"{figures_html}</body></html>\n")
+
+
+NOTE = ("红色底色：排名后三位。环比：与上一周期同口径相比（比率为百分点）。"
+        "比率 = 分子 ÷ 分母，分母为 0 时记为“-”。")
 
 
 def _pyplot() -> Any:
@@ -208,41 +225,41 @@ def _svg(fig: Any) -> str:
     return text[text.index("<svg"):]
 
 
-def _bar_chart(groups: list[dict[str, Any]]) -> str:
+def _bar_chart(groups: list[dict[str, Any]], _: Translate) -> str:
     plt = _pyplot()
     shown = [g for g in groups if g["on_time_rate"] is not None]
     fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(shown) + 2), 3.6))
     colors = ["#cf222e" if g["bottom"] else "#0969da" for g in shown]
     ax.bar([_key(g["key"]) for g in shown], [g["on_time_rate"] * 100 for g in shown], color=colors)
-    ax.set_ylabel("按期结案率 (%)")
+    ax.set_ylabel(_("按期结案率 (%)"))
     ax.set_ylim(0, 100)
     ax.tick_params(axis="x", labelrotation=30)
     return _svg(fig)
 
 
-def _trend_chart(trend: list[tuple[date, int, int]]) -> str:
+def _trend_chart(trend: list[tuple[date, int, int]], _: Translate) -> str:
     from matplotlib.ticker import MaxNLocator
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 3.2))
-    days = [d.strftime("%m-%d") for d, _, _ in trend]
-    ax.plot(days, [o for _, o, _ in trend], marker="o", label="立案")
-    ax.plot(days, [c for _, _, c in trend], marker="s", label="结案")
+    days = [d.strftime("%m-%d") for d, _o, _c in trend]
+    ax.plot(days, [o for _d, o, _c in trend], marker="o", label=_("立案"))
+    ax.plot(days, [c for _d, _o, c in trend], marker="s", label=_("结案"))
     ax.legend()
-    ax.set_ylabel("件数")
+    ax.set_ylabel(_("件数"))
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))   # counts: no 0.2 of a case
     if len(days) > 10:
         ax.set_xticks(days[:: max(1, len(days) // 10)])
     return _svg(fig)
 
 
-def _category_chart(categories: list[tuple[str, int]]) -> str:
+def _category_chart(categories: list[tuple[str, int]], _: Translate) -> str:
     from matplotlib.ticker import MaxNLocator
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(categories) + 1))
-    names = [c for c, _ in categories][::-1]
-    ax.barh(names, [n for _, n in categories][::-1], color="#8250df")
-    ax.set_xlabel("立案数")
+    names = [c for c, _n in categories][::-1]
+    ax.barh(names, [n for _c, n in categories][::-1], color="#8250df")
+    ax.set_xlabel(_("立案数"))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     return _svg(fig)

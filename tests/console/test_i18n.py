@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from console import i18n
+from ledger import render
 
 CONSOLE = Path(i18n.__file__).parent
 HAN = re.compile(r"[\u4e00-\u9fff]")
@@ -63,8 +64,11 @@ def _all_texts() -> set[str]:
     for path in CONSOLE.glob("*.py"):
         if path.name != "i18n.py":
             texts |= _python_texts(path)[0]
+    # the scorecards' report, which the console shows through its translator
+    texts |= _python_texts(Path(render.__file__))[0] | {render.NOTE}
     for vocabulary in (i18n.STATUS, i18n.SEVERITY, i18n.TRANSITION, i18n.ACTION, i18n.ROLE,
-                       i18n.PERIOD, i18n.GROUPING, i18n.RESULT, i18n.AUDITED):
+                       i18n.PERIOD, i18n.GROUPING, i18n.RESULT, i18n.AUDITED, render.NAMES,
+                       render.BY_NAMES, render.PERIOD_NAMES):
         texts |= set(vocabulary.values())
     return texts
 
