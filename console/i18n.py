@@ -67,6 +67,9 @@ EN: Mapping[str, str] = {
     "每日立案与结案": "Cases opened and closed each day",
     "高发问题（立案数前十）": "Most frequent problems (top ten by cases opened)",
     "按期结案率 (%)": "On-time closure rate (%)", "件数": "Cases",
+    "▼ 排名后三位；括号内为环比（与上一周期相比，比率为百分点）。":
+        "▼ the bottom three; in brackets, vs previous (the period before; rates in percentage "
+        "points).",
     ("红色底色：排名后三位。环比：与上一周期同口径相比（比率为百分点）。"
      "比率 = 分子 ÷ 分母，分母为 0 时记为“-”。"):
         "Red rows: the bottom three. vs previous: against the period before, counted the same way "

@@ -252,13 +252,17 @@ def _width(text: str) -> int:
               "the services read it; default: Asia/Shanghai, no holidays]")
 @click.option("-o", "--output", type=OutputFile(), default=None,
               help="Write here instead of standard output.")
+@click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True,
+              help="The table's and the HTML's language (the groups' names are data and stay as "
+              "written); CSV and JSON are the same in both.")
 def report(kind: str, on: str | None, as_of: str | None, by: str | None, fmt: str,
            ledger_url: str | None, alerts: Path | None, city_path: Path | None,
-           output: Path | None) -> None:
+           output: Path | None, lang: str) -> None:
     """督查考核 scorecards: 立案数, 结案率, 按期结案率, 返工率, response and resolution times,
     with 环比 (the period before, as of the same T). Definitions: docs/assessment.md."""
     from datetime import date as date_type
 
+    from console.i18n import translator
     from ledger import assessment, render
     from ledger.rows import from_lines, from_store
     from models.timestamps import parse_timestamp_ms
@@ -305,9 +309,10 @@ def report(kind: str, on: str | None, as_of: str | None, by: str | None, fmt: st
     elif fmt == "csv":
         text = render.as_csv(rep)
     elif fmt == "table":
-        text = render.as_table(rep) + "\n"
+        text = render.as_table(rep, translator(lang)) + "\n"
     else:
-        text = render.as_html(rep, source.trend, assessment.top_categories(source.facts, source.period))
+        text = render.as_html(rep, source.trend, assessment.top_categories(source.facts, source.period),
+                              translator(lang), "en" if lang == "en" else "zh-CN")
     if output is None:
         click.echo(text, nl=False)
     else:

@@ -75,8 +75,8 @@ def _change(name: str, v: Any, before: Any, _: Translate = chinese) -> str:
     return f"{d:+d}" if d else "±0"
 
 
-def _key(key: str | None) -> str:
-    return UNSPECIFIED if key is None else key
+def _key(key: str | None, _: Translate = chinese) -> str:
+    return _(UNSPECIFIED) if key is None else key
 
 
 def _rows(rep: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
@@ -99,25 +99,25 @@ def _title(rep: dict[str, Any], _: Translate = chinese) -> str:
              as_of=rep["as_of"][:19].replace("T", " "))
 
 
-def as_table(rep: dict[str, Any]) -> str:
+def as_table(rep: dict[str, Any], _: Translate = chinese) -> str:
     by = rep["by"]
-    head = ["排名", BY_NAMES.get(by, "") if by else "", *(NAMES[f] for f in FIGURES)]
+    head = [_("排名"), _(BY_NAMES[by]) if by else "", *(_(NAMES[f]) for f in FIGURES)]
     lines: list[list[str]] = []
     for fig, before in _rows(rep):
         is_total = fig is rep["total"]
         rank = "" if is_total else ("-" if fig.get("rank") is None else str(fig["rank"]))
         mark = "▼" if fig.get("bottom") else ""
-        cells = [rank + mark, "合计" if is_total else _key(fig["key"])]
+        cells = [rank + mark, _("合计") if is_total else _key(fig["key"], _)]
         for f in FIGURES:
-            change = _change(f, fig[f], before[f] if before else None)
-            cells.append(_value(f, fig[f]) + (f" ({change})" if change else ""))
+            change = _change(f, fig[f], before[f] if before else None, _)
+            cells.append(_value(f, fig[f], _) + (f" ({change})" if change else ""))
         lines.append(cells)
     widths = [max(_width(r[i]) for r in [head, *lines]) for i in range(len(head))]
-    out = [_title(rep), ""]
+    out = [_title(rep, _), ""]
     for r in [head, *lines]:
         out.append("  ".join(c + " " * (w - _width(c)) for c, w in zip(r, widths, strict=True)).rstrip())
     out.append("")
-    out.append("▼ 排名后三位；括号内为环比（与上一周期相比，比率为百分点）。")
+    out.append(_("▼ 排名后三位；括号内为环比（与上一周期相比，比率为百分点）。"))
     return "\n".join(out)
 
 
@@ -171,7 +171,7 @@ def as_html(rep: dict[str, Any], trend: list[tuple[date, int, int]],
             chg = (f'<span class="chg">{html.escape(_("环比 {change}", change=change))}</span>'
                    if change else "")
             cells.append(f"<td>{html.escape(_value(f, fig[f], _))}{chg}</td>")
-        name = _("合计") if is_total else _key(fig["key"])
+        name = _("合计") if is_total else _key(fig["key"], _)
         body.append(f'<tr class="{cls}"><td>{rank}</td><td class="key">{html.escape(name)}</td>'
                     f'{"".join(cells)}</tr>')
     charts = []
@@ -230,7 +230,7 @@ def _bar_chart(groups: list[dict[str, Any]], _: Translate) -> str:
     shown = [g for g in groups if g["on_time_rate"] is not None]
     fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(shown) + 2), 3.6))
     colors = ["#cf222e" if g["bottom"] else "#0969da" for g in shown]
-    ax.bar([_key(g["key"]) for g in shown], [g["on_time_rate"] * 100 for g in shown], color=colors)
+    ax.bar([_key(g["key"], _) for g in shown], [g["on_time_rate"] * 100 for g in shown], color=colors)
     ax.set_ylabel(_("按期结案率 (%)"))
     ax.set_ylim(0, 100)
     ax.tick_params(axis="x", labelrotation=30)

@@ -65,7 +65,7 @@ def _all_texts() -> set[str]:
         if path.name != "i18n.py":
             texts |= _python_texts(path)[0]
     # the scorecards' report, which the console shows through its translator
-    texts |= _python_texts(Path(render.__file__))[0] | {render.NOTE}
+    texts |= _python_texts(Path(render.__file__))[0] | {render.NOTE, render.UNSPECIFIED}
     for vocabulary in (i18n.STATUS, i18n.SEVERITY, i18n.TRANSITION, i18n.ACTION, i18n.ROLE,
                        i18n.PERIOD, i18n.GROUPING, i18n.RESULT, i18n.AUDITED, render.NAMES,
                        render.BY_NAMES, render.PERIOD_NAMES):

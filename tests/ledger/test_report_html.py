@@ -4,6 +4,7 @@ asks the network for nothing, with its table and three charts drawn."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -77,3 +78,22 @@ def test_the_report_reads_the_city_map_the_services_were_given(tmp_path: Path,
     monkeypatch.setenv("CITYORDER_CITY", str(tmp_path / "missing.geojson"))
     missing = CliRunner().invoke(main, args)
     assert missing.exit_code == 1 and "missing.geojson" in missing.output
+
+
+def test_the_report_in_english_keeps_only_the_data_in_chinese(tmp_path: Path) -> None:
+    """``--lang en``: the table and the HTML (its charts included) in English; the districts'
+    names are the city's data and stay as written."""
+    alerts = tmp_path / "alerts.jsonl"
+    alerts.write_bytes(b"".join(orjson.dumps(m) + b"\n" for m in LOG))
+    data = sorted({m["district"] for m in LOG if m.get("district")}, key=len, reverse=True)
+    for fmt in ("table", "html"):
+        result = CliRunner().invoke(main, ["report", "--alerts", str(alerts), "--date", "2026-11-20",
+                                           "--as-of", AS_OF, "--by", "district", "--format", fmt,
+                                           "--lang", "en"])
+        assert result.exit_code == 0, result.output
+        text = result.output
+        assert "Scorecards (Month): 2026-11-01" in text and "On-time closure rate" in text
+        assert "Total" in text and "unassigned" in text
+        for name in data:
+            text = text.replace(name, "")
+        assert not re.findall(r"[\u4e00-\u9fff]+", text), (fmt, re.findall(r"[\u4e00-\u9fff]+", text))
