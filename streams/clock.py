@@ -88,7 +88,7 @@ from rules.ingest import FUTURE_LIMIT_MS
 from streams.codec import Batch, decode
 from streams.partitioned import grid_partition, source_keys
 from streams.settings import INTERNAL_TOPIC, Settings
-from streams.topics import log_start_offsets, true_end_offsets
+from streams.topics import log_start_offsets, quiet_bootstrap, true_end_offsets, unreachable
 
 Mode = Literal["wall", "event"]
 
@@ -270,9 +270,10 @@ async def read_clock(settings: Settings, alert_id: str, *,
                                 enable_auto_commit=False, auto_offset_reset="earliest",
                                 fetch_max_wait_ms=100)
     try:
-        await asyncio.wait_for(consumer.start(), timeout_s)
+        with quiet_bootstrap():
+            await asyncio.wait_for(consumer.start(), timeout_s)
     except (KafkaError, OSError, TimeoutError) as e:
-        raise FeedbackClockError(f"cannot reach the brokers at {brokers}: {e!r}") from None
+        raise FeedbackClockError(unreachable(settings, e)) from None
     try:
         reader = _Reader(settings, consumer, time.monotonic() + timeout_s)
         found = await reader.find_alert(alerts_topic, counts[alerts_topic], alert_id)
@@ -307,11 +308,11 @@ async def _partition_counts(settings: Settings, names: Sequence[str],
     admin = AIOKafkaAdminClient(**settings.aiokafka_kwargs(), client_id="cityorder-feedback-clock",
                                 request_timeout_ms=int(timeout_s * 1000))
     try:
-        await asyncio.wait_for(admin.start(), timeout_s)
+        with quiet_bootstrap():
+            await asyncio.wait_for(admin.start(), timeout_s)
         topics: list[dict[str, Any]] = await asyncio.wait_for(admin.describe_topics(), timeout_s)
     except (KafkaError, OSError, TimeoutError) as e:
-        raise FeedbackClockError(f"cannot reach the brokers at {', '.join(settings.brokers)}: "
-                                 f"{e!r}") from None
+        raise FeedbackClockError(unreachable(settings, e)) from None
     finally:
         await admin.close()
     return {t["topic"]: len(t["partitions"]) for t in topics

@@ -41,7 +41,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -346,16 +347,35 @@ async def log_start_offsets(settings: Settings, partitions: Iterable[TP], *,
     return {by_tp[tp]: start for tp, start in starts.items()}
 
 
+def unreachable(settings: Settings, error: BaseException) -> str:
+    """What a command says when its brokers do not answer (the whole of its error)."""
+    return (f"cannot reach the brokers {', '.join(settings.brokers)}: "
+            f"{str(error) or type(error).__name__} (--brokers, or CITYORDER_BROKERS)")
+
+
+@contextmanager
+def quiet_bootstrap() -> Iterator[None]:
+    """Without aiokafka's log line for each broker it fails to reach while a client starts: a
+    command that cannot reach them says so in its own one line (:func:`unreachable`)."""
+    logger = logging.getLogger("aiokafka")   # aiokafka.client logs as "aiokafka"
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 async def start_client(client: AIOKafkaConsumer | AIOKafkaProducer, settings: Settings) -> None:
     """Start a command's Kafka client, or raise :class:`TopicsError` naming the brokers (the
     command line prints it as its error) with the client closed: a command that cannot reach
     its broker says so in one line, not with a traceback and an "Unclosed" warning."""
     try:
-        await client.start()
+        with quiet_bootstrap():
+            await client.start()
     except KafkaConnectionError as e:
         await client.stop()
-        raise TopicsError(f"cannot reach the brokers {', '.join(settings.brokers)}: {e} "
-                          "(--brokers, or CITYORDER_BROKERS)") from None
+        raise TopicsError(unreachable(settings, e)) from None
 
 
 async def start_when_reachable(start: Callable[[], Awaitable[Any]], what: str) -> None:

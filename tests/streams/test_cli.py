@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import orjson
@@ -376,6 +378,25 @@ def test_a_service_without_a_city_map_refuses_to_start_and_says_what_to_set(
     code, _, err = invoke(*args)
     assert code == 1, err
     assert "no city map: set CITYORDER_CITY (or --city)" in err and "docs/rules.md" in err
+
+
+@pytest.mark.parametrize("command", [["tail"], ["feedback", "a-X-1-0123456789abcdef0123",
+                                                 "acknowledge", "--actor", "duty7"]])
+def test_what_a_user_sees_of_unreachable_brokers_is_the_one_line(command: list[str]) -> None:
+    """As a terminal shows it (a process of its own, logging as the command sets it up):
+    aiokafka's own line for each failed connection no longer comes first, and the clock that
+    feedback reads first says it in the same words as every other command."""
+    from streams.dev import free_port
+
+    nowhere = f"127.0.0.1:{free_port(0)}"
+    done = subprocess.run([sys.executable, "-m", "streams.cli", *command, "--brokers", nowhere],
+                          capture_output=True, text=True, timeout=60, check=False,
+                          env={k: v for k, v in os.environ.items() if not k.startswith("CITYORDER_")})
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.splitlines() == [
+        f"Error: cannot reach the brokers kafka://{nowhere}: KafkaConnectionError: Unable to "
+        f"bootstrap from [('127.0.0.1', {nowhere.split(':')[1]}, <AddressFamily.AF_INET: 2>)] "
+        "(--brokers, or CITYORDER_BROKERS)"], done.stderr
 
 
 def test_commands_that_cannot_reach_the_brokers_say_so_in_one_line(tmp_path: Path) -> None:
