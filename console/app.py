@@ -37,6 +37,7 @@ from console.i18n import (
     ACTION,
     AUDITED,
     GROUPING,
+    HTML_LANG,
     LANGS,
     PERIOD,
     RESULT,
@@ -139,7 +140,7 @@ class Console:
         self.templates.filters["web_url"] = web_url
         self.templates.globals.update(STATUS=STATUS, SEVERITY=SEVERITY, TRANSITION=TRANSITION,
                                       ACTION=ACTION, AUDITED=AUDITED, ROLE=ROLE, PERIOD=PERIOD, RESULT=RESULT,
-                                      GROUPING=GROUPING)
+                                      GROUPING=GROUPING, HTML_LANG=HTML_LANG)
 
     def local(self, ms: int | None) -> str:
         """An instant as the centre reads it: local date and time to the second."""
@@ -678,7 +679,7 @@ async def report_view(request: web.Request) -> web.Response:
         rep = assessment.report(source.facts, source.period, source.t, by, console.cal)
         return render.as_html(rep, source.trend,
                               assessment.top_categories(source.facts, source.period),
-                              translator(lang), "en" if lang == "en" else "zh-CN")
+                              translator(lang), HTML_LANG[lang])
     return web.Response(text=await asyncio.to_thread(build), content_type="text/html")
 
 

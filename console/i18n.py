@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 LANGS = ("zh", "en")
+#: A language's tag in a page's ``<html lang>`` (the console's pages, the scorecards report).
+HTML_LANG = {"zh": "zh-CN", "en": "en"}
 COOKIE = "cityorder_lang"
 
 Translate = Callable[..., str]

@@ -262,7 +262,7 @@ def report(kind: str, on: str | None, as_of: str | None, by: str | None, fmt: st
     with 环比 (the period before, as of the same T). Definitions: docs/assessment.md."""
     from datetime import date as date_type
 
-    from console.i18n import translator
+    from console.i18n import HTML_LANG, translator
     from ledger import assessment, render
     from ledger.rows import from_lines, from_store
     from models.timestamps import parse_timestamp_ms
@@ -312,7 +312,7 @@ def report(kind: str, on: str | None, as_of: str | None, by: str | None, fmt: st
         text = render.as_table(rep, translator(lang)) + "\n"
     else:
         text = render.as_html(rep, source.trend, assessment.top_categories(source.facts, source.period),
-                              translator(lang), "en" if lang == "en" else "zh-CN")
+                              translator(lang), HTML_LANG[lang])
     if output is None:
         click.echo(text, nl=False)
     else:

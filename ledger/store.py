@@ -177,7 +177,7 @@ class LedgerStore:
                                           "received_at": now, "message": t.message})
             if new_rows:
                 conn.execute(insert(transitions), new_rows)
-                reported = [row for t in new for row in report_rows(t.alert_id, t.version, t.at, t.message)]
+                reported = [row for t in new for row in report_rows(t)]
                 if reported:
                     conn.execute(insert(report_evidence), reported)
             if conflict_rows:
@@ -310,10 +310,12 @@ def _transition_row(t: Transition, partition: int | None, offset: int | None) ->
             "source_offset": offset, "message": t.message}
 
 
-def report_rows(alert_id: str, version: int, at: int, message: dict[str, Any]) -> list[dict[str, Any]]:
-    """The ``report_evidence`` rows of one message: a row per citizen report in its evidence."""
-    reports = sorted({i["event_id"] for i in message.get("evidence") or () if i.get("source") == "report"})
-    return [{"event_id": e, "alert_id": alert_id, "version": version, "at": at} for e in reports]
+def report_rows(t: Transition) -> list[dict[str, Any]]:
+    """The ``report_evidence`` rows of one message: a row per citizen report in its evidence.
+    (Migration 0005 reads the transitions already kept the same way, in its own words, as a
+    migration must not change with the code.)"""
+    reports = sorted({i["event_id"] for i in t.message.get("evidence") or () if i.get("source") == "report"})
+    return [{"event_id": e, "alert_id": t.alert_id, "version": t.version, "at": t.at} for e in reports]
 
 
 def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
